@@ -1,0 +1,53 @@
+"""STCA engine: C-LIF spiking networks trained with spatio-temporal credit assignment (IJCAI-19).
+
+Public names are imported lazily so that ``import stca_engine`` stays fast (numba kernels compile
+on first use, not at import).
+"""
+from __future__ import annotations
+
+import importlib
+
+from .version import __version__
+
+# public name -> module that defines it
+_EXPORTS = {
+    "NeuronConfig": "config",
+    "SNN": "network",
+    "Recording": "network",
+    "count_clusters": "clusters",
+    "stca_loss": "losses",
+    "LossInfo": "losses",
+    "Trainer": "trainer",
+    "TrainConfig": "trainer",
+    "EpochReport": "trainer",
+    "save_model": "checkpoint",
+    "load_model": "checkpoint",
+    "load_audio": "audio",
+    "default_device": "device",
+    "describe_device": "device",
+    "StcaError": "errors",
+    "ConfigError": "errors",
+    "AudioError": "errors",
+    "DatasetError": "errors",
+    "CheckpointError": "errors",
+    "TrainingError": "errors",
+    "PathNotAllowedError": "errors",
+    "SpikeTrain": "data.types",
+    "Sample": "data.types",
+    "SpikeDataset": "data.types",
+    "Event": "data.types",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'stca_engine' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)
