@@ -1,0 +1,153 @@
+"""Dataset folders are only read inside the roots the operator allows (SPEC §10, STCA_DATA_ROOTS).
+
+Checks the engine's ``confine`` directly (traversal with ``..``, absolute paths, symlinks out of a
+root, sibling folders sharing a name prefix) and that the CLI refuses such a folder with exit code 2
+and a one-line message when STCA_DATA_ROOTS is set.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stca_engine import roots
+from stca_engine.errors import PathNotAllowedError, StcaError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    """``allowed/`` (the only root) with a dataset inside, and ``secret/`` next to it."""
+    allowed = tmp_path / "allowed"
+    (allowed / "data" / "sub").mkdir(parents=True)
+    (allowed / "data" / "sub" / "x.wav").write_bytes(b"RIFF")
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "passwd").write_text("root:x:0:0\n")
+    monkeypatch.setenv("STCA_DATA_ROOTS", str(allowed))
+    return allowed, secret
+
+
+def test_inside_root_is_allowed_and_resolved(tree):
+    allowed, _ = tree
+    got = roots.confine(allowed / "data" / "sub" / ".." / "sub")
+    assert got == (allowed / "data" / "sub").resolve()
+    assert roots.confine(allowed) == allowed.resolve()  # the root itself
+
+
+@pytest.mark.parametrize("rel", ["../secret", "data/../../secret", "data/sub/../../../secret/passwd",
+                                 "../../../../../../../etc", "./../allowed/../secret"])
+def test_dotdot_traversal_is_refused(tree, monkeypatch, rel):
+    allowed, _ = tree
+    monkeypatch.chdir(allowed)
+    with pytest.raises(PathNotAllowedError) as ei:
+        roots.confine(rel)
+    msg = str(ei.value)
+    assert msg.startswith(f"{rel}: outside the allowed data folders")  # names the path as typed
+    assert str(allowed.resolve()) in msg and "STCA_DATA_ROOTS" in msg
+    assert "\n" not in msg
+
+
+def test_absolute_path_outside_is_refused(tree):
+    with pytest.raises(PathNotAllowedError, match=r"^/etc: outside the allowed data folders"):
+        roots.confine("/etc")
+
+
+def test_symlink_out_of_root_is_refused(tree):
+    allowed, secret = tree
+    (allowed / "data" / "escape").symlink_to(secret, target_is_directory=True)
+    (allowed / "data" / "passwd_link").symlink_to(secret / "passwd")
+    for p in (allowed / "data" / "escape", allowed / "data" / "escape" / "passwd", allowed / "data" / "passwd_link"):
+        with pytest.raises(PathNotAllowedError, match="outside the allowed data folders"):
+            roots.confine(p)
+
+
+def test_symlink_that_stays_inside_root_is_allowed(tree):
+    allowed, _ = tree
+    (allowed / "alias").symlink_to(allowed / "data", target_is_directory=True)
+    assert roots.confine(allowed / "alias" / "sub") == (allowed / "data" / "sub").resolve()
+
+
+def test_symlinked_root_itself_still_confines(tmp_path, monkeypatch):
+    """A root given through a symlink is resolved too, so paths through either spelling are inside."""
+    real = tmp_path / "real"
+    (real / "d").mkdir(parents=True)
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    monkeypatch.setenv("STCA_DATA_ROOTS", str(link))
+    assert roots.confine(real / "d") == (real / "d").resolve()
+    assert roots.confine(link / "d") == (real / "d").resolve()
+    with pytest.raises(PathNotAllowedError):
+        roots.confine(tmp_path)
+
+
+def test_sibling_with_common_prefix_is_not_inside(tmp_path, monkeypatch):
+    """``/x/data`` must not allow ``/x/data2`` (a string-prefix check would)."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data2").mkdir()
+    monkeypatch.setenv("STCA_DATA_ROOTS", str(tmp_path / "data"))
+    with pytest.raises(PathNotAllowedError):
+        roots.confine(tmp_path / "data2")
+
+
+def test_several_roots_separated_by_pathsep(tmp_path, monkeypatch):
+    a, b, c = (tmp_path / n for n in "abc")
+    for d in (a, b, c):
+        d.mkdir()
+    monkeypatch.setenv("STCA_DATA_ROOTS", f"{a}{os.pathsep}{b}{os.pathsep}")
+    assert roots.allowed_roots() == [a.resolve(), b.resolve()]
+    assert roots.confine(a) == a.resolve() and roots.confine(b) == b.resolve()
+    with pytest.raises(PathNotAllowedError):
+        roots.confine(c)
+
+
+def test_default_roots_are_home_and_assets(monkeypatch, tmp_path):
+    monkeypatch.delenv("STCA_DATA_ROOTS", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    assert roots.allowed_roots() == [(tmp_path / "home").resolve(), (REPO / "assets").resolve()]
+    assert roots.confine(REPO / "assets") == (REPO / "assets").resolve()
+    with pytest.raises(PathNotAllowedError):
+        roots.confine("/etc")
+
+
+def test_error_is_a_user_facing_stca_error(tree):
+    with pytest.raises(StcaError) as ei:
+        roots.confine("/etc")
+    assert isinstance(ei.value, PermissionError)
+    assert ei.value.path == "/etc"
+
+
+# ---- the CLI enforces the roots when STCA_DATA_ROOTS is set ----------------------------------------
+
+def _cli(args, env_extra, cwd=None):
+    env = {**os.environ, **env_extra}
+    return subprocess.run([sys.executable, "-m", "stca_engine", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd or REPO, timeout=120)
+
+
+def _cli_encode_args(folder: Path, out: Path) -> list[str]:
+    """The CLI command that reads a dataset folder (``stca encode``), in the CLI's spelling."""
+    return ["encode", "--source", "rwcp", "--root", str(folder), "--out", str(out)]
+
+
+@pytest.mark.parametrize("how", ["dotdot", "symlink", "absolute"])
+def test_cli_refuses_dataset_folder_outside_roots(tree, tmp_path, how):
+    allowed, secret = tree
+    (secret / "bells5" / "48khz").mkdir(parents=True)
+    if how == "dotdot":
+        folder = allowed / "data" / ".." / ".." / "secret"
+    elif how == "symlink":
+        folder = allowed / "data" / "escape"
+        folder.symlink_to(secret, target_is_directory=True)
+    else:
+        folder = secret
+    r = _cli(_cli_encode_args(folder, tmp_path / "out.npz"), {"STCA_DATA_ROOTS": str(allowed)})
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2, r.stderr
+    assert len(lines) == 1 and lines[0].startswith("stca: error: "), r.stderr
+    assert "outside the allowed data folders" in lines[0] and "Traceback" not in r.stderr
