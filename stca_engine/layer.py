@@ -1,0 +1,72 @@
+"""One C-LIF layer as a ``torch.autograd.Function``: fused forward, exact custom backward.
+
+Autograd only sees one node per layer, so the time loop never becomes thousands of tiny graph
+nodes; the backward is the reverse-time adjoint recurrence written next to the forward in the
+kernels (``kernels/reference.py`` states the maths). Gradients flow into ``W`` and into ``x`` (the
+spikes of the layer below), which is how the error reaches hidden layers.
+"""
+from __future__ import annotations
+
+import torch
+
+from .errors import ConfigError
+from .kernels import LayerParams
+
+BACKENDS = ("auto", "numba", "torch", "cuda")
+
+
+def kernel_module(backend: str, device: torch.device):
+    """The kernel module for a backend name on a device (``auto``: numba on CPU, torch elsewhere)."""
+    device = torch.device(device)
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {BACKENDS}, got {backend!r}", "SNN")
+    if backend == "auto":
+        backend = "numba" if device.type == "cpu" else "torch"
+    if backend == "numba":
+        if device.type != "cpu":
+            raise ConfigError(f"backend 'numba' runs on the CPU only, but the network is on {device}", "SNN")
+        from .kernels import cpu
+
+        return cpu
+    if backend == "cuda":
+        raise ConfigError("backend 'cuda': no compiled CUDA kernel is available in this build; "
+                          "use backend='torch' (runs on CUDA) or 'auto'", "SNN")
+    from .kernels import reference
+
+    return reference
+
+
+class CLIFLayerFunction(torch.autograd.Function):
+    """``(x [T,B,n_in], W [n_out,n_in]) -> (V, O)`` each ``[T, B, n_out]``.
+
+    ``sink`` (a list or None) receives ``(M, S, E)`` traces when recording; they carry no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x, W, params: LayerParams, kernels, sink):
+        V, O, M, S, E = kernels.forward(x, W, params, record=sink is not None)
+        if sink is not None:
+            sink.append((M, S, E))
+        ctx.set_materialize_grads(False)  # None instead of zero tensors: lets backward skip work
+        ctx.save_for_backward(x, W, V)
+        ctx.params = params
+        ctx.kernels = kernels
+        if not params.spiking:
+            ctx.mark_non_differentiable(O)
+        return V, O
+
+    @staticmethod
+    def backward(ctx, gV, gO):
+        x, W, V = ctx.saved_tensors
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if gV is None and gO is None:
+            return None, None, None, None, None
+        gx, gW = ctx.kernels.backward(x, W, V, gV, gO if ctx.params.spiking else None, ctx.params, need_x, need_w)
+        if gx is not None and gx.dtype != x.dtype:
+            gx = gx.to(x.dtype)
+        return gx, gW, None, None, None
+
+
+def clif_layer(x: torch.Tensor, W: torch.Tensor, params: LayerParams, backend: str = "auto", sink=None):
+    """Run one layer; see ``CLIFLayerFunction``."""
+    return CLIFLayerFunction.apply(x, W, params, kernel_module(backend, W.device), sink)
