@@ -109,3 +109,27 @@ def test_mismatched_inputs_are_clear_errors():
         detect_events(net, CFG, _random_train(8, 50, 0.1, 0), ["a"])
     with pytest.raises(ConfigError, match="chunk_steps"):
         detect_events(net, CFG, _random_train(8, 50, 0.1, 0), ["a", "b"], chunk_steps=0)
+
+
+def test_matches_the_engine_snn_forward():
+    """The streaming forward agrees with ``SNN.forward`` (the training path) on a real network."""
+    from stca_engine.network import SNN
+
+    net = SNN([24, 30, 5], CFG, dtype=torch.float64, seed=5, init_std=0.35)
+    train = _random_train(24, 400, 0.04, seed=6)
+    with torch.no_grad():
+        rec = net(train.to_dense(torch.float64)[:, None, :])
+    V_net, O_net = rec.voltages[-1][:, 0].numpy(), rec.spikes[-1][:, 0].numpy()
+    assert O_net.sum() > 3
+    V, steps, _ = run_streaming(net, CFG, train, chunk_steps=33)
+    np.testing.assert_allclose(V, V_net, atol=1e-5)
+    for c in range(5):
+        np.testing.assert_array_equal(steps[c], np.flatnonzero(O_net[:, c]))
+
+
+def test_margin_readout_is_refused():
+    from stca_engine.network import SNN
+
+    net = SNN([4, 3, 2], CFG, output_spiking=False, seed=0)
+    with pytest.raises(ConfigError, match="non-spiking"):
+        detect_events(net, CFG, _random_train(4, 20, 0.1, 0), ["a", "b"])
