@@ -1,0 +1,181 @@
+"""Lazy references to sound clips and the clip sets the loaders return.
+
+A clip is a (file, time span) pair that is only read when it is encoded, so a dataset of thousands
+of clips costs nothing until it is used, and the on-disk cache can key on the file's content.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AudioError
+
+KINDS = ("audio", "rwcp_raw")
+RWCP_SR = 48000
+
+_hash_lock = threading.Lock()
+_file_hashes: dict[tuple[str, int, int], str] = {}
+_wave_lock = threading.Lock()
+_last_wave: dict[tuple[str, int, int, int, str], np.ndarray] = {}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes, memoised on (path, size, mtime) so long stems are hashed once."""
+    p = str(path)
+    try:
+        st = os.stat(p)
+    except OSError as exc:
+        raise AudioError(f"cannot read file ({exc.strerror or exc})", p) from None
+    key = (p, st.st_size, st.st_mtime_ns)
+    with _hash_lock:
+        hit = _file_hashes.get(key)
+    if hit is not None:
+        return hit
+    h = hashlib.sha256()
+    try:
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError as exc:
+        raise AudioError(f"cannot read file ({exc.strerror or exc})", p) from None
+    digest = h.hexdigest()
+    with _hash_lock:
+        if len(_file_hashes) > 100_000:
+            _file_hashes.clear()
+        _file_hashes[key] = digest
+    return digest
+
+
+def _load_full(path: str, kind: str, sr: int) -> np.ndarray:
+    """Whole file as mono float32 at ``sr``; the last file is kept so consecutive pieces of one
+    long stem (MedleyDB) are decoded once."""
+    st = os.stat(path)
+    key = (path, st.st_size, st.st_mtime_ns, sr, kind)
+    with _wave_lock:
+        hit = _last_wave.get(key)
+    if hit is not None:
+        return hit
+    from .. import audio
+
+    if kind == "rwcp_raw":
+        wave = audio.read_raw_pcm16(path, byteorder="auto", sr_in=RWCP_SR, sr=sr)
+    else:
+        wave = audio.load_audio(path, sr=sr)
+    wave = np.asarray(wave, dtype=np.float32)
+    with _wave_lock:
+        _last_wave.clear()
+        _last_wave[key] = wave
+    return wave
+
+
+@dataclass(frozen=True)
+class AudioClip:
+    """One sound event: a file (or a span of it) and its class.
+
+    ``kind="rwcp_raw"`` is a headerless 16-bit mono 48 kHz RWCP file; ``"audio"`` is anything
+    soundfile/librosa reads. ``group`` names where the clip came from (RWCP group, MedleyDB track),
+    so splits can keep a group on one side.
+    """
+
+    path: str
+    class_name: str
+    start_s: float = 0.0
+    end_s: float | None = None
+    kind: str = "audio"
+    group: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", str(self.path))
+        if self.kind not in KINDS:
+            raise ValueError(f"AudioClip kind must be one of {KINDS}, got {self.kind!r}")
+        if self.start_s < 0 or (self.end_s is not None and self.end_s <= self.start_s):
+            raise ValueError(f"{self.path}: bad clip span {self.start_s}..{self.end_s} s")
+
+    @property
+    def name(self) -> str:
+        base = Path(self.path).name
+        if self.start_s or self.end_s is not None:
+            end = "end" if self.end_s is None else f"{self.end_s:.2f}"
+            return f"{base}@{self.start_s:.2f}-{end}s"
+        return base
+
+    def content_key(self) -> str:
+        """Stable key: sha256 over the file's bytes, its kind and the span (not the path, so a
+        moved or copied dataset still hits the cache)."""
+        end = "" if self.end_s is None else repr(round(float(self.end_s), 6))
+        text = f"{file_sha256(self.path)}|{self.kind}|{round(float(self.start_s), 6)!r}|{end}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def load(self, sr: int = 16000) -> np.ndarray:
+        """Mono float32 at ``sr``, peak-normalised to 1 (the span alone, when one is set).
+
+        Raises ``AudioError`` naming the file for unreadable, empty or silent audio."""
+        wave = _load_full(self.path, self.kind, sr)
+        if self.start_s or self.end_s is not None:
+            a = int(round(self.start_s * sr))
+            b = wave.size if self.end_s is None else int(round(self.end_s * sr))
+            if a >= wave.size:
+                raise AudioError(f"clip starts at {self.start_s:.2f} s but the file is only "
+                                 f"{wave.size / sr:.2f} s long", self.path)
+            wave = wave[a:b]
+            from ..audio import SILENCE_PEAK
+
+            peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+            if peak < SILENCE_PEAK:
+                raise AudioError(f"clip {self.start_s:.2f}-{self.end_s} s is silent", self.path)
+            wave = (wave / peak).astype(np.float32)
+        return wave
+
+
+@dataclass
+class ClipSet:
+    """Clips with their class names and a train/test split (indices into ``clips``).
+
+    ``skipped`` lists ``(path, reason)`` for every file the loader could not use, so the UI can show
+    what was left out and why instead of failing the whole dataset."""
+
+    clips: list[AudioClip]
+    class_names: list[str]
+    train_idx: list[int]
+    test_idx: list[int]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    source: str = ""
+    info: dict = field(default_factory=dict)  # loader extras: byte orders, pieces per class, ...
+
+    def class_index(self, clip: AudioClip) -> int:
+        return self.class_names.index(clip.class_name)
+
+    def labels(self) -> list[int]:
+        lookup = {c: i for i, c in enumerate(self.class_names)}
+        return [lookup[c.class_name] for c in self.clips]
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """class name -> (n train, n test)."""
+        out = {c: [0, 0] for c in self.class_names}
+        for i in self.train_idx:
+            out[self.clips[i].class_name][0] += 1
+        for i in self.test_idx:
+            out[self.clips[i].class_name][1] += 1
+        return {c: (a, b) for c, (a, b) in out.items()}
+
+    def summary(self) -> str:
+        lines = [f"{self.source}: {len(self.class_names)} classes, {len(self.train_idx)} train / "
+                 f"{len(self.test_idx)} test clips"]
+        for c, (a, b) in self.counts().items():
+            lines.append(f"  {c}: {a} train, {b} test")
+        if self.skipped:
+            lines.append(f"  skipped {len(self.skipped)} file(s)")
+        return "\n".join(lines)
+
+
+def split_half(n: int, rng: np.random.Generator | None) -> tuple[list[int], list[int]]:
+    """First half train / second half test of ``range(n)``, after a seeded shuffle when ``rng`` is
+    given (the paper's protocol: half of each class's samples for training)."""
+    order = np.arange(n) if rng is None else rng.permutation(n)
+    half = (n + 1) // 2
+    return sorted(order[:half].tolist()), sorted(order[half:].tolist())
