@@ -1,0 +1,255 @@
+"""The background training worker, without Streamlit: commands, snapshots, stop flag, heartbeat.
+
+Fake runners make the threading logic deterministic (gates instead of sleeps where order matters);
+``test_engine_worker_*`` drive the real engine glue.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
+
+import training_worker as tw  # noqa: E402
+from stca_engine.errors import StcaError, TrainingError  # noqa: E402
+
+
+def wait_until(pred, timeout=10.0, what="condition"):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if pred():
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class FakeRunner:
+    """``n_batches`` per epoch; each batch optionally waits for ``gate`` and checks the stop flag."""
+
+    def __init__(self, n_batches=3, batch_s=0.0, gate: threading.Event | None = None, fail_at_epoch=None,
+                 error=None):
+        self.n_batches, self.batch_s, self.gate = n_batches, batch_s, gate
+        self.epochs_started = 0
+        self.batches_run = 0
+        self.weights = 0
+        self.fail_at_epoch, self.error = fail_at_epoch, error
+
+    def run_epoch(self, should_stop):
+        self.epochs_started += 1
+        if self.fail_at_epoch == self.epochs_started:
+            raise self.error
+        for _ in range(self.n_batches):
+            if should_stop():
+                return None
+            if self.gate is not None:
+                assert self.gate.wait(10)
+            if self.batch_s:
+                time.sleep(self.batch_s)
+            self.batches_run += 1
+            self.weights += 1
+        return {"epoch": self.epochs_started, "weights": self.weights}
+
+    def snapshot(self):
+        return {"weights": self.weights}
+
+
+def make_worker(runners, n_epochs=3, timeout=30.0, progress_steps=0, setup_error=None):
+    def setup(progress, should_stop):
+        for i in range(progress_steps):
+            progress(i + 1, progress_steps, f"encoding {i + 1}")
+        if setup_error is not None:
+            raise setup_error
+        return runners
+
+    return tw.TrainingWorker(setup, n_epochs=n_epochs, heartbeat_timeout_s=timeout)
+
+
+def test_start_trains_all_epochs_of_every_run_then_done():
+    a, b = FakeRunner(), FakeRunner(n_batches=2)
+    w = make_worker({"stca": a, "tdp1": b}, n_epochs=4, progress_steps=3)
+    assert w.snapshot().status == tw.IDLE and not w.alive
+    w.start()
+    w.join(10)
+    snap = w.snapshot()
+    assert snap.status == tw.DONE and snap.finished and not snap.active
+    assert snap.epoch == 4 and snap.n_epochs == 4
+    assert snap.labels == ("stca", "tdp1")
+    assert [r["epoch"] for r in snap.reports["stca"]] == [1, 2, 3, 4]
+    assert [r["weights"] for r in snap.reports["tdp1"]] == [2, 4, 6, 8]
+    assert w.model("stca") == {"weights": 12} and w.model("tdp1") == {"weights": 8}
+    assert snap.progress == (3, 3, "encoding 3")
+    assert snap.epoch_seconds is not None and snap.epoch_seconds >= 0
+
+
+def test_step_trains_exactly_one_epoch_then_pauses():
+    r = FakeRunner()
+    w = make_worker({"run": r}, n_epochs=5)
+    w.step()
+    wait_until(lambda: w.snapshot().status == tw.PAUSED and w.snapshot().epoch == 1, what="first step")
+    time.sleep(0.1)  # nothing more happens while paused
+    assert w.snapshot().epoch == 1 and r.epochs_started == 1
+    w.step()
+    wait_until(lambda: w.snapshot().epoch == 2 and w.snapshot().status == tw.PAUSED, what="second step")
+    assert r.epochs_started == 2
+    w.stop(wait_s=5)
+    assert w.snapshot().status == tw.STOPPED and not w.alive
+
+
+def test_pause_takes_effect_after_the_current_epoch_and_start_resumes():
+    gate = threading.Event()
+    r = FakeRunner(n_batches=2, gate=gate)
+    w = make_worker({"run": r}, n_epochs=10)
+    w.start()
+    wait_until(lambda: w.snapshot().status == tw.RUNNING, what="running")
+    w.pause()                     # requested mid-epoch
+    gate.set()                    # let the epoch finish
+    wait_until(lambda: w.snapshot().status == tw.PAUSED, what="paused")
+    snap = w.snapshot()
+    assert snap.epoch == 1 and len(snap.reports["run"]) == 1   # the started epoch was completed, not cut
+    time.sleep(0.1)
+    assert w.snapshot().epoch == 1
+    w.start()
+    wait_until(lambda: w.snapshot().epoch >= 3, what="resumed")
+    w.stop(wait_s=5)
+    assert not w.alive
+
+
+def test_stop_mid_epoch_is_seen_between_batches_and_never_reports_a_partial_epoch():
+    gate = threading.Event()
+    r = FakeRunner(n_batches=1000, gate=gate)
+    w = make_worker({"run": r}, n_epochs=3)
+    w.start()
+    wait_until(lambda: w.snapshot().status == tw.RUNNING, what="running")
+    w.stop("reset")
+    gate.set()
+    w.join(5)
+    snap = w.snapshot()
+    assert not w.alive
+    assert snap.status == tw.STOPPED and snap.stop_reason == "reset"
+    assert snap.epoch == 0 and snap.reports["run"] == ()
+    assert r.batches_run <= 1                      # stopped after at most the batch in flight
+    w.start()                                      # commands after the end are ignored
+    assert w.snapshot().status == tw.STOPPED and not w.alive
+
+
+def test_worker_stops_by_itself_when_the_page_stops_polling():
+    r = FakeRunner(n_batches=10_000, batch_s=0.001)
+    w = make_worker({"run": r}, n_epochs=1000, timeout=0.3)
+    w.start()
+    w.join(5)
+    snap = w.snapshot()
+    assert not w.alive and snap.status == tw.STOPPED
+    assert "stopped polling" in snap.stop_reason
+
+
+def test_paused_worker_also_stops_when_the_page_goes_away():
+    w = make_worker({"run": FakeRunner()}, n_epochs=50, timeout=0.3)
+    w.step()
+    wait_until(lambda: w.snapshot().status == tw.PAUSED, what="paused")
+    w.join(5)
+    assert not w.alive and w.snapshot().status == tw.STOPPED
+
+
+def test_heartbeats_keep_a_slow_run_alive_past_the_timeout():
+    r = FakeRunner(n_batches=5, batch_s=0.02)
+    w = make_worker({"run": r}, n_epochs=6, timeout=0.25)   # ≈ 0.6 s of training > timeout
+    w.start()
+    t0 = time.monotonic()
+    while w.alive and time.monotonic() - t0 < 10:
+        w.heartbeat()
+        time.sleep(0.02)
+    assert w.snapshot().status == tw.DONE and w.snapshot().epoch == 6
+
+
+def test_stca_error_in_setup_is_reported_not_raised():
+    w = make_worker({}, setup_error=StcaError("no clips found", "/data/rwcp"))
+    w.start()
+    w.join(5)
+    snap = w.snapshot()
+    assert snap.status == tw.ERROR and snap.error == "/data/rwcp: no clips found"
+
+
+def test_training_error_mid_run_keeps_the_finished_epochs_and_last_model():
+    r = FakeRunner(fail_at_epoch=3, error=TrainingError("loss became NaN at epoch 3; kept the last good weights",
+                                                        "training"))
+    w = make_worker({"run": r}, n_epochs=10)
+    w.start()
+    w.join(5)
+    snap = w.snapshot()
+    assert snap.status == tw.ERROR and "NaN" in snap.error
+    assert snap.epoch == 2 and len(snap.reports["run"]) == 2
+    assert w.model("run") == {"weights": 6}
+
+
+def test_a_bug_in_a_runner_becomes_an_error_message():
+    r = FakeRunner(fail_at_epoch=1, error=ZeroDivisionError("division by zero"))
+    w = make_worker({"run": r}, n_epochs=2)
+    w.start()
+    w.join(5)
+    snap = w.snapshot()
+    assert snap.status == tw.ERROR
+    assert "ZeroDivisionError" in snap.error and "division by zero" in snap.error
+
+
+def test_stop_during_dataset_preparation():
+    started, release = threading.Event(), threading.Event()
+
+    def setup(progress, should_stop):
+        progress(1, 100, "encoding")
+        started.set()
+        assert release.wait(5)
+        progress(2, 100, "encoding")   # raises once a stop was requested
+        raise AssertionError("progress must raise after stop")
+
+    w = tw.TrainingWorker(setup, n_epochs=3)
+    w.start()
+    assert started.wait(5)
+    assert w.snapshot().status == tw.PREPARING and w.snapshot().progress[:2] == (1, 100)
+    w.stop()
+    release.set()
+    w.join(5)
+    assert w.snapshot().status == tw.STOPPED
+
+
+def test_two_workers_do_not_share_state():
+    gate = threading.Event()
+    w1 = make_worker({"run": FakeRunner(gate=gate)}, n_epochs=2)
+    w2 = make_worker({"run": FakeRunner()}, n_epochs=2)
+    w1.start()
+    w2.start()
+    w2.join(5)
+    assert w2.snapshot().status == tw.DONE
+    assert w1.snapshot().epoch == 0 and w1.alive
+    w1.stop()
+    gate.set()
+    w1.join(5)
+    assert w1.snapshot().status == tw.STOPPED and w2.snapshot().status == tw.DONE
+
+
+def test_snapshot_version_changes_only_when_something_happens():
+    w = make_worker({"run": FakeRunner()}, n_epochs=1)
+    v0 = w.snapshot().version
+    assert w.snapshot().version == v0
+    w.start()
+    w.join(5)
+    v1 = w.snapshot().version
+    assert v1 > v0 and w.snapshot().version == v1
+
+
+def test_snapshot_is_isolated_from_later_epochs():
+    w = make_worker({"run": FakeRunner()}, n_epochs=3)
+    w.step()
+    wait_until(lambda: w.snapshot().status == tw.PAUSED, what="paused")
+    snap = w.snapshot()
+    w.start()
+    w.join(5)
+    assert len(snap.reports["run"]) == 1 and len(w.snapshot().reports["run"]) == 3
+
+
+def test_invalid_epoch_count():
+    with pytest.raises(ValueError):
+        tw.TrainingWorker(lambda p, s: {}, n_epochs=0)
