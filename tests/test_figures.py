@@ -1,0 +1,236 @@
+"""Figure functions: the right traces and shapes at the right places, checked on hand-built data."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "app"))
+from figures import (detection_timeline, hidden_raster, learning_curves, neuron_traces, output_traces,  # noqa: E402
+                     spectrogram, spike_raster, waveform, weight_histogram, weight_stats, weight_stats_record)
+from figures.audio import envelope  # noqa: E402
+from stca_engine.data.types import Event  # noqa: E402
+
+DT = 3.0
+
+
+def _shapes(fig, name):
+    return [s for s in fig.layout.shapes if s.name == name]
+
+
+def _traces(fig, name):
+    return [t for t in fig.data if t.name == name]
+
+
+def _projector_ready(fig, uirevision):
+    assert fig.layout.uirevision == uirevision
+    assert fig.layout.font.size >= 14
+    for ax in [k for k in fig.layout if k.startswith(("xaxis", "yaxis"))]:
+        assert fig.layout[ax].tickfont.size >= 14
+
+
+@pytest.fixture
+def out_data():
+    T, N = 120, 3
+    v = np.linspace(0, 0.9, T)[:, None] * np.array([1.0, 0.5, 0.2])
+    s = np.zeros((T, N))
+    s[[10, 12, 15, 40, 90], 0] = 1      # t_in = 10: clusters {10,12,15}, {40}, {90}
+    s[[50, 59], 2] = 1                  # one cluster {50, 59} (gap 9 < 10)
+    v[[10, 12, 15, 40, 90], 0] = 1.2
+    v[[50, 59], 2] = 1.1
+    return v, s
+
+
+def test_output_traces_rows_clusters_k_markers_and_events(out_data):
+    v, s = out_data
+    events = [Event(1, 20, 60), Event(0, 5, 30), Event(1, 80, 100)]
+    fig = output_traces(v, s, 1.0, DT, 10, ["bell", "horn", "ring"], k_star=[40, 25, -1], sign=[-1, 1, 0],
+                        events=events, title="probe")
+    assert isinstance(fig, go.Figure)
+    _projector_ready(fig, "output_traces")
+    clusters = _shapes(fig, "spike cluster")
+    assert len(clusters) == 3 + 1
+    row1 = sorted((c.x0, c.x1) for c in clusters if c.xref == "x")
+    assert len(row1) == 3
+    assert row1[0] == pytest.approx(((10 - 0.5) * DT / 1000, (15 + 0.5) * DT / 1000))
+    assert [c.xref for c in clusters].count("x3") == 1
+    ev = _shapes(fig, "true event")
+    assert sorted((e.xref, round(e.x0, 6), round(e.x1, 6)) for e in ev) == [
+        ("x", 0.015, 0.09), ("x2", 0.06, 0.18), ("x2", 0.24, 0.3)]
+    (kp,) = _traces(fig, "k⁺")
+    assert kp.xaxis == "x2" and kp.marker.symbol == "triangle-up"
+    assert kp.x[0] == pytest.approx(25 * DT / 1000) and kp.y[0] == pytest.approx(v[25, 1])
+    (km,) = _traces(fig, "k⁻")
+    assert km.xaxis is None or km.xaxis == "x"
+    assert km.marker.symbol == "triangle-down" and km.x[0] == pytest.approx(40 * DT / 1000)
+    volts = _traces(fig, "V")
+    assert len(volts) == 3 and np.allclose(volts[2].y, v[:, 2])
+    spikes = _traces(fig, "spikes")
+    assert sorted(len(t.x) for t in spikes) == [2, 5]
+    thetas = _traces(fig, "ϑ (threshold)")
+    assert len(thetas) == 3 and all(list(t.y) == [1.0, 1.0] for t in thetas)
+    titles = [a.text for a in fig.layout.annotations]
+    assert "<b>bell</b>" in titles and "<b>ring</b>" in titles
+
+
+def test_output_traces_without_loss_info_and_torch_input(out_data):
+    torch = pytest.importorskip("torch")
+    v, s = out_data
+    fig = output_traces(torch.tensor(v), torch.tensor(s), 1.0, DT, 100, ["a", "b", "c"])
+    assert not _traces(fig, "k⁺") and not _traces(fig, "k⁻")
+    # with T_in = 100 steps every neuron's spikes form a single cluster
+    assert len(_shapes(fig, "spike cluster")) == 2
+
+
+def test_neuron_traces_fig1_layout():
+    T = 100
+    rng = np.random.default_rng(0)
+    m, s_, e = rng.random(T), rng.random(T) * 0.5, rng.random(T) * 0.2
+    v = m - s_ - e
+    o = np.zeros(T)
+    o[[20, 22, 70]] = 1
+    inputs = [np.array([3, 18]), np.array([]), np.array([60])]
+    v_after = v + 0.1
+    fig = neuron_traces(m, s_, e, v, o, 1.0, DT, 10, input_spike_times=inputs, k_plus=45, k_minus=70, v_after=v_after)
+    _projector_ready(fig, "neuron_traces")
+    (raster,) = _traces(fig, "input spikes")
+    assert sorted(zip(np.round(np.asarray(raster.x) * 1000 / DT).astype(int), raster.y)) == [(3, 0), (18, 0), (60, 2)]
+    assert np.allclose(_traces(fig, "M (membrane kernel)")[0].y, m)
+    assert np.allclose(_traces(fig, "S (synaptic kernel)")[0].y, s_)
+    assert np.allclose(_traces(fig, "E (reset)")[0].y, e)
+    assert np.allclose(_traces(fig, "V before update")[0].y, v)
+    assert np.allclose(_traces(fig, "V after update")[0].y, v_after)
+    assert len(_shapes(fig, "spike cluster")) == 2
+    (kp,) = _traces(fig, "k⁺")
+    (km,) = _traces(fig, "k⁻")
+    assert kp.x[0] == pytest.approx(45 * DT / 1000) and kp.y[0] == pytest.approx(v[45])
+    assert km.x[0] == pytest.approx(70 * DT / 1000)
+    # V lives on the last (4th) row; the raster on the first
+    assert kp.yaxis == "y4" and raster.yaxis in (None, "y")
+
+
+def test_neuron_traces_without_inputs_has_three_rows():
+    T = 50
+    z = np.zeros(T)
+    fig = neuron_traces(z, z, z, z, z, 1.0, DT, 10)
+    assert len(fig.layout.annotations) == 3
+    assert not _shapes(fig, "spike cluster") and not _traces(fig, "k⁺")
+
+
+def test_spike_raster_uses_webgl_and_places_spikes():
+    times, units = np.array([0, 10, 333]), np.array([5, 0, 127])
+    fig = spike_raster(times, units, 128, DT, title="clip", events=[Event(1, 10, 20)], class_names=["a", "b"])
+    _projector_ready(fig, "spike_raster")
+    (tr,) = fig.data
+    assert isinstance(tr, go.Scattergl)
+    assert np.allclose(tr.x, times * DT / 1000) and list(tr.y) == [5, 0, 127]
+    assert tuple(fig.layout.yaxis.range) == (-0.5, 127.5)
+    (ev,) = _shapes(fig, "true event")
+    assert (ev.x0, ev.x1) == pytest.approx((0.03, 0.06))
+    assert any(a.text == "<b>b</b>" for a in fig.layout.annotations)
+    assert "3 spikes" in fig.layout.title.text
+
+
+def test_hidden_raster_from_dense():
+    s = np.zeros((40, 7))
+    s[3, 2] = s[39, 6] = s[10, 0] = 1
+    fig = hidden_raster(s, DT)
+    (tr,) = fig.data
+    assert isinstance(tr, go.Scattergl)
+    assert sorted(zip(np.round(np.asarray(tr.x) * 1000 / DT).astype(int), tr.y)) == [(3, 2), (10, 0), (39, 6)]
+    assert fig.layout.uirevision == "hidden_raster"
+
+
+def test_learning_curves_overlays_runs():
+    stca = [dict(epoch=e, train_loss=1 / e, test_loss=1.2 / e, train_accuracy=0.1 * e, test_accuracy=0.08 * e)
+            for e in range(1, 4)]
+    tdp1 = [dict(epoch=e, train_loss=2 / e, test_loss=None, train_accuracy=0.05 * e, test_accuracy=float("nan"))
+            for e in range(1, 3)]
+    fig = learning_curves(None, {"STCA": stca, "TDP1": tdp1})
+    _projector_ready(fig, "learning_curves")
+    names = sorted({t.name for t in fig.data})
+    assert names == ["STCA · test", "STCA · train", "TDP1 · train"]
+    assert len(fig.data) == 4 + 2  # STCA: 2 splits × 2 metrics; TDP1: train only
+    test_loss = [t for t in fig.data if t.name == "STCA · test" and t.xaxis in (None, "x")][0]
+    assert list(test_loss.x) == [1, 2, 3] and np.allclose(test_loss.y, [1.2, 0.6, 0.4])
+    assert test_loss.line.dash == "dash"
+    assert fig.layout.yaxis2.tickformat == ".0%"
+    single = learning_curves(stca)
+    assert {t.name for t in single.data} == {"run · train", "run · test"}
+
+
+def test_weight_stats_record_and_figures():
+    rng = np.random.default_rng(1)
+    w1, w2 = rng.normal(0, 0.1, (30, 20)), rng.normal(0.5, 0.2, (4, 30))
+    rec = weight_stats_record(3, [w1, w2], names=["hidden", "output"])
+    assert rec["epoch"] == 3
+    assert rec["layers"][1]["mean"] == pytest.approx(float(np.mean(w2)))
+    assert rec["layers"][0]["std"] == pytest.approx(float(np.std(w1)))
+    recs = [weight_stats_record(e, [w1 * e, w2]) for e in (1, 2)]
+    fig = weight_stats(recs)
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert [t.name for t in lines] == ["layer 1", "layer 2"]
+    assert np.allclose(lines[0].y, [np.mean(w1), 2 * np.mean(w1)])
+    hist = weight_histogram([w1, w2])
+    assert [len(t.x) for t in hist.data] == [600, 120]
+
+
+def test_envelope_keeps_extremes_and_bounds_points():
+    sr = 16000
+    w = np.zeros(sr * 60, np.float32)
+    w[123_457] = 0.9
+    w[887_001] = -0.7
+    t, y = envelope(w, sr)
+    assert y.size <= 8000
+    assert y.max() == pytest.approx(0.9) and y.min() == pytest.approx(-0.7)
+    assert abs(t[np.argmax(y)] - 123_457 / sr) < 60 / 4000
+    short = np.arange(100, dtype=np.float32)
+    t2, y2 = envelope(short, sr)
+    assert np.array_equal(y2, short)
+
+
+def test_waveform_events_and_detections():
+    sr = 16000
+    w = np.sin(np.arange(sr * 2) * 0.01).astype(np.float32)
+    fig = waveform(w, sr, events=[Event(0, 100, 200)], class_names=["bell", "horn"],
+                   detections=[{"class": "horn", "start_s": 0.5, "end_s": 0.9}], dt_ms=DT)
+    _projector_ready(fig, "waveform")
+    (ev,) = _shapes(fig, "true event")
+    assert (ev.x0, ev.x1) == pytest.approx((0.3, 0.6))
+    (det,) = _shapes(fig, "detection")
+    assert (det.x0, det.x1) == pytest.approx((0.5, 0.9)) and det.label.text == "horn"
+    assert fig.layout.xaxis.range[1] == pytest.approx(2.0)
+
+
+def test_spectrogram_tone_peaks_at_its_frequency():
+    sr = 16000
+    t = np.arange(sr) / sr
+    tone = np.sin(2 * np.pi * 1000.0 * t).astype(np.float32)
+    fig = spectrogram(tone, sr)
+    _projector_ready(fig, "spectrogram")
+    (hm,) = fig.data
+    z = np.asarray(hm.z)
+    freqs = np.asarray(hm.customdata)[:, 0]
+    assert z.shape[0] == 64 and z.max() == pytest.approx(0.0)
+    peak_band = int(np.argmax(z[:, z.shape[1] // 2]))
+    assert 850 < freqs[peak_band] < 1150
+    assert np.asarray(hm.x)[1] - np.asarray(hm.x)[0] == pytest.approx(0.010)
+
+
+def test_detection_timeline_lanes():
+    sr = 16000
+    w = np.zeros(sr * 3, np.float32)
+    dets = [{"class": "bell", "start_s": 0.2, "end_s": 0.6}, {"class": "ring", "start_s": 1.0, "end_s": 1.5},
+            {"class": "bell", "start_s": 2.0, "end_s": 2.2}]
+    fig = detection_timeline(w, sr, dets, ["bell", "horn", "ring"], events=[Event(0, 50, 150)], dt_ms=DT)
+    _projector_ready(fig, "detection_timeline")
+    bars = {t.name: t for t in fig.data if isinstance(t, go.Bar)}
+    assert set(bars) == {"bell", "ring", "true event"}
+    assert list(bars["bell"].base) == [0.2, 2.0] and np.allclose(bars["bell"].x, [0.4, 0.2])
+    assert list(bars["bell"].y) == ["bell", "bell"]
+    assert bars["true event"].base[0] == pytest.approx(0.15)
+    assert list(fig.layout.yaxis2.categoryarray) == ["ring", "horn", "bell"]
