@@ -1,0 +1,77 @@
+"""A generic dataset: one sub-folder per class holding audio files (wav, flac, ogg, mp3, ...).
+
+Files are only listed here; each is decoded when it is encoded, and one that turns out to be
+unreadable is skipped then (``encode_clips`` lists it) without losing the rest.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DatasetError
+from .clips import AudioClip, ClipSet, split_half
+
+AUDIO_EXTS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
+
+
+def load_folder(root: str | os.PathLike, classes=None, max_per_class: int | None = None, seed: int = 0,
+                source: str | None = None) -> ClipSet:
+    """``<root>/<class>/**/<file>.<audio ext>`` -> ClipSet with a seeded half/half split per class.
+
+    ``classes``: ``None`` = every sub-folder with at least two audio files, or a list / comma string.
+    ``max_per_class`` keeps a seeded choice of that many files per class. Empty files, non-audio files
+    and classes with fewer than two files are listed in ``skipped``."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DatasetError("dataset folder does not exist or is not a folder", root)
+    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not subdirs:
+        raise DatasetError("no class sub-folders (expected <folder>/<class>/<file>.wav)", root)
+    available = [d.name for d in subdirs]
+    if classes is None or classes in ("all", "any"):
+        wanted = available
+        explicit = False
+    else:
+        wanted = [c.strip() for c in classes.split(",")] if isinstance(classes, str) else list(classes)
+        wanted = list(dict.fromkeys(c for c in wanted if c))
+        missing = [c for c in wanted if c not in available]
+        if missing:
+            raise DatasetError(f"missing class folder(s) {', '.join(missing)}; found: {', '.join(available)}", root)
+        explicit = True
+    rng = np.random.default_rng(seed)
+    clips, train_idx, test_idx, skipped, kept = [], [], [], [], []
+    per_class = {}
+    for cls in wanted:
+        files = []
+        for dirpath, dirnames, filenames in os.walk(root / cls):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if name.startswith("."):
+                    continue
+                f = Path(dirpath) / name
+                if f.suffix.lower() not in AUDIO_EXTS:
+                    skipped.append((str(f), f"not an audio file (supported: {', '.join(AUDIO_EXTS)})"))
+                elif f.stat().st_size == 0:
+                    skipped.append((str(f), "empty file (0 bytes)"))
+                else:
+                    files.append(f)
+        if len(files) < 2:
+            msg = f"class {cls!r} has {len(files)} usable audio file(s); need at least 2 (one train, one test)"
+            if explicit:
+                raise DatasetError(msg, root / cls)
+            skipped.append((str(root / cls), msg))
+            continue
+        if max_per_class is not None and len(files) > max_per_class:
+            files = [files[i] for i in sorted(rng.choice(len(files), max_per_class, replace=False).tolist())]
+        tr, te = split_half(len(files), rng)
+        base = len(clips)
+        clips.extend(AudioClip(str(f), cls, group=cls) for f in files)
+        train_idx.extend(base + i for i in tr)
+        test_idx.extend(base + i for i in te)
+        kept.append(cls)
+        per_class[cls] = len(files)
+    if not kept:
+        raise DatasetError("no class folder has at least 2 audio files", root)
+    return ClipSet(clips, kept, train_idx, test_idx, skipped, source or f"folder:{root}", {"per_class": per_class})

@@ -1,0 +1,102 @@
+"""MNIST from the standard IDX files (gzipped or not) at a user path; images in [0, 1].
+
+The files are looked up under their usual names (``train-images-idx3-ubyte[.gz]`` and the Kaggle
+spelling ``train-images.idx3-ubyte``); the IDX header is checked (magic, dimensions, size) so a
+truncated or wrong file fails with a message naming it instead of producing garbage digits.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DatasetError
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+PARTS = {
+    "train_images": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
+    "train_labels": ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
+    "test_images": ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
+    "test_labels": ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"),
+}
+
+
+@dataclass
+class ImageSet:
+    """Images ``[N, H, W]`` in [0, 1] with integer labels and a train/test split."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    train_idx: list[int]
+    test_idx: list[int]
+    source: str = ""
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """One IDX file (``.gz`` or plain) -> array with the shape in its header."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DatasetError(f"cannot read IDX file ({exc})", path) from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise DatasetError("not an IDX file (bad magic number)", path)
+    ndim = raw[3]
+    if ndim == 0 or len(raw) < 4 + 4 * ndim:
+        raise DatasetError("not an IDX file (truncated header)", path)
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    need = int(np.prod(shape)) * dtype.itemsize
+    body = raw[4 + 4 * ndim:]
+    if len(body) != need:
+        raise DatasetError(f"IDX header says {shape} ({need} bytes of data) but the file has {len(body)}", path)
+    return np.frombuffer(body, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def find_part(root: Path, part: str) -> Path:
+    for base in PARTS[part]:
+        for name in (base, base + ".gz"):
+            if (root / name).is_file():
+                return root / name
+    raise DatasetError(f"missing {PARTS[part][0]}[.gz] (the standard MNIST IDX files)", root)
+
+
+def load_mnist(root: str | os.PathLike, n_train: int | None = None, n_test: int | None = None,
+               seed: int = 0) -> ImageSet:
+    """MNIST train (60k) and test (10k) images in [0, 1]; ``n_train``/``n_test`` keep a seeded
+    subset (for quick runs)."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DatasetError("MNIST folder does not exist or is not a folder", root)
+    parts = {k: find_part(root, k) for k in PARTS}
+    arrays = {k: read_idx(p) for k, p in parts.items()}
+    for side in ("train", "test"):
+        im, lab = arrays[f"{side}_images"], arrays[f"{side}_labels"]
+        if im.ndim != 3:
+            raise DatasetError(f"expected [N, rows, cols] images, got shape {im.shape}", parts[f"{side}_images"])
+        if lab.ndim != 1 or lab.shape[0] != im.shape[0]:
+            raise DatasetError(f"{lab.shape[0]} labels for {im.shape[0]} images", parts[f"{side}_labels"])
+        if lab.size and (lab.min() < 0 or lab.max() > 9):
+            raise DatasetError("labels outside 0..9", parts[f"{side}_labels"])
+    if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
+        raise DatasetError("train and test images differ in size", root)
+    rng = np.random.default_rng(seed)
+
+    def pick(n_all, n):
+        return np.arange(n_all) if n is None or n >= n_all else np.sort(rng.choice(n_all, n, replace=False))
+
+    tr = pick(arrays["train_images"].shape[0], n_train)
+    te = pick(arrays["test_images"].shape[0], n_test)
+    images = np.concatenate([arrays["train_images"][tr], arrays["test_images"][te]]).astype(np.float32) / 255.0
+    labels = np.concatenate([arrays["train_labels"][tr], arrays["test_labels"][te]]).astype(np.int64)
+    n = len(tr)
+    return ImageSet(images, labels, [str(d) for d in range(10)], list(range(n)), list(range(n, n + len(te))),
+                    f"mnist:{root}")

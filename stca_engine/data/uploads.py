@@ -1,0 +1,107 @@
+"""User uploads: ``(bytes, filename)`` pairs from the browser -> waveforms or a clip set.
+
+Every upload is checked on its own (size cap before decoding, then decodability, duration,
+NaN/inf, silence) and a bad one is listed with its reason while the others go on. For a training
+set the accepted bytes are stored content-addressed in a folder (so the encoded-clip cache keys on
+them like any file) and labelled from the given labels or the file name (``dog_01.wav`` -> ``dog``).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DatasetError, StcaError
+from .clips import AudioClip, ClipSet, split_half
+from .folder import AUDIO_EXTS
+
+
+def _check_one(data: bytes, filename: str, max_mb: float | None, max_seconds: float | None, sr: int):
+    from .. import limits
+    from ..audio import load_audio_bytes
+
+    limits.check_upload_size(len(data), filename, max_mb)
+    limit_s = limits.max_audio_seconds() if max_seconds is None else max_seconds
+    return load_audio_bytes(data, filename, sr=sr, max_seconds=limit_s)
+
+
+def load_uploads(files: list[tuple[bytes, str]], sr: int = 16000, max_mb: float | None = None,
+                 max_seconds: float | None = None) -> tuple[list[tuple[str, np.ndarray]], list[tuple[str, str]]]:
+    """Decode uploads -> ``([(filename, wave)], [(filename, reason)])``; waves are mono float32 at
+    ``sr``, peak 1. Limits default to the operator's (``STCA_MAX_UPLOAD_MB``, ``STCA_MAX_AUDIO_SECONDS``)."""
+    waves, skipped = [], []
+    for data, name in files:
+        try:
+            waves.append((name, _check_one(data, name, max_mb, max_seconds, sr)))
+        except StcaError as exc:
+            skipped.append((name, exc.problem))
+    return waves, skipped
+
+
+def label_from_filename(filename: str) -> str:
+    """``dog_01.wav`` / ``dog-2.flac`` / ``dog 3.mp3`` / ``dog7.wav`` -> ``dog``; falls back to the stem."""
+    stem = Path(filename).stem
+    label = re.split(r"[_\-\s.]", stem, maxsplit=1)[0]
+    label = re.sub(r"\d+$", "", label)
+    return label or stem
+
+
+def _safe_name(filename: str) -> str:
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).name)[-80:]
+    return base.lstrip(".") or "upload"
+
+
+def uploads_clipset(files: list[tuple[bytes, str]], labels: list[str] | None = None,
+                    dest: str | os.PathLike | None = None, seed: int = 0, max_mb: float | None = None,
+                    max_seconds: float | None = None) -> ClipSet:
+    """Uploads as a labelled ClipSet with a seeded half/half split per class.
+
+    Accepted uploads are written to ``dest`` (default: a new temporary folder) under a name that
+    starts with their content hash. Classes with fewer than two good uploads are left out and listed.
+    Raises ``DatasetError`` when no class is left."""
+    if labels is not None and len(labels) != len(files):
+        raise DatasetError(f"{len(labels)} labels for {len(files)} uploads", "uploads")
+    dest = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="stca_uploads_"))
+    dest.mkdir(parents=True, exist_ok=True)
+    by_class: dict[str, list[Path]] = {}
+    skipped: list[tuple[str, str]] = []
+    for k, (data, name) in enumerate(files):
+        if Path(name).suffix.lower() not in AUDIO_EXTS:
+            skipped.append((name, f"not an audio file name (supported: {', '.join(AUDIO_EXTS)})"))
+            continue
+        try:
+            _check_one(data, name, max_mb, max_seconds, 16000)
+        except StcaError as exc:
+            skipped.append((name, exc.problem))
+            continue
+        label = (labels[k] if labels is not None else label_from_filename(name)).strip()
+        if not label:
+            skipped.append((name, "empty class label"))
+            continue
+        path = dest / f"{hashlib.sha256(data).hexdigest()[:16]}_{_safe_name(name)}"
+        if not path.exists():
+            tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        by_class.setdefault(label, []).append(path)
+    rng = np.random.default_rng(seed)
+    clips, train_idx, test_idx, kept = [], [], [], []
+    for cls in sorted(by_class):
+        paths = sorted(set(by_class[cls]))
+        if len(paths) < 2:
+            skipped.append((str(paths[0].name), f"class {cls!r} has only one usable upload; need 2 (train + test)"))
+            continue
+        tr, te = split_half(len(paths), rng)
+        base = len(clips)
+        clips.extend(AudioClip(str(p), cls, group="upload") for p in paths)
+        train_idx.extend(base + i for i in tr)
+        test_idx.extend(base + i for i in te)
+        kept.append(cls)
+    if not kept:
+        reasons = "; ".join(f"{n}: {r}" for n, r in skipped[:3])
+        raise DatasetError(f"no class with at least two usable uploads ({reasons})", "uploads")
+    return ClipSet(clips, kept, train_idx, test_idx, skipped, "uploads", {"folder": str(dest)})
