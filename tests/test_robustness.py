@@ -1,0 +1,313 @@
+"""Every bad input of SPEC §10 / the robustness issue, one table row each, asserting the message.
+
+Each row builds its bad input inside ``tmp_path`` in the real on-disk layout, calls the entry point
+a user reaches (engine function, dataset loader, the ``stca`` CLI in a subprocess, or an app page
+through ``streamlit.testing.v1.AppTest``) and checks that the error is a ``StcaError`` subclass whose
+one-line message names the file (or setting) and the problem. The list of cases with their exact
+messages is docs/ROBUSTNESS.md.
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+import pickle
+import struct
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from stca_engine import audio, limits
+from stca_engine.config import NeuronConfig
+from stca_engine.errors import (AudioError, CheckpointError, ConfigError, DatasetError, StcaError,
+                                TrainingError)
+
+REPO = Path(__file__).resolve().parents[1]
+SR = 16000
+
+
+# ---- builders of (bad) files ----------------------------------------------------------------------
+
+def tone(seconds=0.3, sr=SR, freq=440.0, amp=0.5, channels=1):
+    t = np.arange(int(round(seconds * sr))) / sr
+    x = amp * np.sin(2 * np.pi * freq * t)
+    return np.repeat(x[:, None], channels, axis=1).astype(np.float32)
+
+
+def write_wav(path: Path, x, sr=SR, subtype="FLOAT") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), x, sr, format="WAV", subtype=subtype)
+    return path
+
+
+def wav_bytes(x, sr=SR, subtype="FLOAT") -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, x, sr, format="WAV", subtype=subtype)
+    return buf.getvalue()
+
+
+def raw_pcm(path: Path, seconds=0.2, freq=700.0, order="<", sr=48000, amp=0.4) -> Path:
+    """An RWCP-style headerless 16-bit mono 48 kHz file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * sr)) / sr
+    pcm = (amp * np.sin(2 * np.pi * freq * t) * 32767).astype(order + "i2")
+    path.write_bytes(pcm.tobytes())
+    return path
+
+
+def rwcp_tree(root: Path, classes=("bells5", "horn"), n=4, group="a1") -> Path:
+    for k, c in enumerate(classes):
+        for i in range(n):
+            raw_pcm(root / "nospeech" / "drysrc" / group / c / "48khz" / f"{i:03d}.raw", freq=400 + 300 * k + 20 * i)
+    return root
+
+
+# ---- the table ------------------------------------------------------------------------------------
+
+@dataclass
+class Case:
+    """``run(tmp)`` builds the bad input and calls the entry point; it must raise ``error`` whose
+    message contains every fragment (``{tmp}`` is replaced by the case's folder)."""
+
+    id: str
+    run: Callable[[Path], object]
+    error: type
+    fragments: tuple[str, ...]
+
+
+def _audio_cases() -> list[Case]:
+    def unreadable(tmp):
+        p = tmp / "locked.wav"
+        (tmp / "locked.wav").mkdir()  # a folder where a file is expected: cannot be read as audio
+        return audio.load_audio(p)
+
+    def unreadable_perm(tmp):
+        p = write_wav(tmp / "noperm.wav", tone())
+        p.chmod(0)
+        if os.access(p, os.R_OK):  # root reads anything: make the file unreadable another way
+            p.chmod(0o644)
+            p.unlink()
+            p.symlink_to(tmp / "does-not-exist.wav")
+        return audio.load_audio(p)
+
+    def truncated_header(tmp):
+        p = tmp / "cut.wav"
+        p.write_bytes(wav_bytes(tone())[:30])
+        return audio.load_audio(p)
+
+    def nan_samples(tmp):
+        x = tone()
+        x[100, 0] = np.nan
+        return audio.load_audio(write_wav(tmp / "nan.wav", x))
+
+    def inf_samples(tmp):
+        x = tone(channels=2)
+        x[5, 1] = np.inf
+        x[6, 0] = -np.inf
+        return audio.load_audio(write_wav(tmp / "inf.wav", x))
+
+    def renamed_text(tmp):
+        p = tmp / "notes.wav"
+        p.write_text("these are my lecture notes, not a recording\n" * 40)
+        return audio.load_audio(p)
+
+    def renamed_png(tmp):
+        p = tmp / "picture.wav"
+        p.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+        return audio.load_audio(p)
+
+    def over_long_app_limit(tmp, monkeypatch=None):
+        os.environ["STCA_MAX_AUDIO_SECONDS"] = "1.5"
+        try:
+            return audio.load_audio(write_wav(tmp / "long.wav", tone(2.0)), max_seconds=limits.max_audio_seconds())
+        finally:
+            del os.environ["STCA_MAX_AUDIO_SECONDS"]
+
+    return [
+        Case("audio-missing", lambda t: audio.load_audio(t / "gone.wav"), AudioError, ("gone.wav: file not found",)),
+        Case("audio-unreadable-folder", unreadable, AudioError, ("locked.wav: not a file",)),
+        Case("audio-unreadable-dangling", unreadable_perm, AudioError, ("noperm.wav: ",)),
+        Case("audio-empty-file", lambda t: audio.load_audio((t / "empty.wav", (t / "empty.wav").write_bytes(b""))[0]),
+             AudioError, ("empty.wav: empty file (0 bytes)",)),
+        Case("audio-empty-wav-no-frames", lambda t: audio.load_audio(write_wav(t / "noframes.wav", np.zeros((0, 1))),),
+             AudioError, ("noframes.wav: ", "empty")),
+        Case("audio-silent", lambda t: audio.load_audio(write_wav(t / "quiet.wav", np.zeros((SR // 2, 1)))),
+             AudioError, ("quiet.wav: silent",)),
+        Case("audio-silent-int16-dither", lambda t: audio.load_audio(
+            write_wav(t / "dither.wav", (np.random.default_rng(0).integers(-1, 2, (SR, 1)) / 32768.0).astype(np.float32),
+                      subtype="PCM_16")), AudioError, ("dither.wav: silent",)),
+        Case("audio-too-short", lambda t: audio.load_audio(write_wav(t / "blip.wav", tone(0.01))),
+             AudioError, ("blip.wav: too short: 10.0 ms",)),
+        Case("audio-too-long", lambda t: audio.load_audio(write_wav(t / "long.wav", tone(2.0)), max_seconds=1.0),
+             AudioError, ("long.wav: too long: 2.00 s (the limit is 1 s)",)),
+        Case("audio-too-long-app-limit", over_long_app_limit, AudioError, ("long.wav: too long: 2.00 s (the limit is 1.5 s)",)),
+        Case("audio-truncated-header", truncated_header, AudioError, ("cut.wav: ",)),
+        Case("audio-nan", nan_samples, AudioError, ("nan.wav: contains 1 NaN/inf samples",)),
+        Case("audio-inf", inf_samples, AudioError, ("inf.wav: contains 2 NaN/inf samples",)),
+        Case("audio-renamed-text", renamed_text, AudioError, ("notes.wav: not a readable audio file",)),
+        Case("audio-renamed-png", renamed_png, AudioError, ("picture.wav: not a readable audio file",)),
+        # uploads: the bytes of a browser upload
+        Case("upload-empty", lambda t: audio.load_audio_bytes(b"", "up.wav"), AudioError, ("up.wav: empty upload (0 bytes)",)),
+        Case("upload-renamed-text", lambda t: audio.load_audio_bytes(b"hello, not audio " * 100, "song.wav"),
+             AudioError, ("song.wav: not a readable audio file",)),
+        Case("upload-nan", lambda t: audio.load_audio_bytes(wav_bytes(np.full((SR, 1), np.nan, np.float32)), "nan.wav"),
+             AudioError, ("nan.wav: contains 16000 NaN/inf samples",)),
+        Case("upload-silent", lambda t: audio.load_audio_bytes(wav_bytes(np.zeros((SR, 2))), "zeros.wav"),
+             AudioError, ("zeros.wav: silent",)),
+        Case("upload-too-short", lambda t: audio.load_audio_bytes(wav_bytes(tone(0.02)), "short.wav"),
+             AudioError, ("short.wav: too short: 20.0 ms",)),
+        Case("upload-too-long", lambda t: audio.load_audio_bytes(wav_bytes(tone(3.0)), "long.wav", max_seconds=2),
+             AudioError, ("long.wav: too long: 3.00 s (the limit is 2 s)",)),
+        Case("upload-over-size-cap", lambda t: limits.check_upload_size(3 * 2**20 + 1, "big.wav", limit_mb=3),
+             AudioError, ("big.wav: upload too large: 3.0 MB (the limit is 3 MB",)),
+    ]
+
+
+def _raw_cases() -> list[Case]:
+    def odd(tmp):
+        p = tmp / "001.raw"
+        p.write_bytes(b"\x00\x01\x02")
+        return audio.read_raw_pcm16(p)
+
+    def silent(tmp):
+        p = tmp / "002.raw"
+        p.write_bytes(b"\x00\x00" * 4800)
+        return audio.read_raw_pcm16(p)
+
+    return [
+        Case("raw-odd-size", odd, AudioError, ("001.raw: odd number of bytes (3); not 16-bit PCM",)),
+        Case("raw-empty", lambda t: audio.read_raw_pcm16((t / "e.raw", (t / "e.raw").write_bytes(b""))[0]),
+             AudioError, ("e.raw: empty file (0 bytes)",)),
+        Case("raw-silent", silent, AudioError, ("002.raw: silent",)),
+    ]
+
+
+def _rwcp_cases() -> list[Case]:
+    from stca_engine.data.rwcp import load_rwcp
+
+    def missing_class(tmp):
+        return load_rwcp(rwcp_tree(tmp / "rwcp"), classes=["bells5", "horn", "whistle1", "cup1"])
+
+    def unknown_class(tmp):
+        return load_rwcp(rwcp_tree(tmp / "rwcp"), classes="bells5,nosuchsound")
+
+    def paper_set_incomplete(tmp):
+        return load_rwcp(rwcp_tree(tmp / "rwcp"), classes="paper")
+
+    def no_rate_folder(tmp):
+        root = rwcp_tree(tmp / "rwcp")
+        (root / "nospeech" / "drysrc" / "a1" / "ring" / "16khz").mkdir(parents=True)
+        return load_rwcp(root, classes=["bells5", "ring"])
+
+    def no_classes(tmp):
+        (tmp / "empty_rwcp" / "nospeech").mkdir(parents=True)
+        return load_rwcp(tmp / "empty_rwcp")
+
+    def class_without_files(tmp):
+        root = rwcp_tree(tmp / "rwcp")
+        (root / "nospeech" / "drysrc" / "a1" / "ring" / "48khz").mkdir(parents=True)
+        return load_rwcp(root, classes=["bells5", "ring"])
+
+    def all_odd(tmp):
+        root = tmp / "rwcp"
+        for c in ("bells5", "horn"):
+            for i in range(3):
+                p = root / c / "48khz" / f"{i:03d}.raw"
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_bytes(b"\x01" * 101)
+        return load_rwcp(root)
+
+    return [
+        Case("rwcp-missing-root", lambda t: load_rwcp(t / "nowhere"), DatasetError,
+             ("nowhere: RWCP folder does not exist",)),
+        Case("rwcp-missing-classes", missing_class, DatasetError,
+             ("rwcp: missing class(es) whistle1, cup1; found: bells5, horn",)),
+        Case("rwcp-unknown-class", unknown_class, DatasetError, ("rwcp: missing class(es) nosuchsound",)),
+        Case("rwcp-paper-set-incomplete", paper_set_incomplete, DatasetError, ("rwcp: missing class(es) bank",)),
+        Case("rwcp-no-48khz-folder", no_rate_folder, DatasetError, ("ring: class folder has no 48khz folder",)),
+        Case("rwcp-no-class-folders", no_classes, DatasetError, ("empty_rwcp: no RWCP class folders found",)),
+        Case("rwcp-class-without-files", class_without_files, DatasetError,
+             ("48khz: class 'ring': no .raw files (need at least 2)",)),
+        Case("rwcp-only-odd-sized-files", all_odd, DatasetError, ("rwcp: no class has at least 2 usable .raw files",)),
+    ]
+
+
+def _config_cases() -> list[Case]:
+    from stca_engine.network import SNN
+    from stca_engine.trainer import TrainConfig
+
+    return [
+        Case("config-negative-tau-m", lambda t: NeuronConfig(tau_m_ms=-30.0), ConfigError,
+             ("neuron config: tau_m_ms must be > 0, got -30.0",)),
+        Case("config-negative-tau-s", lambda t: NeuronConfig(tau_s_ms=-1.0), ConfigError,
+             ("neuron config: tau_s_ms must be > 0, got -1.0",)),
+        Case("config-tau-s-equal-tau-m", lambda t: NeuronConfig(tau_s_ms=30.0), ConfigError,
+             ("neuron config: tau_s_ms (30.0) must be smaller than tau_m_ms (30.0)",)),
+        Case("config-tau-s-above-tau-m", lambda t: NeuronConfig(tau_m_ms=10.0, tau_s_ms=20.0), ConfigError,
+             ("neuron config: tau_s_ms (20.0) must be smaller than tau_m_ms (10.0)",)),
+        Case("config-alpha-zero", lambda t: NeuronConfig(alpha=0.0), ConfigError,
+             ("neuron config: alpha (surrogate width) must be > 0, got 0.0",)),
+        Case("config-alpha-negative", lambda t: NeuronConfig(alpha=-2.0), ConfigError,
+             ("neuron config: alpha (surrogate width) must be > 0",)),
+        Case("config-t-in-below-one-step", lambda t: NeuronConfig(t_in_ms=1.0), ConfigError,
+             ("neuron config: t_in_ms (1.0) must be at least one time step (dt_ms = 3.0)",)),
+        Case("config-dt-zero", lambda t: NeuronConfig(dt_ms=0.0), ConfigError, ("neuron config: dt_ms must be > 0",)),
+        Case("config-nan", lambda t: NeuronConfig(theta=float("nan")), ConfigError,
+             ("neuron config: theta must be finite",)),
+        Case("config-string", lambda t: NeuronConfig(tau_m_ms="30"), ConfigError,
+             ("neuron config: tau_m_ms must be a number, got '30'",)),
+        Case("config-unknown-key", lambda t: NeuronConfig.from_dict({"tau_m": 30.0}), ConfigError,
+             ("neuron config: unknown setting(s) ['tau_m']",)),
+        Case("config-empty-layer-list", lambda t: SNN([], NeuronConfig()), ConfigError,
+             ("SNN sizes: need at least 2 layer sizes",)),
+        Case("config-zero-width-layer", lambda t: SNN([8, 0, 2], NeuronConfig()), ConfigError,
+             ("SNN sizes: layer sizes must be positive integers, got 0",)),
+        Case("train-config-negative-lr", lambda t: TrainConfig(lr=-1.0).validate(), ConfigError,
+             ("train config: lr: must be > 0, got -1.0",)),
+        Case("train-config-zero-batch", lambda t: TrainConfig(batch_size=0).validate(), ConfigError,
+             ("train config: batch_size: must be >= 1, got 0",)),
+        Case("train-config-bad-hidden", lambda t: TrainConfig(hidden=[0]).validate(), ConfigError,
+             ("train config: hidden: layer sizes must be integers in 1..100000",)),
+        Case("limits-bad-env", lambda t: _with_env({"STCA_MAX_UPLOAD_MB": "lots"}, limits.max_upload_mb), ConfigError,
+             ("STCA_MAX_UPLOAD_MB: must be a number, got 'lots'",)),
+        Case("limits-negative-env", lambda t: _with_env({"STCA_MAX_AUDIO_SECONDS": "-5"}, limits.max_audio_seconds),
+             ConfigError, ("STCA_MAX_AUDIO_SECONDS: must be a finite number > 0, got '-5'",)),
+    ]
+
+
+def _with_env(env: dict, fn):
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return fn()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+ENGINE_CASES = [*_audio_cases(), *_raw_cases(), *_rwcp_cases(), *_config_cases()]
+
+
+def _assert_message(exc: BaseException, case: Case, tmp: Path):
+    msg = str(exc)
+    assert isinstance(exc, StcaError)
+    assert "\n" not in msg, f"message must be one line: {msg!r}"
+    for frag in case.fragments:
+        assert frag.replace("{tmp}", str(tmp)) in msg, f"{case.id}: {frag!r} not in {msg!r}"
+
+
+@pytest.mark.parametrize("case", ENGINE_CASES, ids=[c.id for c in ENGINE_CASES])
+def test_engine_bad_input(case: Case, tmp_path):
+    with pytest.raises(case.error) as ei:
+        case.run(tmp_path)
+    _assert_message(ei.value, case, tmp_path)
