@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .data.metrics import spike_cluster_spans
+from .clusters import cluster_spans
 from .data.types import SpikeTrain
 from .errors import ConfigError
 
@@ -186,12 +186,11 @@ def detect_events(net, neuron_cfg, spikes: SpikeTrain, class_names: Sequence[str
     dt_s = neuron_cfg.dt_ms / 1000.0
     events = []
     for c, steps in enumerate(spike_steps):
-        for first, last in spike_cluster_spans(steps, neuron_cfg.t_in_steps):
-            n = int(np.count_nonzero((steps >= first) & (steps <= last)))
+        for first, last, n in cluster_spans(steps, neuron_cfg.t_in_steps):
             if n < min_spikes:
                 continue
             ev = {"class": class_names[c], "class_index": c, "start_s": round(first * dt_s, 6),
-                  "end_s": round((last + 1) * dt_s, 6), "n_spikes": n}
+                  "end_s": round((last + 1) * dt_s, 6), "n_spikes": int(n)}
             if V is not None:
                 ev["peak_v"] = float(V[first:last + 1, c].max())
             events.append(ev)
