@@ -19,7 +19,7 @@ KINDS = ("audio", "rwcp_raw")
 RWCP_SR = 48000
 
 _hash_lock = threading.Lock()
-_file_hashes: dict[tuple[str, int, int], str] = {}
+_file_hashes: dict[tuple, str] = {}
 _wave_lock = threading.Lock()
 _last_wave: dict[tuple[str, int, int, int, str], np.ndarray] = {}
 
@@ -31,7 +31,7 @@ def file_sha256(path: str | os.PathLike) -> str:
         st = os.stat(p)
     except OSError as exc:
         raise AudioError(f"cannot read file ({exc.strerror or exc})", p) from None
-    key = (p, st.st_size, st.st_mtime_ns)
+    key = (p, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     with _hash_lock:
         hit = _file_hashes.get(key)
     if hit is not None:
