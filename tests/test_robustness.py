@@ -311,3 +311,178 @@ def test_engine_bad_input(case: Case, tmp_path):
     with pytest.raises(case.error) as ei:
         case.run(tmp_path)
     _assert_message(ei.value, case, tmp_path)
+
+
+# ---- MedleyDB ---------------------------------------------------------------------------------------
+
+def medley_track(root: Path, t: str, stems: dict, yaml_text: str | None = None, write=True, seconds=4.0):
+    """``Audio/<t>/<t>_METADATA.yaml`` with ``stems`` {sid: instrument}; the stem wavs when ``write``."""
+    tdir = root / "Audio" / t
+    (tdir / f"{t}_STEMS").mkdir(parents=True, exist_ok=True)
+    if yaml_text is None:
+        lines = ["stems:"]
+        for sid, inst in stems.items():
+            lines += [f"  {sid}:", f"    instrument: {inst}", f"    filename: {t}_STEM_{sid[1:]}.wav"]
+        yaml_text = "\n".join(lines) + "\n"
+    (tdir / f"{t}_METADATA.yaml").write_text(yaml_text)
+    if write:
+        for k, sid in enumerate(stems):
+            write_wav(tdir / f"{t}_STEMS" / f"{t}_STEM_{sid[1:]}.wav", tone(seconds, freq=300 + 50 * k), subtype="PCM_16")
+    return tdir
+
+
+def medley_good(root: Path, n_tracks=3):
+    for i in range(n_tracks):
+        medley_track(root, f"Good{i}", {"S01": "violin", "S02": "flute"})
+    return root
+
+
+def _medley_cases() -> list[Case]:
+    from stca_engine.data.medleydb import load_medleydb
+
+    def only_bad(tmp):
+        root = tmp / "medley"
+        medley_track(root, "Broken", {}, yaml_text="stems: [unclosed\n  - : :\n")
+        medley_track(root, "NoStems", {"S01": "violin"}, write=False)
+        return load_medleydb(root, min_pieces=1)
+
+    def missing_instrument(tmp):
+        return load_medleydb(medley_good(tmp / "medley"), classes=["violin", "erhu"], min_pieces=1)
+
+    return [
+        Case("medleydb-missing-root", lambda t: load_medleydb(t / "nope"), DatasetError,
+             ("nope: MedleyDB folder does not exist",)),
+        Case("medleydb-no-audio-folder", lambda t: load_medleydb((t / "m", (t / "m").mkdir())[0]), DatasetError,
+             ("m: no Audio/ folder",)),
+        Case("medleydb-only-bad-tracks", only_bad, DatasetError, ("medley: no instrument with at least 1 active",)),
+        Case("medleydb-missing-instrument", missing_instrument, DatasetError,
+             ("medley: no active pieces for instrument(s) erhu; instrument labels found: flute, violin",)),
+    ]
+
+
+
+MEDLEY_CASES = _medley_cases()
+
+
+@pytest.mark.parametrize("case", MEDLEY_CASES, ids=[c.id for c in MEDLEY_CASES])
+def test_medleydb_bad_input(case: Case, tmp_path):
+    with pytest.raises(case.error) as ei:
+        case.run(tmp_path)
+    _assert_message(ei.value, case, tmp_path)
+
+
+# ---- a bad file in a dataset is skipped and listed, the rest loads -----------------------------------
+
+@dataclass
+class SkipCase:
+    """``run(tmp)`` builds a dataset with good items and one or more bad ones and loads it; returns
+    ``(result, skipped, n_good_expected, n_good_got)``; each ``(name fragment, reason fragment)`` of
+    ``expect`` must match one entry of ``skipped``."""
+
+    id: str
+    run: Callable[[Path], tuple]
+    expect: tuple[tuple[str, str], ...]
+
+
+def _skip_cases() -> list[SkipCase]:
+    from stca_engine.data.folder import load_folder
+    from stca_engine.data.medleydb import load_medleydb
+    from stca_engine.data.rwcp import load_rwcp
+    from stca_engine.data.uploads import load_uploads, uploads_clipset
+
+    def rwcp_odd_and_empty(tmp):
+        root = rwcp_tree(tmp / "rwcp", n=4)
+        d = root / "nospeech" / "drysrc" / "a1" / "horn" / "48khz"
+        (d / "900.raw").write_bytes(b"\x00" * 1001)
+        (d / "901.raw").write_bytes(b"")
+        cs = load_rwcp(root)
+        return cs, cs.skipped, 8, len(cs.clips)
+
+    def medley_bad_yaml_and_missing_stem(tmp):
+        root = medley_good(tmp / "medley")
+        medley_track(root, "Broken", {}, yaml_text="stems:\n  S01: {instrument: violin\n")
+        medley_track(root, "Lost", {"S01": "violin"}, write=False)
+        garbage = medley_track(root, "Garbage", {"S01": "violin"}, write=False)
+        (garbage / "Garbage_STEMS" / "Garbage_STEM_01.wav").write_bytes(b"not a wav file at all" * 50)
+        cs = load_medleydb(root, classes=["violin", "flute"], min_pieces=1)
+        good = len({(c.path) for c in cs.clips})
+        return cs, cs.skipped, 6, good
+
+    def folder_bad_files(tmp):
+        root = tmp / "mine"
+        for c in ("dog", "cat"):
+            for i in range(2):
+                write_wav(root / c / f"{c}{i}.wav", tone(0.3, freq=300 + 100 * i))
+        (root / "dog" / "readme.txt").write_text("hello")
+        (root / "cat" / "empty.wav").write_bytes(b"")
+        (root / "bird").mkdir()
+        write_wav(root / "bird" / "only.wav", tone())
+        cs = load_folder(root)
+        return cs, cs.skipped, 4, len(cs.clips)
+
+    def uploads_mixed(tmp):
+        good = [(wav_bytes(tone(0.3, freq=300 + 50 * i)), f"dog_{i}.wav") for i in range(2)]
+        bad = [(b"just text" * 100, "fake.wav"), (wav_bytes(np.zeros((SR, 1))), "zeros.wav"),
+               (wav_bytes(np.full((SR, 1), np.inf, np.float32)), "inf.wav"), (b"", "empty.wav"),
+               (wav_bytes(tone(0.01)), "blip.wav"), (b"\x00" * (2 * 2**20), "huge.wav")]
+        waves, skipped = load_uploads(good + bad, max_mb=1.0, max_seconds=60)
+        return waves, skipped, 2, len(waves)
+
+    def uploads_clipset_mixed(tmp):
+        files = [(wav_bytes(tone(0.3, freq=300 + 50 * i)), f"dog_{i}.wav") for i in range(2)]
+        files += [(wav_bytes(tone(0.3, freq=900 + 50 * i)), f"cat_{i}.wav") for i in range(2)]
+        files += [(b"<html>not audio</html>" * 20, "bird_1.wav"), (wav_bytes(tone()), "notes.txt"),
+                  (wav_bytes(tone(3.0)), "long_1.wav")]
+        cs = uploads_clipset(files, dest=tmp / "up", max_seconds=2.0)
+        return cs, cs.skipped, 4, len(cs.clips)
+
+    return [
+        SkipCase("rwcp-odd-and-empty-raw-files", rwcp_odd_and_empty,
+                 (("900.raw", "odd size (1001 bytes) - not 16-bit PCM"), ("901.raw", "empty file"))),
+        SkipCase("medleydb-bad-yaml-missing-and-unreadable-stems", medley_bad_yaml_and_missing_stem,
+                 (("Broken_METADATA.yaml", "bad YAML"),
+                  ("Lost_STEM_01.wav", "stem S01 (violin) listed in the metadata but missing"),
+                  ("Garbage_STEM_01.wav", "unreadable audio"))),
+        SkipCase("folder-non-audio-empty-and-lonely-class", folder_bad_files,
+                 (("readme.txt", "not an audio file"), ("empty.wav", "empty file (0 bytes)"),
+                  ("bird", "class 'bird' has 1 usable audio file(s); need at least 2"))),
+        SkipCase("uploads-each-bad-one-listed", uploads_mixed,
+                 (("fake.wav", "not a readable audio file"), ("zeros.wav", "silent"),
+                  ("inf.wav", "NaN/inf samples"), ("empty.wav", "empty upload (0 bytes)"),
+                  ("blip.wav", "too short"), ("huge.wav", "upload too large: 2.0 MB (the limit is 1 MB"))),
+        SkipCase("uploads-clipset-each-bad-one-listed", uploads_clipset_mixed,
+                 (("bird_1.wav", "not a readable audio file"), ("notes.txt", "not an audio file name"),
+                  ("long_1.wav", "too long: 3.00 s (the limit is 2 s"))),
+    ]
+
+
+SKIP_CASES = _skip_cases()
+
+
+@pytest.mark.parametrize("case", SKIP_CASES, ids=[c.id for c in SKIP_CASES])
+def test_bad_file_in_dataset_is_skipped_and_listed(case: SkipCase, tmp_path):
+    _, skipped, n_expected, n_got = case.run(tmp_path)
+    assert n_got == n_expected, f"the good items must all load: {n_got} != {n_expected}; skipped={skipped}"
+    for name, reason in case.expect:
+        hits = [(p, r) for p, r in skipped if name in str(p) and reason in r]
+        assert hits, f"{case.id}: no skipped entry ({name!r}, {reason!r}) in {skipped}"
+    for p, r in skipped:
+        assert r and "\n" not in r and "Traceback" not in r
+
+
+def test_rwcp_mixed_byte_orders_load_identically(tmp_path):
+    """A tree whose files mix little- and big-endian PCM loads, and both decode to the same sound."""
+    from stca_engine.data.rwcp import load_rwcp
+
+    root = tmp_path / "rwcp"
+    d = root / "nospeech" / "drysrc" / "a1" / "bells5" / "48khz"
+    raw_pcm(d / "000.raw", order="<", freq=700)
+    raw_pcm(d / "001.raw", order=">", freq=700)
+    raw_pcm(d / "002.raw", order=">", freq=900)
+    raw_pcm(d / "003.raw", order="<", freq=900)
+    cs = load_rwcp(root)
+    assert len(cs.clips) == 4 and not cs.skipped
+    waves = {Path(c.path).name: c.load() for c in cs.clips}
+    np.testing.assert_allclose(waves["000.raw"], waves["001.raw"], atol=1e-6)
+    np.testing.assert_allclose(waves["002.raw"], waves["003.raw"], atol=1e-6)
+    assert np.max(np.abs(np.diff(waves["001.raw"]))) < 0.5  # smooth: not byte-swapped noise
