@@ -1,0 +1,72 @@
+"""Small shared UI helpers for the pages: page setup with the device box, and error display that turns
+a ``StcaError`` into ``st.error`` with its message (never a traceback on screen)."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+import stca_engine as se
+from stca_engine.errors import StcaError
+
+APP_DIR = Path(__file__).resolve().parents[1]
+REPO_DIR = APP_DIR.parent
+log = logging.getLogger("stca_studio")
+
+PLOTLY_CONFIG = {"displaylogo": False, "scrollZoom": False,
+                 "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+def setup_page(title: str, icon: str = "⚡") -> None:
+    """``set_page_config`` (wide layout) and the sidebar's engine/device box, shared by every page."""
+    st.set_page_config(page_title=f"{title} · STCA Studio", page_icon=icon, layout="wide")
+    sidebar_device()
+
+
+@st.cache_data(show_spinner=False)
+def _device_text() -> str:
+    return se.describe_device()
+
+
+def sidebar_device() -> None:
+    st.sidebar.markdown(f"**Device:** {_device_text()}")
+    st.sidebar.caption(f"stca_engine {se.__version__}")
+
+
+def show_error(exc: BaseException, what: str | None = None) -> None:
+    """A user error shows its one-line message; anything else shows a short apology (the traceback goes to
+    the server log only)."""
+    if isinstance(exc, StcaError):
+        st.error(str(exc), icon="⚠️")
+    else:
+        log.error("unexpected error%s", f" while {what}" if what else "", exc_info=exc)
+        st.error(f"Something went wrong{f' while {what}' if what else ''}: {type(exc).__name__}: {exc}. "
+                 "The details are in the server log.", icon="🐞")
+
+
+@contextlib.contextmanager
+def user_errors(what: str | None = None):
+    """``with user_errors("encoding"): ...`` – errors inside become an ``st.error`` box and the page goes
+    on rendering (Streamlit's own stop/rerun signals are BaseExceptions and pass through)."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - shown to the user, logged with traceback
+        show_error(exc, what)
+
+
+def plot(fig, key: str | None = None) -> None:
+    """``st.plotly_chart`` with the shared config and the template kept (no Streamlit theme override)."""
+    st.plotly_chart(fig, theme=None, key=key, config=PLOTLY_CONFIG)
+
+
+def explain(text: str) -> None:
+    """A short student-facing explanation next to a view."""
+    st.info(text, icon="💡")
+
+
+def ensure_app_on_path() -> None:
+    if str(APP_DIR) not in sys.path:
+        sys.path.insert(0, str(APP_DIR))
