@@ -1,0 +1,644 @@
+"""The ``stca`` command: train, evaluate, detect and encode without the app.
+
+    stca train --data demo --task detect [--objective stca|tdp1|margin] [--epochs N] [--hidden 300 ...]
+               [--seed S] [--batch B] [--lr X] [--optimizer sgd|adam] [--out DIR]
+    stca eval MODEL_DIR --data DATA
+    stca detect MODEL_DIR AUDIO... [--json]
+    stca encode AUDIO... --out FILE.npz            (or --data DATA / --source KIND --root PATH)
+
+DATA is ``demo``, ``rwcp:PATH``, ``medleydb:PATH``, ``folder:PATH``, ``digits`` or ``mnist:PATH``.
+Scale-out: ``torchrun --nproc_per_node N -m stca_engine train ...`` (see ``distributed``).
+
+Every ``StcaError`` becomes one line ``stca: error: <message>`` on stderr and exit code 2 (the
+same code argparse uses for bad arguments); no traceback reaches the user.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import ConfigError, StcaError
+
+EXIT_USAGE = 2
+DATA_HELP = "demo | rwcp:PATH | medleydb:PATH | folder:PATH | digits | mnist:PATH"
+
+# Defaults per task, chosen so `stca train --data demo --task detect` gives a good model in minutes
+# on a 2-core CPU (see docs/RESULTS.md for what they reach).
+TRAIN_DEFAULTS = {
+    "detect": dict(epochs=12, hidden=[300], batch=16, optimizer="adam", lr=None),
+    "classify": dict(epochs=12, hidden=[300], batch=16, optimizer="adam", lr=None),
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# small helpers
+# ------------------------------------------------------------------------------------------------
+def _say(msg: str, quiet: bool = False) -> None:
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def make_progress(desc: str, enabled: bool = True):
+    """A ``progress(done, total, message)`` callback drawing a tqdm bar on stderr (None when off)."""
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = {"b": None}
+
+    def progress(done: int, total: int, message: str = "") -> None:
+        b = bar["b"]
+        if b is None or b.total != total:
+            if b is not None:
+                b.close()
+            b = bar["b"] = tqdm(total=total, desc=desc, unit="it", leave=False, file=sys.stderr,
+                                dynamic_ncols=True, mininterval=0.5)
+        b.n = done
+        if message:
+            b.set_postfix_str(message[-60:], refresh=False)
+        b.refresh()
+
+    def close() -> None:
+        if bar["b"] is not None:
+            bar["b"].close()
+            bar["b"] = None
+
+    return progress, close
+
+
+def jsonable(x):
+    """Plain JSON values: numpy scalars/arrays to Python, NaN/inf to null."""
+    import numpy as np
+
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        return x if math.isfinite(x) else None
+    return x
+
+
+def write_json(path: Path, obj) -> None:
+    """Atomic JSON write (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(jsonable(obj), indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+DETECT_KEYS = ("count_accuracy", "stream_accuracy", "event_f1", "event_precision", "event_recall",
+               "event_tp", "event_fp", "event_fn", "loss", "mean_clusters", "n_no_kplus", "n_samples")
+CLASSIFY_KEYS = ("accuracy", "precision", "recall", "f1", "loss", "mean_clusters", "n_no_kplus", "n_samples",
+                 "confusion_matrix")
+
+
+def test_block(metrics: dict, task: str) -> dict:
+    """The ``test`` block of metrics.json: the task's headline metrics first, then the rest."""
+    keys = DETECT_KEYS if task == "detect" else CLASSIFY_KEYS
+    out = {k: metrics[k] for k in keys if k in metrics}
+    for k, v in metrics.items():
+        if k not in out and k != "accuracy":
+            out[k] = v
+    return jsonable(out)
+
+
+def format_block(block: dict) -> str:
+    parts = []
+    for k, v in block.items():
+        if k == "confusion_matrix":
+            continue
+        if isinstance(v, float):
+            parts.append(f"{k}={v:.4f}")
+        else:
+            parts.append(f"{k}={v}")
+    return "  ".join(parts)
+
+
+def _confine_if_configured(path: str) -> None:
+    """Dataset paths obey STCA_DATA_ROOTS when the operator set it (SPEC §10)."""
+    if os.environ.get("STCA_DATA_ROOTS", "").strip():
+        from .roots import confine
+
+        confine(path)
+
+
+# ------------------------------------------------------------------------------------------------
+# argument parsing
+# ------------------------------------------------------------------------------------------------
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--encoder", default=None,
+                   help="sound encoder: spikegram (paper) or spectral (fast); default: the data source's")
+    g.add_argument("--classes", default=None, help="comma-separated class names (default: all / the preset)")
+    g.add_argument("--streams", type=_positive_int, default=None, help="detection: number of training streams")
+    g.add_argument("--test-streams", type=_positive_int, default=None, help="detection: number of test streams")
+    g.add_argument("--events", type=_positive_int, default=None, help="detection: events per stream (default 5)")
+    g.add_argument("--workers", type=_positive_int, default=None,
+                   help="processes for encoding the dataset (default: all cores)")
+    g.add_argument("--no-cache", action="store_true", help="do not read or write the encoded-clip cache")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stca", description="Train, evaluate and run spiking networks with STCA.")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or status lines")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    t = sub.add_parser("train", help="train a network and save it with its metrics")
+    t.add_argument("--data", required=True, help=DATA_HELP)
+    t.add_argument("--task", required=True, choices=["detect", "classify"])
+    t.add_argument("--objective", default="stca", choices=["stca", "tdp1", "margin"])
+    t.add_argument("--epochs", type=_nonneg_int, default=None)
+    t.add_argument("--hidden", type=_positive_int, nargs="+", default=None, help="hidden layer sizes (default 300)")
+    t.add_argument("--seed", type=_nonneg_int, default=0)
+    t.add_argument("--batch", type=_positive_int, default=None)
+    t.add_argument("--lr", type=_positive_float, default=None, help="learning rate (default: the optimiser's preset)")
+    t.add_argument("--lr-hidden", type=_positive_float, default=None)
+    t.add_argument("--optimizer", choices=["sgd", "adam"], default=None)
+    t.add_argument("--out", default=None, help="model folder (default runs/<task>-<objective>-<time>)")
+    t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    n = t.add_argument_group("neuron constants (SPEC §2 defaults)")
+    n.add_argument("--dt-ms", type=_positive_float, default=3.0)
+    n.add_argument("--tau-m-ms", type=_positive_float, default=30.0)
+    n.add_argument("--tau-s-ms", type=_positive_float, default=None, help="default tau_m / 4")
+    n.add_argument("--theta", type=_positive_float, default=1.0)
+    n.add_argument("--alpha", type=_positive_float, default=2.0)
+    n.add_argument("--t-in-ms", type=_positive_float, default=141.0)
+    _add_data_options(t)
+
+    e = sub.add_parser("eval", help="evaluate a saved model on a data set's test part")
+    e.add_argument("model", help="model folder (from stca train)")
+    e.add_argument("--data", required=True, help=DATA_HELP)
+    e.add_argument("--batch", type=_positive_int, default=32)
+    e.add_argument("--seed", type=_nonneg_int, default=None, help="data seed (default: the training run's)")
+    e.add_argument("--out", default=None, help="where to write the metrics (default MODEL/eval.json)")
+    e.add_argument("--device", default="auto")
+    _add_data_options(e)
+
+    d = sub.add_parser("detect", help="detect events in whole recordings with a trained detection model")
+    d.add_argument("model", help="model folder (from stca train --task detect)")
+    d.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg, mp3, ...), any length")
+    d.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    d.add_argument("--chunk-seconds", type=_positive_float, default=60.0,
+                   help="run the network in pieces this long (state carried across; results do not change)")
+    d.add_argument("--min-spikes", type=_positive_int, default=1, help="drop clusters with fewer spikes")
+
+    c = sub.add_parser("encode", help="encode audio (or a whole data set) into spikegrams (.npz)")
+    c.add_argument("audio", nargs="*", help="audio files")
+    c.add_argument("--out", required=True, help="output .npz")
+    c.add_argument("--data", default=None, help="encode a whole data set instead: " + DATA_HELP)
+    c.add_argument("--source", default=None, choices=["demo", "rwcp", "medleydb", "folder"],
+                   help="with --root: the data set kind (same as --data KIND:ROOT)")
+    c.add_argument("--root", default=None, help="data set folder for --source")
+    c.add_argument("--encoder", default="spikegram", help="spikegram | spectral (default spikegram)")
+    c.add_argument("--workers", type=_positive_int, default=None)
+    c.add_argument("--no-cache", action="store_true")
+    return p
+
+
+# ------------------------------------------------------------------------------------------------
+# data
+# ------------------------------------------------------------------------------------------------
+def _data_kwargs(args) -> dict:
+    """Options for ``prepare_datasets`` that the user set (unset ones keep the source's defaults)."""
+    kw = {}
+    if getattr(args, "classes", None):
+        kw["classes"] = [c.strip() for c in args.classes.split(",") if c.strip()]
+    if getattr(args, "streams", None) is not None:
+        kw["n_train_streams"] = args.streams
+    if getattr(args, "test_streams", None) is not None:
+        kw["n_test_streams"] = args.test_streams
+    if getattr(args, "events", None) is not None:
+        kw["events_per_stream"] = args.events
+    if getattr(args, "workers", None) is not None:
+        kw["workers"] = args.workers
+    if getattr(args, "no_cache", False):
+        kw["cache"] = False
+    return kw
+
+
+def _check_data_spec(spec: str):
+    from .data import sources
+
+    parsed = sources.parse_data_spec(spec)
+    path = getattr(parsed, "path", None)
+    if path:
+        _confine_if_configured(path)
+    return parsed
+
+
+def prepare(spec: str, task: str, encoder=None, seed: int = 0, quiet: bool = False, dt_ms: float = 3.0,
+            **kw):
+    """``(train, test, info)`` for a data spec, with a progress bar while encoding."""
+    from .data import sources
+
+    _check_data_spec(spec)
+    progress, close = make_progress("encoding", not quiet)
+    try:
+        return sources.prepare_datasets(spec, task, encoder=encoder, seed=seed, progress=progress, dt_ms=dt_ms,
+                                        **kw)
+    finally:
+        close()
+
+
+# ------------------------------------------------------------------------------------------------
+# commands
+# ------------------------------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    import torch
+
+    from . import distributed as D
+    from .checkpoint import save_model
+    from .config import NeuronConfig
+    from .network import SNN
+    from .trainer import TrainConfig, Trainer
+
+    defaults = TRAIN_DEFAULTS[args.task]
+    tau_s = args.tau_s_ms if args.tau_s_ms is not None else args.tau_m_ms / 4.0
+    neuron_cfg = NeuronConfig(dt_ms=args.dt_ms, tau_m_ms=args.tau_m_ms, tau_s_ms=tau_s, theta=args.theta,
+                              alpha=args.alpha, t_in_ms=args.t_in_ms)
+    tc = TrainConfig(
+        task=args.task, objective=args.objective,
+        hidden=list(args.hidden) if args.hidden else list(defaults["hidden"]),
+        epochs=args.epochs if args.epochs is not None else defaults["epochs"],
+        batch_size=args.batch if args.batch is not None else defaults["batch"],
+        optimizer=args.optimizer or defaults["optimizer"],
+        lr=args.lr if args.lr is not None else defaults["lr"], lr_hidden=args.lr_hidden,
+        seed=args.seed, device=args.device, dtype=args.dtype,
+    ).validate()
+
+    ctx = D.setup(None if args.device == "auto" else args.device)
+    try:
+        quiet = args.quiet or not ctx.is_main
+        out = Path(args.out) if args.out else Path("runs") / f"{args.task}-{args.objective}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if out.exists() and not out.is_dir():
+            raise ConfigError("is a file, not a folder for the model", out)
+        if ctx.enabled:
+            torch.manual_seed(args.seed)
+            if not ctx.is_main:
+                D.barrier(ctx)  # rank 0 encodes first; the others then read the on-disk cache
+        data_kw = _data_kwargs(args)
+        encoder = _make_encoder(args.encoder) if args.encoder else None
+        train, test, info = prepare(args.data, args.task, encoder=encoder, seed=args.seed, quiet=quiet,
+                                    dt_ms=neuron_cfg.dt_ms, **data_kw)
+        if ctx.enabled and ctx.is_main:
+            D.barrier(ctx)
+        _say(f"data: {_describe(train, test, info)}", quiet)
+        device = tc.resolved_device() if not ctx.enabled else ctx.device
+        sizes = [train.n_inputs, *tc.hidden, len(train.class_names)]
+        net = SNN(sizes, neuron_cfg, dtype=tc.torch_dtype(), device=device,
+                  output_spiking=tc.objective != "margin", seed=tc.seed)
+        D.check_batches(len(train), tc.batch_size, ctx)
+        t_net, t_train = D.prepare_trainer_inputs(net, train, ctx)
+        trainer = Trainer(t_net, t_train, test, neuron_cfg, tc)
+        _say(f"network: {'-'.join(map(str, sizes))}, objective {tc.objective}, optimizer {tc.optimizer} "
+             f"(lr {', '.join(f'{x:.3g}' for x in trainer.lrs)}), {tc.epochs} epochs, batch {tc.batch_size}, "
+             f"device {device}" + (f", {ctx.world_size} processes" if ctx.enabled else ""), quiet)
+
+        epochs: list[dict] = []
+        encoder_settings = _encoder_settings(info, encoder)
+        extra = {"data": args.data, "data_options": jsonable(data_kw), "seed": args.seed,
+                 "n_train": len(train), "n_test": len(test)}
+        metrics_path = out / "metrics.json"
+        t_start = time.perf_counter()
+
+        for epoch in range(1, tc.epochs + 1):
+            progress, close = make_progress(f"epoch {epoch}/{tc.epochs}", not quiet)
+            try:
+                report = trainer.step_epoch(progress=progress)
+            finally:
+                close()
+            D.merge_report(report, len(train), tc.batch_size, len(train.class_names), tc.task, ctx)
+            row = {"epoch": report.epoch, "train_loss": report.train_loss, "test_loss": report.test_loss,
+                   "test_accuracy": report.test_accuracy, "train_accuracy": report.train_accuracy,
+                   "mean_clusters": report.mean_clusters, "n_no_kplus": report.n_no_kplus,
+                   "seconds": report.seconds}
+            for k in ("count_accuracy", "stream_accuracy", "event_f1", "f1"):
+                if k in report.test_metrics:
+                    row[f"test_{k}"] = report.test_metrics[k]
+            epochs.append(jsonable(row))
+            _say(f"epoch {report.epoch:3d}: train loss {report.train_loss:.4f}  test loss {report.test_loss:.4f}  "
+                 f"test accuracy {report.test_accuracy:.4f}" +
+                 (f"  event F1 {report.test_metrics['event_f1']:.4f}"
+                  if isinstance(report.test_metrics.get("event_f1"), float)
+                  and math.isfinite(report.test_metrics["event_f1"]) else "") +
+                 f"  ({report.seconds:.1f} s)", quiet)
+            if ctx.is_main:  # keep a readable record while the run goes on
+                write_json(metrics_path, {"epochs": epochs, "test": None, "running": True})
+
+        metrics = trainer.evaluate() if tc.epochs == 0 or not trainer.history else trainer.history[-1].test_metrics
+        block = test_block(metrics, tc.task)
+        if ctx.is_main:
+            save_model(out, net, neuron_cfg, tc, class_names=list(train.class_names),
+                       encoder_settings=encoder_settings, extra=extra)
+            write_json(metrics_path, {"epochs": epochs, "test": block, "task": tc.task, "objective": tc.objective,
+                                      "data": args.data, "seconds": time.perf_counter() - t_start,
+                                      "processes": ctx.world_size})
+            print(f"test: {format_block(block)}")
+            print(f"saved {out}/model.safetensors, config.json, metrics.json")
+        return 0
+    finally:
+        D.teardown(ctx)
+
+
+def _describe(train, test, info) -> str:
+    task = train.task
+    unit = "streams" if task == "detect" else "samples"
+    s = f"{len(train)} train / {len(test)} test {unit}, {len(train.class_names)} classes, {train.n_inputs} inputs"
+    if isinstance(info, dict) and info.get("encoder"):
+        s += f", encoder {info['encoder']}"
+    return s
+
+
+def _make_encoder(spec):
+    from .encoders import make_encoder
+
+    if isinstance(spec, dict):
+        settings = dict(spec)
+        name = settings.pop("name", None) or settings.pop("encoder", None)
+        return make_encoder(name, **settings)
+    return make_encoder(spec)
+
+
+def _encoder_settings(info, encoder) -> dict | None:
+    """JSON-able description of the encoder the data went through (stored with the model)."""
+    enc = encoder
+    if isinstance(info, dict):
+        if info.get("encoder_settings") is not None:
+            return jsonable(info["encoder_settings"])
+        enc = info.get("encoder_obj", enc) or enc
+    if enc is None:
+        return None
+    settings = enc.settings() if hasattr(enc, "settings") else {}
+    return jsonable({"name": getattr(enc, "name", None), **settings})
+
+
+def _load(model_dir: str, device: str = "auto"):
+    from .checkpoint import load_model
+
+    dev = None if device == "auto" else device
+    return load_model(model_dir, device=dev)
+
+
+def cmd_eval(args) -> int:
+    from .trainer import evaluate
+
+    net, info = _load(args.model, args.device)
+    task = info.task or "detect"
+    objective = info.objective or "stca"
+    extra = info.extra or {}
+    data_kw = {**(extra.get("data_options") or {}), **_data_kwargs(args)}
+    data_kw.pop("workers", None) if args.workers is None else None
+    seed = args.seed if args.seed is not None else int(extra.get("seed", 0))
+    encoder = _make_encoder(args.encoder) if args.encoder else (
+        _make_encoder(info.encoder_settings) if info.encoder_settings else None)
+    _, test, _ = prepare(args.data, task, encoder=encoder, seed=seed, quiet=args.quiet,
+                         dt_ms=info.neuron_cfg.dt_ms, **data_kw)
+    if info.class_names and list(test.class_names) != list(info.class_names):
+        raise ConfigError(f"the data's classes {list(test.class_names)} differ from the model's "
+                          f"{list(info.class_names)}", args.data)
+    progress, close = make_progress("evaluating", not args.quiet)
+    try:
+        metrics = evaluate(net, test, info.neuron_cfg, task, objective, batch_size=args.batch, progress=progress)
+    finally:
+        close()
+    block = test_block(metrics, task)
+    out = Path(args.out) if args.out else Path(args.model) / "eval.json"
+    write_json(out, {"test": block, "data": args.data, "model": str(args.model), "task": task,
+                     "objective": objective})
+    print(json.dumps(block))
+    _say(f"wrote {out}", args.quiet)
+    return 0
+
+
+def encode_audio_file(path: str, encoder, dt_ms: float):
+    """One recording (any length) as a ``SpikeTrain``: long ones are encoded in pieces
+    (``limits.chunk_spans``, ``STCA_CHUNK_SECONDS``) whose spikes are merged at their offsets."""
+    import numpy as np
+
+    from . import limits
+    from .audio import load_audio
+    from .data.types import SpikeTrain
+
+    sr = int(getattr(encoder, "sr", 16000))
+    wave = load_audio(path, sr=sr)
+    spans = limits.chunk_spans(wave.size, sr)
+    if len(spans) <= 1:
+        return _as_train(encoder.encode(wave), path)
+    parts = []
+    total_steps = int(math.ceil(wave.size / sr * 1000.0 / dt_ms))
+    for a, b in spans:
+        tr = _as_train(encoder.encode(wave[a:b]), path)
+        off = int(round(a / sr * 1000.0 / tr.dt_ms))
+        parts.append(SpikeTrain(tr.times + off, tr.units, tr.n_units, total_steps, tr.dt_ms))
+    n_steps = max(total_steps, max(int(p.times.max()) + 1 if p.n_spikes else 0 for p in parts))
+    times = np.concatenate([p.times for p in parts])
+    units = np.concatenate([p.units for p in parts])
+    return SpikeTrain.merge([SpikeTrain(times, units, parts[0].n_units, n_steps, parts[0].dt_ms)], n_steps)
+
+
+def _as_train(result, path):
+    """Encoders return a SpikeTrain or (SpikeTrain, report)."""
+    if isinstance(result, tuple):
+        result = result[0]
+    return result
+
+
+def cmd_detect(args) -> int:
+    from .detect import detect_events
+
+    net, info = _load(args.model)
+    if (info.task or "detect") != "detect":
+        raise ConfigError(f"was trained for task {info.task!r}; stca detect needs a detection model "
+                          "(stca train --task detect)", args.model)
+    if not info.encoder_settings:
+        raise ConfigError("holds no encoder settings, so recordings cannot be encoded as in training",
+                          args.model)
+    encoder = _make_encoder(info.encoder_settings)
+    class_names = info.class_names or [f"class{i}" for i in range(net.sizes[-1])]
+    cfg = info.neuron_cfg
+    chunk_steps = max(1, int(round(args.chunk_seconds * 1000.0 / cfg.dt_ms)))
+    if not args.json:
+        print(f"{'file':<40} {'class':<14} {'start_s':>8} {'end_s':>8} {'spikes':>6}")
+    for path in args.audio:
+        if os.environ.get("STCA_DATA_ROOTS", "").strip():
+            _confine_if_configured(path)
+        spikes = encode_audio_file(path, encoder, cfg.dt_ms)
+        result = detect_events(net, cfg, spikes, class_names, chunk_steps=chunk_steps, keep_voltages=False,
+                               min_spikes=args.min_spikes)
+        for ev in result.events:
+            if args.json:
+                print(json.dumps({"file": path, "class": ev["class"], "start_s": ev["start_s"],
+                                  "end_s": ev["end_s"], "n_spikes": ev["n_spikes"]}))
+            else:
+                print(f"{path:<40} {ev['class']:<14} {ev['start_s']:>8.3f} {ev['end_s']:>8.3f} {ev['n_spikes']:>6d}")
+        _say(f"{path}: {len(result.events)} event(s) in {spikes.duration_s:.2f} s", args.quiet)
+    return 0
+
+
+def save_spikegrams(path, trains, names, labels=None, class_names=None, encoder_settings=None) -> None:
+    """Spike trains in one ``.npz``: ``times``/``units`` concatenated, ``offsets`` [n+1] into them,
+    ``n_steps``, ``names``, ``labels`` (−1 = none), ``class_names``, ``n_units``, ``dt_ms`` and the
+    encoder settings as JSON. Read back with ``load_spikegrams``."""
+    import numpy as np
+
+    path = Path(path)
+    if not trains:
+        raise ConfigError("nothing to write: no spike trains", path)
+    offsets = np.concatenate([[0], np.cumsum([t.n_spikes for t in trains])]).astype(np.int64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
+    np.savez_compressed(
+        tmp,
+        times=np.concatenate([t.times for t in trains]).astype(np.int64),
+        units=np.concatenate([t.units for t in trains]).astype(np.int32),
+        offsets=offsets,
+        n_steps=np.array([t.n_steps for t in trains], dtype=np.int64),
+        names=np.array([str(n) for n in names]),
+        labels=np.array([-1 if v is None else int(v) for v in (labels or [None] * len(trains))], dtype=np.int64),
+        class_names=np.array(list(class_names or []), dtype=str),
+        n_units=np.int64(trains[0].n_units),
+        dt_ms=np.float64(trains[0].dt_ms),
+        encoder=np.array(json.dumps(jsonable(encoder_settings or {}))),
+    )
+    os.replace(tmp, path)
+
+
+def load_spikegrams(path):
+    """Inverse of ``save_spikegrams``: ``(trains, names, labels, class_names, encoder_settings)``."""
+    import numpy as np
+
+    from .data.types import SpikeTrain
+
+    with np.load(path, allow_pickle=False) as z:
+        off, n_steps = z["offsets"], z["n_steps"]
+        trains = [SpikeTrain(z["times"][off[i]:off[i + 1]], z["units"][off[i]:off[i + 1]], int(z["n_units"]),
+                             int(n_steps[i]), float(z["dt_ms"])) for i in range(len(n_steps))]
+        return (trains, [str(s) for s in z["names"]], [int(v) for v in z["labels"]],
+                [str(s) for s in z["class_names"]], json.loads(str(z["encoder"])))
+
+
+def cmd_encode(args) -> int:
+    spec = args.data
+    if args.source:
+        if args.source == "demo":
+            spec = "demo"
+        else:
+            if not args.root:
+                raise ConfigError(f"--source {args.source} needs --root PATH", "stca encode")
+            spec = f"{args.source}:{args.root}"
+    elif args.root:
+        raise ConfigError("--root needs --source KIND", "stca encode")
+    if spec and args.audio:
+        raise ConfigError("give either audio files or a data set (--data / --source), not both", "stca encode")
+    if not spec and not args.audio:
+        raise ConfigError("nothing to encode: give audio files, --data DATA or --source KIND --root PATH",
+                          "stca encode")
+    encoder = _make_encoder(args.encoder)
+    settings = {"name": getattr(encoder, "name", args.encoder), **(encoder.settings() if hasattr(encoder, "settings") else {})}
+    dt_ms = float(getattr(encoder, "dt_ms", 3.0))
+    if spec:
+        from .data import sources
+        from .data.cache import encode_clips
+
+        _check_data_spec(spec)
+        clipset = sources.load_clipset(spec)
+        if not hasattr(clipset, "clips"):
+            raise ConfigError("is an image set; stca encode writes spikegrams of sound data sets", spec)
+        progress, close = make_progress("encoding", not args.quiet)
+        try:
+            enc = encode_clips(clipset.clips, encoder, cache=not args.no_cache, progress=progress,
+                               workers=args.workers)
+        finally:
+            close()
+        trains, names, labels = [], [], []
+        items = enc if isinstance(enc, list) else getattr(enc, "items", None) or list(enc)
+        for clip, item in zip(clipset.clips, items):
+            if item is None:
+                continue
+            trains.append(_as_train(item, clip.path))
+            names.append(clip.name)
+            labels.append(clipset.class_names.index(clip.class_name))
+        save_spikegrams(args.out, trains, names, labels, clipset.class_names, settings)
+        _say(f"wrote {len(trains)} spikegrams to {args.out}", args.quiet)
+        return 0
+    trains = []
+    for path in args.audio:
+        _confine_if_configured(path)
+        trains.append(encode_audio_file(path, encoder, dt_ms))
+        tr = trains[-1]
+        _say(f"{path}: {tr.n_spikes} spikes, {tr.n_units} afferents, {tr.duration_s:.2f} s", args.quiet)
+    save_spikegrams(args.out, trains, args.audio, None, None, settings)
+    _say(f"wrote {len(trains)} spikegrams to {args.out}", args.quiet)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "detect": cmd_detect, "encode": cmd_encode}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``stca`` / ``python -m stca_engine``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 on bad arguments
+    try:
+        return COMMANDS[args.command](args)
+    except StcaError as exc:
+        msg = " ".join(str(exc).split("\n"))
+        print(f"stca: error: {msg}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("stca: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `stca detect ... | head`
+        return 0
+    except OSError as exc:  # disk full, permission denied on --out, ...
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"stca: error: {where}{exc.strerror or exc}", file=sys.stderr, flush=True)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""The ``stca`` command end to end on tiny data: train -> eval -> detect, encode, and its errors."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stca_engine import cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+# tiny but real: the demo sounds through the fast encoder, a few short streams, a small network
+TINY_DETECT = ["--data", "demo", "--task", "detect", "--encoder", "spectral", "--streams", "12",
+               "--test-streams", "6", "--events", "2", "--hidden", "16", "--epochs", "2", "--batch", "4",
+               "--classes", "bells,whistle,horn"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "stca-cache"))
+    monkeypatch.delenv("STCA_DATA_ROOTS", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+
+
+def _run(argv, capsys):
+    code = cli.main(["--quiet", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def detect_model(tmp_path_factory):
+    """One tiny detection model shared by the train/eval/detect tests (trained once)."""
+    out = tmp_path_factory.mktemp("model") / "det"
+    os.environ["STCA_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "stca-cache")
+    try:
+        code = cli.main(["--quiet", "train", *TINY_DETECT, "--out", str(out)])
+    finally:
+        os.environ.pop("STCA_CACHE_DIR", None)
+    assert code == 0
+    return out
+
+
+def test_train_writes_model_config_and_metrics_schema(detect_model):
+    assert (detect_model / "model.safetensors").is_file()
+    cfg = json.loads((detect_model / "config.json").read_text())
+    assert cfg["sizes"][1:] == [16, 3]
+    m = json.loads((detect_model / "metrics.json").read_text())
+    assert [e["epoch"] for e in m["epochs"]] == [1, 2]
+    for e in m["epochs"]:
+        for k in ("train_loss", "test_loss", "test_accuracy"):
+            assert isinstance(e[k], float) and np.isfinite(e[k]), k
+    for k in ("count_accuracy", "stream_accuracy", "event_f1"):
+        assert 0.0 <= m["test"][k] <= 1.0, k
+    # the last epoch's test accuracy is the test block's count accuracy (same weights, same streams)
+    assert m["epochs"][-1]["test_accuracy"] == pytest.approx(m["test"]["count_accuracy"])
+
+
+def test_eval_prints_and_writes_the_same_test_block(detect_model, capsys):
+    code, out, err = _run(["eval", str(detect_model), "--data", "demo"], capsys)
+    assert code == 0, err
+    printed = json.loads(out.strip().splitlines()[-1])
+    written = json.loads((detect_model / "eval.json").read_text())["test"]
+    trained = json.loads((detect_model / "metrics.json").read_text())["test"]
+    assert printed == written
+    for k in ("count_accuracy", "stream_accuracy", "event_f1"):
+        assert printed[k] == pytest.approx(trained[k]), k  # same model, same test streams
+
+
+def _write_wav(path: Path, seconds: float = 2.0):
+    import soundfile as sf
+
+    from stca_engine.data import demo
+
+    sr = 48000
+    parts = [np.zeros(int(0.3 * sr), np.float32)]
+    for c in (0, 1, 2):
+        parts += [demo.synth_clip(c, 30).astype(np.float32), np.zeros(int(0.3 * sr), np.float32)]
+    wave = np.concatenate(parts)
+    wave = wave / np.abs(wave).max() * 0.8
+    sf.write(path, wave, sr)
+    return wave.size / sr
+
+
+def test_detect_prints_events_and_json(detect_model, tmp_path, capsys):
+    wav = tmp_path / "stream.wav"
+    dur = _write_wav(wav)
+    code, out, err = _run(["detect", str(detect_model), str(wav), "--json"], capsys)
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.strip().splitlines() if line.strip()]
+    for r in rows:
+        assert set(r) == {"file", "class", "start_s", "end_s", "n_spikes"}
+        assert r["class"] in ("bells", "whistle", "horn")
+        assert 0 <= r["start_s"] < r["end_s"] <= dur + 0.01 and r["n_spikes"] >= 1
+    # chunked (0.5 s pieces, state carried) gives the same detections
+    code, out2, err = _run(["detect", str(detect_model), str(wav), "--json", "--chunk-seconds", "0.5"], capsys)
+    assert code == 0 and out2 == out
+    code, table, err = _run(["detect", str(detect_model), str(wav)], capsys)
+    assert code == 0 and table.splitlines()[0].split() == ["file", "class", "start_s", "end_s", "spikes"]
+    assert len(table.strip().splitlines()) == 1 + len(rows)
+
+
+def test_classify_digits_metrics_schema(tmp_path, capsys):
+    out = tmp_path / "dig"
+    code, _, err = _run(["train", "--data", "digits", "--task", "classify", "--hidden", "20", "--epochs", "1",
+                         "--out", str(out)], capsys)
+    assert code == 0, err
+    m = json.loads((out / "metrics.json").read_text())
+    assert len(m["epochs"]) == 1
+    for k in ("accuracy", "precision", "recall", "f1"):
+        assert 0.0 <= m["test"][k] <= 1.0, k
+    assert m["test"]["accuracy"] > 0.2  # one epoch already beats chance (0.1) on 8x8 digits
+
+
+def test_encode_writes_spikegrams(tmp_path, capsys):
+    wav = tmp_path / "a.wav"
+    _write_wav(wav)
+    npz = tmp_path / "out.npz"
+    code, _, err = _run(["encode", str(wav), "--out", str(npz), "--encoder", "spectral"], capsys)
+    assert code == 0, err
+    trains, names, labels, class_names, enc = cli.load_spikegrams(npz)
+    assert names == [str(wav)] and labels == [-1] and len(trains) == 1
+    assert trains[0].n_spikes > 0 and enc["name"] == "spectral"
+    assert trains[0].times.max() < trains[0].n_steps and trains[0].units.max() < trains[0].n_units
+
+
+def test_spikegram_file_round_trip(tmp_path):
+    from stca_engine.data.types import SpikeTrain
+
+    a = SpikeTrain([0, 5, 9], [1, 2, 0], 4, 10, 3.0)
+    b = SpikeTrain([], [], 4, 3, 3.0)
+    cli.save_spikegrams(tmp_path / "x.npz", [a, b], ["a", "b"], [1, 0], ["x", "y"], {"name": "spectral"})
+    trains, names, labels, classes, enc = cli.load_spikegrams(tmp_path / "x.npz")
+    assert names == ["a", "b"] and labels == [1, 0] and classes == ["x", "y"] and enc == {"name": "spectral"}
+    for got, want in zip(trains, (a, b)):
+        np.testing.assert_array_equal(got.times, want.times)
+        np.testing.assert_array_equal(got.units, want.units)
+        assert (got.n_units, got.n_steps, got.dt_ms) == (want.n_units, want.n_steps, want.dt_ms)
+
+
+@pytest.mark.parametrize("spec", ["nosuch", "rwcp:", "mnist:/definitely/not/here", "folder:/no/such/dir"])
+def test_bad_data_spec_is_one_line_and_exit_2(spec, capsys):
+    code, out, err = _run(["train", "--data", spec, "--task", "detect", "--epochs", "1"], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("stca: error: "), err
+    assert "Traceback" not in err
+
+
+def test_bad_model_folder_is_one_line_and_exit_2(tmp_path, capsys):
+    bad = tmp_path / "m"
+    bad.mkdir()
+    (bad / "config.json").write_text("{not json")
+    (bad / "model.safetensors").write_bytes(b"junk")
+    code, out, err = _run(["detect", str(bad), str(tmp_path / "x.wav")], capsys)
+    assert code == 2 and err.startswith("stca: error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_subprocess_errors_and_argparse_exit_codes(tmp_path):
+    """The real ``python -m stca_engine`` process: StcaError -> exit 2 one line; argparse -> exit 2."""
+    env = {**os.environ, "STCA_CACHE_DIR": str(tmp_path / "c")}
+    env.pop("WORLD_SIZE", None)
+    r = subprocess.run([sys.executable, "-m", "stca_engine", "train", "--data", "bogus:thing", "--task", "detect"],
+                       capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    assert r.returncode == 2 and r.stderr.startswith("stca: error: ") and len(r.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "stca_engine", "train", "--task", "detect"],
+                       capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    assert r.returncode == 2 and "--data" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "stca_engine", "train", "--data", "demo", "--task", "dance"],
+                       capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    assert r.returncode == 2 and "invalid choice" in r.stderr
