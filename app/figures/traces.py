@@ -50,13 +50,14 @@ def _event_fields(ev):
 
 
 def output_traces(voltages, spikes, theta: float, dt_ms: float, t_in_steps: int, class_names: Sequence[str],
-                  k_star=None, sign=None, events=None, title: str | None = None) -> go.Figure:
+                  k_star=None, sign=None, events=None, title: str | None = None, t0_steps: int = 0) -> go.Figure:
     """One row per output neuron on a shared time axis (s): V with the threshold ϑ, its spikes, its spike
     clusters shaded in the class colour, the loss's k⁺ (▲) / k⁻ (▼) point, and the true events of that
     neuron's class as a dark bar along the bottom.
 
     ``voltages``/``spikes``: ``[T, N]``; ``k_star``: ``[N]`` step (−1 = none); ``sign``: ``[N]`` +1 k⁺, −1 k⁻,
-    0 none; ``events``: ``Event``s (or dicts with class_index/onset_step/offset_step).
+    0 none; ``events``: ``Event``s (or dicts with class_index/onset_step/offset_step). ``t0_steps``: the step of
+    row 0 when the arrays are a window of a longer recording (``k_star`` and events stay in absolute steps).
     """
     v = _np(voltages).astype(np.float64)
     s = _np(spikes)
@@ -66,8 +67,9 @@ def output_traces(voltages, spikes, theta: float, dt_ms: float, t_in_steps: int,
     if s.shape != v.shape:
         raise ValueError(f"voltages {v.shape} and spikes {s.shape} must have the same [T, N] shape")
     names = list(class_names) + [f"neuron {i}" for i in range(len(class_names), N)]
-    t = np.arange(T) * dt_ms / 1000.0
-    k_star = None if k_star is None else _np(k_star).astype(np.int64).ravel()
+    t0 = int(t0_steps)
+    t = (np.arange(T) + t0) * dt_ms / 1000.0
+    k_star = None if k_star is None else _np(k_star).astype(np.int64).ravel() - t0
     sign = None if sign is None else _np(sign).astype(np.int64).ravel()
     events = list(events or [])
 
@@ -78,11 +80,11 @@ def output_traces(voltages, spikes, theta: float, dt_ms: float, t_in_steps: int,
         row, color = i + 1, class_color(i)
         spike_steps = np.flatnonzero(s[:, i] > 0)
         for a, b in _cluster_spans(spike_steps, t_in_steps):
-            _add_span(fig, row, (a - 0.5) * dt_ms / 1000, (b + 0.5) * dt_ms / 1000, kind="cluster",
+            _add_span(fig, row, (a + t0 - 0.5) * dt_ms / 1000, (b + t0 + 0.5) * dt_ms / 1000, kind="cluster",
                       color=rgba(color, 0.22), name="spike cluster", legend_shown=legend_shown)
         for ev in events:
             c, on, off = _event_fields(ev)
-            if c == i:
+            if c == i and off > t0 and on < t0 + T:
                 _add_span(fig, row, on * dt_ms / 1000, off * dt_ms / 1000, kind="event", color=EVENT_COLOR,
                           name="true event", legend_shown=legend_shown, full=False)
         fig.add_trace(go.Scatter(
@@ -101,7 +103,7 @@ def output_traces(voltages, spikes, theta: float, dt_ms: float, t_in_steps: int,
                 hovertemplate=f"{names[i]} spike<br>t=%{{x:.3f}} s<extra></extra>",
             ), row=row, col=1)
             legend_shown.add("spikes")
-        if k_star is not None and sign is not None and i < k_star.size and k_star[i] >= 0 and sign[i] != 0:
+        if k_star is not None and sign is not None and i < k_star.size and 0 <= k_star[i] < T and sign[i] != 0:
             k = int(k_star[i])
             plus = sign[i] > 0
             label = "k⁺" if plus else "k⁻"
@@ -111,7 +113,7 @@ def output_traces(voltages, spikes, theta: float, dt_ms: float, t_in_steps: int,
                 marker=dict(symbol="triangle-up" if plus else "triangle-down", size=18,
                             color=K_PLUS_COLOR if plus else K_MINUS_COLOR, line=dict(width=1.5, color="white")),
                 showlegend=label not in legend_shown,
-                hovertemplate=f"{label} for {names[i]}<br>step {k} (t=%{{x:.3f}} s)<br>V=%{{y:.3f}}<br>{why}<extra></extra>",
+                hovertemplate=f"{label} for {names[i]}<br>step {k + t0} (t=%{{x:.3f}} s)<br>V=%{{y:.3f}}<br>{why}<extra></extra>",
             ), row=row, col=1)
             legend_shown.add(label)
         fig.update_yaxes(title_text="V", row=row, col=1)
