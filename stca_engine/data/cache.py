@@ -189,6 +189,20 @@ def _encoder_payload(encoder) -> bytes:
         return pickle.dumps(("make", (encoder.name, _jsonable(encoder.settings()))))
 
 
+def _pool_context():
+    """forkserver: workers fork from a clean single-threaded server that has imported the engine
+    once (a plain fork of a process running torch/Streamlit threads can deadlock; spawn would
+    re-import torch in every worker, seconds each)."""
+    import multiprocessing as mp
+
+    try:
+        ctx = mp.get_context("forkserver")
+    except ValueError:  # platforms without fork
+        return mp.get_context("spawn")
+    ctx.set_forkserver_preload(["stca_engine.data.cache", "stca_engine.audio", "stca_engine.encoders"])
+    return ctx
+
+
 def encode_clips(clips: list[AudioClip], encoder, cache=True, progress=None,
                  workers: int | None = None) -> EncodedClips:
     """Encode ``clips`` with ``encoder``, reading hits from the cache and encoding misses in a pool of
@@ -239,10 +253,7 @@ def encode_clips(clips: list[AudioClip], encoder, cache=True, progress=None,
         chunks = [todo[k:k + size] for k in range(0, len(todo), size)]
         payload = _encoder_payload(encoder)
         cache_dir = str(store.directory) if store is not None else None
-        import multiprocessing as mp
-
-        # spawn: forking a process that runs threads (torch, Streamlit) can deadlock
-        with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(n_workers, mp_context=_pool_context()) as pool:
             futures = [pool.submit(_worker, payload, ch, cache_dir) for ch in chunks]
             for fut in as_completed(futures):
                 absorb(fut.result())

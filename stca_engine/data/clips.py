@@ -54,7 +54,11 @@ def file_sha256(path: str | os.PathLike) -> str:
 def _load_full(path: str, kind: str, sr: int) -> np.ndarray:
     """Whole file as mono float32 at ``sr``; the last file is kept so consecutive pieces of one
     long stem (MedleyDB) are decoded once."""
-    st = os.stat(path)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise AudioError("file not found" if isinstance(exc, FileNotFoundError)
+                         else f"cannot read file ({exc.strerror or exc})", path) from None
     key = (path, st.st_size, st.st_mtime_ns, sr, kind)
     with _wave_lock:
         hit = _last_wave.get(key)
