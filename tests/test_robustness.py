@@ -486,3 +486,246 @@ def test_rwcp_mixed_byte_orders_load_identically(tmp_path):
     np.testing.assert_allclose(waves["000.raw"], waves["001.raw"], atol=1e-6)
     np.testing.assert_allclose(waves["002.raw"], waves["003.raw"], atol=1e-6)
     assert np.max(np.abs(np.diff(waves["001.raw"]))) < 0.5  # smooth: not byte-swapped noise
+
+
+# ---- checkpoints: corrupt, truncated, mismatched, pickles never unpickled -------------------------
+
+def _tiny_net(sizes=(6, 5, 3), seed=0):
+    from stca_engine.network import SNN
+
+    return SNN(list(sizes), NeuronConfig(), dtype=torch.float32, device="cpu", seed=seed, init_std=0.3)
+
+
+def _saved(tmp: Path, name="model", sizes=(6, 5, 3), seed=0) -> Path:
+    from stca_engine.checkpoint import save_model
+
+    return save_model(tmp / name, _tiny_net(sizes, seed), NeuronConfig(), class_names=["a", "b", "c"][: sizes[-1]],
+                      task="classify", objective="stca")
+
+
+class _Evil:
+    """Unpickling this creates ``marker``: proof that a loader ran pickle."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _checkpoint_cases() -> list[Case]:
+    from stca_engine.checkpoint import load_model, model_from_zip_bytes, model_to_zip_bytes
+
+    def corrupt_weights(tmp):
+        d = _saved(tmp)
+        (d / "model.safetensors").write_bytes(np.random.default_rng(0).bytes(4000))
+        return load_model(d)
+
+    def truncated_weights(tmp):
+        d = _saved(tmp)
+        data = (d / "model.safetensors").read_bytes()
+        (d / "model.safetensors").write_bytes(data[: len(data) // 2])
+        return load_model(d)
+
+    def truncated_config(tmp):
+        d = _saved(tmp)
+        text = (d / "config.json").read_text()
+        (d / "config.json").write_text(text[: len(text) // 2])
+        return load_model(d)
+
+    def empty_weights(tmp):
+        d = _saved(tmp)
+        (d / "model.safetensors").write_bytes(b"")
+        return load_model(d)
+
+    def missing_weights(tmp):
+        d = _saved(tmp)
+        (d / "model.safetensors").unlink()
+        return load_model(d)
+
+    def mismatched_sizes(tmp):
+        a, b = _saved(tmp, "a", (6, 5, 3)), _saved(tmp, "b", (6, 7, 3))
+        (a / "model.safetensors").write_bytes((b / "model.safetensors").read_bytes())
+        return load_model(a)
+
+    def mismatched_same_sizes(tmp):
+        a, b = _saved(tmp, "a", seed=1), _saved(tmp, "b", seed=2)
+        (a / "model.safetensors").write_bytes((b / "model.safetensors").read_bytes())
+        return load_model(a)
+
+    def config_out_of_range(tmp):
+        import json
+
+        d = _saved(tmp)
+        cfg = json.loads((d / "config.json").read_text())
+        cfg["neuron"]["tau_s_ms"] = 60.0
+        (d / "config.json").write_text(json.dumps(cfg))
+        return load_model(d)
+
+    def nan_weights(tmp):
+        import hashlib
+        import json
+
+        from safetensors.torch import save as st_save
+
+        d = _saved(tmp)
+        w = _tiny_net().weights
+        tensors = {f"weights.{i}": p.detach().clone() for i, p in enumerate(w)}
+        tensors["weights.1"][0, 0] = float("nan")
+        data = st_save(tensors)
+        (d / "model.safetensors").write_bytes(data)
+        cfg = json.loads((d / "config.json").read_text())
+        cfg["weights_sha256"] = hashlib.sha256(data).hexdigest()
+        (d / "config.json").write_text(json.dumps(cfg))
+        return load_model(d)
+
+    def pickle_as_safetensors(tmp):
+        d = _saved(tmp)
+        marker = tmp / "PWNED"
+        (d / "model.safetensors").write_bytes(pickle.dumps({"weights.0": _Evil(marker)}))
+        try:
+            return load_model(d)
+        finally:
+            assert not marker.exists(), "a checkpoint was unpickled"
+
+    def torch_save_zip(tmp):
+        marker = tmp / "PWNED"
+        buf = io.BytesIO()
+        torch.save({"state_dict": _tiny_net().state_dict(), "evil": _Evil(marker)}, buf)
+        try:
+            return model_from_zip_bytes(buf.getvalue(), name="model.pt.zip")
+        finally:
+            assert not marker.exists(), "a checkpoint was unpickled"
+
+    def pickled_pt_file(tmp):
+        marker = tmp / "PWNED"
+        p = tmp / "model.pt"
+        with open(p, "wb") as f:
+            pickle.dump(_Evil(marker), f)
+        try:
+            return load_model(p)
+        finally:
+            assert not marker.exists(), "a checkpoint was unpickled"
+
+    def zip_not_zip(tmp):
+        return model_from_zip_bytes(b"PK\x03\x04 this is not really a zip", name="upload.zip")
+
+    def zip_truncated(tmp):
+        blob = model_to_zip_bytes(_tiny_net(), NeuronConfig(), class_names=["a", "b", "c"], task="classify")
+        return model_from_zip_bytes(blob[: len(blob) - 200], name="cut.zip")
+
+    return [
+        Case("checkpoint-missing-folder", lambda t: load_model(t / "nomodel"), CheckpointError,
+             ("nomodel: no such model folder or file",)),
+        Case("checkpoint-corrupt-weights", corrupt_weights, CheckpointError,
+             ("model.safetensors: is not a readable safetensors file (corrupt or truncated",)),
+        Case("checkpoint-truncated-weights", truncated_weights, CheckpointError,
+             ("model.safetensors: is not a readable safetensors file (corrupt or truncated",)),
+        Case("checkpoint-empty-weights", empty_weights, CheckpointError, ("model.safetensors: is empty",)),
+        Case("checkpoint-missing-weights", missing_weights, CheckpointError,
+             ("model.safetensors: is missing (a model needs both config.json and model.safetensors)",)),
+        Case("checkpoint-truncated-config", truncated_config, CheckpointError, ("config.json: is not valid JSON",)),
+        Case("checkpoint-mismatched-sizes", mismatched_sizes, CheckpointError,
+             ("model.safetensors: weights.0 has shape [7, 6], but sizes [6, 5, 3] in config.json need [5, 6]",)),
+        Case("checkpoint-mismatched-weights-checksum", mismatched_same_sizes, CheckpointError,
+             ("model.safetensors: does not belong to this config.json",)),
+        Case("checkpoint-config-out-of-range", config_out_of_range, CheckpointError,
+             ("config.json: neuron settings out of range: tau_s_ms (60.0) must be smaller than tau_m_ms (30.0)",)),
+        Case("checkpoint-nan-weights", nan_weights, CheckpointError, ("model.safetensors: weights.1 holds NaN or inf",)),
+        Case("checkpoint-pickle-never-unpickled", pickle_as_safetensors, CheckpointError,
+             ("model.safetensors: is not a readable safetensors file",)),
+        Case("checkpoint-torch-save-upload-refused", torch_save_zip, CheckpointError,
+             ("model.pt.zip: does not contain config.json or model.safetensors",)),
+        Case("checkpoint-pickled-pt-file-refused", pickled_pt_file, CheckpointError,
+             ("model.pt: is not a model folder, config.json, model.safetensors or .zip",)),
+        Case("checkpoint-zip-not-a-zip", zip_not_zip, CheckpointError, ("upload.zip: is not a zip archive",)),
+        Case("checkpoint-zip-truncated", zip_truncated, CheckpointError, ("cut.zip: ",)),
+    ]
+
+
+CHECKPOINT_CASES = _checkpoint_cases()
+
+
+@pytest.mark.parametrize("case", CHECKPOINT_CASES, ids=[c.id for c in CHECKPOINT_CASES])
+def test_checkpoint_bad_input(case: Case, tmp_path):
+    with pytest.raises(case.error) as ei:
+        case.run(tmp_path)
+    _assert_message(ei.value, case, tmp_path)
+
+
+def test_checkpoint_roundtrip_still_loads(tmp_path):
+    """Guard for the table above: a good save loads with identical weights."""
+    from stca_engine.checkpoint import load_model
+
+    d = _saved(tmp_path)
+    net, info = load_model(d, device="cpu")
+    ref = _tiny_net()
+    for a, b in zip(net.weights, ref.weights):
+        assert torch.equal(a.detach(), b.detach())
+    assert info.sizes == [6, 5, 3] and info.class_names == ["a", "b", "c"]
+
+
+# ---- a NaN loss in training: the run stops, keeps the last good weights, reports the epoch -------
+
+def _tiny_dataset(n=6, n_in=8, T=40, n_classes=2, seed=0):
+    from stca_engine.data.types import Sample, SpikeDataset, SpikeTrain
+
+    rng = np.random.default_rng(seed)
+    samples = []
+    for i in range(n):
+        t, u = np.nonzero(rng.random((T, n_in)) < 0.15)
+        samples.append(Sample(SpikeTrain(t, u, n_in, T, 3.0), i % n_classes, name=f"s{i}"))
+    return SpikeDataset(samples, n_in, [f"c{k}" for k in range(n_classes)], "classify", 3.0)
+
+
+def test_nan_loss_stops_training_keeps_last_good_weights(monkeypatch):
+    import stca_engine.trainer as tr
+
+    ds = _tiny_dataset()
+    cfg = tr.TrainConfig(task="classify", hidden=[5], epochs=3, batch_size=3, optimizer="sgd", lr=0.5,
+                         device="cpu", seed=1)
+    trainer = tr.Trainer(None, ds, None, NeuronConfig(), cfg)
+    first = trainer.fit(epochs=1)
+    assert len(first) == 1
+    good = [w.detach().clone() for w in trainer.net.weights]
+
+    real_loss, real_predict = tr._loss_fns()
+
+    def poisoned_loss(*args, **kwargs):
+        loss, info = real_loss(*args, **kwargs)
+        return loss * float("nan"), info
+
+    monkeypatch.setattr(tr, "_loss_fns", lambda: (poisoned_loss, real_predict))
+    with pytest.raises(TrainingError) as ei:
+        trainer.fit(epochs=2)
+    msg = str(ei.value)
+    assert msg.startswith("training: epoch 2, batch 1: the loss became nan") and "\n" not in msg
+    assert "weights of the last good step were restored" in msg
+    for w, g in zip(trainer.net.weights, good):
+        assert torch.equal(w.detach(), g), "the weights of the last good step must be kept"
+    assert trainer.epoch == 1 and len(trainer.history) == 1
+
+
+def test_absurd_learning_rate_is_a_config_error_not_a_crash():
+    """lr = 1e300 cannot even be applied to float32 weights (torch raises RuntimeError): it must be
+    refused as a setting out of range before training, never escape as another exception."""
+    import stca_engine.trainer as tr
+
+    with pytest.raises(ConfigError, match=r"^train config: lr: "):
+        trainer = tr.Trainer(None, _tiny_dataset(), None, NeuronConfig(),
+                             tr.TrainConfig(task="classify", hidden=[5], epochs=1, batch_size=2, optimizer="sgd",
+                                            lr=1e300, lr_hidden=1e300, device="cpu", seed=3))
+        trainer.fit()
+
+
+def test_config_validated_before_any_work(monkeypatch):
+    """A bad training setting fails in the constructor, before a network is built or a batch is run."""
+    import stca_engine.network as network
+    import stca_engine.trainer as tr
+
+    built = []
+    monkeypatch.setattr(network.SNN, "__init__", lambda self, *a, **k: built.append(1) or (_ for _ in ()).throw(
+        AssertionError("network built before validation")))
+    with pytest.raises(ConfigError, match=r"^train config: lr: must be > 0, got -0.1"):
+        tr.Trainer(None, _tiny_dataset(), None, NeuronConfig(), tr.TrainConfig(task="classify", lr=-0.1, device="cpu"))
+    assert built == []
