@@ -80,7 +80,7 @@ def test_no_kplus_is_counted_and_gives_no_loss():
     loss, info = se.stca_loss(v, s, torch.tensor([[5]]), CFG)
     assert info.no_kplus.tolist() == [[True]] and info.n_no_kplus == 1
     assert info.sign.tolist() == [[0]] and info.k_star.tolist() == [[-1]]
-    assert float(loss) == 0
+    assert float(loss.detach()) == 0
 
 
 def test_margin_objective():
