@@ -46,6 +46,7 @@ class TrainSettings:
     compare_objective: str = "tdp1"
     # data
     data: str = "demo"              # data spec understood by stca_engine.data.sources.parse_data_spec
+    classes: str = ""               # comma-separated class names to use ("" = all of the source's)
     encoder: str = "spectral"
     n_channels: int = 32            # encoder frequency channels (spikegram kernels)
     spike_rate: float = 400.0       # spikegram budget, atoms per second of audio
@@ -54,6 +55,7 @@ class TrainSettings:
     events_per_stream: int = 3
     # network
     hidden: str = "64"              # hidden layer sizes, comma separated ("" = no hidden layer)
+    init_std: float = 0.01          # initial weights ~ N(0, init_std²) (paper: 0.01)
     # neuron (SPEC §2)
     dt_ms: float = 3.0
     tau_m_ms: float = 30.0
@@ -76,6 +78,11 @@ class TrainSettings:
     def neuron_dict(self) -> dict[str, float]:
         return {k: float(getattr(self, k)) for k in ("dt_ms", "tau_m_ms", "tau_s_ms", "theta", "alpha", "t_in_ms")}
 
+    def class_list(self) -> list[str] | None:
+        """The chosen class names, or None for all of them."""
+        names = [n.strip() for n in self.classes.split(",") if n.strip()]
+        return names or None
+
     def objectives(self) -> list[str]:
         """The objectives this run trains: the main one, plus the comparison when it differs."""
         out = [self.objective]
@@ -92,6 +99,7 @@ FIELD_SPEC: dict[str, tuple[str, Any]] = {
     "compare": ("bool", None),
     "compare_objective": ("choice", tuple(OBJECTIVES)),
     "data": ("str", None),
+    "classes": ("names", None),
     "encoder": ("choice", tuple(ENCODERS)),
     "n_channels": ("int", (4, 256)),
     "spike_rate": ("float", (10.0, 20000.0)),
@@ -99,6 +107,7 @@ FIELD_SPEC: dict[str, tuple[str, Any]] = {
     "n_test": ("int", (1, 5000)),
     "events_per_stream": ("int", (1, 20)),
     "hidden": ("hidden", None),
+    "init_std": ("float", (0.0, 10.0)),
     "dt_ms": ("float", (0.1, 50.0)),
     "tau_m_ms": ("float", (0.5, 1000.0)),
     "tau_s_ms": ("float", (0.1, 1000.0)),
@@ -160,6 +169,11 @@ def coerce_field(name: str, raw: Any) -> Any:
         if value in ("0", "false", "no", "off"):
             return False
         raise ConfigError(f"{raw!r} is not true/false", name)
+    if kind == "names":
+        names = [n.strip() for n in str(raw).split(",") if n.strip()]
+        if len(",".join(names)) > 2000:
+            raise ConfigError("class list longer than 2000 characters", name)
+        return ",".join(names)
     if kind == "hidden":
         return ",".join(str(n) for n in parse_hidden(raw))
     if kind in ("int", "float"):

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+import numpy as np
+
 from stca_engine.errors import StcaError
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,9 @@ class EpochRunner(Protocol):
         """A copy of the trained model that stays valid while training goes on."""
 
 
-Setup = Callable[[ProgressFn, StopCheck], "dict[str, EpochRunner]"]
+# ``setup(progress, should_stop)`` returns ``{label: runner}`` or ``({label: runner}, info)``; ``info``
+# (dataset summary, class names, ...) is published in every later snapshot.
+Setup = Callable[[ProgressFn, StopCheck], Any]
 
 
 class StopRequested(Exception):
@@ -110,6 +114,7 @@ class TrainingWorker:
         self._epoch_seconds: float | None = None
         self._info: dict = {}
         self._last_beat = time.monotonic()
+        self._runners: dict[str, Any] = {}
 
     # ---- commands from the page (any thread) ----------------------------------------------------
     def start(self) -> None:
@@ -145,12 +150,6 @@ class TrainingWorker:
         with self._cond:
             self._last_beat = time.monotonic()
 
-    def publish_info(self, **info) -> None:
-        """For ``setup``: make facts (dataset sizes, class names, ...) visible in snapshots."""
-        with self._cond:
-            self._info = {**self._info, **info}
-            self._bump()
-
     # ---- reads ----------------------------------------------------------------------------------
     def snapshot(self) -> WorkerSnapshot:
         with self._cond:
@@ -166,6 +165,11 @@ class TrainingWorker:
         """The runner's latest ``snapshot()`` (taken after the last finished epoch), or None."""
         with self._cond:
             return self._models.get(label)
+
+    def runner(self, label: str) -> Any:
+        """The runner behind ``label`` (after setup); the page only uses its thread-safe read methods."""
+        with self._cond:
+            return self._runners.get(label)
 
     @property
     def alive(self) -> bool:
@@ -220,12 +224,15 @@ class TrainingWorker:
     def _main(self) -> None:
         try:
             self._set(status=PREPARING)
-            runners = self._setup(self._progress_cb, self.should_stop)
+            result = self._setup(self._progress_cb, self.should_stop)
+            runners, info = result if isinstance(result, tuple) else (result, {})
             if not runners:
                 raise StcaError("nothing to train", "training setup")
             with self._cond:
                 self._labels = tuple(runners)
                 self._reports = {k: [] for k in runners}
+                self._runners = dict(runners)
+                self._info = {**self._info, **dict(info or {})}
                 self._bump()
             while True:
                 with self._cond:
@@ -269,3 +276,232 @@ class TrainingWorker:
     def _check_between_batches(self) -> bool:
         """Given to runners: True means 'stop now'; a runner may also just raise ``StopRequested``."""
         return self.should_stop()
+
+
+# ================================================================================================
+# Engine glue: settings -> datasets -> one Trainer per objective
+# ================================================================================================
+
+OBJECTIVE_LABELS = {"stca": "STCA", "tdp1": "TDP1", "margin": "Margin"}
+MAX_KEPT_WEIGHT_BYTES = 64 * 2**20  # per run: weights of every epoch are kept for replay up to this size
+
+
+class EngineRunner:
+    """One ``stca_engine.Trainer`` seen as an ``EpochRunner``.
+
+    After each epoch it keeps a CPU copy of the weights (for replaying any probe sample at any earlier
+    epoch and for handing a model to the Detect page while training goes on); the training network
+    itself is only ever touched by the worker thread.
+    """
+
+    def __init__(self, trainer, objective: str):
+        import threading as _threading
+
+        self.trainer = trainer
+        self.objective = objective
+        self.weights_by_epoch: dict[int, list] = {}
+        self._kept_bytes = 0
+        self._probe_lock = _threading.Lock()
+        self._probe_net = None
+
+    # ---- EpochRunner ----------------------------------------------------------------------------
+    def run_epoch(self, should_stop: StopCheck):
+        def on_batch(_report):
+            if should_stop():
+                self.trainer.request_stop()
+
+        if should_stop():
+            return None
+        report = self.trainer.step_epoch(on_batch=on_batch)
+        if report is not None:
+            weights = self.snapshot()
+            size = sum(w.numel() * w.element_size() for w in weights)
+            if self._kept_bytes + size > MAX_KEPT_WEIGHT_BYTES and self.weights_by_epoch:
+                # thin out: drop every other kept epoch (the first and the newest always stay)
+                kept = sorted(self.weights_by_epoch)
+                for e in kept[1:-1:2]:
+                    del self.weights_by_epoch[e]
+                self._kept_bytes = size * len(self.weights_by_epoch)
+            self.weights_by_epoch[report.epoch] = weights
+            self._kept_bytes += size
+        return report
+
+    def snapshot(self) -> list:
+        return [w.detach().to("cpu", copy=True) for w in self.trainer.net.weights]
+
+    # ---- for the page ---------------------------------------------------------------------------
+    @property
+    def neuron_cfg(self):
+        return self.trainer.neuron_cfg
+
+    @property
+    def probe_set(self):
+        return self.trainer._probe_set
+
+    def architecture(self) -> dict:
+        return self.trainer.net.to_dict()
+
+    def set_probe_index(self, index: int) -> None:
+        """Later epochs report this sample (an int store: safe while the worker trains)."""
+        if 0 <= int(index) < len(self.probe_set):
+            self.trainer.cfg.probe_index = int(index)
+
+    def build_net(self, weights):
+        """A fresh network (own copy, CPU) holding ``weights``: safe to use while training goes on."""
+        import torch
+        from stca_engine.network import SNN
+
+        net = SNN.from_dict(self.architecture(), dtype=weights[0].dtype, device="cpu")
+        with torch.no_grad():
+            for p, w in zip(net.weights, weights):
+                p.copy_(w)
+        return net
+
+    def probe_at(self, epoch: int, index: int):
+        """The ``Probe`` of sample ``index`` under the weights after ``epoch`` (None if not kept)."""
+        from stca_engine.trainer import make_probe
+
+        weights = self.weights_by_epoch.get(int(epoch))
+        if weights is None:
+            return None
+        with self._probe_lock:
+            if self._probe_net is None:
+                self._probe_net = self.build_net(weights)
+            else:
+                import torch
+
+                with torch.no_grad():
+                    for p, w in zip(self._probe_net.weights, weights):
+                        p.copy_(w)
+            cfg = self.trainer.cfg
+            return make_probe(self._probe_net, self.probe_set, int(index), self.trainer.neuron_cfg, cfg.task,
+                              self.objective)
+
+
+def train_config_for(settings, objective: str):
+    """``TrainConfig`` of one run from the page's ``TrainSettings`` (validated)."""
+    from stca_engine.trainer import TrainConfig
+
+    return TrainConfig(
+        task=settings.task, objective=objective, hidden=settings.hidden_sizes(), epochs=settings.epochs,
+        batch_size=settings.batch_size, optimizer=settings.optimizer, lr=float(settings.lr), seed=settings.seed,
+        probe_index=0, device="auto", dtype="float32",
+    ).validate()
+
+
+def neuron_config_for(settings):
+    from stca_engine.config import NeuronConfig
+
+    return NeuronConfig(**settings.neuron_dict())
+
+
+def check_settings(settings) -> list[str]:
+    """Every problem that would stop a run from starting, phrased for the user (empty = fine)."""
+    from stca_engine.errors import StcaError as _E
+
+    problems = []
+    for obj in settings.objectives():
+        try:
+            train_config_for(settings, obj)
+        except _E as exc:
+            problems.append(str(exc))
+    try:
+        neuron_config_for(settings)
+    except _E as exc:
+        problems.append(str(exc))
+    return list(dict.fromkeys(problems))
+
+
+def heartbeat_timeout_s() -> float:
+    """Seconds without a poll before a session's worker stops (``$STCA_HEARTBEAT_S``, default 120:
+    long enough for a browser that throttles a background tab to one timer a minute)."""
+    import os
+
+    raw = os.environ.get("STCA_HEARTBEAT_S", "").strip()
+    try:
+        value = float(raw) if raw else 120.0
+    except ValueError:
+        raise StcaError(f"must be a number of seconds, got {raw!r}", "STCA_HEARTBEAT_S") from None
+    if not value > 0:
+        raise StcaError(f"must be > 0, got {raw!r}", "STCA_HEARTBEAT_S")
+    return value
+
+
+def _sample_label(sample, class_names) -> str:
+    """'stream 3: horn, bells, horn' for streams, 'clip 4: horn' for single clips."""
+    if sample.events:
+        seq = ", ".join(class_names[e.class_index] for e in sample.events)
+        return f"{sample.name}: {seq}" if sample.name else seq
+    if not isinstance(sample.target, np.ndarray) and class_names:
+        return f"{sample.name}: {class_names[int(sample.target)]}" if sample.name else class_names[int(sample.target)]
+    return sample.name or "sample"
+
+
+def make_engine_setup(settings, prepare_data=None) -> Setup:
+    """The worker's ``setup`` for one page run: encode the datasets (with progress), then build one
+    ``Trainer`` per objective on the same data with the same seed (so the same initial weights).
+
+    ``prepare_data(settings, progress) -> (train, test, info)`` defaults to the engine's data sources;
+    tests pass their own datasets."""
+    prepare_data = prepare_data or prepare_engine_data
+
+    def setup(progress: ProgressFn, should_stop: StopCheck):
+        from stca_engine.trainer import Trainer
+
+        neuron_cfg = neuron_config_for(settings)
+        train, test, info = prepare_data(settings, progress)
+        if should_stop():
+            raise StopRequested()
+        from stca_engine.network import SNN
+
+        runners = {}
+        for objective in settings.objectives():
+            cfg = train_config_for(settings, objective)
+            sizes = [train.n_inputs, *cfg.hidden, len(train.class_names)]
+            # built here (not by Trainer) for the chosen init scale; same seed -> same initial weights
+            net = SNN(sizes, neuron_cfg, dtype=cfg.torch_dtype(), device=cfg.resolved_device(),
+                      output_spiking=objective != "margin", seed=settings.seed, init_std=float(settings.init_std))
+            runners[objective] = EngineRunner(Trainer(net, train, test, neuron_cfg, cfg), objective)
+        probe_set = next(iter(runners.values())).probe_set
+        class_names = list(train.class_names)
+        out = {
+            "class_names": class_names,
+            "n_inputs": int(train.n_inputs),
+            "n_train": len(train),
+            "n_test": 0 if test is None else len(test),
+            "probe_names": [_sample_label(smp, class_names) for smp in probe_set.samples[:200]],
+            "summary": (f"{len(train)} training and {0 if test is None else len(test)} test "
+                        f"{'streams' if settings.task == 'detect' else 'clips'} · {len(class_names)} classes · "
+                        f"{train.n_inputs} input afferents · network "
+                        f"{'-'.join(str(n) for n in [train.n_inputs, *settings.hidden_sizes(), len(class_names)])}"),
+            **dict(info or {}),
+        }
+        return runners, out
+
+    return setup
+
+
+def encoder_for(settings):
+    """The sound encoder the settings ask for, at the network's time step."""
+    from stca_engine.encoders import make_encoder
+
+    if settings.encoder == "spikegram":
+        return make_encoder("spikegram", dt_ms=float(settings.dt_ms), n_kernels=int(settings.n_channels),
+                            spikes_per_second=float(settings.spike_rate))
+    return make_encoder(settings.encoder, dt_ms=float(settings.dt_ms), n_channels=int(settings.n_channels))
+
+
+def prepare_engine_data(settings, progress: ProgressFn):
+    """``(train, test, info)`` from the engine's data sources, folders confined to the allowed roots."""
+    from stca_engine.data import sources
+
+    spec = sources.parse_data_spec(settings.data)
+    encoder = None if spec.is_image else encoder_for(settings)
+    kw = {}
+    if settings.class_list():
+        kw["classes"] = settings.class_list()
+    if settings.task == "detect":
+        kw.update(n_train_streams=int(settings.n_train), n_test_streams=int(settings.n_test),
+                  events_per_stream=int(settings.events_per_stream))
+    return sources.prepare_datasets(spec, settings.task, encoder=encoder, seed=int(settings.seed), progress=progress,
+                                    dt_ms=float(settings.dt_ms), restrict=True, **kw)

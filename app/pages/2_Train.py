@@ -1,0 +1,477 @@
+"""Train: live STCA training with voltage traces, spike clusters and the k⁺/k⁻ points, epoch by epoch.
+
+The page only draws and sends commands. Training runs in this session's ``TrainingWorker`` thread;
+a fragment polls it once a second and redraws (figures keep their zoom through ``uirevision``).
+Settings live in the URL so a link reopens the same run.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+_APP = str(Path(__file__).resolve().parents[1])
+if _APP not in sys.path:
+    sys.path.insert(0, _APP)
+
+import numpy as np  # noqa: E402
+import streamlit as st  # noqa: E402
+import figures as se_figs  # noqa: E402  (app/figures: pure plotly builders)
+import models_ui  # noqa: E402
+import state  # noqa: E402
+import stca_engine as se  # noqa: E402
+import training_worker as tw  # noqa: E402
+from components import plot, setup_page, user_errors  # noqa: E402
+from stca_engine.errors import StcaError  # noqa: E402
+
+setup_page("Train", "🏋️")
+
+ss = st.session_state
+K = state.widget_key
+POLL_S = 1.0
+
+# ---- session init: settings from the URL (once per session) -----------------------------------
+if "train.settings" not in ss:
+    settings0, url_problems = state.settings_from_query(st.query_params)
+    ss["train.settings"] = settings0
+    ss["train.url_problems"] = url_problems
+    ss[K("classroom")] = state.classroom_from_query(st.query_params)
+    ss["train.classroom_saved"] = ss[K("classroom")]
+if K("classroom") not in ss:  # widget state is dropped while another page is shown
+    ss[K("classroom")] = ss.get("train.classroom_saved", False)
+cur: state.TrainSettings = ss["train.settings"]
+
+
+def _seed_widget(name: str):
+    if K(name) not in ss:
+        ss[K(name)] = getattr(ss["train.settings"], name)
+
+
+def _apply_preset():
+    """Preset picked: every setting takes the preset's value (the data source is kept)."""
+    name = ss[K("preset")]
+    try:
+        new = replace(state.preset_settings(name), data=ss["train.settings"].data)
+    except StcaError as exc:
+        ss["train.flash"] = ("error", str(exc))
+        return
+    ss["train.settings"] = new
+    state.write_settings_to_session(ss, new)
+
+
+# ---- sidebar: device, classroom mode, preset, settings ------------------------------------------
+presets = state.load_presets()
+with st.sidebar:
+    classroom = st.toggle("Classroom mode", key=K("classroom"),
+                          help="Hide the advanced controls: only the preset, task, objective and comparison.")
+    ss["train.classroom_saved"] = classroom
+    st.header("Run settings")
+    _seed_widget("preset")
+    if ss[K("preset")] not in presets:
+        ss[K("preset")] = next(iter(presets))
+    st.selectbox("Preset", list(presets), key=K("preset"), format_func=lambda n: presets[n].label,
+                 on_change=_apply_preset, help="Fills every setting below; you can still change them.")
+    st.caption(presets[ss[K("preset")]].description)
+
+    values: dict = {}
+
+    def widget(fn, name, label, **kw):
+        _seed_widget(name)
+        values[name] = fn(label, key=K(name), **kw)
+        return values[name]
+
+    task = widget(st.radio, "task", "Task", options=list(state.TASKS), format_func=state.TASKS.get,
+                  help="Detection: long streams of several events, labelled only by how often each class "
+                       "occurs. Classification: one clip, one class.")
+    objectives = [o for o in state.OBJECTIVES if task == "classify" or o != "margin"]
+    for name in ("objective", "compare_objective"):
+        if ss.get(K(name), getattr(cur, name)) not in objectives:
+            ss[K(name)] = "stca"
+    widget(st.selectbox, "objective", "Objective", options=objectives, format_func=state.OBJECTIVES.get,
+           help="What the output neurons are trained to do (SPEC §3).")
+    compare = widget(st.toggle, "compare", "Train a second objective side by side",
+                     help="Same data, same seed, same initial weights: only the objective differs.")
+    if compare:
+        widget(st.selectbox, "compare_objective", "Second objective", options=objectives,
+               format_func=state.OBJECTIVES.get)
+    widget(st.number_input, "epochs", "Epochs", min_value=1, max_value=2000, step=1)
+    widget(st.number_input, "seed", "Seed", min_value=0, max_value=2**31 - 1, step=1,
+           help="Same seed, same settings → the same run, on every machine.")
+
+    if not classroom:
+        with st.expander("Data and encoding", expanded=False):
+            widget(st.text_input, "data", "Data source",
+                   help="demo (built-in synthetic sounds), digits, rwcp:PATH, medleydb:PATH, folder:PATH or "
+                        "mnist:PATH; folders must lie inside the operator's allowed roots.")
+            widget(st.text_input, "classes", "Classes (comma separated; empty = all)")
+            widget(st.selectbox, "encoder", "Sound → spikes encoder", options=list(state.ENCODERS),
+                   format_func=state.ENCODERS.get)
+            widget(st.number_input, "n_channels", "Frequency channels", min_value=4, max_value=256, step=4)
+            widget(st.number_input, "spike_rate", "Spikegram budget (spikes / s)", min_value=10.0,
+                   max_value=20000.0, step=50.0)
+            widget(st.number_input, "n_train", "Training streams (detection)", min_value=2, max_value=5000, step=10)
+            widget(st.number_input, "n_test", "Test streams (detection)", min_value=1, max_value=5000, step=10)
+            widget(st.number_input, "events_per_stream", "Events per stream", min_value=1, max_value=20, step=1)
+        with st.expander("Network", expanded=False):
+            widget(st.text_input, "hidden", "Hidden layer sizes",
+                   help="Comma separated, e.g. '300' or '128,64'; empty = no hidden layer.")
+            widget(st.number_input, "init_std", "Initial weight std", min_value=0.0, max_value=10.0, step=0.01,
+                   format="%.3f", help="Weights start as N(0, std²); the paper uses 0.01. Larger values make "
+                                       "hidden neurons fire from the start, so small demos learn sooner.")
+        with st.expander("Neuron constants (C-LIF)", expanded=False):
+            widget(st.number_input, "dt_ms", "dt (ms)", min_value=0.1, max_value=50.0, step=0.5)
+            widget(st.number_input, "tau_m_ms", "τm (ms)", min_value=0.5, max_value=1000.0, step=1.0)
+            widget(st.number_input, "tau_s_ms", "τs (ms)", min_value=0.1, max_value=1000.0, step=0.5)
+            widget(st.number_input, "theta", "ϑ threshold", min_value=0.01, max_value=100.0, step=0.1)
+            widget(st.number_input, "alpha", "α surrogate width", min_value=0.01, max_value=100.0, step=0.1)
+            widget(st.number_input, "t_in_ms", "T_in cluster interval (ms)", min_value=0.1, max_value=10000.0,
+                   step=3.0)
+        with st.expander("Optimiser", expanded=False):
+            widget(st.selectbox, "optimizer", "Optimiser", options=list(state.OPTIMIZERS),
+                   format_func=state.OPTIMIZERS.get)
+            widget(st.number_input, "lr", "Learning rate", min_value=1e-6, max_value=10.0, step=1e-4, format="%.5f")
+            widget(st.number_input, "batch_size", "Batch size", min_value=1, max_value=1024, step=1)
+
+values["preset"] = ss[K("preset")]
+settings, widget_problems = state.settings_from_session({K(k): v for k, v in values.items()}, cur)
+ss["train.settings"] = settings
+
+# keep the URL in step with the settings (a teacher shares the address bar)
+want_query = state.settings_to_query(settings)
+if classroom:
+    want_query[state.CLASSROOM_KEY] = "1"
+if {k: st.query_params.get(k) for k in st.query_params} != want_query:
+    st.query_params.from_dict(want_query)
+
+# ---- header ---------------------------------------------------------------------------------------
+st.title("Train")
+st.markdown(
+    "Train a spiking network and watch it learn. Each **output neuron** stands for one sound class; during "
+    "training it should fire one **spike cluster** (a burst of spikes closer than T_in) per occurrence of its "
+    "class. After every epoch the loss picks one time point per neuron: **k⁺** where the voltage should rise "
+    "(a cluster is missing) or **k⁻** where a cluster should disappear.")
+if not classroom:
+    st.caption("The address bar holds these settings: copy it to share this exact run (same data, same seed).")
+
+for p in ss.pop("train.url_problems", []) or []:
+    st.warning(f"Link setting ignored — {p}")
+for p in widget_problems:
+    st.error(p)
+flash = ss.pop("train.flash", None)
+if flash:
+    getattr(st, flash[0])(flash[1])
+
+
+# ---- run control ------------------------------------------------------------------------------------
+def _run():
+    return ss.get("train.run")
+
+
+def _new_run(s: state.TrainSettings):
+    problems = tw.check_settings(s)
+    if problems:
+        ss["train.flash"] = ("error", " · ".join(problems))
+        return None
+    worker = tw.TrainingWorker(tw.make_engine_setup(s), n_epochs=s.epochs,
+                               heartbeat_timeout_s=tw.heartbeat_timeout_s())
+    run = {"worker": worker, "settings": s, "published": 0}
+    ss["train.run"] = run
+    ss["train.follow"] = True
+    ss.pop("train.epoch_view", None)
+    ss["train.figcache"] = {}
+    return run
+
+
+def _on_start():
+    run = _run()
+    if run is None or run["worker"].snapshot().finished:
+        run = _new_run(ss["train.settings"])
+    if run is not None:
+        run["worker"].start()
+
+
+def _on_step():
+    run = _run()
+    if run is None or run["worker"].snapshot().finished:
+        run = _new_run(ss["train.settings"])
+    if run is not None:
+        run["worker"].step()
+
+
+def _on_pause():
+    run = _run()
+    if run is not None:
+        run["worker"].pause()
+
+
+def _on_reset():
+    run = ss.pop("train.run", None)
+    if run is not None:
+        run["worker"].stop("reset")
+    for k in ("train.figcache", "train.epoch_view", "train.probe_index"):
+        ss.pop(k, None)
+    ss["train.follow"] = True
+
+
+run = _run()
+snap = run["worker"].snapshot() if run else None
+running = bool(snap and snap.status in (tw.PREPARING, tw.RUNNING) and snap.wants_run)
+c1, c2, c3, c4, c5 = st.columns([1, 1, 1, 1, 3])
+c1.button("▶ Start" if not (snap and snap.status == tw.PAUSED) else "▶ Resume", on_click=_on_start,
+          type="primary", width="stretch", key="train.btn_start", disabled=running)
+c2.button("⏸ Pause", on_click=_on_pause, width="stretch", key="train.btn_pause", disabled=not running)
+c3.button("⏭ Step", on_click=_on_step, width="stretch", key="train.btn_step", disabled=running,
+          help="Train exactly one epoch, then pause.")
+c4.button("↺ Reset", on_click=_on_reset, width="stretch", key="train.btn_reset", disabled=run is None)
+if run is not None and run["settings"] != settings:
+    c5.info("Settings changed since this run started: **Reset** to train with the new ones.")
+if run is None:
+    st.info("Press **▶ Start** to train (or **⏭ Step** for one epoch at a time). "
+            + (f"Preset: {presets[settings.preset].label}." if settings.preset in presets else ""))
+
+
+# ---- live view --------------------------------------------------------------------------------------
+def _fig(key, build):
+    """Figures are rebuilt only when their inputs change (the fragment redraws every second)."""
+    cache = ss.setdefault("train.figcache", {})
+    if key not in cache:
+        if len(cache) > 48:
+            cache.clear()
+        cache[key] = build()
+    return cache[key]
+
+
+def _records(reports):
+    return [r.summary() for r in reports]
+
+
+def _weight_records(reports, n_layers):
+    names = ([f"input → hidden {i + 1}" if i == 0 else f"hidden {i} → hidden {i + 1}" for i in range(n_layers - 1)]
+             + ["→ output"])
+    out = []
+    for r in reports:
+        out.append({"epoch": r.epoch, "layers": [
+            dict(name=names[w.layer] if w.layer < len(names) else f"layer {w.layer + 1}", mean=w.mean, std=w.std,
+                 min=w.min, max=w.max) for w in r.weights]})
+    return out
+
+
+def _probe_table(probe, class_names, task, objective):
+    """Per output neuron: wanted vs. fired clusters and what the loss does (for the students)."""
+    n = probe.voltages.shape[1]
+    n_o = probe.spikes.sum(axis=0).astype(int) if objective == "tdp1" else probe.n_clusters
+    if task == "detect":
+        wanted = np.asarray(probe.target).astype(int)
+    else:
+        wanted = np.array([1 if i == int(probe.target) else 0 for i in range(n)])
+    rows = []
+    for i in range(n):
+        k, sg = int(probe.k_star[i]), int(probe.sign[i])
+        if task == "detect":
+            needs_plus = int(wanted[i]) > int(n_o[i])
+        else:
+            needs_plus = int(wanted[i]) == 1 and int(n_o[i]) == 0
+        if sg > 0:
+            what = f"▲ k⁺ at {k * probe.dt_ms / 1000:.2f} s: push V up"
+        elif sg < 0:
+            what = f"▼ k⁻ at {k * probe.dt_ms / 1000:.2f} s: push V down"
+        elif needs_plus and objective != "margin":
+            what = "⚠ needs k⁺ but no step qualifies"
+        else:
+            what = "✓ no loss"
+        rows.append({"neuron": class_names[i] if i < len(class_names) else f"neuron {i}",
+                     "wanted": int(wanted[i]), "fired": int(n_o[i]), "loss": what})
+    return rows
+
+
+def _probe_for(run, label, epoch, index, reports):
+    """The epoch's own report when it probed this sample, else a replay from the kept weights."""
+    rep = reports[epoch - 1]
+    if rep.probe is not None and rep.probe.index == index:
+        return rep.probe
+    key = ("probe", label, epoch, index)
+    cache = ss.setdefault("train.figcache", {})
+    if key not in cache:
+        runner = run["worker"].runner(label)
+        cache[key] = runner.probe_at(epoch, index) if runner is not None else None
+    return cache[key] or rep.probe
+
+
+def _publish_model(run, snap):
+    """Hand the newest weights of the main run to the Detect page (a copy; training goes on)."""
+    if snap.epoch <= run["published"] or not snap.labels:
+        return
+    label = snap.labels[0]
+    runner = run["worker"].runner(label)
+    weights = run["worker"].model(label)
+    if runner is None or weights is None:
+        return
+    s = run["settings"]
+    ss[models_ui.SESSION_KEY] = models_ui.make_model(
+        runner.build_net(weights), runner.neuron_cfg, snap.info.get("class_names", []),
+        snap.info.get("encoder_settings", {}), s.task, runner.objective,
+        train_config=runner.trainer.cfg, epochs_trained=snap.epoch, source="train page")
+    run["published"] = snap.epoch
+
+
+def live_view():
+    run = _run()
+    if run is None:
+        return
+    worker = run["worker"]
+    worker.heartbeat()
+    snap = worker.snapshot()
+    s = run["settings"]
+    head, status_col = st.columns([2, 3])
+    head.markdown(f"### Epoch {snap.epoch} / {snap.n_epochs}")
+    status_text = {
+        tw.IDLE: "ready", tw.PREPARING: "encoding the datasets…", tw.RUNNING: "training…", tw.PAUSED: "paused",
+        tw.DONE: "finished", tw.STOPPED: "stopped", tw.ERROR: "stopped with an error",
+    }[snap.status]
+    extra = f" · last epoch took {snap.epoch_seconds:.1f} s" if snap.epoch_seconds else ""
+    status_col.markdown(f"**Status:** {status_text}{extra}")
+    if snap.status == tw.PREPARING or (snap.progress[1] and snap.epoch == 0 and not snap.labels):
+        done, total, msg = snap.progress
+        st.progress(min(1.0, done / total) if total else 0.0, text=msg or "preparing the data…")
+    if snap.status == tw.ERROR:
+        st.error(snap.error)
+    if snap.status == tw.STOPPED and snap.stop_reason and snap.stop_reason != "reset":
+        st.warning(f"Training stopped: {snap.stop_reason}. Press Start for a new run.")
+    info = snap.info
+    if info.get("summary"):
+        st.caption(info["summary"])
+    _publish_model(run, snap)
+    if snap.epoch == 0:
+        return
+    labels = list(snap.labels)
+    names = {lb: tw.OBJECTIVE_LABELS.get(lb, lb) for lb in labels}
+    class_names = list(info.get("class_names", []))
+    ncfg = worker.runner(labels[0]).neuron_cfg
+    last = {lb: snap.reports[lb][-1] for lb in labels}
+
+    # headline numbers
+    cols = st.columns(4 if len(labels) == 1 else 2 * len(labels))
+    for j, lb in enumerate(labels):
+        r = last[lb]
+        prev = snap.reports[lb][-2] if len(snap.reports[lb]) > 1 else None
+        tag = f" ({names[lb]})" if len(labels) > 1 else ""
+        cols[j * (4 if len(labels) == 1 else 2)].metric(
+            f"Test accuracy{tag}", f"{r.test_accuracy:.1%}" if np.isfinite(r.test_accuracy) else "–",
+            None if prev is None or not np.isfinite(prev.test_accuracy)
+            else f"{(r.test_accuracy - prev.test_accuracy) * 100:+.1f} pts")
+        cols[j * (4 if len(labels) == 1 else 2) + 1].metric(
+            f"Train loss{tag}", f"{r.train_loss:.3f}",
+            None if prev is None else f"{r.train_loss - prev.train_loss:+.3f}", delta_color="inverse")
+        if len(labels) == 1:
+            cols[2].metric("Mean clusters / neuron", f"{r.mean_clusters:.2f}")
+            cols[3].metric("No valid k⁺ (this epoch)", f"{r.n_no_kplus}",
+                           help="(sample, neuron) pairs that needed one more cluster but had no admissible "
+                                "time point: they gave no loss.")
+
+    # learning curves
+    st.subheader("Learning curves")
+    curves = _fig(("curves", snap.version), lambda: se_figs.learning_curves(
+        None, compare={names[lb]: _records(snap.reports[lb]) for lb in labels}))
+    left, right = st.columns([3, 1])
+    with left:
+        plot(curves, key="train.curves")
+    right.markdown(
+        "**Loss** (left) is what gradient descent lowers: how far each output voltage is from where the "
+        "loss wants it at k⁺/k⁻.\n\n**Accuracy** (right): " +
+        ("a (stream, class) pair counts as right when the neuron fired exactly as many clusters as the class "
+         "occurs." if s.task == "detect" else "the class whose neuron fired the most clusters is the answer.")
+        + " Solid = training data, dashed = unseen test data.")
+
+    # epoch replay + probe sample
+    st.subheader("Inside the network")
+    n_done = snap.epoch
+    ctrl1, ctrl2 = st.columns([2, 3])
+    probe_set_names = info.get("probe_names") or []
+    with ctrl1:
+        if probe_set_names:
+            if ss.get("train.probe_index", 0) >= len(probe_set_names):
+                ss["train.probe_index"] = 0
+            idx = st.selectbox("Probe sample (test set)", list(range(len(probe_set_names))),
+                               format_func=lambda i: probe_set_names[i], key="train.probe_index")
+            for lb in labels:
+                runner = worker.runner(lb)
+                if runner is not None:
+                    runner.set_probe_index(idx)
+        else:
+            idx = last[labels[0]].probe.index if last[labels[0]].probe is not None else 0
+    with ctrl2:
+        follow = ss.get("train.follow", True)
+        if n_done >= 2:
+            if follow or ss.get("train.epoch_view", n_done) > n_done:
+                ss["train.epoch_view"] = n_done
+            epoch = st.slider("Replay epoch", 1, n_done, key="train.epoch_view",
+                              on_change=lambda: ss.__setitem__("train.follow", False),
+                              help="Drag to see the network after an earlier epoch.")
+            if not follow:
+                st.button("Follow the latest epoch", key="train.follow_btn",
+                          on_click=lambda: ss.__setitem__("train.follow", True))
+        else:
+            epoch = n_done
+            st.caption("After two epochs a slider lets you replay earlier epochs.")
+
+    trace_cols = st.columns(len(labels))
+    for col, lb in zip(trace_cols, labels):
+        probe = _probe_for(run, lb, epoch, idx, snap.reports[lb])
+        if probe is None:
+            col.info("No probe for this epoch.")
+            continue
+        with col:
+            title = f"{names[lb]} · epoch {epoch} · {probe.name}"
+            fig = _fig(("traces", lb, epoch, probe.index), lambda: se_figs.output_traces(
+                probe.voltages, probe.spikes, ncfg.theta, probe.dt_ms, ncfg.t_in_steps, class_names,
+                k_star=probe.k_star, sign=probe.sign, events=probe.events, title=title))
+            plot(fig, key=f"train.traces.{lb}")
+            rows = _probe_table(probe, class_names, s.task, runner_objective(worker, lb))
+            missing = sum(1 for r in rows if r["loss"].startswith("⚠"))
+            st.dataframe(rows, hide_index=True, width="stretch")
+            st.caption(f"Neurons with no valid k⁺ in this sample: **{missing}**.")
+    st.caption(
+        "Each row is one output neuron: its voltage V (line), the threshold ϑ (dashed), its spikes (ticks) "
+        "and its spike clusters (shaded). Dark bars at the bottom mark where its sound really occurs. "
+        "▲ k⁺: the loss raises V here to create a missing cluster. ▼ k⁻: the loss lowers V at the end of "
+        "the weakest cluster to remove an extra one. Zoom with the mouse: the zoom stays while training runs.")
+
+    raster_col, weight_col = st.columns(2)
+    main_probe = _probe_for(run, labels[0], epoch, idx, snap.reports[labels[0]])
+    with raster_col:
+        if main_probe is not None and main_probe.n_hidden:
+            fig = _fig(("raster", labels[0], epoch, main_probe.index), lambda: se_figs.spike_raster(
+                main_probe.hidden_times, main_probe.hidden_units, main_probe.n_hidden, main_probe.dt_ms,
+                title=f"hidden layer ({names[labels[0]]})", events=main_probe.events, class_names=class_names,
+                unit_label="neuron", uirevision="train.hidden_raster"))
+            plot(fig, key="train.raster")
+            st.caption("Spikes of the last hidden layer for the probe sample: the features the output "
+                       "neurons listen to. Coloured bands: the true events.")
+        else:
+            st.info("This network has no hidden layer.")
+    with weight_col:
+        n_layers = len(last[labels[0]].weights)
+        fig = _fig(("weights", labels[0], snap.version), lambda: se_figs.weight_stats(
+            _weight_records(snap.reports[labels[0]][:epoch], n_layers),
+            title=f"weights per layer: mean ± std ({names[labels[0]]})"))
+        plot(fig, key="train.weights")
+        st.caption("How the weights move: a band that widens means the layer is learning stronger "
+                   "positive and negative connections.")
+
+    # stop polling once nothing changes by itself any more (full rerun re-enables the buttons)
+    if snap.status in tw.FINISHED + (tw.PAUSED,) and ss.get("train.polling") and not snap.wants_run:
+        st.rerun(scope="app")
+
+
+def runner_objective(worker, label):
+    r = worker.runner(label)
+    return r.objective if r is not None else label
+
+
+polling = bool(snap is not None and (snap.wants_run or snap.status in (tw.PREPARING, tw.RUNNING, tw.PAUSED)))
+ss["train.polling"] = polling and not (snap.status == tw.PAUSED and not snap.wants_run) if snap else False
+st.fragment(live_view, run_every=POLL_S if polling else None)()
+
+st.divider()
+st.subheader("Model")
+models_ui.render_models_panel(st, default_name=f"{settings.preset}-{settings.objective}-seed{settings.seed}")

@@ -1,0 +1,216 @@
+"""The Train page: settings/URL codec and presets (pure), model save/load, and the page through AppTest
+(widgets, presets, query params, classroom mode, a few real epochs through the worker, reset)."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import fields, replace
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "app"))
+
+import models_ui  # noqa: E402
+import state  # noqa: E402
+import stca_engine as se  # noqa: E402
+from stca_engine.errors import CheckpointError, ConfigError  # noqa: E402
+
+PAGE = str(REPO / "app" / "pages" / "2_Train.py")
+
+
+# ---- settings, presets, URL ------------------------------------------------------------------------
+
+def test_presets_exist_validate_and_classroom_comes_first():
+    presets = state.load_presets()
+    assert list(presets)[:2] == ["classroom-fast", "paper"]
+    for name, p in presets.items():
+        raw = json.loads((REPO / "assets" / "presets" / f"{name}.json").read_text())
+        assert p.settings.preset == name
+        for k, v in raw["settings"].items():   # every value in the file made it into the settings
+            got = getattr(p.settings, k)
+            assert (got == v) or (k == "hidden" and got == str(v)), (name, k, got, v)
+        assert p.label and p.description
+    paper = presets["paper"].settings
+    assert (paper.hidden_sizes(), paper.encoder, paper.events_per_stream) == ([300], "spikegram", 5)
+    assert paper.neuron_dict() == se.NeuronConfig.paper().to_dict()
+    fast = presets["classroom-fast"].settings
+    assert fast.encoder == "spectral" and fast.hidden_sizes()[0] <= 128 and fast.n_train <= 100
+
+
+def test_query_roundtrip_is_exact_and_short():
+    base = state.preset_settings("classroom-fast")
+    assert state.settings_to_query(base) == {"preset": "classroom-fast"}
+    changed = replace(base, lr=0.0123, hidden="32,16", compare=True, seed=7, tau_m_ms=20.0, classes="horn, bells")
+    q = state.settings_to_query(changed)
+    assert set(q) == {"preset", "lr", "hidden", "compare", "seed", "tau_m_ms", "classes"}
+    assert q["compare"] == "1" and q["hidden"] == "32,16" and q["seed"] == "7"
+    back, problems = state.settings_from_query(q)
+    assert problems == []
+    assert back == replace(changed, classes="horn,bells")
+    # every field survives the trip
+    for f in fields(state.TrainSettings):
+        assert getattr(back, f.name) == getattr(state.settings_from_query(state.settings_to_query(back))[0], f.name)
+
+
+def test_bad_query_values_are_reported_and_keep_the_preset_value():
+    q = {"preset": "paper", "lr": "fast", "epochs": "0", "hidden": "64,x", "task": "dance", "seed": "3",
+         "compare": "maybe", "unknown_thing": "1"}
+    s, problems = state.settings_from_query(q)
+    paper = state.preset_settings("paper")
+    assert (s.lr, s.epochs, s.hidden, s.task, s.compare) == (paper.lr, paper.epochs, paper.hidden, paper.task,
+                                                             paper.compare)
+    assert s.seed == 3
+    text = " | ".join(problems)
+    for name in ("lr", "epochs", "hidden", "task", "compare"):
+        assert f"{name}:" in text
+    s2, problems2 = state.settings_from_query({"preset": "nope"})
+    assert s2 == state.default_settings() and "unknown preset 'nope'" in problems2[0]
+
+
+@pytest.mark.parametrize("name,raw,expected", [
+    ("epochs", "12", 12), ("epochs", "12.0", 12), ("lr", "1e-3", 0.001), ("compare", "true", True),
+    ("compare", "0", False), ("hidden", " 300 , 100 ", "300,100"), ("hidden", "", ""), ("task", "Classify", "classify"),
+])
+def test_coerce_field_accepts(name, raw, expected):
+    assert state.coerce_field(name, raw) == expected
+
+
+@pytest.mark.parametrize("name,raw,msg", [
+    ("epochs", "1.5", "whole number"), ("epochs", "-1", "outside"), ("lr", "nan", "finite"), ("lr", "inf", "finite"),
+    ("hidden", "0", "outside"), ("hidden", "1,2,3,4,5", "at most 4"), ("objective", "sgd", "not one of"),
+    ("seed", True, "not a number"), ("nope", "1", "unknown setting"),
+])
+def test_coerce_field_refuses_with_the_setting_named(name, raw, msg):
+    with pytest.raises(ConfigError) as e:
+        state.coerce_field(name, raw)
+    assert msg in str(e.value) and str(e.value).startswith(f"{name}:")
+
+
+def test_classroom_flag_from_query():
+    assert state.classroom_from_query({"classroom": "1"}) is True
+    assert state.classroom_from_query({"classroom": ["0", "true"]}) is True
+    assert state.classroom_from_query({}) is False
+
+
+# ---- models: disk and zip ----------------------------------------------------------------------------
+
+def _model(objective="stca"):
+    cfg = se.NeuronConfig()
+    net = se.SNN([6, 5, 3], cfg, seed=3, init_std=0.2)
+    return models_ui.make_model(net, cfg, ["a", "b", "c"], {"name": "spectral", "n_channels": 2}, "detect",
+                                objective, epochs_trained=4)
+
+
+def test_save_load_roundtrip_on_disk(tmp_path):
+    m = _model()
+    folder = models_ui.save_to_disk(m, "run-1", root=tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert models_ui.list_saved(tmp_path) == ["run-1"]
+    back = models_ui.load_from_disk("run-1", root=tmp_path)
+    assert set(models_ui.MODEL_KEYS) <= set(back)
+    for a, b in zip(m["net"].weights, back["net"].weights):
+        assert torch.equal(a.detach(), b.detach())
+    assert back["class_names"] == ["a", "b", "c"] and back["task"] == "detect" and back["objective"] == "stca"
+    assert back["encoder_settings"] == {"name": "spectral", "n_channels": 2}
+    assert back["neuron_cfg"] == m["neuron_cfg"] and back["epochs_trained"] == 4
+    with pytest.raises(CheckpointError, match="exists"):
+        models_ui.save_to_disk(m, "run-1", root=tmp_path)
+    models_ui.save_to_disk(_model("tdp1"), "run-1", root=tmp_path, overwrite=True)
+    assert models_ui.load_from_disk("run-1", root=tmp_path)["objective"] == "tdp1"
+
+
+@pytest.mark.parametrize("bad", ["../escape", "a/b", "", " ", "..", ".hidden", "x" * 65, "a b"])
+def test_run_names_cannot_escape_the_runs_folder(bad, tmp_path):
+    with pytest.raises(ConfigError):
+        models_ui.save_to_disk(_model(), bad, root=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_zip_roundtrip_and_bad_uploads(monkeypatch):
+    m = _model()
+    data = models_ui.to_zip_bytes(m)
+    back = models_ui.from_zip_bytes(data, "m.zip")
+    assert [list(w.shape) for w in back["net"].weights] == [[5, 6], [3, 5]]
+    assert torch.equal(back["net"].weights[1].detach(), m["net"].weights[1].detach())
+    with pytest.raises(CheckpointError, match="m.zip: is not a zip"):
+        models_ui.from_zip_bytes(b"not a zip at all", "m.zip")
+    with pytest.raises(CheckpointError, match="empty upload"):
+        models_ui.from_zip_bytes(b"", "m.zip")
+    monkeypatch.setenv("STCA_MAX_UPLOAD_MB", "0.0001")
+    with pytest.raises(CheckpointError, match="too large"):
+        models_ui.from_zip_bytes(data, "m.zip")
+    assert "6-5-3 network" in models_ui.describe(m)
+
+
+# ---- the page through AppTest --------------------------------------------------------------------------
+
+def _page(query=None, env=None) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def _text(at) -> str:
+    return " ".join(m.value for m in at.markdown)
+
+
+def test_page_shows_controls_device_and_default_preset():
+    at = _page()
+    assert not at.exception
+    labels = [b.label for b in at.button]
+    for want in ("▶ Start", "⏸ Pause", "⏭ Step", "↺ Reset"):
+        assert want in labels
+    assert at.selectbox(key=state.widget_key("preset")).value == "classroom-fast"
+    assert at.number_input(key=state.widget_key("epochs")).value == state.preset_settings("classroom-fast").epochs
+    assert any("**Device:**" in m.value and se.describe_device() in m.value for m in at.sidebar.markdown)
+    assert dict(at.query_params) .get("preset") in ("classroom-fast", ["classroom-fast"])
+    for key in ("hidden", "tau_m_ms", "lr", "batch_size", "encoder"):
+        assert at.get_by_key(state.widget_key(key)) is not None
+
+
+def test_choosing_a_preset_fills_the_settings():
+    at = _page()
+    at.selectbox(key=state.widget_key("preset")).select("paper").run()
+    paper = state.preset_settings("paper")
+    assert at.text_input(key=state.widget_key("hidden")).value == paper.hidden
+    assert at.number_input(key=state.widget_key("epochs")).value == paper.epochs
+    assert at.selectbox(key=state.widget_key("encoder")).value == paper.encoder
+    assert at.number_input(key=state.widget_key("lr")).value == pytest.approx(paper.lr)
+    assert not at.exception
+
+
+def test_query_params_open_the_same_run_settings():
+    at = _page({"preset": "paper", "hidden": "48", "seed": "5", "lr": "0.002", "classroom": "0"})
+    assert at.selectbox(key=state.widget_key("preset")).value == "paper"
+    assert at.text_input(key=state.widget_key("hidden")).value == "48"
+    assert at.number_input(key=state.widget_key("seed")).value == 5
+    assert at.number_input(key=state.widget_key("lr")).value == pytest.approx(0.002)
+    # changing a widget writes the URL back
+    at.number_input(key=state.widget_key("seed")).set_value(9).run()
+    q = {k: at.query_params[k] for k in at.query_params}
+    flat = {k: (v[-1] if isinstance(v, list) else v) for k, v in q.items()}
+    assert flat["seed"] == "9" and flat["hidden"] == "48" and flat["preset"] == "paper"
+
+
+def test_bad_link_values_are_warned_about():
+    at = _page({"lr": "banana"})
+    assert any("lr" in w.value and "banana" in w.value for w in at.warning)
+    assert not at.exception
+
+
+def test_classroom_mode_hides_the_advanced_controls():
+    at = _page({"classroom": "1"})
+    assert at.toggle(key=state.widget_key("classroom")).value is True
+    keys = {w.key for w in at.sidebar.number_input} | {w.key for w in at.sidebar.text_input}
+    assert state.widget_key("tau_m_ms") not in keys and state.widget_key("hidden") not in keys
+    assert state.widget_key("epochs") in keys
+    at.toggle(key=state.widget_key("classroom")).set_value(False).run()
+    keys = {w.key for w in at.sidebar.number_input}
+    assert state.widget_key("tau_m_ms") in keys
