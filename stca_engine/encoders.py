@@ -1,0 +1,122 @@
+"""One interface over the sound encoders, so loaders, the cache, the CLI and the app need not care
+which one is in use.
+
+``settings()`` is a JSON-able dict that fully determines the output for a given waveform (it
+includes the encoder's name and algorithm version), so it can key the on-disk cache.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .data.types import SpikeTrain
+from .errors import ConfigError
+from .spectral import SpectralConfig, encode_spectral
+from .spikegram import SpikegramConfig, encode_spikegram
+
+__all__ = ["Encoder", "SpikegramEncoder", "SpectralEncoder", "make_encoder", "ENCODER_NAMES", "encoder_from_settings"]
+
+ENCODER_NAMES = ("spikegram", "spectral")
+# bump when an encoder's output changes for the same settings (invalidates cached encodings)
+_VERSIONS = {"spikegram": 1, "spectral": 1}
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    name: str
+    n_units: int
+    dt_ms: float
+
+    def settings(self) -> dict[str, Any]: ...
+
+    def encode(self, wave: np.ndarray) -> tuple[SpikeTrain, Any]: ...
+
+
+def _settings(name: str, cfg: dict) -> dict[str, Any]:
+    plain = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in cfg.items()}
+    return {"encoder": name, "version": _VERSIONS[name], **plain}
+
+
+class SpikegramEncoder:
+    """Matching pursuit over gammatones (see :mod:`stca_engine.spikegram`)."""
+
+    name = "spikegram"
+
+    def __init__(self, config: SpikegramConfig | None = None, **settings):
+        preset = settings.pop("preset", None)
+        if preset == "medleydb":
+            base = SpikegramConfig.medleydb().to_dict()
+        elif preset in (None, "default"):
+            base = {}
+        else:
+            raise ConfigError(f"unknown preset {preset!r} (known: default, medleydb)", "spikegram.preset")
+        if config is not None:
+            base = config.to_dict()
+        self.config = SpikegramConfig.from_dict({**base, **settings})
+
+    @property
+    def n_units(self) -> int:
+        return self.config.n_units
+
+    @property
+    def dt_ms(self) -> float:
+        return float(self.config.dt_ms)
+
+    def settings(self) -> dict[str, Any]:
+        return _settings(self.name, self.config.to_dict())
+
+    def encode(self, wave: np.ndarray):
+        return encode_spikegram(wave, self.config)
+
+    def __repr__(self) -> str:
+        return f"SpikegramEncoder({self.config})"
+
+
+class SpectralEncoder:
+    """Threshold crossings on a mel/gammatone spectrogram (see :mod:`stca_engine.spectral`)."""
+
+    name = "spectral"
+
+    def __init__(self, config: SpectralConfig | None = None, **settings):
+        base = config.to_dict() if config is not None else {}
+        self.config = SpectralConfig.from_dict({**base, **settings})
+
+    @property
+    def n_units(self) -> int:
+        return self.config.n_units
+
+    @property
+    def dt_ms(self) -> float:
+        return float(self.config.dt_ms)
+
+    def settings(self) -> dict[str, Any]:
+        return _settings(self.name, self.config.to_dict())
+
+    def encode(self, wave: np.ndarray):
+        return encode_spectral(wave, self.config)
+
+    def __repr__(self) -> str:
+        return f"SpectralEncoder({self.config})"
+
+
+def make_encoder(name: str = "spikegram", **settings) -> Encoder:
+    """``make_encoder("spikegram", spikes_per_second=2000)``, ``make_encoder("spikegram", preset="medleydb")``,
+    ``make_encoder("spectral", kind="gammatone")``. Unknown names or settings raise ConfigError."""
+    if name == "spikegram":
+        return SpikegramEncoder(**settings)
+    if name == "spectral":
+        return SpectralEncoder(**settings)
+    raise ConfigError(f"unknown encoder {name!r} (known: {', '.join(ENCODER_NAMES)})", "encoder")
+
+
+def encoder_from_settings(settings: dict[str, Any]) -> Encoder:
+    """Inverse of ``Encoder.settings()`` (e.g. from a checkpoint's or cache's JSON)."""
+    s = dict(settings)
+    name = s.pop("encoder", None)
+    version = s.pop("version", None)
+    if name not in ENCODER_NAMES:
+        raise ConfigError(f"unknown encoder {name!r} (known: {', '.join(ENCODER_NAMES)})", "encoder")
+    if version is not None and version != _VERSIONS[name]:
+        raise ConfigError(f"settings are for {name} version {version}, this engine has {_VERSIONS[name]}", "encoder")
+    return make_encoder(name, **s)
