@@ -67,7 +67,7 @@ def uploads_clipset(files: list[tuple[bytes, str]], labels: list[str] | None = N
         raise DatasetError(f"{len(labels)} labels for {len(files)} uploads", "uploads")
     dest = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="stca_uploads_"))
     dest.mkdir(parents=True, exist_ok=True)
-    by_class: dict[str, list[Path]] = {}
+    by_class: dict[str, list[tuple[Path, str]]] = {}
     skipped: list[tuple[str, str]] = []
     for k, (data, name) in enumerate(files):
         if Path(name).suffix.lower() not in AUDIO_EXTS:
@@ -87,13 +87,13 @@ def uploads_clipset(files: list[tuple[bytes, str]], labels: list[str] | None = N
             tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
             tmp.write_bytes(data)
             os.replace(tmp, path)
-        by_class.setdefault(label, []).append(path)
+        by_class.setdefault(label, []).append((path, name))
     rng = np.random.default_rng(seed)
     clips, train_idx, test_idx, kept = [], [], [], []
     for cls in sorted(by_class):
-        paths = sorted(set(by_class[cls]))
+        paths = sorted({p for p, _ in by_class[cls]})
         if len(paths) < 2:
-            skipped.append((str(paths[0].name), f"class {cls!r} has only one usable upload; need 2 (train + test)"))
+            skipped.append((by_class[cls][0][1], f"class {cls!r} has only one usable upload; need 2 (train + test)"))
             continue
         tr, te = split_half(len(paths), rng)
         base = len(clips)

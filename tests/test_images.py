@@ -1,0 +1,114 @@
+"""MNIST IDX files (gzipped and plain) and scikit-learn's 8x8 digits."""
+from __future__ import annotations
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+from stca_engine.data.digits import load_digits
+from stca_engine.data.mnist import load_mnist, read_idx
+from stca_engine.data.sources import select_image_classes
+from stca_engine.errors import DatasetError
+
+
+def idx_bytes(arr: np.ndarray) -> bytes:
+    """IDX written from the format description (independent of the reader): 0, 0, type 0x08, ndim,
+    big-endian dims, then the bytes."""
+    return bytes([0, 0, 0x08, arr.ndim]) + b"".join(struct.pack(">I", d) for d in arr.shape) + arr.astype(np.uint8).tobytes()
+
+
+def write_mnist(root, n_train=12, n_test=6, gz=True, kaggle=False, seed=0):
+    rng = np.random.default_rng(seed)
+    data = {"train_images": rng.integers(0, 256, (n_train, 28, 28)), "train_labels": rng.integers(0, 10, n_train),
+            "test_images": rng.integers(0, 256, (n_test, 28, 28)), "test_labels": rng.integers(0, 10, n_test)}
+    names = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
+             "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+    root.mkdir(parents=True, exist_ok=True)
+    for k, arr in data.items():
+        name = names[k]
+        if kaggle:
+            name = name.replace("-idx", ".idx")
+        raw = idx_bytes(arr)
+        if gz:
+            (root / (name + ".gz")).write_bytes(gzip.compress(raw))
+        else:
+            (root / name).write_bytes(raw)
+    return data
+
+
+@pytest.mark.parametrize("gz,kaggle", [(True, False), (False, False), (False, True)])
+def test_mnist_reads_idx_gz_and_plain(tmp_path, gz, kaggle):
+    data = write_mnist(tmp_path, gz=gz, kaggle=kaggle)
+    ims = load_mnist(tmp_path)
+    assert ims.images.shape == (18, 28, 28) and ims.images.dtype == np.float32
+    assert ims.train_idx == list(range(12)) and ims.test_idx == list(range(12, 18))
+    np.testing.assert_allclose(ims.images[:12], data["train_images"] / 255.0, atol=1e-7)
+    np.testing.assert_allclose(ims.images[12:], data["test_images"] / 255.0, atol=1e-7)
+    np.testing.assert_array_equal(ims.labels, np.concatenate([data["train_labels"], data["test_labels"]]))
+    assert ims.images.min() >= 0 and ims.images.max() <= 1
+    assert ims.class_names == [str(d) for d in range(10)]
+
+
+def test_mnist_subset_is_seeded(tmp_path):
+    data = write_mnist(tmp_path, n_train=30, n_test=10)
+    a = load_mnist(tmp_path, n_train=5, n_test=3, seed=1)
+    b = load_mnist(tmp_path, n_train=5, n_test=3, seed=1)
+    assert a.images.shape[0] == 8 and len(a.train_idx) == 5 and len(a.test_idx) == 3
+    np.testing.assert_array_equal(a.images, b.images)
+    rows = {data["train_images"][i].tobytes(): i for i in range(30)}
+    picked = [rows[np.round(a.images[j] * 255).astype(np.int64).tobytes()] for j in range(5)]
+    np.testing.assert_array_equal(a.labels[:5], data["train_labels"][picked])
+
+
+def test_idx_errors_name_the_file(tmp_path):
+    write_mnist(tmp_path, gz=False)
+    p = tmp_path / "train-images-idx3-ubyte"
+    p.write_bytes(p.read_bytes()[:-5])
+    with pytest.raises(DatasetError, match="IDX header says") as e:
+        read_idx(p)
+    assert "train-images-idx3-ubyte" in str(e.value)
+    p.write_bytes(b"PK\x03\x04 something else")
+    with pytest.raises(DatasetError, match="bad magic"):
+        load_mnist(tmp_path)
+    (tmp_path / "bad.gz").write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(DatasetError, match="cannot read"):
+        read_idx(tmp_path / "bad.gz")
+
+
+def test_missing_part_and_label_mismatch(tmp_path):
+    write_mnist(tmp_path, gz=True)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DatasetError, match="missing t10k-labels-idx1-ubyte"):
+        load_mnist(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(4)))
+    with pytest.raises(DatasetError, match="4 labels for 6 images"):
+        load_mnist(tmp_path)
+
+
+def test_digits_offline_split():
+    a = load_digits(seed=0)
+    assert a.images.shape == (1797, 8, 8) and a.images.dtype == np.float32
+    assert a.images.min() == 0 and a.images.max() == 1
+    assert not set(a.train_idx) & set(a.test_idx) and len(a.train_idx) + len(a.test_idx) == 1797
+    test_counts = np.bincount(a.labels[a.test_idx], minlength=10)
+    all_counts = np.bincount(a.labels, minlength=10)
+    assert np.all(np.abs(test_counts - 0.3 * all_counts) <= 1)  # stratified
+    from sklearn.datasets import load_digits as sk
+
+    np.testing.assert_allclose(a.images * 16, sk().images, atol=1e-5)
+    b = load_digits(seed=0)
+    assert a.train_idx == b.train_idx and a.train_idx != load_digits(seed=1).train_idx
+
+
+def test_select_image_classes():
+    a = load_digits(seed=0)
+    s = select_image_classes(a, ["7", "1"])
+    assert s.class_names == ["7", "1"]
+    assert set(np.unique(s.labels)) == {0, 1}
+    orig = np.concatenate([a.labels[a.train_idx], a.labels[a.test_idx]])
+    assert len(s.train_idx) + len(s.test_idx) == int(np.sum((orig == 7) | (orig == 1)))
+    np.testing.assert_array_equal(s.images[s.labels == 0], a.images[a.labels == 7])
+    with pytest.raises(DatasetError, match="missing class"):
+        select_image_classes(a, ["x"])
