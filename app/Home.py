@@ -20,18 +20,18 @@ st.markdown(
     "recordings.")
 
 PAGES = [
-    ("pages/1_Data.py", "🎧", "1 · Data",
+    ("pages/1_Data.py", ":material/graphic_eq:", "1 · Data",
      "Listen to the sounds and see how they become **spikes**. Pick the built-in demo set, a dataset folder or your "
      "own recordings; look at the waveform, the spectrogram and the **spikegram** – the spike pattern the network "
      "actually hears. Change the encoder settings and watch the spikes change."),
-    ("pages/2_Train.py", "🏋️", "2 · Train",
+    ("pages/2_Train.py", ":material/model_training:", "2 · Train",
      "Teach a network to recognise the sounds. Every epoch you see the loss and accuracy curves and, for one example, "
      "each output neuron's **voltage** with its spikes, the shaded **spike clusters** and the **k⁺ / k⁻** points "
      "where STCA pushes the voltage up or down. Compare STCA with the older TDP1 rule side by side."),
-    ("pages/3_Detect.py", "🔎", "3 · Detect",
+    ("pages/3_Detect.py", ":material/search:", "3 · Detect",
      "Use a trained network as a **sound-event detector**: upload a recording (or take a demo stream) and see when "
      "each class was heard, on the waveform and the spectrogram, in a table you can download as CSV."),
-    ("pages/4_Neuron_playground.py", "🧪", "4 · Neuron playground",
+    ("pages/4_Neuron_playground.py", ":material/science:", "4 · Neuron playground",
      "Play with **one neuron**. Move sliders for its time constants, threshold and input, and see the traces M, S, E "
      "and V of the paper's Figure 1. Ask for a number of clusters and press *update* to watch one learning step "
      "move the voltage."),
@@ -44,9 +44,9 @@ for i, (page, icon, name, text) in enumerate(PAGES):
         st.subheader(f"{icon} {name}")
         st.markdown(text)
         if (app_dir / page).exists():
-            st.page_link(page, label=f"Open {name.split('· ')[1]}", icon="➡️")
+            st.page_link(page, label=f"Open {name.split('· ')[1]}", icon=":material/arrow_forward:")
 
-with st.expander("💡 STCA in one minute", expanded=False):
+with st.expander("STCA in one minute", icon=":material/lightbulb:", expanded=False):
     st.markdown(
         "- A **spiking neuron** adds up input spikes into a voltage **V**. When V reaches the threshold **ϑ** it fires "
         "a spike and resets.\n"

@@ -71,7 +71,7 @@ def test_output_traces_rows_clusters_k_markers_and_events(out_data):
     assert len(volts) == 3 and np.allclose(volts[2].y, v[:, 2])
     spikes = _traces(fig, "spikes")
     assert sorted(len(t.x) for t in spikes) == [2, 5]
-    thetas = _traces(fig, "ϑ (threshold)")
+    thetas = _traces(fig, "ϑ threshold")
     assert len(thetas) == 3 and all(list(t.y) == [1.0, 1.0] for t in thetas)
     titles = [a.text for a in fig.layout.annotations]
     assert "<b>bell</b>" in titles and "<b>ring</b>" in titles
@@ -99,8 +99,8 @@ def test_neuron_traces_fig1_layout():
     _projector_ready(fig, "neuron_traces")
     (raster,) = _traces(fig, "input spikes")
     assert sorted(zip(np.round(np.asarray(raster.x) * 1000 / DT).astype(int), raster.y)) == [(3, 0), (18, 0), (60, 2)]
-    assert np.allclose(_traces(fig, "M (membrane kernel)")[0].y, m)
-    assert np.allclose(_traces(fig, "S (synaptic kernel)")[0].y, s_)
+    assert np.allclose(_traces(fig, "M")[0].y, m)
+    assert np.allclose(_traces(fig, "S")[0].y, s_)
     assert np.allclose(_traces(fig, "E (reset)")[0].y, e)
     assert np.allclose(_traces(fig, "V before update")[0].y, v)
     assert np.allclose(_traces(fig, "V after update")[0].y, v_after)

@@ -20,7 +20,7 @@ PLOTLY_CONFIG = {"displaylogo": False, "scrollZoom": False,
                  "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 
-def setup_page(title: str, icon: str = "⚡") -> None:
+def setup_page(title: str, icon: str = ":material/bolt:") -> None:
     """``set_page_config`` (wide layout) and the sidebar's engine/device box, shared by every page."""
     st.set_page_config(page_title=f"{title} · STCA Studio", page_icon=icon, layout="wide")
     sidebar_device()
@@ -40,11 +40,11 @@ def show_error(exc: BaseException, what: str | None = None) -> None:
     """A user error shows its one-line message; anything else shows a short apology (the traceback goes to
     the server log only)."""
     if isinstance(exc, StcaError):
-        st.error(str(exc), icon="⚠️")
+        st.error(str(exc), icon=":material/error:")
     else:
         log.error("unexpected error%s", f" while {what}" if what else "", exc_info=exc)
         st.error(f"Something went wrong{f' while {what}' if what else ''}: {type(exc).__name__}: {exc}. "
-                 "The details are in the server log.", icon="🐞")
+                 "The details are in the server log.", icon=":material/bug_report:")
 
 
 @contextlib.contextmanager
@@ -64,7 +64,7 @@ def plot(fig, key: str | None = None) -> None:
 
 def explain(text: str) -> None:
     """A short student-facing explanation next to a view."""
-    st.info(text, icon="💡")
+    st.info(text, icon=":material/lightbulb:")
 
 
 def ensure_app_on_path() -> None:

@@ -92,13 +92,13 @@ def output_traces(voltages, spikes, theta: float, dt_ms: float, t_in_steps: int,
             showlegend=(i == 0), hovertemplate=f"{names[i]}<br>t=%{{x:.3f}} s<br>V=%{{y:.3f}}<extra></extra>",
         ), row=row, col=1)
         fig.add_trace(go.Scatter(
-            x=[t[0], t[-1]] if T else [], y=[theta, theta], mode="lines", name="ϑ (threshold)", legendgroup="theta",
+            x=[t[0], t[-1]] if T else [], y=[theta, theta], mode="lines", name="ϑ threshold", legendgroup="theta",
             line=dict(color=THETA_COLOR, width=1.5, dash="dash"), showlegend=(i == 0), hoverinfo="skip",
         ), row=row, col=1)
         if spike_steps.size:
             fig.add_trace(go.Scatter(
                 x=t[spike_steps], y=v[spike_steps, i], mode="markers", name="spikes", legendgroup="spikes",
-                marker=dict(symbol="line-ns-open", size=14, line=dict(width=2.5, color="black")),
+                marker=dict(symbol="line-ns-open", size=14, color="black", line=dict(width=2.5, color="black")),
                 showlegend="spikes" not in legend_shown,
                 hovertemplate=f"{names[i]} spike<br>t=%{{x:.3f}} s<extra></extra>",
             ), row=row, col=1)
@@ -118,7 +118,9 @@ def output_traces(voltages, spikes, theta: float, dt_ms: float, t_in_steps: int,
             legend_shown.add(label)
         fig.update_yaxes(title_text="V", row=row, col=1)
     fig.update_xaxes(title_text="time (s)", row=N, col=1)
-    return finish(fig, uirevision="output_traces", title=title, height=110 + 150 * N)
+    finish(fig, uirevision="output_traces", title=title, height=140 + 150 * N)
+    fig.update_layout(margin=dict(t=140 if title else 100))  # legend row above the first subplot title
+    return fig
 
 
 def _input_lists(input_spike_times):
@@ -156,14 +158,14 @@ def neuron_traces(m, s, e, v, spikes, theta: float, dt_ms: float, t_in_steps: in
         ys = np.concatenate([np.full(a.size, j) for j, a in enumerate(inputs)]) if inputs else np.zeros(0)
         fig.add_trace(go.Scatter(
             x=xs * dt_ms / 1000.0, y=ys, mode="markers", name="input spikes", showlegend=False,
-            marker=dict(symbol="line-ns-open", size=9, line=dict(width=2, color=PALETTE[0])),
+            marker=dict(symbol="line-ns-open", size=9, color=PALETTE[0], line=dict(width=2, color=PALETTE[0])),
             hovertemplate="afferent %{y}<br>t=%{x:.3f} s<extra></extra>",
         ), row=r, col=1)
         fig.update_yaxes(title_text="afferent", range=[-0.7, max(len(inputs), 1) - 0.3], row=r, col=1)
         r += 1
-    fig.add_trace(go.Scatter(x=t, y=m, mode="lines", name="M (membrane kernel)", line=dict(color=PALETTE[0], width=2),
+    fig.add_trace(go.Scatter(x=t, y=m, mode="lines", name="M", line=dict(color=PALETTE[0], width=2),
                              hovertemplate="t=%{x:.3f} s<br>M=%{y:.3f}<extra></extra>"), row=r, col=1)
-    fig.add_trace(go.Scatter(x=t, y=s_, mode="lines", name="S (synaptic kernel)",
+    fig.add_trace(go.Scatter(x=t, y=s_, mode="lines", name="S",
                              line=dict(color=PALETTE[1], width=2, dash="dot"),
                              hovertemplate="t=%{x:.3f} s<br>S=%{y:.3f}<extra></extra>"), row=r, col=1)
     fig.update_yaxes(title_text="M, S", row=r, col=1)
@@ -185,11 +187,11 @@ def neuron_traces(m, s, e, v, spikes, theta: float, dt_ms: float, t_in_steps: in
         fig.add_trace(go.Scatter(x=t[:va.size], y=va, mode="lines", name="V after update",
                                  line=dict(color=PALETTE[3], width=2.2, dash="dash"),
                                  hovertemplate="t=%{x:.3f} s<br>V after=%{y:.3f}<extra></extra>"), row=r, col=1)
-    fig.add_trace(go.Scatter(x=[t[0], t[-1]] if T else [], y=[theta, theta], mode="lines", name="ϑ (threshold)",
+    fig.add_trace(go.Scatter(x=[t[0], t[-1]] if T else [], y=[theta, theta], mode="lines", name="ϑ threshold",
                              line=dict(color=THETA_COLOR, width=1.5, dash="dash"), hoverinfo="skip"), row=r, col=1)
     if spike_steps.size:
         fig.add_trace(go.Scatter(x=t[spike_steps], y=v[spike_steps], mode="markers", name="spikes",
-                                 marker=dict(symbol="line-ns-open", size=14, line=dict(width=2.5, color="black")),
+                                 marker=dict(symbol="line-ns-open", size=14, color="black", line=dict(width=2.5, color="black")),
                                  hovertemplate="spike<br>t=%{x:.3f} s<extra></extra>"), row=r, col=1)
     for k, label, sym, col, why in (
         (k_plus, "k⁺", "triangle-up", K_PLUS_COLOR, "raise V here to ϑ → one more cluster"),
@@ -204,4 +206,6 @@ def neuron_traces(m, s, e, v, spikes, theta: float, dt_ms: float, t_in_steps: in
             ), row=r, col=1)
     fig.update_yaxes(title_text="V", row=r, col=1)
     fig.update_xaxes(title_text="time (s)", row=r, col=1)
-    return finish(fig, uirevision="neuron_traces", height=760 if inputs is not None else 620)
+    finish(fig, uirevision="neuron_traces", height=800 if inputs is not None else 660)
+    fig.update_layout(margin=dict(t=115))  # room for the two-row legend above the first subplot title
+    return fig

@@ -22,8 +22,8 @@ SR = 16000
 AUDIO_TYPES = ["wav", "flac", "ogg", "mp3"]
 TRACE_WINDOW_S = 30.0
 
-setup_page("Detect", "🔎")
-st.title("🔎 Detect sound events")
+setup_page("Detect", ":material/search:")
+st.title("Detect sound events")
 st.markdown("Run a trained network over a whole recording. Each output neuron stands for one class; every "
             "**spike cluster** it fires is one detected event of that class.")
 
@@ -62,7 +62,7 @@ def _model_choice():
                     cache[token] = mu.from_zip_bytes(up.getvalue(), up.name)
             model = cache.get(token)
     if model is not None:
-        st.success(f"**Model:** {mu.describe(model)}", icon="🧠")
+        st.success(f"**Model:** {mu.describe(model)}", icon=":material/neurology:")
         if model.get("task") == "classify":
             st.warning("This model was trained to **classify** single clips; it may still fire on events, but a "
                        "detection model (task *detect*) is what this page is made for.")
@@ -165,7 +165,7 @@ if rec is not None:
 
 st.subheader("3 · Detect")
 run_token = (id(model["net"]) if model else None, rec["token"] if rec else None)
-go_clicked = st.button("🔎 Find events", type="primary", key="detect.run", disabled=model is None or rec is None)
+go_clicked = st.button("Find events", icon=":material/search:", type="primary", key="detect.run", disabled=model is None or rec is None)
 if go_clicked:
     with user_errors("detecting events"):
         out = _run(model, rec)
@@ -178,12 +178,12 @@ if out is not None and out["token"] == run_token and rec is not None:
     names = list(result.class_names)
     counts = result.counts()
     st.success(f"Found **{len(events)}** event(s) in {dur:.1f} s of audio"
-               + (f" (true events: {len(rec['events'])})" if rec["events"] else "") + ".", icon="✅")
+               + (f" (true events: {len(rec['events'])})" if rec["events"] else "") + ".", icon=":material/check_circle:")
     cols = st.columns(min(len(names), 6) or 1)
     for i, c in enumerate(names):
         cols[i % len(cols)].metric(c, counts[c])
 
-    tab_t, tab_s, tab_v, tab_w = st.tabs(["📊 Timeline", "🌈 Spectrogram", "⚡ Output voltages", "〰️ Waveform"])
+    tab_t, tab_s, tab_v, tab_w = st.tabs(["Timeline", "Spectrogram", "Output voltages", "Waveform"])
     with tab_t:
         plot(detection_timeline(rec["wave"], SR, events, names, events=rec["events"] or None,
                                 title="detections per class" + (" (grey: true events)" if rec["events"] else "")),
@@ -224,7 +224,7 @@ if out is not None and out["token"] == run_token and rec is not None:
         st.dataframe(table, hide_index=True, key="detect.table")
     else:
         st.info("No output neuron fired a spike cluster on this recording.")
-    st.download_button("⬇️ Download detections (CSV)", data=_csv_bytes(out["name"], events),
+    st.download_button("Download detections (CSV)", icon=":material/download:", data=_csv_bytes(out["name"], events),
                        file_name=f"{Path(str(out['name'])).stem or 'detections'}_detections.csv", mime="text/csv",
                        key="detect.csv")
 elif model is not None and rec is not None:

@@ -14,8 +14,8 @@ import stca_engine as se
 from components import explain, plot, setup_page, user_errors
 from figures import neuron_traces
 
-setup_page("Neuron playground", "🧪")
-st.title("🧪 Neuron playground")
+setup_page("Neuron playground", ":material/science:")
+st.title("Neuron playground")
 st.markdown("One **C-LIF neuron** listening to a handful of input spike trains. Move the sliders and watch how its "
             "potential **V = M − S − E** reacts, which spikes group into **clusters**, and where STCA would push.")
 
@@ -64,8 +64,8 @@ with controls:
     pattern = st.radio("pattern", ["bursts", "steady"], horizontal=True, key="pg_pattern",
                        help="bursts: three short bursts of input; steady: Poisson spikes all the time")
     n_in = st.slider("input afferents", 2, 60, 20, 1, key="pg_n_in")
-    rate = st.slider("input rate (Hz)", 1.0, 200.0, 60.0, 1.0, key="pg_rate")
-    weight = st.slider("mean weight", -0.3, 0.6, 0.12, 0.01, key="pg_weight",
+    rate = st.slider("input rate (Hz)", 1.0, 200.0, 30.0, 1.0, key="pg_rate")
+    weight = st.slider("mean weight", -0.3, 0.6, 0.10, 0.01, key="pg_weight",
                        help="Each afferent's weight is drawn around this mean (±30 %).")
     duration = st.slider("duration (ms)", 150, 1500, 900, 30, key="pg_duration")
     seed = st.number_input("seed", 0, 10_000, 0, 1, key="pg_seed")
@@ -85,9 +85,9 @@ with view:
             state.clear()
             state.update(signature=signature, w=weight * (1 + 0.3 * rng.standard_normal(n_in)), updates=0)
 
-        b1, b2, b3 = st.columns([2, 1, 3])
-        do_update = b1.button("▶ Apply one STCA update", type="primary", key="pg_update")
-        if b2.button("↺ Reset weights", key="pg_reset"):
+        b1, b2, b3 = st.columns([3, 2, 3])
+        do_update = b1.button("Apply one STCA update", icon=":material/play_arrow:", type="primary", key="pg_update")
+        if b2.button("Reset weights", icon=":material/restart_alt:", key="pg_reset"):
             rng = np.random.default_rng(int(seed) + 1)
             state.update(w=weight * (1 + 0.3 * rng.standard_normal(n_in)), updates=0)
 
@@ -121,16 +121,16 @@ with view:
         c3.metric("desired N_d", desired)
         if sign > 0:
             st.success(f"N_o = {n_clusters} < N_d = {desired}: the loss **ϑ − V[k⁺]** raises V at **k⁺** "
-                       f"(step {k}, t = {k * cfg.dt_ms / 1000:.3f} s) so that a new cluster appears there.", icon="🔼")
+                       f"(step {k}, t = {k * cfg.dt_ms / 1000:.3f} s) so that a new cluster appears there.", icon=":material/arrow_upward:")
         elif sign < 0:
             st.warning(f"N_o = {n_clusters} > N_d = {desired}: the loss **V[k⁻] − ϑ** lowers V at **k⁻** "
                        f"(step {k}, t = {k * cfg.dt_ms / 1000:.3f} s), the last spike of the weakest cluster.",
-                       icon="🔽")
+                       icon=":material/arrow_downward:")
         elif int(info.no_kplus[0, 0]):
             st.info("The neuron needs one more cluster, but every time step is within T_in of a spike: "
-                    "there is no room for a new cluster, so there is no loss this time.", icon="ℹ️")
+                    "there is no room for a new cluster, so there is no loss this time.", icon=":material/info:")
         else:
-            st.info(f"N_o = N_d = {desired}: nothing to learn; the update leaves the weights unchanged.", icon="✅")
+            st.info(f"N_o = N_d = {desired}: nothing to learn; the update leaves the weights unchanged.", icon=":material/check_circle:")
 
         inputs = [np.flatnonzero(x[:, j]) for j in range(n_in)]
         fig = neuron_traces(tr_plot["m"], tr_plot["s"], tr_plot["e"], tr_plot["v"], tr_plot["o"], cfg.theta, cfg.dt_ms,

@@ -1,0 +1,244 @@
+"""Data: pick a sound source, browse its clips (waveform, spectrogram, audio, spikegram), tune the encoder
+with a live re-encode and its report, and preview an unsegmented stream with its true event spans."""
+import sys
+from pathlib import Path
+
+if str(Path(__file__).resolve().parents[1]) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # app/: `components`, `figures`
+
+import numpy as np
+import streamlit as st
+
+from components import explain, plot, setup_page, user_errors
+from components.encoding import encoder_from_settings, split_result
+from figures import spectrogram, spike_raster, waveform
+from stca_engine import limits
+from stca_engine.errors import StcaError
+
+SR = 16000
+DT_MS = 3.0
+SOURCES = ["Built-in demo", "RWCP folder", "MedleyDB folder", "Folder of class sub-folders", "Upload files"]
+AUDIO_TYPES = ["wav", "flac", "ogg", "mp3"]
+
+setup_page("Data", ":material/graphic_eq:")
+st.title("Sounds and spikes")
+st.markdown("A spiking network does not hear a waveform: it hears **spikes**. Pick some sounds, listen to them, "
+            "and see how the encoder turns each one into a spike pattern (a *spikegram*).")
+
+
+# ---- loading (cached: a dataset is scanned once per settings) -------------------------------------
+@st.cache_data(show_spinner="Preparing the built-in demo sounds…")
+def load_demo_set():
+    from stca_engine.data.demo import load_demo
+
+    return load_demo(seed=0)
+
+
+@st.cache_data(show_spinner="Scanning the dataset folder…", max_entries=8)
+def load_folder_set(kind: str, path: str):
+    from stca_engine.roots import confine
+
+    root = confine(path)
+    if kind == "RWCP folder":
+        from stca_engine.data.rwcp import load_rwcp
+
+        return load_rwcp(root)
+    if kind == "MedleyDB folder":
+        from stca_engine.data.medleydb import load_medleydb
+
+        return load_medleydb(root)
+    from stca_engine.data.folder import load_folder
+
+    return load_folder(root)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def load_clip(path: str, kind: str, start_s: float, end_s, class_name: str) -> np.ndarray:
+    from stca_engine.data.clips import AudioClip
+
+    return AudioClip(path, class_name, start_s, end_s, kind).load(SR)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def encode_cached(wave: np.ndarray, settings: tuple):
+    """(times, units, n_units, n_steps, dt_ms, report dict, seconds) for one waveform and encoder settings."""
+    import time
+
+    t = time.perf_counter()
+    train, report = split_result(encoder_from_settings(dict(settings)).encode(wave))
+    secs = time.perf_counter() - t
+    if report is not None and hasattr(report, "to_dict"):
+        report = report.to_dict()
+    elif report is not None and not isinstance(report, dict):
+        report = dict(vars(report))
+    return train.times, train.units, train.n_units, train.n_steps, train.dt_ms, report, secs
+
+
+def _clip_set():
+    source = st.radio("Source", SOURCES, horizontal=True, key="data.source")
+    if source == "Built-in demo":
+        return load_demo_set()
+    if source == "Upload files":
+        files = st.file_uploader("Sound files; the class is the file name up to the first '_' or '-' "
+                                 "(e.g. bell_01.wav, bell_02.wav, horn_01.wav)", type=AUDIO_TYPES,
+                                 accept_multiple_files=True, key="data.uploads")
+        if not files:
+            st.info(f"Upload at least two files per class (up to {limits.max_upload_mb():g} MB each).")
+            return None
+        token = tuple((f.name, f.size) for f in files)
+        cached = st.session_state.get("data.upload_set")
+        if cached is None or cached[0] != token:
+            from stca_engine.data.uploads import uploads_clipset
+
+            cs = uploads_clipset([(f.getvalue(), f.name) for f in files])
+            st.session_state["data.upload_set"] = (token, cs)
+            return cs
+        return cached[1]
+    from stca_engine.roots import allowed_roots
+
+    hint = {"RWCP folder": ".../nospeech/drysrc (or any level above the class folders)",
+            "MedleyDB folder": "the folder holding Audio/ (and Annotations/)",
+            "Folder of class sub-folders": "<root>/<class>/*.wav"}[source]
+    path = st.text_input(f"Folder on the server: {hint}", key="data.path",
+                         placeholder=str(allowed_roots()[0]))
+    st.caption("Allowed folders: " + ", ".join(f"`{r}`" for r in allowed_roots()))
+    if not path.strip():
+        return None
+    return load_folder_set(source, path.strip())
+
+
+# ---- encoder settings -----------------------------------------------------------------------------
+KNOWN = {  # label, min, max, step for settings the UI knows how to present nicely
+    "n_kernels": ("gammatone kernels", 4, 256, 4), "n_channels": ("frequency channels", 4, 256, 4),
+    "n_bins": ("amplitude bins", 1, 8, 1), "spikes_per_second": ("spike budget per second", 50.0, 8000.0, 50.0),
+    "dynamic_range_db": ("dynamic range (dB)", 10.0, 120.0, 5.0), "residual_db": ("stop at residual (dB)", -80.0, -5.0, 1.0),
+    "f_min": ("lowest frequency (Hz)", 20.0, 2000.0, 10.0), "f_max": ("highest frequency (Hz)", 1000.0, 8000.0, 100.0),
+}
+HIDDEN = {"sr", "dt_ms", "precision", "name", "encoder"}
+
+
+def _encoder_settings() -> dict:
+    """Encoder name + its settings as widgets, built from the encoder's own defaults."""
+    from stca_engine.encoders import make_encoder
+
+    names = ["spectral", "spikegram"]
+    name = st.selectbox("Encoder", names, key="data.encoder",
+                        format_func=lambda n: {"spectral": "spectral – fast threshold crossings",
+                                               "spikegram": "spikegram – matching pursuit (paper)"}.get(n, n))
+    defaults = make_encoder(name).settings() if hasattr(make_encoder(name), "settings") else {}
+    settings = {"name": name}
+    cols = st.columns(2)
+    shown = [(k, v) for k, v in defaults.items() if k not in HIDDEN and isinstance(v, (int, float)) and not isinstance(v, bool)]
+    for i, (k, v) in enumerate(shown):
+        col = cols[i % 2]
+        label, lo, hi, step = KNOWN.get(k, (k.replace("_", " "), None, None, None))
+        key = f"data.enc.{name}.{k}"
+        if isinstance(v, int):
+            lo_i = int(lo) if lo is not None else 0
+            hi_i = int(hi) if hi is not None else max(10 * v, 1)
+            settings[k] = int(col.slider(label, lo_i, max(hi_i, v), v, int(step or 1), key=key))
+        else:
+            if lo is None:
+                lo, hi, step = min(0.0, 2 * v), max(2 * v, 1.0) if v >= 0 else 0.0, None
+            settings[k] = float(col.slider(label, float(min(lo, v)), float(max(hi, v)), float(v),
+                                           None if step is None else float(step), key=key))
+    for k, v in defaults.items():
+        settings.setdefault(k, v) if k in ("dt_ms", "sr") else None
+    return settings
+
+
+def _report_view(report: dict | None, secs: float, n_spikes: int, n_units: int, duration_s: float):
+    c = st.columns(4)
+    c[0].metric("spikes", f"{n_spikes:,}")
+    c[1].metric("afferents", n_units)
+    c[2].metric("spikes / s", f"{n_spikes / max(duration_s, 1e-9):,.0f}")
+    c[3].metric("× real time", f"{duration_s / max(secs, 1e-9):,.0f}" if secs > 0 else "cached")
+    if report:
+        items = {k: v for k, v in report.items() if isinstance(v, (int, float, str, bool))}
+        if "snr_db" in items:
+            st.caption(f"reconstruction SNR **{float(items['snr_db']):.1f} dB** · " + ", ".join(
+                f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}" for k, v in items.items() if k != "snr_db"))
+        else:
+            st.caption(", ".join(f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}" for k, v in items.items()))
+
+
+# ---- page -----------------------------------------------------------------------------------------
+st.subheader("1 · Source")
+clips = None
+with user_errors("loading the sounds"):
+    clips = _clip_set()
+
+if clips is not None:
+    counts = clips.counts()
+    st.success(f"**{clips.source or 'dataset'}**: {len(clips.class_names)} classes, {len(clips.train_idx)} train / "
+               f"{len(clips.test_idx)} test clips", icon=":material/inventory_2:")
+    with st.expander("Classes and splits", expanded=False):
+        st.dataframe({"class": list(counts), "train": [a for a, _ in counts.values()],
+                      "test": [b for _, b in counts.values()]}, hide_index=True, key="data.classes")
+    if clips.skipped:
+        with st.expander(f"{len(clips.skipped)} file(s) left out", expanded=False):
+            st.dataframe({"file": [p for p, _ in clips.skipped], "reason": [r for _, r in clips.skipped]},
+                         hide_index=True, key="data.skipped")
+
+    st.subheader("2 · Browse a clip")
+    train_set = set(clips.train_idx)
+    b1, b2 = st.columns([1, 2])
+    cls = b1.selectbox("Class", clips.class_names, key="data.class")
+    idx = [i for i, c in enumerate(clips.clips) if c.class_name == cls]
+    pick = b2.selectbox("Clip", idx, key="data.clip",
+                        format_func=lambda i: f"{clips.clips[i].name} ({'train' if i in train_set else 'test'})")
+    wave = None
+    if pick is not None:
+        clip = clips.clips[pick]
+        with user_errors(f"reading {clip.name}"):
+            wave = load_clip(clip.path, clip.kind, clip.start_s, clip.end_s, clip.class_name)
+    if wave is not None:
+        st.audio(wave, sample_rate=SR)
+        w1, w2 = st.columns(2)
+        with w1:
+            plot(waveform(wave, SR, title=f"{cls} · waveform"), key="data.wave")
+        with w2:
+            plot(spectrogram(wave, SR, title="log-mel spectrogram"), key="data.spec")
+
+        st.subheader("3 · Encode into spikes")
+        enc_col, raster_col = st.columns([1, 2], gap="large")
+        with enc_col:
+            settings = None
+            with user_errors("setting up the encoder"):
+                settings = _encoder_settings()
+            explain("Each dot on the right is one spike: a time and an **afferent** (an input line of the "
+                    "network). For the spikegram, an afferent is one gammatone filter (a pitch band) at one loudness "
+                    "level. More spikes = more detail, but more work for the network.")
+        with raster_col:
+            if settings is not None:
+                with user_errors("encoding the clip"):
+                    times, units, n_units, n_steps, dt_ms, report, secs = encode_cached(wave, tuple(sorted(settings.items())))
+                    st.session_state["data.encoded"] = dict(n_spikes=int(times.size), n_units=int(n_units),
+                                                            settings=dict(settings), report=report)
+                    plot(spike_raster(times, units, n_units, dt_ms, title=f"{cls} · spikegram"), key="data.raster")
+                    _report_view(report, secs, int(times.size), int(n_units), wave.size / SR)
+
+        st.subheader("4 · A stream of events")
+        st.markdown("For detection the network hears **unsegmented streams**: several events with silent gaps. "
+                    "Training only tells it *how many* of each class occur; the spans below are for you.")
+        s1, s2 = st.columns([1, 3])
+        n_ev = s1.slider("events", 2, 10, 5, key="data.stream_events")
+        seed = s1.number_input("seed", 0, 9999, 0, key="data.stream_seed")
+        if settings is not None:
+            with user_errors("building the stream"):
+                from stca_engine.data.streams import stream_audio
+
+                rng = np.random.default_rng(int(seed))
+                pool = rng.choice(len(clips.clips), size=min(len(clips.clips), 3 * int(n_ev)), replace=False)
+                waves = [(load_clip(c.path, c.kind, c.start_s, c.end_s, c.class_name), clips.class_names.index(c.class_name))
+                         for c in (clips.clips[int(i)] for i in pool)]
+                (stream,) = stream_audio(waves, 1, events_per_stream=int(n_ev), seed=int(seed),
+                                         n_classes=len(clips.class_names), sr=SR, dt_ms=DT_MS)
+                times, units, n_units, n_steps, dt_ms, report, _ = encode_cached(stream.wave, tuple(sorted(settings.items())))
+                with s2:
+                    plot(waveform(stream.wave, SR, events=stream.events, class_names=clips.class_names, dt_ms=dt_ms,
+                                  title="stream waveform with its true events"), key="data.stream_wave")
+                    plot(spike_raster(times, units, n_units, dt_ms, title="stream spikegram", events=stream.events,
+                                      class_names=clips.class_names), key="data.stream_raster")
+                    st.caption("target counts: " + ", ".join(
+                        f"{clips.class_names[c]} × {n}" for c, n in enumerate(stream.target) if n))
