@@ -394,13 +394,15 @@ def _describe(train, test, info) -> str:
 
 
 def _make_encoder(spec):
-    from .encoders import make_encoder
+    """An encoder from a name (``--encoder``) or from settings stored with a model / a data set."""
+    from .encoders import encoder_from_settings, make_encoder
 
     if isinstance(spec, dict):
-        settings = dict(spec)
-        name = settings.pop("name", None) or settings.pop("encoder", None)
-        return make_encoder(name, **settings)
-    return make_encoder(spec)
+        settings = {k: v for k, v in spec.items() if k != "name"}
+        if "encoder" not in settings and spec.get("name"):
+            settings["encoder"] = spec["name"]
+        return encoder_from_settings(settings)
+    return make_encoder(str(spec))
 
 
 def _encoder_settings(info, encoder) -> dict | None:
@@ -463,7 +465,7 @@ def encode_audio_file(path: str, encoder, dt_ms: float):
     from .audio import load_audio
     from .data.types import SpikeTrain
 
-    sr = int(getattr(encoder, "sr", 16000))
+    sr = int(encoder.settings().get("sr", 16000)) if hasattr(encoder, "settings") else 16000
     wave = load_audio(path, sr=sr)
     spans = limits.chunk_spans(wave.size, sr)
     if len(spans) <= 1:
@@ -595,8 +597,7 @@ def cmd_encode(args) -> int:
         finally:
             close()
         trains, names, labels = [], [], []
-        items = enc if isinstance(enc, list) else getattr(enc, "items", None) or list(enc)
-        for clip, item in zip(clipset.clips, items):
+        for clip, item in zip(clipset.clips, enc):
             if item is None:
                 continue
             trains.append(_as_train(item, clip.path))
