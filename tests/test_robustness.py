@@ -729,3 +729,144 @@ def test_config_validated_before_any_work(monkeypatch):
     with pytest.raises(ConfigError, match=r"^train config: lr: must be > 0, got -0.1"):
         tr.Trainer(None, _tiny_dataset(), None, NeuronConfig(), tr.TrainConfig(task="classify", lr=-0.1, device="cpu"))
     assert built == []
+
+
+# ---- the CLI: exit code 2 and exactly one line `stca: error: <file>: <problem>` on stderr ---------
+
+@dataclass
+class CliCase:
+    """``args(tmp)`` builds the bad input and returns the ``stca`` arguments."""
+
+    id: str
+    args: Callable[[Path], list[str]]
+    fragments: tuple[str, ...]
+    no_output: str | None = None  # a path (relative to tmp) that must not exist afterwards
+
+
+def _cli_cases() -> list[CliCase]:
+    def train(*extra):
+        return lambda t: ["train", "--data", "demo", "--task", "classify", "--epochs", "1",
+                          "--out", str(t / "run"), *extra]
+
+    def rwcp_missing(t):
+        rwcp_tree(t / "rwcp")
+        return ["train", "--data", f"rwcp:{t / 'rwcp'}", "--task", "classify", "--classes", "bells5,cup1",
+                "--out", str(t / "run")]
+
+    def rwcp_no_rate(t):
+        root = rwcp_tree(t / "rwcp")
+        (root / "nospeech" / "drysrc" / "a1" / "ring").mkdir(parents=True)
+        return ["train", "--data", f"rwcp:{root}", "--task", "classify", "--classes", "bells5,ring",
+                "--out", str(t / "run")]
+
+    def medley_broken(t):
+        medley_track(t / "medley", "Broken", {}, yaml_text="stems: [unclosed\n")
+        return ["train", "--data", f"medleydb:{t / 'medley'}", "--task", "classify", "--out", str(t / "run")]
+
+    def corrupt_model(t):
+        d = _saved(t)
+        (d / "model.safetensors").write_bytes(b"\x00" * 100)
+        return ["eval", str(d), "--data", "demo"]
+
+    def mismatched_model(t):
+        a, b = _saved(t, "a", (6, 5, 3)), _saved(t, "b", (6, 7, 3))
+        (a / "model.safetensors").write_bytes((b / "model.safetensors").read_bytes())
+        return ["eval", str(a), "--data", "demo"]
+
+    def pickled_model(t):
+        p = t / "model.pt"
+        p.write_bytes(pickle.dumps(_Evil(t / "PWNED")))
+        return ["detect", str(p), str(write_wav(t / "x.wav", tone()))]
+
+    def encode(name, build):
+        def f(t):
+            return ["encode", str(build(t / name)), "--out", str(t / "out.npz"), "--encoder", "spectral", "--no-cache"]
+        return f
+
+    def text(p):
+        p.write_text("not audio\n" * 100)
+        return p
+
+    def nan(p):
+        x = tone()
+        x[10] = np.nan
+        return write_wav(p, x)
+
+    return [
+        CliCase("cli-tau-s-not-below-tau-m", train("--tau-m-ms", "30", "--tau-s-ms", "40"),
+                ("neuron config: tau_s_ms (40.0) must be smaller than tau_m_ms (30.0)",), "run"),
+        CliCase("cli-t-in-below-one-step", train("--t-in-ms", "1"),
+                ("neuron config: t_in_ms (1.0) must be at least one time step",), "run"),
+        CliCase("cli-negative-tau", train("--tau-m-ms", "-30"), ("--tau-m-ms", "expected a positive number, got '-30'"), "run"),
+        CliCase("cli-alpha-zero", train("--alpha", "0"), ("--alpha", "expected a positive number, got '0'"), "run"),
+        CliCase("cli-empty-layer-list", train("--hidden"), ("--hidden", "expected at least one argument"), "run"),
+        CliCase("cli-zero-layer-size", train("--hidden", "0"), ("--hidden", "expected a positive integer, got '0'"), "run"),
+        CliCase("cli-rwcp-missing-root", lambda t: ["train", "--data", f"rwcp:{t / 'nowhere'}", "--task", "classify",
+                                                    "--out", str(t / "run")],
+                ("nowhere: RWCP folder does not exist",), "run"),
+        CliCase("cli-rwcp-missing-classes", rwcp_missing, ("rwcp: missing class(es) cup1; found: bells5, horn",), "run"),
+        CliCase("cli-rwcp-no-48khz", rwcp_no_rate, ("ring: class folder has no 48khz folder",), "run"),
+        CliCase("cli-medleydb-bad-yaml-only", medley_broken, ("medley: ",), "run"),
+        CliCase("cli-corrupt-checkpoint", corrupt_model, ("model.safetensors: is not a readable safetensors file",)),
+        CliCase("cli-mismatched-checkpoint", mismatched_model, ("weights.0 has shape [7, 6]",)),
+        CliCase("cli-pickled-checkpoint", pickled_model, ("model.pt: is not a model folder",)),
+        CliCase("cli-encode-renamed-text", encode("fake.wav", text), ("fake.wav: not a readable audio file",), "out.npz"),
+        CliCase("cli-encode-nan", encode("nan.wav", nan), ("nan.wav: contains 1 NaN/inf samples",), "out.npz"),
+        CliCase("cli-encode-silent", encode("zero.wav", lambda p: write_wav(p, np.zeros((SR, 1)))),
+                ("zero.wav: silent",), "out.npz"),
+        CliCase("cli-encode-empty", encode("empty.wav", lambda p: (p.write_bytes(b""), p)[1]),
+                ("empty.wav: empty file (0 bytes)",), "out.npz"),
+        CliCase("cli-encode-too-short", encode("blip.wav", lambda p: write_wav(p, tone(0.01))),
+                ("blip.wav: too short",), "out.npz"),
+        CliCase("cli-encode-missing", encode("gone.wav", lambda p: p), ("gone.wav: file not found",), "out.npz"),
+    ]
+
+
+CLI_CASES = _cli_cases()
+
+
+def run_cli(args: list[str], tmp: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "STCA_CACHE_DIR": str(tmp / "cache"), **(env or {})}
+    full_env.pop("STCA_DATA_ROOTS", None) if not env or "STCA_DATA_ROOTS" not in env else None
+    return subprocess.run([sys.executable, "-m", "stca_engine", "--quiet", *args], capture_output=True, text=True,
+                          env=full_env, cwd=tmp, timeout=180)
+
+
+def _check_cli_result(case: CliCase, code: int, stderr: str, tmp: Path):
+    lines = stderr.strip().splitlines()
+    assert code == 2, f"exit {code}; stderr: {stderr}"
+    assert "Traceback" not in stderr
+    assert len(lines) == 1, f"expected one line on stderr, got: {stderr!r}"
+    assert lines[0].startswith("stca: error: "), lines[0]
+    for frag in case.fragments:
+        assert frag in lines[0], f"{frag!r} not in {lines[0]!r}"
+    if case.no_output:
+        assert not (tmp / case.no_output).exists(), "nothing may be written for a bad input"
+    assert not (tmp / "PWNED").exists()
+
+
+@pytest.mark.parametrize("case", CLI_CASES, ids=[c.id for c in CLI_CASES])
+def test_cli_bad_input(case: CliCase, tmp_path, monkeypatch, capsys):
+    """In-process ``stca_engine.cli.main`` (what ``python -m stca_engine`` runs), for speed."""
+    from stca_engine import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("STCA_DATA_ROOTS", raising=False)
+    argv = ["--quiet", *case.args(tmp_path)]
+    capsys.readouterr()
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:  # argparse exits for malformed arguments
+        code = exc.code
+    _check_cli_result(case, code, capsys.readouterr().err, tmp_path)
+
+
+SUBPROCESS_IDS = ["cli-negative-tau", "cli-corrupt-checkpoint"]
+
+
+@pytest.mark.parametrize("case", [c for c in CLI_CASES if c.id in SUBPROCESS_IDS], ids=SUBPROCESS_IDS)
+def test_cli_bad_input_real_process(case: CliCase, tmp_path):
+    """The same through ``python -m stca_engine`` in a subprocess: the process exit status is 2."""
+    r = run_cli(case.args(tmp_path), tmp_path)
+    _check_cli_result(case, r.returncode, r.stderr, tmp_path)
