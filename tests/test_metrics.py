@@ -9,7 +9,6 @@ from stca_engine.data.metrics import (
     count_accuracy,
     event_f1,
     precision_recall_f1,
-    spike_cluster_spans,
     stream_accuracy,
 )
 from stca_engine.data.types import Event
@@ -25,13 +24,6 @@ def test_count_and_stream_accuracy_by_hand():
         count_accuracy(pred[:2], true)
     with pytest.raises(ValueError):
         stream_accuracy(pred.ravel(), true.ravel())
-
-
-def test_cluster_spans_gap_rule():
-    # T_in = 5: a gap of 4 joins, a gap of exactly 5 splits (SPEC: ISI < T_in joins)
-    assert spike_cluster_spans([2, 6, 11, 12, 30], 5) == [(2, 6), (11, 12), (30, 30)]
-    assert spike_cluster_spans([], 5) == []
-    assert spike_cluster_spans([7], 5) == [(7, 7)]
 
 
 def _raster(T, C, spikes):

@@ -1,4 +1,4 @@
-"""Evaluation metrics for detection streams and classification (pure numpy).
+"""Evaluation metrics for detection streams and classification (numpy arrays in, Python numbers out).
 
 Detection (paper §3.3) is judged three ways, from coarse to strict:
 
@@ -9,6 +9,7 @@ Detection (paper §3.3) is judged three ways, from coarse to strict:
   inside the event span (widened by a tolerance). TP = events detected, FN = events missed,
   FP = clusters that lie inside no event of their class.
 
+Clusters come from ``stca_engine.clusters.cluster_spans`` (ISI < T_in joins, a gap >= T_in splits).
 Classification uses accuracy, a confusion matrix and macro-averaged precision / recall / F1.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..clusters import cluster_spans
 from .types import Event
 
 
@@ -45,21 +47,6 @@ def stream_accuracy(pred_counts, true_counts) -> float:
     if p.shape[0] == 0:
         return float("nan")
     return float(np.mean(np.all(p == t, axis=1)))
-
-
-def spike_cluster_spans(spike_times, t_in_steps: int) -> list[tuple[int, int]]:
-    """``(first, last)`` step of each cluster in one neuron's sorted spike times.
-
-    Consecutive spikes closer than ``t_in_steps`` belong to one cluster (SPEC §3); a gap
-    ``>= t_in_steps`` starts a new one.
-    """
-    t = np.sort(np.asarray(spike_times, dtype=np.int64).ravel())
-    if t.size == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(t) >= t_in_steps)
-    starts = np.concatenate([[0], breaks + 1])
-    ends = np.concatenate([breaks, [t.size - 1]])
-    return [(int(t[s]), int(t[e])) for s, e in zip(starts, ends)]
 
 
 def _ratio(num: float, den: float) -> float:
@@ -98,10 +85,10 @@ def event_f1(
             if not 0 <= ev.class_index < n_classes:
                 raise ValueError(f"event class {ev.class_index} outside 0..{n_classes - 1}")
         for c in range(n_classes):
-            spans = spike_cluster_spans(np.flatnonzero(raster[:, c]), t_in_steps)
+            spans = cluster_spans(np.flatnonzero(raster[:, c]), t_in_steps)
             class_events = [(ev.onset_step - tol, ev.offset_step - 1 + tol) for ev in evs if ev.class_index == c]
             detected = [False] * len(class_events)
-            for a, b in spans:
+            for a, b, _ in spans:
                 matched = False
                 for j, (lo, hi) in enumerate(class_events):
                     if a >= lo and b <= hi:

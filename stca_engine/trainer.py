@@ -1,0 +1,698 @@
+"""Training loop: epochs of shuffled minibatches, SGD/Adam, per-epoch reports, evaluation.
+
+No Streamlit here. The CLI calls ``Trainer.fit``; the app runs ``Trainer.step_epoch`` in a worker
+thread and stops it between batches through ``Trainer.stop_event`` (Pause / Stop buttons). Every
+run is repeatable for a seed: the network is initialised from ``seed`` and the minibatch order of
+epoch ``e`` comes from a ``torch.Generator`` seeded with ``seed + e``.
+
+A non-finite loss, voltage or gradient stops the run: the weights of the last good optimiser step
+are put back and ``TrainingError`` says in which epoch and batch it happened.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .config import NeuronConfig
+from .data import metrics as M
+from .data.types import Event, SpikeDataset
+from .errors import ConfigError, TrainingError
+
+TASKS = ("detect", "classify")
+OBJECTIVES = ("stca", "tdp1", "margin")
+OPTIMIZERS = ("sgd", "adam")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+ADAM_DEFAULT_LR = 1e-3
+HIST_BINS = 30
+_WHERE = "train config"
+
+Progress = Callable[[int, int, str], None]
+
+
+# ------------------------------------------------------------------------------------------------
+# configuration
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class TrainConfig:
+    """Settings of one training run (validated by ``validate()``, called by ``Trainer``).
+
+    ``lr`` is the output layer's learning rate and ``lr_hidden`` that of every other layer.
+    ``None`` means the paper preset: SGD ``lr = 1e-2 / V0`` and ``lr_hidden = lr / V0`` (the
+    hidden layers see inputs scaled by V0 once more); Adam ``lr = 1e-3`` and ``lr_hidden = lr``.
+    ``init_std``: new networks start with weights ~ N(0, init_std²) (paper: 0.01; small networks with
+    few inputs need more to fire at all). ``event_tolerance_ms`` widens event spans for event F1 (``None``: T_in, the cluster interval).
+    ``device``: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
+    """
+
+    task: str = "detect"
+    objective: str = "stca"
+    hidden: list[int] = field(default_factory=lambda: [300])
+    epochs: int = 20
+    batch_size: int = 16
+    optimizer: str = "sgd"
+    lr: float | None = None
+    lr_hidden: float | None = None
+    momentum: float = 0.0
+    init_std: float = 0.01
+    seed: int = 0
+    probe_index: int = 0
+    device: str = "auto"
+    dtype: str = "float32"
+    event_tolerance_ms: float | None = None
+
+    def validate(self) -> "TrainConfig":
+        def bad(name, problem):
+            raise ConfigError(f"{name}: {problem}", _WHERE)
+
+        def integer(name, lo):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                bad(name, f"must be an integer, got {v!r}")
+            if v < lo:
+                bad(name, f"must be >= {lo}, got {v}")
+            setattr(self, name, int(v))
+
+        def positive(name, allow_none=True, allow_zero=False):
+            v = getattr(self, name)
+            if v is None and allow_none:
+                return
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not math.isfinite(float(v)):
+                bad(name, f"must be a finite number, got {v!r}")
+            if float(v) < 0 or (float(v) == 0 and not allow_zero):
+                bad(name, f"must be {'>= 0' if allow_zero else '> 0'}, got {v}")
+            setattr(self, name, float(v))
+
+        if self.task not in TASKS:
+            bad("task", f"must be one of {TASKS}, got {self.task!r}")
+        if self.objective not in OBJECTIVES:
+            bad("objective", f"must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.objective == "margin" and self.task != "classify":
+            bad("objective", "'margin' (non-spiking output, max-V rule) is for task 'classify' only")
+        if self.optimizer not in OPTIMIZERS:
+            bad("optimizer", f"must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.dtype not in DTYPES:
+            bad("dtype", f"must be one of {tuple(DTYPES)}, got {self.dtype!r}")
+        if isinstance(self.hidden, (int, np.integer)):
+            self.hidden = [int(self.hidden)]
+        if not isinstance(self.hidden, (list, tuple)):
+            bad("hidden", f"must be a list of layer sizes, got {self.hidden!r}")
+        hidden = []
+        for h in self.hidden:
+            if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or not 1 <= h <= 100_000:
+                bad("hidden", f"layer sizes must be integers in 1..100000, got {list(self.hidden)!r}")
+            hidden.append(int(h))
+        self.hidden = hidden
+        integer("epochs", 0)
+        integer("batch_size", 1)
+        integer("seed", 0)
+        integer("probe_index", 0)
+        positive("lr")
+        positive("lr_hidden")
+        for name in ("lr", "lr_hidden"):
+            if getattr(self, name) is not None and getattr(self, name) > 1e3:
+                bad(name, f"must be <= 1000, got {getattr(self, name)}")
+        positive("event_tolerance_ms", allow_zero=True)
+        positive("momentum", allow_none=False, allow_zero=True)
+        positive("init_std", allow_none=False, allow_zero=True)
+        if self.momentum >= 1:
+            bad("momentum", f"must be < 1, got {self.momentum}")
+        if self.momentum and self.optimizer != "sgd":
+            bad("momentum", "applies to optimizer 'sgd' only")
+        if not isinstance(self.device, str) or not self.device:
+            bad("device", f"must be 'auto', 'cpu' or 'cuda[:n]', got {self.device!r}")
+        if self.device != "auto":
+            try:
+                dev = torch.device(self.device)
+            except (RuntimeError, ValueError):
+                bad("device", f"must be 'auto', 'cpu' or 'cuda[:n]', got {self.device!r}")
+            if dev.type == "cuda" and not torch.cuda.is_available():
+                bad("device", f"{self.device!r} asked for, but no CUDA device is available")
+        return self
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Inverse of ``to_dict`` (validated); unknown keys are an error, missing keys take defaults."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"expected a mapping of training settings, got {type(d).__name__}", _WHERE)
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {unknown}; known: {sorted(names)}", _WHERE)
+        return cls(**d).validate()
+
+    def resolved_device(self) -> torch.device:
+        if self.device == "auto":
+            from .device import default_device
+
+            return default_device()
+        return torch.device(self.device)
+
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+
+def learning_rates(train_cfg: TrainConfig, neuron_cfg: NeuronConfig, n_layers: int) -> list[float]:
+    """Per-layer learning rates, input-side layer first (see ``TrainConfig``)."""
+    if train_cfg.optimizer == "sgd":
+        lr_out = train_cfg.lr if train_cfg.lr is not None else 1e-2 / neuron_cfg.v0
+        lr_hidden = train_cfg.lr_hidden if train_cfg.lr_hidden is not None else lr_out / neuron_cfg.v0
+    else:
+        lr_out = train_cfg.lr if train_cfg.lr is not None else ADAM_DEFAULT_LR
+        lr_hidden = train_cfg.lr_hidden if train_cfg.lr_hidden is not None else lr_out
+    return [lr_hidden] * (n_layers - 1) + [lr_out]
+
+
+# ------------------------------------------------------------------------------------------------
+# reports
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class WeightStats:
+    """Summary of one weight matrix (``layer`` 0 is the input-side layer)."""
+
+    layer: int
+    shape: tuple[int, int]
+    mean: float
+    std: float
+    min: float
+    max: float
+    hist_counts: np.ndarray  # int64 [HIST_BINS]
+    hist_edges: np.ndarray  # float32 [HIST_BINS + 1]
+
+
+@dataclass
+class Probe:
+    """One test sample seen through the network after an epoch (compact numpy, float32).
+
+    ``k_star``/``sign`` are the loss's chosen time step and direction per output neuron (−1 / 0 where
+    the neuron gives no loss); ``clusters[c]`` lists the ``(first, last)`` step of each output cluster.
+    Hidden spikes of the last hidden layer are sparse (``hidden_times``, ``hidden_units``).
+    """
+
+    index: int
+    name: str
+    dt_ms: float
+    voltages: np.ndarray  # float32 [T, N_out]
+    spikes: np.ndarray  # uint8 [T, N_out]
+    hidden_times: np.ndarray  # int32 [n_spikes]
+    hidden_units: np.ndarray  # int32 [n_spikes]
+    n_hidden: int
+    k_star: np.ndarray  # int64 [N_out]
+    sign: np.ndarray  # int8 [N_out]
+    n_clusters: np.ndarray  # int64 [N_out]
+    clusters: list[list[tuple[int, int]]]
+    prediction: np.ndarray | int
+    target: np.ndarray | int
+    events: list[Event]
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.voltages.shape[0])
+
+
+@dataclass
+class EpochReport:
+    """What one epoch did (plain numbers and numpy, so the UI can plot and keep one per epoch).
+
+    Accuracies: detect = count accuracy over (stream, class) pairs; classify = accuracy.
+    ``mean_clusters`` is the mean cluster count per output neuron and training sample;
+    ``n_no_kplus`` counts (sample, neuron) pairs that wanted a k⁺ but had no admissible step.
+    ``test_metrics`` holds everything ``evaluate`` returned for the test set.
+    """
+
+    epoch: int
+    train_loss: float
+    test_loss: float
+    train_accuracy: float
+    test_accuracy: float
+    mean_clusters: float
+    n_no_kplus: int
+    seconds: float
+    n_samples: int
+    learning_rates: list[float]
+    test_metrics: dict
+    weights: list[WeightStats]
+    probe: Probe | None
+
+    def summary(self) -> dict:
+        """The scalar part, JSON-safe (for CLI logs and history tables)."""
+        keys = ("epoch", "train_loss", "test_loss", "train_accuracy", "test_accuracy", "mean_clusters",
+                "n_no_kplus", "seconds", "n_samples")
+        out = {k: getattr(self, k) for k in keys}
+        out.update({f"test_{k}": v for k, v in self.test_metrics.items()
+                    if isinstance(v, (int, float)) and k not in ("loss", "accuracy")})
+        return out
+
+
+@dataclass
+class BatchReport:
+    """Passed to the per-batch hook after every optimiser step."""
+
+    epoch: int
+    batch: int  # 1-based within the epoch
+    n_batches: int
+    loss: float
+    n_samples: int
+    n_no_kplus: int
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers shared by training and evaluation
+# ------------------------------------------------------------------------------------------------
+def _loss_fns():
+    from .losses import predict, stca_loss
+
+    return stca_loss, predict
+
+
+def output_counts(spikes: torch.Tensor, neuron_cfg: NeuronConfig, objective: str) -> torch.Tensor:
+    """Predicted event counts ``[B, C]``: spike clusters (stca) or single spikes (tdp1)."""
+    if objective == "tdp1":
+        return spikes.sum(dim=0).round().long()
+    from .clusters import count_clusters
+
+    return count_clusters(spikes, neuron_cfg.t_in_steps)
+
+
+def _predictions(v, s, neuron_cfg, task, objective):
+    if task == "detect":
+        return output_counts(s, neuron_cfg, objective)
+    _, predict = _loss_fns()
+    return predict(v, s, neuron_cfg, objective)
+
+
+def _check_compatible(net, dataset: SpikeDataset, neuron_cfg: NeuronConfig, task: str, what: str):
+    if dataset.task != task:
+        raise ConfigError(f"{what} dataset is for task {dataset.task!r}, the run is for {task!r}", what)
+    sizes = list(net.sizes)
+    if dataset.n_inputs != sizes[0]:
+        raise ConfigError(f"{what} dataset has {dataset.n_inputs} inputs, the network expects {sizes[0]}", what)
+    if len(dataset.class_names) != sizes[-1]:
+        raise ConfigError(
+            f"{what} dataset has {len(dataset.class_names)} classes, the network has {sizes[-1]} outputs", what)
+    if abs(dataset.dt_ms - neuron_cfg.dt_ms) > 1e-9:
+        raise ConfigError(f"{what} dataset is encoded at dt = {dataset.dt_ms} ms, the neurons use "
+                          f"dt = {neuron_cfg.dt_ms} ms", what)
+
+
+def _net_device_dtype(net):
+    w = net.weights[0]
+    return w.device, w.dtype
+
+
+def _n_no_kplus(info) -> int:
+    v = getattr(info, "no_kplus", None)
+    if v is None:
+        return 0
+    return int(torch.as_tensor(v).sum().item())
+
+
+def _per_sample_loss_sum(loss: torch.Tensor, info, batch: int) -> float:
+    per = getattr(info, "per_sample", None)
+    if per is not None:
+        return float(torch.as_tensor(per).detach().double().sum().item())
+    return float(loss.detach().item()) * batch
+
+
+def evaluate(
+    net,
+    dataset: SpikeDataset,
+    neuron_cfg: NeuronConfig,
+    task: str,
+    objective: str = "stca",
+    batch_size: int = 32,
+    tolerance_steps: int | None = None,
+    progress: Progress | None = None,
+) -> dict:
+    """Test metrics of ``net`` on ``dataset`` (no gradients), plus the mean loss per sample.
+
+    detect: ``count_accuracy``, ``stream_accuracy``, ``event_f1`` (+ ``event_precision``,
+    ``event_recall``, ``event_tp/fp/fn``; NaN when no sample carries event times; tolerance default
+    T_in steps); classify: ``accuracy``, macro ``precision``, ``recall``, ``f1`` and
+    ``confusion_matrix`` (list of lists, row = true class). Both: ``loss``, ``mean_clusters``,
+    ``n_no_kplus``, ``n_samples``; ``accuracy`` is the headline number (count accuracy for detect).
+    Each sample is judged on its own length (batch padding never creates or hides clusters).
+    """
+    if task not in TASKS:
+        raise ConfigError(f"task must be one of {TASKS}, got {task!r}", "evaluate")
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"objective must be one of {OBJECTIVES}, got {objective!r}", "evaluate")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}", "evaluate")
+    _check_compatible(net, dataset, neuron_cfg, task, "test")
+    n = len(dataset)
+    n_classes = len(dataset.class_names)
+    out: dict = {"n_samples": n}
+    if n == 0:
+        out.update(loss=float("nan"), accuracy=float("nan"), mean_clusters=float("nan"), n_no_kplus=0)
+        return out
+    stca_loss, _ = _loss_fns()
+    device, dtype = _net_device_dtype(net)
+    tol = neuron_cfg.t_in_steps if tolerance_steps is None else int(tolerance_steps)
+    loss_sum, no_kplus, cluster_sum = 0.0, 0, 0.0
+    preds, targets, rasters = [], [], []
+    n_batches = (n + batch_size - 1) // batch_size
+    with torch.no_grad():
+        for b in range(n_batches):
+            idx = list(range(b * batch_size, min(n, (b + 1) * batch_size)))
+            x, target = dataset.batch(idx, dtype=dtype, device=device)
+            rec = net(x)
+            v, s = rec.voltages[-1], rec.spikes[-1]
+            loss, info = stca_loss(v, s, target, neuron_cfg, task=task, objective=objective)
+            loss_sum += _per_sample_loss_sum(loss, info, len(idx))
+            no_kplus += _n_no_kplus(info)
+            lengths = [dataset[i].spikes.n_steps for i in idx]
+            if all(T_i == v.shape[0] for T_i in lengths):  # no padding: judge the batch at once
+                pieces = [(v, s)]
+            else:
+                pieces = [(v[:T_i, j:j + 1], s[:T_i, j:j + 1]) for j, T_i in enumerate(lengths)]
+            for v_p, s_p in pieces:
+                preds.extend(_predictions(v_p, s_p, neuron_cfg, task, objective).cpu().numpy())
+                cluster_sum += float(output_counts(s_p, neuron_cfg, "stca").double().sum().item())
+                if task == "detect":
+                    r = s_p.to(torch.uint8).cpu().numpy()
+                    rasters.extend(r[:, j] for j in range(r.shape[1]))
+            targets.append(target.cpu().numpy())
+            if progress is not None:
+                progress(b + 1, n_batches, f"evaluating: batch {b + 1}/{n_batches}")
+    true = np.concatenate(targets, axis=0)
+    pred = np.stack(preds, axis=0)
+    out.update(loss=loss_sum / n, n_no_kplus=no_kplus, mean_clusters=cluster_sum / (n * n_classes))
+    if task == "detect":
+        out["count_accuracy"] = M.count_accuracy(pred, true)
+        out["stream_accuracy"] = M.stream_accuracy(pred, true)
+        events = [dataset[i].events for i in range(n)]
+        if any(events) or not true.any():
+            f1 = M.event_f1(rasters, events, neuron_cfg.t_in_steps, tol)
+            out.update(event_f1=f1["f1"], event_precision=f1["precision"], event_recall=f1["recall"],
+                       event_tp=f1["tp"], event_fp=f1["fp"], event_fn=f1["fn"])
+        else:
+            out.update(event_f1=float("nan"), event_precision=float("nan"), event_recall=float("nan"))
+        out["accuracy"] = out["count_accuracy"]
+    else:
+        rep = M.classification_report(pred.astype(np.int64).ravel(), true.ravel(), n_classes)
+        out.update(accuracy=rep["accuracy"], precision=rep["precision"], recall=rep["recall"], f1=rep["f1"],
+                   confusion_matrix=rep["confusion_matrix"].tolist())
+    return out
+
+
+def weight_stats(net, bins: int = HIST_BINS) -> list[WeightStats]:
+    """Mean, std, min, max and a histogram of each weight matrix."""
+    stats = []
+    for i, w in enumerate(net.weights):
+        a = w.detach().double().cpu().numpy()
+        counts, edges = np.histogram(a, bins=bins) if np.isfinite(a).all() else (np.zeros(bins, np.int64),
+                                                                               np.zeros(bins + 1))
+        stats.append(WeightStats(
+            layer=i, shape=tuple(a.shape), mean=float(a.mean()), std=float(a.std()), min=float(a.min()),
+            max=float(a.max()), hist_counts=counts.astype(np.int64), hist_edges=edges.astype(np.float32)))
+    return stats
+
+
+def make_probe(net, dataset: SpikeDataset, index: int, neuron_cfg: NeuronConfig, task: str,
+               objective: str) -> Probe:
+    """Run one sample through ``net`` and keep what the UI draws (see ``Probe``)."""
+    from .clusters import cluster_spans
+
+    stca_loss, _ = _loss_fns()
+    sample = dataset[index]
+    device, dtype = _net_device_dtype(net)
+    with torch.no_grad():
+        x, target = dataset.batch([index], dtype=dtype, device=device)
+        rec = net(x)
+        v, s = rec.voltages[-1], rec.spikes[-1]
+        _, info = stca_loss(v, s, target, neuron_cfg, task=task, objective=objective)
+        pred = _predictions(v, s, neuron_cfg, task, objective)[0].cpu().numpy()
+        n_clusters = output_counts(s, neuron_cfg, "stca")[0].cpu().numpy().astype(np.int64)
+        if len(rec.spikes) > 1:
+            hidden = rec.spikes[-2][:, 0]
+            t, u = torch.nonzero(hidden > 0, as_tuple=True)
+            h_t, h_u, n_hidden = t.cpu().numpy().astype(np.int32), u.cpu().numpy().astype(np.int32), hidden.shape[1]
+        else:
+            h_t, h_u, n_hidden = np.zeros(0, np.int32), np.zeros(0, np.int32), 0
+    spikes = s[:, 0].to(torch.uint8).cpu().numpy()
+    clusters = [[(a, b) for a, b, _ in cluster_spans(np.flatnonzero(spikes[:, c]), neuron_cfg.t_in_steps)]
+                for c in range(spikes.shape[1])]
+    return Probe(
+        index=index, name=sample.name, dt_ms=neuron_cfg.dt_ms,
+        voltages=v[:, 0].float().cpu().numpy(), spikes=spikes,
+        hidden_times=h_t, hidden_units=h_u, n_hidden=int(n_hidden),
+        k_star=info.k_star[0].cpu().numpy().astype(np.int64),
+        sign=info.sign[0].cpu().numpy().astype(np.int8),
+        n_clusters=n_clusters, clusters=clusters,
+        prediction=pred if task == "detect" else int(pred),
+        target=np.asarray(sample.target).copy() if task == "detect" else int(sample.target),
+        events=list(sample.events),
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# the trainer
+# ------------------------------------------------------------------------------------------------
+class Trainer:
+    """Trains an ``SNN`` with STCA (or TDP1 / margin) on a ``SpikeDataset``.
+
+    ``net`` may be ``None``: the network ``[n_inputs, *hidden, n_classes]`` is then built from the
+    seed (``margin`` gets a non-spiking output layer). ``stop_event`` (a ``threading.Event``) is
+    checked between batches; an epoch interrupted that way continues where it stopped on the next
+    ``step_epoch`` call, with the same minibatch order, so a paused run ends exactly like an
+    unpaused one.
+    """
+
+    def __init__(self, net, train: SpikeDataset, test: SpikeDataset | None, neuron_cfg: NeuronConfig,
+                 train_cfg: TrainConfig, on_batch: Callable[[BatchReport], None] | None = None):
+        if not isinstance(neuron_cfg, NeuronConfig):
+            raise ConfigError(f"neuron_cfg must be a NeuronConfig, got {type(neuron_cfg).__name__}", "Trainer")
+        self.cfg = train_cfg.validate()
+        self.neuron_cfg = neuron_cfg
+        self.train, self.test = train, test
+        if len(train) == 0:
+            raise ConfigError("the training set is empty", "train")
+        if net is None:
+            from .network import SNN
+
+            sizes = [train.n_inputs, *self.cfg.hidden, len(train.class_names)]
+            net = SNN(sizes, neuron_cfg, dtype=self.cfg.torch_dtype(), device=self.cfg.resolved_device(),
+                      output_spiking=self.cfg.objective != "margin", seed=self.cfg.seed,
+                      init_std=self.cfg.init_std)
+        self.net = net
+        if self.cfg.objective == "margin" and getattr(net, "output_spiking", False):
+            raise ConfigError("objective 'margin' needs a network with a non-spiking output layer", "Trainer")
+        _check_compatible(net, train, neuron_cfg, self.cfg.task, "train")
+        probe_set = test if test is not None and len(test) else train
+        if test is not None and len(test):
+            _check_compatible(net, test, neuron_cfg, self.cfg.task, "test")
+        if self.cfg.probe_index >= len(probe_set):
+            raise ConfigError(f"probe_index: {self.cfg.probe_index} is past the last sample "
+                              f"({len(probe_set) - 1})", _WHERE)
+        self._probe_set = probe_set
+        self.device, self.dtype = _net_device_dtype(net)
+        if not all(torch.isfinite(w).all() for w in net.weights):
+            raise TrainingError("the initial weights hold NaN or inf values", "Trainer")
+        self.lrs = learning_rates(self.cfg, neuron_cfg, len(net.weights))
+        groups = [{"params": [w], "lr": lr} for w, lr in zip(net.weights, self.lrs)]
+        if self.cfg.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(groups, lr=self.lrs[-1], momentum=self.cfg.momentum)
+        else:
+            self.optimizer = torch.optim.Adam(groups, lr=self.lrs[-1])
+        self.on_batch = on_batch
+        self.history: list[EpochReport] = []
+        self.epoch = 0  # completed epochs
+        self.stop_event = threading.Event()
+        self._good = self._snapshot()
+        self._pending: dict | None = None  # state of an interrupted epoch
+
+    # ---- state ----------------------------------------------------------------------------------
+    @property
+    def n_batches(self) -> int:
+        return (len(self.train) + self.cfg.batch_size - 1) // self.cfg.batch_size
+
+    @property
+    def interrupted(self) -> bool:
+        """True when an epoch was stopped between batches and will resume on the next call."""
+        return self._pending is not None
+
+    def request_stop(self) -> None:
+        """Ask the running epoch to stop after the current batch (thread-safe)."""
+        self.stop_event.set()
+
+    def _snapshot(self) -> list[torch.Tensor]:
+        return [w.detach().clone() for w in self.net.weights]
+
+    def _restore(self) -> None:
+        with torch.no_grad():
+            for w, g in zip(self.net.weights, self._good):
+                w.copy_(g)
+                w.grad = None
+
+    def _fail(self, epoch: int, batch: int, what: str):
+        self._restore()
+        self._pending = None
+        raise TrainingError(
+            f"epoch {epoch}, batch {batch}: {what}; training stopped and the weights of the last good "
+            f"step were restored (try a smaller learning rate)", "training")
+
+    def epoch_order(self, epoch: int) -> torch.Tensor:
+        """The shuffled sample order of (1-based) ``epoch``; depends only on seed and epoch."""
+        g = torch.Generator().manual_seed(self.cfg.seed + epoch)
+        return torch.randperm(len(self.train), generator=g)
+
+    # ---- training -------------------------------------------------------------------------------
+    def step_epoch(self, progress: Progress | None = None,
+                   on_batch: Callable[[BatchReport], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> EpochReport | None:
+        """Run (or finish) one epoch. Returns its report, or ``None`` if it was stopped between batches
+        (``stop_event`` set or ``should_stop()`` true); the next call then continues that epoch.
+
+        Clears ``stop_event`` first: a stop asked before this call belonged to the previous one.
+        """
+        self.stop_event.clear()
+        return self._run_epoch(progress, on_batch, should_stop, done_before=0, total=None)
+
+    def _stopping(self, should_stop) -> bool:
+        return self.stop_event.is_set() or (should_stop is not None and bool(should_stop()))
+
+    def _run_epoch(self, progress, on_batch, should_stop, done_before: int,
+                   total: int | None) -> EpochReport | None:
+        stca_loss, _ = _loss_fns()
+        on_batch = on_batch or self.on_batch
+        cfg, net = self.cfg, self.net
+        if self._pending is None:
+            epoch = self.epoch + 1
+            self._pending = dict(epoch=epoch, order=self.epoch_order(epoch), next=0, loss_sum=0.0,
+                                 correct=0.0, n_judged=0, clusters=0.0, no_kplus=0, seconds=0.0)
+        st = self._pending
+        epoch, order = st["epoch"], st["order"]
+        n, nb = len(self.train), self.n_batches
+        total = nb if total is None else total
+        n_classes = len(self.train.class_names)
+        t0 = time.perf_counter()
+        while st["next"] < nb:
+            if self._stopping(should_stop):
+                st["seconds"] += time.perf_counter() - t0
+                return None
+            b = st["next"]
+            idx = order[b * cfg.batch_size:min(n, (b + 1) * cfg.batch_size)].tolist()
+            x, target = self.train.batch(idx, dtype=self.dtype, device=self.device)
+            rec = net(x)
+            v, s = rec.voltages[-1], rec.spikes[-1]
+            loss, info = stca_loss(v, s, target, self.neuron_cfg, task=cfg.task, objective=cfg.objective)
+            loss_value = float(loss.detach().item())
+            if not math.isfinite(loss_value):
+                self._fail(epoch, b + 1, f"the loss became {loss_value}")
+            if not bool(torch.isfinite(v.detach()).all()):
+                self._fail(epoch, b + 1, "output voltages became NaN or inf")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if not all(w.grad is None or bool(torch.isfinite(w.grad).all()) for w in net.weights):
+                self._fail(epoch, b + 1, "a gradient became NaN or inf")
+            self.optimizer.step()
+            if not all(bool(torch.isfinite(w.detach()).all()) for w in net.weights):
+                self.optimizer.state.clear()  # its moments may be poisoned too
+                self._fail(epoch, b + 1, "a weight became NaN or inf after the update")
+            self._good = self._snapshot()
+            with torch.no_grad():
+                pred = _predictions(v.detach(), s.detach(), self.neuron_cfg, cfg.task, cfg.objective)
+                if cfg.task == "detect":
+                    st["correct"] += float((pred == target).double().sum().item())
+                    st["n_judged"] += target.numel()
+                else:
+                    st["correct"] += float((pred.long() == target).double().sum().item())
+                    st["n_judged"] += target.numel()
+                st["clusters"] += float(output_counts(s.detach(), self.neuron_cfg, "stca").double().sum().item())
+            no_kplus = _n_no_kplus(info)
+            st["loss_sum"] += _per_sample_loss_sum(loss, info, len(idx))
+            st["no_kplus"] += no_kplus
+            st["next"] = b + 1
+            if on_batch is not None:
+                on_batch(BatchReport(epoch, b + 1, nb, loss_value, len(idx), no_kplus))
+            if progress is not None:
+                progress(done_before + b + 1, total, f"epoch {epoch}: batch {b + 1}/{nb}, loss {loss_value:.4f}")
+        seconds = st["seconds"] + time.perf_counter() - t0
+        self._pending = None
+        self.epoch = epoch
+        test_metrics = {"loss": float("nan"), "accuracy": float("nan")}
+        if self.test is not None and len(self.test):
+            tol = None
+            if cfg.event_tolerance_ms is not None:
+                tol = int(round(cfg.event_tolerance_ms / self.neuron_cfg.dt_ms))
+            test_metrics = evaluate(net, self.test, self.neuron_cfg, cfg.task, cfg.objective,
+                                    batch_size=max(cfg.batch_size, 32), tolerance_steps=tol)
+        report = EpochReport(
+            epoch=epoch,
+            train_loss=st["loss_sum"] / n,
+            test_loss=float(test_metrics["loss"]),
+            train_accuracy=st["correct"] / max(st["n_judged"], 1),
+            test_accuracy=float(test_metrics["accuracy"]),
+            mean_clusters=st["clusters"] / (n * n_classes),
+            n_no_kplus=int(st["no_kplus"]),
+            seconds=seconds,
+            n_samples=n,
+            learning_rates=list(self.lrs),
+            test_metrics=test_metrics,
+            weights=weight_stats(net),
+            probe=self.probe(),
+        )
+        self.history.append(report)
+        return report
+
+    def probe(self) -> Probe:
+        """The probe sample (``probe_index`` of the test set, else of the train set) under the current weights."""
+        return make_probe(self.net, self._probe_set, self.cfg.probe_index, self.neuron_cfg, self.cfg.task,
+                          self.cfg.objective)
+
+    def fit(self, epochs: int | None = None, callback: Callable[[EpochReport], object] | None = None,
+            progress: Progress | None = None, on_batch: Callable[[BatchReport], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> list[EpochReport]:
+        """Train ``epochs`` more epochs (default ``cfg.epochs``); returns this call's reports.
+
+        ``callback(report)`` runs after each epoch; returning ``False`` stops the run. Setting
+        ``stop_event`` (or ``should_stop()`` returning true) stops it between batches; the epoch
+        resumes on the next call.
+        """
+        epochs = self.cfg.epochs if epochs is None else int(epochs)
+        self.stop_event.clear()
+        reports: list[EpochReport] = []
+        remaining_batches = self.n_batches - (self._pending["next"] if self._pending else 0)
+        total = remaining_batches + max(epochs - 1, 0) * self.n_batches
+        done = 0
+        for _ in range(epochs):
+            if self._stopping(should_stop):
+                break
+            start = self._pending["next"] if self._pending else 0
+            report = self._run_epoch(progress, on_batch, should_stop, done_before=done - start, total=total)
+            if report is None:
+                break
+            done += self.n_batches - start
+            reports.append(report)
+            if callback is not None and callback(report) is False:
+                break
+        return reports
+
+    def evaluate(self, dataset: SpikeDataset | None = None) -> dict:
+        """``evaluate`` of the current network on ``dataset`` (default: the test set)."""
+        dataset = self.test if dataset is None else dataset
+        tol = None
+        if self.cfg.event_tolerance_ms is not None:
+            tol = int(round(self.cfg.event_tolerance_ms / self.neuron_cfg.dt_ms))
+        return evaluate(self.net, dataset, self.neuron_cfg, self.cfg.task, self.cfg.objective,
+                        batch_size=max(self.cfg.batch_size, 32), tolerance_steps=tol)
+
+    def save(self, directory, encoder_settings: dict | None = None, extra: dict | None = None):
+        """Save the current network with its configs and class names (see ``checkpoint.save_model``)."""
+        from .checkpoint import save_model
+
+        extra = dict(extra or {})
+        extra.setdefault("epochs_trained", self.epoch)
+        return save_model(directory, self.net, self.neuron_cfg, self.cfg, class_names=list(self.train.class_names),
+                          encoder_settings=encoder_settings, extra=extra)
