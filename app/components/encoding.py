@@ -11,12 +11,15 @@ from stca_engine.errors import ConfigError
 
 
 def encoder_from_settings(settings: dict | None, default: str = "spectral"):
-    """``make_encoder`` from a stored ``{"name": ..., **settings}`` dict (what checkpoints keep)."""
-    from stca_engine.encoders import make_encoder
+    """An encoder from stored settings: ``Encoder.settings()`` (``{"encoder", "version", ...}``, what checkpoints
+    and the cache keep, version-checked by the engine) or a UI dict ``{"name": ..., **settings}``."""
+    from stca_engine.encoders import encoder_from_settings as engine_from_settings, make_encoder
 
     settings = dict(settings or {})
-    name = settings.pop("name", None) or settings.pop("encoder", None) or default
-    return make_encoder(name, **settings)
+    name = settings.pop("name", None)
+    if "encoder" in settings:
+        return engine_from_settings(settings)
+    return make_encoder(name or default, **settings)
 
 
 def split_result(result):

@@ -108,42 +108,44 @@ def _clip_set():
 
 
 # ---- encoder settings -----------------------------------------------------------------------------
-KNOWN = {  # label, min, max, step for settings the UI knows how to present nicely
-    "n_kernels": ("gammatone kernels", 4, 256, 4), "n_channels": ("frequency channels", 4, 256, 4),
-    "n_bins": ("amplitude bins", 1, 8, 1), "spikes_per_second": ("spike budget per second", 50.0, 8000.0, 50.0),
-    "dynamic_range_db": ("dynamic range (dB)", 10.0, 120.0, 5.0), "residual_db": ("stop at residual (dB)", -80.0, -5.0, 1.0),
+KNOWN = {  # label, min, max, step for the settings the UI presents (others keep the encoder's default)
+    "n_kernels": ("gammatone kernels", 4, 256, 4), "n_bands": ("frequency bands", 4, 256, 4),
+    "n_bins": ("amplitude bins", 1, 8, 1), "n_levels": ("loudness levels", 1, 12, 1),
+    "spikes_per_second": ("spike budget per second", 50.0, 8000.0, 50.0),
+    "dynamic_range_db": ("dynamic range (dB)", 10.0, 120.0, 5.0),
+    "residual_db": ("stop at residual energy (dB)", -80.0, -5.0, 1.0),
+    "hysteresis_db": ("hysteresis (dB)", 0.0, 12.0, 0.5),
     "f_min": ("lowest frequency (Hz)", 20.0, 2000.0, 10.0), "f_max": ("highest frequency (Hz)", 1000.0, 8000.0, 100.0),
 }
-HIDDEN = {"sr", "dt_ms", "precision", "name", "encoder"}
+CHOICES = {"kind": ("filterbank", ["mel", "gammatone"])}
+ENCODER_LABELS = {"spectral": "spectral – fast threshold crossings", "spikegram": "spikegram – matching pursuit (paper)"}
 
 
 def _encoder_settings() -> dict:
-    """Encoder name + its settings as widgets, built from the encoder's own defaults."""
-    from stca_engine.encoders import make_encoder
+    """Encoder name + widgets for its main settings, starting from the encoder's own defaults; returns the
+    ``make_encoder`` keyword dict (with ``name``)."""
+    from stca_engine.encoders import ENCODER_NAMES, make_encoder
 
-    names = ["spectral", "spikegram"]
-    name = st.selectbox("Encoder", names, key="data.encoder",
-                        format_func=lambda n: {"spectral": "spectral – fast threshold crossings",
-                                               "spikegram": "spikegram – matching pursuit (paper)"}.get(n, n))
-    defaults = make_encoder(name).settings() if hasattr(make_encoder(name), "settings") else {}
+    names = [n for n in ("spectral", "spikegram") if n in ENCODER_NAMES]
+    name = st.selectbox("Encoder", names, key="data.encoder", format_func=lambda n: ENCODER_LABELS.get(n, n))
+    defaults = make_encoder(name).settings()
     settings = {"name": name}
     cols = st.columns(2)
-    shown = [(k, v) for k, v in defaults.items() if k not in HIDDEN and isinstance(v, (int, float)) and not isinstance(v, bool)]
-    for i, (k, v) in enumerate(shown):
-        col = cols[i % 2]
-        label, lo, hi, step = KNOWN.get(k, (k.replace("_", " "), None, None, None))
-        key = f"data.enc.{name}.{k}"
-        if isinstance(v, int):
-            lo_i = int(lo) if lo is not None else 0
-            hi_i = int(hi) if hi is not None else max(10 * v, 1)
-            settings[k] = int(col.slider(label, lo_i, max(hi_i, v), v, int(step or 1), key=key))
-        else:
-            if lo is None:
-                lo, hi, step = min(0.0, 2 * v), max(2 * v, 1.0) if v >= 0 else 0.0, None
-            settings[k] = float(col.slider(label, float(min(lo, v)), float(max(hi, v)), float(v),
-                                           None if step is None else float(step), key=key))
+    i = 0
     for k, v in defaults.items():
-        settings.setdefault(k, v) if k in ("dt_ms", "sr") else None
+        key = f"data.enc.{name}.{k}"
+        if k in CHOICES and isinstance(v, str):
+            label, opts = CHOICES[k]
+            settings[k] = cols[i % 2].selectbox(label, opts, index=opts.index(v) if v in opts else 0, key=key)
+            i += 1
+        elif k in KNOWN and not isinstance(v, bool):
+            label, lo, hi, step = KNOWN[k]
+            if isinstance(v, int):
+                settings[k] = int(cols[i % 2].slider(label, int(min(lo, v)), int(max(hi, v)), int(v), int(step), key=key))
+            else:
+                settings[k] = float(cols[i % 2].slider(label, float(min(lo, v)), float(max(hi, v)), float(v),
+                                                       float(step), key=key))
+            i += 1
     return settings
 
 

@@ -1,0 +1,100 @@
+"""Data page through AppTest: the demo source loads, a clip is shown and encoded, settings re-encode live,
+and bad folders give messages instead of tracebacks."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import soundfile as sf
+from streamlit.testing.v1 import AppTest
+
+from conftest import REPO
+
+PAGE = str(REPO / "app" / "pages" / "1_Data.py")
+
+
+def _run():
+    at = AppTest.from_file(PAGE, default_timeout=300).run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def test_demo_clip_browser_and_live_reencode():
+    at = _run()
+    assert at.radio(key="data.source").value == "Built-in demo"
+    from stca_engine.data.demo import CLASSES
+
+    assert sorted(at.selectbox(key="data.class").options) == sorted(CLASSES)
+    enc = at.session_state["data.encoded"]
+    assert enc["settings"]["name"] == "spectral"
+    # spectral afferents = frequency bands × loudness levels
+    assert enc["n_units"] == enc["settings"]["n_bands"] * enc["settings"]["n_levels"]
+    assert enc["n_spikes"] > 0
+    charts_before = len(at.get("plotly_chart"))
+    assert charts_before >= 5  # waveform, spectrogram, raster, stream waveform, stream raster
+    assert len(at.get("audio")) == 1
+
+    at.slider(key="data.enc.spectral.n_levels").set_value(2).run()
+    assert not at.exception and not at.error
+    enc2 = at.session_state["data.encoded"]
+    assert enc2["n_units"] == enc["settings"]["n_bands"] * 2
+
+    at.selectbox(key="data.encoder").set_value("spikegram").run()
+    assert not at.exception and not at.error
+    enc3 = at.session_state["data.encoded"]
+    assert enc3["n_units"] == enc3["settings"]["n_kernels"] * enc3["settings"]["n_bins"]
+    assert "snr_db" in enc3["report"]
+    budget = enc3["n_spikes"]
+    at.slider(key="data.enc.spikegram.spikes_per_second").set_value(200.0).run()
+    assert at.session_state["data.encoded"]["n_spikes"] < budget
+    assert any("reconstruction SNR" in c.value for c in at.caption)
+
+
+def test_other_class_and_clip():
+    at = _run()
+    at.selectbox(key="data.class").set_value("horn").run()
+    assert not at.exception and not at.error
+    clip_box = at.selectbox(key="data.clip")
+    assert len(clip_box.options) >= 2 and all("(train)" in o or "(test)" in o for o in clip_box.options)
+
+
+def test_folder_outside_allowed_roots_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv("STCA_DATA_ROOTS", str(tmp_path / "allowed"))
+    at = AppTest.from_file(PAGE, default_timeout=300).run()
+    at.radio(key="data.source").set_value("RWCP folder").run()
+    at.text_input(key="data.path").input("/etc").run()
+    assert not at.exception
+    assert any("outside the allowed data folders" in e.value for e in at.error)
+
+
+def test_generic_folder_source(monkeypatch, tmp_path):
+    monkeypatch.setenv("STCA_DATA_ROOTS", str(tmp_path))
+    sr = 16000
+    for cls, f in (("low", 300.0), ("high", 2000.0)):
+        (tmp_path / "set" / cls).mkdir(parents=True)
+        for k in range(2):
+            t = np.arange(int(0.4 * sr)) / sr
+            sf.write(tmp_path / "set" / cls / f"{cls}{k}.wav", (0.5 * np.sin(2 * np.pi * f * (1 + 0.1 * k) * t)).astype(
+                np.float32), sr)
+    at = AppTest.from_file(PAGE, default_timeout=300).run()
+    at.radio(key="data.source").set_value("Folder of class sub-folders").run()
+    at.text_input(key="data.path").input(str(tmp_path / "set")).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert set(at.selectbox(key="data.class").options) == {"low", "high"}
+    assert at.session_state["data.encoded"]["n_spikes"] > 0
+
+
+def test_uploads_source():
+    sr = 16000
+    files = []
+    for name, f in (("bell_1.wav", 900.0), ("bell_2.wav", 950.0), ("horn_1.wav", 200.0), ("horn_2.wav", 220.0)):
+        t = np.arange(int(0.3 * sr)) / sr
+        buf = io.BytesIO()
+        sf.write(buf, (0.5 * np.sin(2 * np.pi * f * t)).astype(np.float32), sr, format="WAV")
+        files.append((name, buf.getvalue(), "audio/wav"))
+    at = _run()
+    at.radio(key="data.source").set_value("Upload files").run()
+    at.file_uploader(key="data.uploads").set_value(files).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert set(at.selectbox(key="data.class").options) == {"bell", "horn"}
