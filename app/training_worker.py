@@ -488,7 +488,7 @@ def encoder_for(settings):
     if settings.encoder == "spikegram":
         return make_encoder("spikegram", dt_ms=float(settings.dt_ms), n_kernels=int(settings.n_channels),
                             spikes_per_second=float(settings.spike_rate))
-    return make_encoder(settings.encoder, dt_ms=float(settings.dt_ms), n_channels=int(settings.n_channels))
+    return make_encoder("spectral", dt_ms=float(settings.dt_ms), n_bands=int(settings.n_channels))
 
 
 def prepare_engine_data(settings, progress: ProgressFn):
@@ -498,10 +498,20 @@ def prepare_engine_data(settings, progress: ProgressFn):
     spec = sources.parse_data_spec(settings.data)
     encoder = None if spec.is_image else encoder_for(settings)
     kw = {}
-    if settings.class_list():
-        kw["classes"] = settings.class_list()
     if settings.task == "detect":
         kw.update(n_train_streams=int(settings.n_train), n_test_streams=int(settings.n_test),
                   events_per_stream=int(settings.events_per_stream))
-    return sources.prepare_datasets(spec, settings.task, encoder=encoder, seed=int(settings.seed), progress=progress,
-                                    dt_ms=float(settings.dt_ms), restrict=True, **kw)
+    data = spec
+    if settings.class_list():
+        if spec.kind == "demo":  # load_demo takes its options as **opts, which the generic loader refuses
+            from stca_engine.data.demo import load_demo
+
+            data = load_demo(seed=int(settings.seed), classes=settings.class_list())
+        else:
+            data = sources.load_clipset(spec, restrict=True, seed=int(settings.seed), classes=settings.class_list())
+    else:
+        kw["restrict"] = True
+    if spec.kind == "demo":
+        kw["workers"] = 1  # a few hundred short clips: a process pool would cost more to start than it saves
+    return sources.prepare_datasets(data, settings.task, encoder=encoder, seed=int(settings.seed), progress=progress,
+                                    dt_ms=float(settings.dt_ms), **kw)

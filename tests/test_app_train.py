@@ -214,3 +214,71 @@ def test_classroom_mode_hides_the_advanced_controls():
     at.toggle(key=state.widget_key("classroom")).set_value(False).run()
     keys = {w.key for w in at.sidebar.number_input}
     assert state.widget_key("tau_m_ms") in keys
+
+
+SMALL_RUN = {"classes": "bells,horn", "n_train": "8", "n_test": "4", "events_per_stream": "2", "hidden": "16",
+             "epochs": "3", "batch_size": "4", "seed": "1"}
+
+
+def _epoch_counter(at):
+    import re
+
+    for m in at.markdown:
+        found = re.search(r"Epoch (\d+) / (\d+)", m.value)
+        if found:
+            return int(found.group(1)), int(found.group(2))
+    return None
+
+
+def _wait(at, pred, timeout=240.0):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        at.run()
+        assert not at.exception, at.exception
+        if pred(at):
+            return
+        time.sleep(1.0)
+    raise AssertionError(f"timed out; counter={_epoch_counter(at)}, errors={[e.value for e in at.error]}")
+
+
+def test_epochs_run_through_the_worker_then_reset_clears():
+    at = _page(SMALL_RUN)
+    assert _epoch_counter(at) is None                        # nothing before Start
+    at.button(key="train.btn_start").click().run()
+    assert not at.exception
+    worker = at.session_state["train.run"]["worker"]
+    assert worker.alive or worker.snapshot().finished
+    seen = set()
+
+    def advanced(a):
+        c = _epoch_counter(a)
+        if c:
+            seen.add(c[0])
+        return c is not None and c[0] == 3 and worker.snapshot().finished
+    _wait(at, advanced)
+    assert _epoch_counter(at) == (3, 3)
+    assert worker.snapshot().status == "done" and not at.error
+    assert len(seen) >= 2                                   # the counter advanced while we polled
+    assert len(at.get("plotly_chart")) >= 4                 # curves, traces, raster, weights
+    model = at.session_state["trained_model"]
+    assert set(models_ui.MODEL_KEYS) <= set(model)
+    assert model["class_names"] == ["bells", "horn"] and model["task"] == "detect" and model["objective"] == "stca"
+    assert list(model["net"].sizes) == [128, 16, 2] and model["encoder_settings"]
+    # the published net is a copy holding the last epoch's weights
+    final = worker.model("stca")
+    assert all(torch.equal(a.detach(), b) for a, b in zip(model["net"].weights, final))
+    # replay: the slider goes back to epoch 1 and the traces follow
+    at.slider(key="train.epoch_view").set_value(1).run()
+    assert at.session_state["train.follow"] is False
+    assert any("epoch 1" in str(getattr(c, "proto", "")) for c in at.get("plotly_chart"))
+    at.button(key="train.btn_reset").click().run()
+    assert _epoch_counter(at) is None and "train.run" not in at.session_state
+    assert not worker.alive
+
+
+def test_a_bad_data_folder_is_an_error_message_not_a_traceback(tmp_path):
+    at = _page({**SMALL_RUN, "data": f"rwcp:{tmp_path / 'missing'}"})
+    at.button(key="train.btn_start").click().run()
+    _wait(at, lambda a: a.session_state["train.run"]["worker"].snapshot().finished, timeout=60)
+    assert at.error and not at.exception
+    assert str(tmp_path / "missing") in at.error[0].value
