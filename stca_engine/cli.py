@@ -180,8 +180,15 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-cache", action="store_true", help="do not read or write the encoded-clip cache")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the same one-line error format as every other error (exit code 2 kept)."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"stca: error: {' '.join(message.split())} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="stca", description="Train, evaluate and run spiking networks with STCA.")
+    p = _Parser(prog="stca", description="Train, evaluate and run spiking networks with STCA.")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or status lines")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
