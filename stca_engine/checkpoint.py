@@ -62,6 +62,17 @@ class ModelInfo:
     engine_version: str = ""
     source: str = ""
 
+    def describe(self) -> dict:
+        """JSON-safe summary for display (no weights)."""
+        return {
+            "sizes": list(self.sizes), "dtype": self.dtype, "output_spiking": self.output_spiking,
+            "neuron": self.neuron_cfg.to_dict(), "task": self.task, "objective": self.objective,
+            "class_names": self.class_names, "encoder": self.encoder_settings,
+            "train": self.train_config.to_dict() if self.train_config is not None else None,
+            "extra": self.extra, "format_version": self.format_version, "engine_version": self.engine_version,
+            "source": self.source,
+        }
+
 
 # ------------------------------------------------------------------------------------------------
 # writing
@@ -338,6 +349,8 @@ def _build(config_bytes: bytes, weights_bytes: bytes, config_where: str, weights
                   output_spiking=cfg["output_spiking"], seed=0, backend=backend)
     except StcaError as e:
         raise CheckpointError(f"cannot build the network: {e}", config_where) from None
+    except (RuntimeError, AssertionError, ValueError) as e:  # e.g. device "cuda" on a machine without one
+        raise CheckpointError(f"cannot place the network on device {device!r}: {e}", config_where) from None
     with torch.no_grad():
         for w, t in zip(net.weights, weights):
             w.copy_(t.to(device=w.device))

@@ -518,6 +518,11 @@ class Trainer:
         return (len(self.train) + self.cfg.batch_size - 1) // self.cfg.batch_size
 
     @property
+    def probe_set(self) -> SpikeDataset:
+        """The dataset ``probe_index`` points into: the test set, or the train set when there is none."""
+        return self._probe_set
+
+    @property
     def interrupted(self) -> bool:
         """True when an epoch was stopped between batches and will resume on the next call."""
         return self._pending is not None
@@ -543,8 +548,12 @@ class Trainer:
             f"step were restored (try a smaller learning rate)", "training")
 
     def epoch_order(self, epoch: int) -> torch.Tensor:
-        """The shuffled sample order of (1-based) ``epoch``; depends only on seed and epoch."""
-        g = torch.Generator().manual_seed(self.cfg.seed + epoch)
+        """The shuffled sample order of (1-based) ``epoch``; depends only on seed and epoch.
+
+        The generator seed mixes the two (not ``seed + epoch``, which would give seed 1 the orders
+        of seed 0 shifted by one epoch).
+        """
+        g = torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + epoch) % (2 ** 63))
         return torch.randperm(len(self.train), generator=g)
 
     # ---- training -------------------------------------------------------------------------------

@@ -225,3 +225,13 @@ def test_save_refuses_broken_model(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(CheckpointError, match="is a file"):
         save_model(tmp_path / "file", _net(), CFG)
+
+
+def test_describe_is_json_and_unavailable_device_is_reported(saved):
+    net, info = load_model(saved, device="cpu")
+    d = json.loads(json.dumps(info.describe()))
+    assert d["sizes"] == [12, 7, 3] and d["neuron"] == CFG.to_dict() and d["class_names"] == ["a", "b", "c"]
+    if not torch.cuda.is_available():
+        _error_dev = pytest.raises(CheckpointError, match="cannot place the network on device 'cuda'")
+        with _error_dev:
+            load_model(saved, device="cuda")

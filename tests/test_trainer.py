@@ -318,3 +318,13 @@ def test_margin_objective_and_save(tmp_path):
     net2, info = load_model(tmp_path / "m", device="cpu")
     assert info.objective == "margin" and info.class_names == ["x", "y", "z"] and info.extra["epochs_trained"] == 10
     assert evaluate(net2, ds, info.neuron_cfg, "classify", "margin")["accuracy"] == 1.0
+
+
+def test_tdp1_in_float64_counts_single_spikes():
+    t = Trainer(None, TRAIN, TEST, CFG, _cfg(objective="tdp1", dtype="float64", hidden=[16]))
+    assert all(w.dtype == torch.float64 for w in t.net.weights)
+    r = t.step_epoch()
+    assert math.isfinite(r.train_loss) and r.weights[0].shape == (16, N_IN)
+    # tdp1 judges the number of spikes, not of clusters
+    np.testing.assert_array_equal(r.probe.prediction, r.probe.spikes.sum(axis=0))
+    assert t.probe_set is TEST
