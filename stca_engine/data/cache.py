@@ -8,6 +8,8 @@ writers (several app sessions, worker processes) never leave a half-written entr
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -34,6 +36,10 @@ def default_cache_dir() -> Path:
 
 
 def _jsonable(obj):
+    if hasattr(obj, "to_dict") and callable(obj.to_dict):
+        return _jsonable(obj.to_dict())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _jsonable(dataclasses.asdict(obj))
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -119,7 +125,7 @@ class SpikeCache:
 
 
 class EncodedClips(list):
-    """``encode_clips`` result: one ``(SpikeTrain, report)`` per clip, in order, ``None`` where the
+    """``encode_clips`` result: one ``(SpikeTrain, report dict)`` per clip, in order, ``None`` where the
     clip could not be used; ``skipped`` lists ``(path, reason)`` for those; ``hits``/``misses``
     count cache use."""
 
@@ -164,7 +170,23 @@ def _worker(payload: bytes, chunk: list[tuple[int, AudioClip]], cache_dir: str |
     return _encode_chunk(encoder, chunk, SpikeCache(cache_dir) if cache_dir else None)
 
 
+def _blas_single_thread():
+    """Small BLAS calls (e.g. the byte-order check's dot products) become ~1000x slower when
+    OpenBLAS threads compete with the encoder's FFT/OpenMP threads on few cores; one BLAS thread
+    per encoding loop avoids that and costs the encoder nothing."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - shipped with scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
 def _encode_chunk(encoder, chunk, cache: SpikeCache | None):
+    with _blas_single_thread():
+        return _encode_chunk_inner(encoder, chunk, cache)
+
+
+def _encode_chunk_inner(encoder, chunk, cache: SpikeCache | None):
     sr = _sr_of(encoder)
     fp = encoder_fingerprint(encoder)
     out = []
@@ -174,6 +196,7 @@ def _encode_chunk(encoder, chunk, cache: SpikeCache | None):
         except StcaError as exc:
             out.append((i, None, None, str(exc)))
             continue
+        report = _jsonable(report)  # the same plain dict whether fresh or from the cache
         if cache is not None:
             cache.put(cache.key(clip, encoder, fp), train, report)
         out.append((i, train, report, None))
@@ -206,7 +229,8 @@ def _pool_context():
 def encode_clips(clips: list[AudioClip], encoder, cache=True, progress=None,
                  workers: int | None = None) -> EncodedClips:
     """Encode ``clips`` with ``encoder``, reading hits from the cache and encoding misses in a pool of
-    processes (``workers``: default all cores; 1 = in this process). ``cache``: ``True`` (default
+    processes (``workers``: default all cores when there are 3 or more and enough misses, else this
+    process; 1 = always this process). ``cache``: ``True`` (default
     folder), ``False``/``None`` (off), a folder or a ``SpikeCache``. Clips that fail with a
     ``StcaError`` (unreadable, silent, ...) are ``None`` in the result and listed in ``.skipped``.
     ``progress(done, total, message)`` is called as clips finish."""
@@ -246,7 +270,13 @@ def encode_clips(clips: list[AudioClip], encoder, cache=True, progress=None,
         if progress is not None:
             progress(done, total, f"encoded {done}/{total}")
 
-    n_workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
+    if workers is None:
+        # auto: a pool pays a few seconds of start-up (importing the engine in a fresh process) and
+        # the encoder's FFTs already use two threads, so on 1-2 cores one process is faster
+        cores = os.cpu_count() or 1
+        n_workers = cores if cores >= 3 and len(todo) >= 32 else 1
+    else:
+        n_workers = max(1, int(workers))
     if n_workers > 1 and len(todo) >= 2 * n_workers:
         todo.sort(key=lambda t: (t[1].path, t[1].start_s))  # pieces of one file stay together
         size = max(1, min(32, len(todo) // (n_workers * 4)))

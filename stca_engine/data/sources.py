@@ -126,22 +126,26 @@ def select_image_classes(images: ImageSet, classes) -> ImageSet:
                     [pos[i] for i in images.test_idx if i in pos], images.source, images.skipped, images.info)
 
 
-def default_encoder(kind: str = "sound", dt_ms: float | None = None):
-    """The spikegram encoder for sound, rate coding for images (at ``dt_ms`` when given)."""
+def default_encoder(kind: str = "sound", dt_ms: float | None = None, n_pixels: int | None = None):
+    """The spikegram encoder for sound; rate coding (250 steps, up to 125 spikes) for images."""
+    settings = {} if dt_ms is None else {"dt_ms": float(dt_ms)}
+    if kind == "image":
+        from .mnist import RateImageEncoder
+
+        return RateImageEncoder(int(n_pixels), **settings)
     from ..encoders import make_encoder
 
-    settings = {} if dt_ms is None else {"dt_ms": float(dt_ms)}
-    return make_encoder("rate" if kind == "image" else "spikegram", **settings)
+    return make_encoder("spikegram", **settings)
 
 
-def _encode_images(images: ImageSet, encoder, idx: list[int], progress) -> list[SpikeTrain]:
+def _encode_images(images: ImageSet, encoder, idx: list[int], progress, done0: int) -> list[SpikeTrain]:
     out = []
     total = len(images.train_idx) + len(images.test_idx)
     for n, i in enumerate(idx):
-        tr, _ = encoder.encode(images.images[i])
+        tr, _ = encoder.encode(images.images[i], name=f"{images.source} image {i}")
         out.append(tr)
         if progress is not None and (n % 200 == 0 or n == len(idx) - 1):
-            progress(n + 1, total, "rate coding images")
+            progress(done0 + n + 1, total, "rate coding images")
     return out
 
 
@@ -172,20 +176,23 @@ def prepare_datasets(spec_or_clipset, task: str = "detect", encoder=None,
         raise ConfigError("image data sets support task 'classify' only (streams are for sound events)",
                           data.source)
     if encoder is None:
-        encoder = default_encoder("image" if is_image else "sound", dt_ms)
+        n_pixels = int(np.prod(data.images.shape[1:])) if is_image else None
+        encoder = default_encoder("image" if is_image else "sound", dt_ms, n_pixels)
     enc_dt = float(encoder.dt_ms)
     if dt_ms is not None and abs(enc_dt - float(dt_ms)) > 1e-9:
         raise ConfigError(f"the encoder's time step ({enc_dt:g} ms) differs from the network's ({float(dt_ms):g} ms)",
                           "dt_ms")
     class_names = list(data.class_names)
     info = {"source": data.source, "task": task, "class_names": class_names, "encoder": encoder.name,
-            "encoder_settings": {"name": encoder.name, **encoder.settings()}, "encoder_obj": encoder,
+            "encoder_settings": dict(encoder.settings()), "encoder_obj": encoder,
             "dt_ms": enc_dt, "n_inputs": int(encoder.n_units), "skipped": list(data.skipped),
             "loader_info": dict(data.info)}
 
     if is_image:
-        tr = _encode_images(data, encoder, data.train_idx, progress)
-        te = _encode_images(data, encoder, data.test_idx, progress)
+        if encoder.name != "rate":
+            raise ConfigError(f"image data sets need the rate encoder, not {encoder.name!r}", data.source)
+        tr = _encode_images(data, encoder, data.train_idx, progress, 0)
+        te = _encode_images(data, encoder, data.test_idx, progress, len(tr))
         train = [Sample(t, int(data.labels[i]), [], f"image{i}") for t, i in zip(tr, data.train_idx)]
         test = [Sample(t, int(data.labels[i]), [], f"image{i}") for t, i in zip(te, data.test_idx)]
         info.update(n_train_items=len(train), n_test_items=len(test))
