@@ -65,6 +65,7 @@ class SpikegramConfig:
     kernel_ms: float = 100.0  # longest kernel; each ends earlier where its envelope is -60 dB
     sr: int = 16000
     precision: str = "float32"  # correlation arrays; "float64" for bit-faithful pursuit (slower)
+    chunk_seconds: float = 30.0  # longer clips are pursued in chunks of this length (bounds memory)
 
     def __post_init__(self):
         def bad(name, why):
@@ -102,6 +103,8 @@ class SpikegramConfig:
             bad("dt_ms", "must be in (0, 100] ms")
         if not 1 <= self.kernel_ms <= 1000:
             bad("kernel_ms", "must be in [1, 1000] ms")
+        if not 0.1 <= self.chunk_seconds <= 3600:
+            bad("chunk_seconds", "must be in [0.1, 3600] s")
 
     @property
     def n_units(self) -> int:
@@ -422,28 +425,8 @@ def _check_wave(wave) -> np.ndarray:
     return x
 
 
-def matching_pursuit(wave: np.ndarray, cfg: SpikegramConfig | None = None, *, max_atoms: int | None = None,
-                     residual_db: float | None = None, precision: str | None = None) -> Atoms:
-    """Non-negative matching pursuit of ``wave`` over the gammatone dictionary.
-
-    Atom onsets lie in ``[0, len(wave))``; an atom may run past the end (the signal is zero there).
-    Stops after ``max_atoms`` (default: the config's spikes_per_second x duration), once the
-    residual energy is ``residual_db`` below the signal's, or when no positive correlation is left.
-    ``precision`` ("float32"/"float64", default the config's) is the type of the correlation arrays;
-    amplitudes and the energy bookkeeping are always float64.
-    """
-    cfg = cfg or SpikegramConfig()
-    precision = cfg.precision if precision is None else precision
-    if precision not in ("float32", "float64"):
-        raise ConfigError(f"must be 'float32' or 'float64' (got {precision!r})", "spikegram.precision")
-    dtype = np.dtype(precision)
-    x = _check_wave(wave)
-    d = gammatone_dictionary(cfg)
-    n = x.size
-    if max_atoms is None:
-        max_atoms = int(math.ceil(cfg.spikes_per_second * n / cfg.sr))
-    residual_db = cfg.residual_db if residual_db is None else residual_db
-    energy0 = float(np.dot(x, x))
+def _pursue(x: np.ndarray, n: int, d: GammatoneDictionary, dtype, max_atoms: int, stop_energy: float):
+    """One pursuit over ``x`` with onsets restricted to ``[0, n)`` (x may run on past n)."""
     K = d.n_kernels
     row_len = -(-n // _B1) * _B1
     total = -(-(K * row_len) // (_B1 * _B2)) * (_B1 * _B2)
@@ -457,13 +440,66 @@ def matching_pursuit(wave: np.ndarray, cfg: SpikegramConfig | None = None, *, ma
     out_k = np.zeros(max_atoms, dtype=np.int64)
     out_t = np.zeros(max_atoms, dtype=np.int64)
     out_a = np.zeros(max_atoms, dtype=np.float64)
-    stop_energy = energy0 * 10.0 ** (residual_db / 10.0)
-    count, energy, reason = _mp_core(corr, lvl1, lvl2, row_len, n, K, d.table_as(dtype), d.table_offset, d.lengths,
-                                       max_atoms, energy0, stop_energy, out_k, out_t, out_a)
+    energy0 = float(np.dot(x, x))
+    count, energy, reason = _mp_core(corr, lvl1, lvl2, row_len, n, K, d.table_as(dtype), d.table_offset,
+                                     d.lengths, max_atoms, energy0, stop_energy, out_k, out_t, out_a)
     if count == max_atoms and reason == 0 and energy <= stop_energy:
         reason = 1
-    return Atoms(out_k[:count].copy(), out_t[:count].copy(), out_a[:count].copy(), _STOP_NAMES[int(reason)],
-                 max(0.0, float(energy)))
+    return out_k[:count], out_t[:count], out_a[:count], int(reason), float(energy)
+
+
+def matching_pursuit(wave: np.ndarray, cfg: SpikegramConfig | None = None, *, max_atoms: int | None = None,
+                     residual_db: float | None = None, precision: str | None = None) -> Atoms:
+    """Non-negative matching pursuit of ``wave`` over the gammatone dictionary.
+
+    Atom onsets lie in ``[0, len(wave))``; an atom may run past the end (the signal is zero there).
+    Stops after ``max_atoms`` (default: the config's spikes_per_second x duration), once the
+    residual energy is ``residual_db`` below the signal's, or when no positive correlation is left.
+    ``precision`` ("float32"/"float64", default the config's) is the type of the correlation arrays;
+    amplitudes and the energy bookkeeping are always float64.
+
+    Clips longer than ``cfg.chunk_seconds`` are pursued chunk by chunk to bound memory: each chunk
+    sees the real signal one kernel length beyond its end, and the tails of its atoms are removed
+    from the residual before the next chunk starts, so the residual stays exact; only the greedy
+    order across chunk borders differs from one global pursuit. The budget and the residual target
+    apply per chunk, in proportion to its length / relative to its energy.
+    """
+    cfg = cfg or SpikegramConfig()
+    precision = cfg.precision if precision is None else precision
+    if precision not in ("float32", "float64"):
+        raise ConfigError(f"must be 'float32' or 'float64' (got {precision!r})", "spikegram.precision")
+    dtype = np.dtype(precision)
+    x = _check_wave(wave)
+    d = gammatone_dictionary(cfg)
+    n = x.size
+    if max_atoms is None:
+        max_atoms = int(math.ceil(cfg.spikes_per_second * n / cfg.sr))
+    residual_db = cfg.residual_db if residual_db is None else residual_db
+    factor = 10.0 ** (residual_db / 10.0)
+    chunk = max(1, int(round(cfg.chunk_seconds * cfg.sr)))
+    if n <= chunk:
+        k, t, a, reason, energy = _pursue(x, n, d, dtype, max_atoms, float(np.dot(x, x)) * factor)
+        return Atoms(k.copy(), t.copy(), a.copy(), _STOP_NAMES[reason], max(0.0, energy))
+    L = d.kernels.shape[1]
+    resid = np.concatenate([x, np.zeros(L)])
+    parts, reasons = [], set()
+    done = 0
+    for c0 in range(0, n, chunk):
+        c1 = min(n, c0 + chunk)
+        budget = int(math.ceil(max_atoms * c1 / n)) - done
+        seg = resid[c0: c1 + L]
+        if budget <= 0:
+            reasons.add(0)
+            continue
+        k, t, a, reason, _ = _pursue(seg, c1 - c0, d, dtype, budget, float(np.dot(seg, seg)) * factor)
+        reasons.add(reason)
+        _add_atoms(seg, d.kernels, d.lengths, k, t, -a)  # seg is a view: updates the global residual
+        parts.append((k, t + c0, a))
+        done += k.size
+    reason = 0 if 0 in reasons else (2 if 2 in reasons else 1)
+    cat = [np.concatenate([p[i] for p in parts]) if parts else np.zeros(0) for i in range(3)]
+    return Atoms(cat[0].astype(np.int64), cat[1].astype(np.int64), cat[2].astype(np.float64), _STOP_NAMES[reason],
+                 float(np.dot(resid, resid)))
 
 
 @numba.njit(cache=True, nogil=True)

@@ -203,3 +203,29 @@ def test_bad_waveforms():
 def test_silence_gives_no_spikes():
     train, rep = encode_spikegram(np.zeros(1600, dtype=np.float32))
     assert train.n_spikes == 0 and rep.n_atoms == 0
+
+
+def test_long_clips_are_pursued_in_chunks_with_an_exact_residual():
+    x = np.concatenate([_test_signal(6000, s) for s in range(4)])  # 1.5 s
+    whole = SpikegramConfig(precision="float64")
+    chunked = whole.replace(chunk_seconds=0.3)  # 5 chunks of 4800 samples
+    a_whole = matching_pursuit(x, whole, max_atoms=1200, residual_db=-200)
+    a_chunk = matching_pursuit(x, chunked, max_atoms=1200, residual_db=-200)
+    assert len(a_chunk) == 1200 and np.all(np.diff(np.searchsorted([4800, 9600, 14400, 19200], a_chunk.time)) >= 0)
+    d = gammatone_dictionary(chunked)
+    padded = np.concatenate([x, np.zeros(d.kernels.shape[1])])
+    resid = padded - reconstruct(a_chunk, chunked, padded.size)
+    assert a_chunk.residual_energy == pytest.approx(float(resid @ resid), rel=1e-9)
+    s_whole = snr_db(x, reconstruct(a_whole, whole, x.size))
+    s_chunk = snr_db(x, reconstruct(a_chunk, chunked, x.size))
+    assert abs(s_whole - s_chunk) < 1.0, (s_whole, s_chunk)
+    # an atom straddling a chunk border is found once and its tail is not re-explained by the next chunk
+    n = 9600
+    y = np.zeros(n)
+    planted = [(2, 4500, 1.0), (20, 7000, 0.5)]  # kernel 2 is ~1000 samples long: crosses 4800
+    for k, t, a in planted:
+        g = d.kernels[k, : d.lengths[k]]
+        y[t: t + g.size] += a * g[: n - t]
+    got = matching_pursuit(y, chunked, max_atoms=20, residual_db=-80)
+    assert list(zip(got.kernel.tolist(), got.time.tolist())) == [(k, t) for k, t, _ in planted]
+    assert got.stop_reason == "residual target"
