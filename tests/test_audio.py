@@ -196,3 +196,14 @@ def test_bytesio_upload_of_wav_matches_file(tmp_path):
     sf.write(buf, tone(1000, 0.3, 22050), 22050, format="WAV")
     x = load_audio_bytes(buf.getvalue(), "u.wav")
     assert x.size == 4800 and dominant_hz(x) == pytest.approx(1000, abs=5)
+
+
+@pytest.mark.parametrize("order", ["little", "big"])
+def test_byteorder_of_faint_noise_and_of_loud_clipped_sound(order):
+    rng = np.random.default_rng(3)
+    faint = np.round(rng.normal(0, 2, 48000)).astype(np.int16)  # white room noise, a few LSBs
+    loud = np.clip(40000 * np.sin(2 * np.pi * 300 * np.arange(48000) / 48000), -32768, 32767).astype(np.int16)
+    for pcm in (faint, loud):
+        raw = pcm.astype("<i2" if order == "little" else ">i2").tobytes()
+        got, conf = detect_pcm16_byteorder(raw)
+        assert got == order and conf > 0.9
