@@ -344,18 +344,18 @@ def _mp_core(corr, lvl1, lvl2, row_len, n_valid, n_kernels, table, toff, lengths
     n = 0
     reason = 0
     n1 = lvl1.size
-    n2 = lvl2.size
+    n2 = lvl2.size  # padded with -inf to a multiple of 8
     while n < max_atoms:
         if energy <= stop_energy:
             reason = 1
             break
         # --- find the first maximum through the hierarchy
+        m = _max8(lvl2)  # vectorisable max, then the first index holding it
         g = 0
-        m = lvl2[0]
-        for i in range(1, n2):
-            if lvl2[i] > m:
-                m = lvl2[i]
+        for i in range(n2):
+            if lvl2[i] == m:
                 g = i
+                break
         if not m > 0.0:
             reason = 2
             break
@@ -436,7 +436,9 @@ def _pursue(x: np.ndarray, n: int, d: GammatoneDictionary, dtype, max_atoms: int
     rows[:, n:] = -np.inf
     correlate_all(x, d, n, out=rows)
     lvl1 = corr.reshape(-1, _B1).max(axis=1)
-    lvl2 = lvl1.reshape(-1, _B2).max(axis=1)
+    top = lvl1.reshape(-1, _B2).max(axis=1)
+    lvl2 = np.full(-(-top.size // 8) * 8, -np.inf, dtype=dtype)  # _max8 wants a multiple of 8
+    lvl2[: top.size] = top
     out_k = np.zeros(max_atoms, dtype=np.int64)
     out_t = np.zeros(max_atoms, dtype=np.int64)
     out_a = np.zeros(max_atoms, dtype=np.float64)
