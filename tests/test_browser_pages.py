@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import REPO, wait_for_app
+from conftest import REPO, StreamlitServer, wait_for_app
 
 ARTIFACTS = REPO / "tests" / "artifacts"
 
 
-def _settle(page, timeout_ms: int = 180_000):
-    """Wait until the script run is over: this Streamlit shows a 'Stop' control (not 'Running') meanwhile."""
+def _settle(page, timeout_ms: int = 180_000, quiet_ms: int = 1500):
+    """Wait until the script run is over and has stayed over for ``quiet_ms`` (this Streamlit shows a 'Stop'
+    control while running, and the indicator can appear a moment after the first elements)."""
     wait_for_app(page, timeout_ms=timeout_ms)
-    page.wait_for_function(
-        """() => { const s = document.querySelector('[data-testid="stStatusWidget"]');
-                   return !s || !(s.innerText.includes('Stop') || s.innerText.includes('Running')); }""",
-        timeout=timeout_ms,
-    )
+    busy_js = """() => { const s = document.querySelector('[data-testid="stStatusWidget"]');
+                         return !!s && (s.innerText.includes('Stop') || s.innerText.includes('Running')); }"""
+    waited, quiet = 0, 0
+    while quiet < quiet_ms:
+        if waited > timeout_ms:
+            raise TimeoutError(f"the app kept running for more than {timeout_ms} ms")
+        quiet = 0 if page.evaluate(busy_js) else quiet + 250
+        page.wait_for_timeout(250)
+        waited += 250
 
 
 def _open(page, server, path: str, heading: str):
@@ -80,3 +85,44 @@ def test_detect_page_in_chromium(streamlit_server, page):
     _open(page, streamlit_server, "Detect", "Detect sound events")
     _no_exception(page)
     _shot(page, "detect_empty")
+
+
+@pytest.fixture
+def server_with_saved_model(tmp_path):
+    """A server whose runs/ folder holds one detection model (output 0 hears every afferent), so the Detect
+    page has something to run."""
+    import torch
+
+    import stca_engine as se
+    from stca_engine.checkpoint import save_model
+    from stca_engine.data.demo import CLASSES
+    from stca_engine.encoders import make_encoder
+
+    enc = make_encoder("spectral")
+    cfg = se.NeuronConfig()
+    net = se.SNN([enc.n_units, 4], cfg, seed=0, init_std=0.0)
+    with torch.no_grad():
+        net.weights[0][0, :] = 0.4
+        net.weights[0][2, : enc.n_units // 2] = 0.6  # low bands only
+    save_model(tmp_path / "runs" / "demo-detector", net, cfg, class_names=list(CLASSES[:4]),
+               encoder_settings=enc.settings(), task="detect", objective="stca")
+    server = StreamlitServer(env={"STCA_RUNS_DIR": str(tmp_path / "runs"), "STCA_CACHE_DIR": str(tmp_path / "cache")},
+                             log_path=tmp_path / "server.log")
+    yield server
+    server.stop()
+
+
+@pytest.mark.browser
+def test_detect_results_in_chromium(server_with_saved_model, page):
+    _open(page, server_with_saved_model, "Detect", "Detect sound events")
+    page.get_by_text("128-4 network").first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Find events").click()
+    page.get_by_text("Download detections (CSV)").first.wait_for(timeout=180_000)
+    _settle(page)
+    _no_exception(page)
+    assert page.locator(".js-plotly-plot").count() >= 1
+    _shot(page, "detect_results")
+    page.get_by_role("tab", name="Output voltages").click()
+    _settle(page)
+    _no_exception(page)
+    _shot(page, "detect_voltages")

@@ -233,4 +233,18 @@ def test_detection_timeline_lanes():
     assert list(bars["bell"].base) == [0.2, 2.0] and np.allclose(bars["bell"].x, [0.4, 0.2])
     assert list(bars["bell"].y) == ["bell", "bell"]
     assert bars["true event"].base[0] == pytest.approx(0.15)
+    assert list(bars["true event"].customdata[0]) == pytest.approx([0.15, 0.45])
     assert list(fig.layout.yaxis2.categoryarray) == ["ring", "horn", "bell"]
+
+
+def test_output_traces_window_keeps_absolute_times(out_data):
+    v, s = out_data
+    # the window [100, 220) of a longer recording: the cluster at local steps 10..15 is at absolute 110..115
+    fig = output_traces(v, s, 1.0, DT, 10, ["a", "b", "c"], k_star=[-1, 125, -1], sign=[0, 1, 0],
+                        events=[Event(0, 0, 105), Event(0, 400, 500)], t0_steps=100)
+    first = min((c.x0, c.x1) for c in _shapes(fig, "spike cluster") if c.xref == "x")
+    assert first == pytest.approx(((110 - 0.5) * DT / 1000, (115 + 0.5) * DT / 1000))
+    (kp,) = _traces(fig, "k⁺")
+    assert kp.x[0] == pytest.approx(125 * DT / 1000) and kp.y[0] == pytest.approx(v[25, 1])
+    assert _traces(fig, "V")[0].x[0] == pytest.approx(100 * DT / 1000)
+    assert len(_shapes(fig, "true event")) == 1  # the event at 400..500 lies outside the window

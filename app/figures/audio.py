@@ -141,7 +141,8 @@ def detection_timeline(wave, sr: int, detections, class_names: Sequence[str], ev
         fig.add_trace(go.Bar(
             y=[_class_label(c, names) for c, _, _ in true], x=[b - a for _, a, b in true], base=[a for _, a, _ in true],
             orientation="h", name="true event", marker=dict(color=EVENT_COLOR), width=0.8, opacity=0.5,
-            hovertemplate="true %{y}<br>%{base:.2f}–%{x:.2f} s<extra></extra>",
+            customdata=[[a, b] for _, a, b in true],
+            hovertemplate="true %{y}<br>%{customdata[0]:.2f} s – %{customdata[1]:.2f} s<extra></extra>",
         ), row=2, col=1)
     det = _spans_s(detections, None)
     by_class: dict[int, list] = {}

@@ -73,7 +73,8 @@ def output_traces(voltages, spikes, theta: float, dt_ms: float, t_in_steps: int,
     sign = None if sign is None else _np(sign).astype(np.int64).ravel()
     events = list(events or [])
 
-    fig = make_subplots(rows=N, cols=1, shared_xaxes=True, vertical_spacing=min(0.04, 0.3 / max(N, 1)),
+    height = 140 + 150 * N
+    fig = make_subplots(rows=N, cols=1, shared_xaxes=True, vertical_spacing=min(0.1, 48.0 / (height - 155)),
                         subplot_titles=[f"<b>{names[i]}</b>" for i in range(N)])
     legend_shown: set = set()
     for i in range(N):
@@ -98,7 +99,7 @@ def output_traces(voltages, spikes, theta: float, dt_ms: float, t_in_steps: int,
         if spike_steps.size:
             fig.add_trace(go.Scatter(
                 x=t[spike_steps], y=v[spike_steps, i], mode="markers", name="spikes", legendgroup="spikes",
-                marker=dict(symbol="line-ns-open", size=14, color="black", line=dict(width=2.5, color="black")),
+                marker=dict(symbol="line-ns-open", size=11, color="rgba(0,0,0,0.7)", line=dict(width=1.5)),
                 showlegend="spikes" not in legend_shown,
                 hovertemplate=f"{names[i]} spike<br>t=%{{x:.3f}} s<extra></extra>",
             ), row=row, col=1)
@@ -118,8 +119,10 @@ def output_traces(voltages, spikes, theta: float, dt_ms: float, t_in_steps: int,
             legend_shown.add(label)
         fig.update_yaxes(title_text="V", row=row, col=1)
     fig.update_xaxes(title_text="time (s)", row=N, col=1)
-    finish(fig, uirevision="output_traces", title=title, height=140 + 150 * N)
-    fig.update_layout(margin=dict(t=140 if title else 100))  # legend row above the first subplot title
+    finish(fig, uirevision="output_traces", title=title, height=height)
+    # the legend sits at the very top of the figure, clear of the first subplot's title
+    fig.update_layout(margin=dict(t=130 if title else 95),
+                      legend=dict(yref="container", y=1.0, yanchor="top", x=1.0, xanchor="right"))
     return fig
 
 
@@ -207,5 +210,6 @@ def neuron_traces(m, s, e, v, spikes, theta: float, dt_ms: float, t_in_steps: in
     fig.update_yaxes(title_text="V", row=r, col=1)
     fig.update_xaxes(title_text="time (s)", row=r, col=1)
     finish(fig, uirevision="neuron_traces", height=800 if inputs is not None else 660)
-    fig.update_layout(margin=dict(t=115))  # room for the two-row legend above the first subplot title
+    fig.update_layout(margin=dict(t=120),  # the two-row legend at the very top, clear of the first subplot title
+                      legend=dict(yref="container", y=1.0, yanchor="top", x=1.0, xanchor="right"))
     return fig
