@@ -19,7 +19,7 @@ import numpy as np
 from scipy import signal
 
 SR = 48000
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SEED = 20190810  # IJCAI-19
 CLASSES = ["bells", "whistle", "horn", "ring", "clicks", "noise", "chirp_up", "chirp_down", "buzzer", "knock"]
 CLIPS_PER_CLASS = 40
@@ -53,6 +53,21 @@ def _bandnoise(rng, n, lo, hi):
     return signal.sosfilt(sos, rng.standard_normal(n))
 
 
+def _odd_harmonics(f0: float, t: np.ndarray, f_top: float = 8000.0) -> np.ndarray:
+    """Band-limited square wave: sum of sin(k w t) / k over odd k with k f0 < f_top, using the
+    recurrence sin((k+2)x) = 2 cos(2x) sin(kx) - sin((k-2)x) instead of one sin() per harmonic."""
+    x = 2 * np.pi * f0 * t
+    c2 = 2 * np.cos(2 * x)
+    prev, cur = -np.sin(x), np.sin(x)  # sin(-x), sin(x)
+    out = np.zeros_like(t)
+    k = 1
+    while k * f0 < f_top:
+        out += cur / k
+        prev, cur = cur, c2 * cur - prev
+        k += 2
+    return out
+
+
 def _synth(cls: str, rng: np.random.Generator, n: int) -> np.ndarray:
     t = np.arange(n) / SR
     p = 2 ** rng.uniform(-0.2, 0.2)  # +-0.2 octave pitch variation
@@ -81,9 +96,10 @@ def _synth(cls: str, rng: np.random.Generator, n: int) -> np.ndarray:
         x = np.zeros(n)
         pos = int(rng.uniform(0.005, 0.02) * SR)
         m = int(0.003 * SR)
+        sos = signal.butter(4, [2500 * p, min(9000 * p, 20000)], btype="bandpass", fs=SR, output="sos")
+        decay = np.exp(-np.arange(m) / (0.0006 * SR))
         while pos + m < n:
-            burst = _bandnoise(rng, m, 2500 * p, min(9000 * p, 20000)) * np.exp(-np.arange(m) / (0.0006 * SR))
-            x[pos:pos + m] += burst * rng.uniform(0.6, 1.0)
+            x[pos:pos + m] += signal.sosfilt(sos, rng.standard_normal(m)) * decay * rng.uniform(0.6, 1.0)
             pos += int(rng.uniform(0.02, 0.06) * SR)
         return x
     if cls == "noise":
@@ -95,9 +111,7 @@ def _synth(cls: str, rng: np.random.Generator, n: int) -> np.ndarray:
         f = f0 * (f1 / f0) ** (t / t[-1])  # exponential sweep over the clip
         return np.sin(2 * np.pi * np.cumsum(f) / SR) * _env(n, 0.015, 0.015)
     if cls == "buzzer":
-        f0 = 120.0 * p
-        x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 200, 2) if f0 * k < 8000)
-        return x * _env(n, 0.004, 0.006)
+        return _odd_harmonics(120.0 * p, t) * _env(n, 0.004, 0.006)
     if cls == "knock":
         x = np.zeros(n)
         n_knocks = int(rng.integers(1, 4))

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..audio import detect_pcm16_byteorder
 from ..errors import DatasetError
+from .cache import _blas_single_thread
 from .clips import AudioClip, ClipSet, split_half
 
 PAPER_CLASSES = ["bank", "bells5", "bowl", "cherry1", "coin3", "cup1", "horn", "phone4", "ring", "whistle1"]
@@ -145,8 +146,9 @@ def load_rwcp(root: str | os.PathLike, classes=None, n_per_class: int = SAMPLES_
             else:
                 usable = usable[:n_per_class]
         if check_byteorder:
-            for _, f in usable:
-                orders[detect_pcm16_byteorder(f.read_bytes())[0]] += 1
+            with _blas_single_thread():
+                for _, f in usable:
+                    orders[detect_pcm16_byteorder(f.read_bytes())[0]] += 1
         tr, te = split_half(len(usable), rng)
         base = len(clips)
         clips.extend(AudioClip(str(f), cls, kind="rwcp_raw", group=g) for g, f in usable)
