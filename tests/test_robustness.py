@@ -870,3 +870,217 @@ def test_cli_bad_input_real_process(case: CliCase, tmp_path):
     """The same through ``python -m stca_engine`` in a subprocess: the process exit status is 2."""
     r = run_cli(case.args(tmp_path), tmp_path)
     _check_cli_result(case, r.returncode, r.stderr, tmp_path)
+
+
+# ---- the app: st.error with the message, never a traceback -----------------------------------------
+
+APP_PAGES = REPO / "app" / "pages"
+
+
+@dataclass
+class AppCase:
+    """``act(at, tmp)`` drives the page (after a first run) into the bad input; the page must show
+    an ``st.error`` (or ``kind``) holding every fragment, and no exception / 'Something went wrong'."""
+
+    id: str
+    page: str
+    act: Callable
+    fragments: tuple[str, ...]
+    env: dict | None = None
+    kind: str = "error"
+    check: Callable | None = None  # extra assertions on the AppTest afterwards
+
+
+def _data_folder(source: str, path_of: Callable[[Path], Path]):
+    def act(at, tmp):
+        path = path_of(tmp)
+        at.radio(key="data.source").set_value(source).run()
+        at.text_input(key="data.path").input(str(path)).run()
+    return act
+
+
+def _data_uploads(files_of: Callable[[Path], list]):
+    def act(at, tmp):
+        at.radio(key="data.source").set_value("Upload files").run()
+        at.file_uploader(key="data.uploads").set_value(files_of(tmp)).run()
+    return act
+
+
+def _detect_upload(name: str, data_of: Callable[[Path], bytes]):
+    def act(at, tmp):
+        at.radio(key="detect.audio_src").set_value("Upload a recording").run()
+        at.file_uploader(key="detect.upload").set_value((name, data_of(tmp), "audio/wav")).run()
+    return act
+
+
+def _detect_model_zip(name: str, data_of: Callable[[Path], bytes]):
+    def act(at, tmp):
+        at.radio(key="detect.model_src").set_value("Upload a model .zip").run()
+        at.file_uploader(key="detect.model_zip").set_value((name, data_of(tmp), "application/zip")).run()
+    return act
+
+
+def _torch_save_bytes(tmp):
+    buf = io.BytesIO()
+    torch.save({"state_dict": _tiny_net().state_dict(), "evil": _Evil(tmp / "PWNED")}, buf)
+    return buf.getvalue()
+
+
+def _outside(tmp):
+    (tmp / "secret" / "bells5" / "48khz").mkdir(parents=True, exist_ok=True)
+    (tmp / "allowed").mkdir(exist_ok=True)
+    return tmp / "allowed" / ".." / "secret"
+
+
+def _symlink_out(tmp):
+    _outside(tmp)
+    link = tmp / "allowed" / "escape"
+    if not link.exists():
+        link.symlink_to(tmp / "secret", target_is_directory=True)
+    return link
+
+
+def _all_odd_rwcp(tmp):
+    root = tmp / "allowed" / "rwcp"
+    for c in ("bells5", "horn"):
+        for i in range(3):
+            p = root / c / "48khz" / f"{i:03d}.raw"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(b"\x01" * 101)
+    return root
+
+
+def _broken_medley(tmp):
+    root = tmp / "allowed" / "medley"
+    medley_track(root, "Broken", {}, yaml_text="stems: [unclosed\n")
+    return root
+
+
+def _app_cases() -> list[AppCase]:
+    data, detect, train = "1_Data.py", "3_Detect.py", "2_Train.py"
+    roots = lambda: None  # noqa: E731  (env filled per case below, with the case's tmp folder)
+    del roots
+    nan_wav = lambda t: wav_bytes(np.where(np.arange(SR)[:, None] == 5, np.nan, tone(1.0)).astype(np.float32))  # noqa: E731
+    return [
+        AppCase("app-data-folder-dotdot-outside-roots", data, _data_folder("RWCP folder", _outside),
+                ("outside the allowed data folders",), env={"STCA_DATA_ROOTS": "{tmp}/allowed"}),
+        AppCase("app-data-folder-symlink-outside-roots", data, _data_folder("MedleyDB folder", _symlink_out),
+                ("escape: outside the allowed data folders",), env={"STCA_DATA_ROOTS": "{tmp}/allowed"}),
+        AppCase("app-data-folder-absolute-outside-roots", data, _data_folder("Folder of class sub-folders",
+                                                                             lambda t: Path("/etc")),
+                ("/etc: outside the allowed data folders",), env={"STCA_DATA_ROOTS": "{tmp}/allowed"}),
+        AppCase("app-data-rwcp-no-class-folders", data,
+                _data_folder("RWCP folder", lambda t: (t / "allowed" / "empty").mkdir(parents=True) or t / "allowed" / "empty"),
+                ("empty: no RWCP class folders found",), env={"STCA_DATA_ROOTS": "{tmp}/allowed"}),
+        AppCase("app-data-rwcp-only-odd-sized-files", data, _data_folder("RWCP folder", _all_odd_rwcp),
+                ("rwcp: no class has at least 2 usable .raw files",), env={"STCA_DATA_ROOTS": "{tmp}/allowed"}),
+        AppCase("app-data-medleydb-bad-yaml", data, _data_folder("MedleyDB folder", _broken_medley),
+                ("medley: no instrument with at least",), env={"STCA_DATA_ROOTS": "{tmp}/allowed"}),
+        AppCase("app-data-uploads-all-bad", data, _data_uploads(lambda t: [
+            ("fake_1.wav", b"plain text, not audio" * 50, "audio/wav"), ("fake_2.wav", nan_wav(t), "audio/wav")]),
+                ("uploads: no class with at least two usable uploads", "fake_1.wav: not a readable audio file",
+                 "fake_2.wav: contains 1 NaN/inf samples")),
+        AppCase("app-detect-upload-renamed-text", detect, _detect_upload("fake.wav", lambda t: b"not audio\n" * 300),
+                ("fake.wav: not a readable audio file",)),
+        AppCase("app-detect-upload-nan", detect, _detect_upload("nan.wav", nan_wav), ("nan.wav: contains 1 NaN/inf samples",)),
+        AppCase("app-detect-upload-silent", detect, _detect_upload("zero.wav", lambda t: wav_bytes(np.zeros((SR, 1)))),
+                ("zero.wav: silent",)),
+        AppCase("app-detect-upload-too-short", detect, _detect_upload("blip.wav", lambda t: wav_bytes(tone(0.01))),
+                ("blip.wav: too short: 10.0 ms",)),
+        AppCase("app-detect-upload-too-long", detect, _detect_upload("long.wav", lambda t: wav_bytes(tone(2.0))),
+                ("long.wav: too long: 2.00 s (the limit is 1 s",), env={"STCA_MAX_AUDIO_SECONDS": "1"}),
+        AppCase("app-detect-upload-over-size-cap", detect, _detect_upload("big.wav", lambda t: wav_bytes(tone(2.0))),
+                ("big.wav: upload too large: 0.1 MB (the limit is 0.05 MB",), env={"STCA_MAX_UPLOAD_MB": "0.05"}),
+        AppCase("app-detect-model-zip-not-a-zip", detect, _detect_model_zip("upload.zip", lambda t: b"PK\x03\x04garbage"),
+                ("upload.zip: is not a zip archive",)),
+        AppCase("app-detect-model-torch-pickle-refused", detect, _detect_model_zip("model.zip", _torch_save_bytes),
+                ("model.zip: does not contain config.json or model.safetensors",)),
+        AppCase("app-detect-model-zip-over-size-cap", detect, _detect_model_zip("huge.zip", lambda t: b"\x00" * 120_000),
+                ("huge.zip: upload too large",), env={"STCA_MAX_UPLOAD_MB": "0.05"}),
+        AppCase("app-train-tau-s-not-below-tau-m", train, _train_start(tau_s_ms="40", tau_m_ms="30"),
+                ("neuron config: tau_s_ms (40.0) must be smaller than tau_m_ms (30.0)",), check=_no_run_started),
+        AppCase("app-train-t-in-below-one-step", train, _train_start(t_in_ms="1"),
+                ("neuron config: t_in_ms (1.0) must be at least one time step",), check=_no_run_started),
+        AppCase("app-train-zero-hidden-layer-size", train, _train_widget("hidden", "0"),
+                ("hidden: hidden layer size 0 outside 1..",), check=_no_run_started),
+        AppCase("app-train-hidden-not-a-number", train, _train_widget("hidden", "64,abc"),
+                ("hidden: hidden layer size 'abc' is not a whole number",), check=_no_run_started),
+        AppCase("app-train-url-negative-tau", train, _train_url(tau_m_ms="-30"), ("tau_m_ms",), kind="warning"),
+        AppCase("app-train-url-alpha-zero", train, _train_url(alpha="0"), ("alpha",), kind="warning"),
+        AppCase("app-train-data-outside-roots", train, _train_start(data="rwcp:{tmp}/allowed/../secret"),
+                ("outside the allowed data folders",), env={"STCA_DATA_ROOTS": "{tmp}/allowed"}),
+    ]
+
+
+def _train_start(**params):
+    """Open the Train page with ``params`` in the URL (as a shared link would), press Start."""
+    def act(at, tmp):
+        _outside(tmp)
+        for k, v in params.items():
+            at.query_params[k] = v.replace("{tmp}", str(tmp))
+        at.run()
+        at.button(key="train.btn_start").click().run()
+        if "train.run" in at.session_state:  # the run was accepted: wait for the worker to fail
+            worker = at.session_state["train.run"]["worker"]
+            worker.join(60)
+            at.run()
+    act.needs_query = True
+    return act
+
+
+def _train_url(**params):
+    """A shared link with a bad value: the page opens, says which setting it ignored."""
+    def act(at, tmp):
+        for k, v in params.items():
+            at.query_params[k] = v
+        at.run()
+    act.needs_query = True
+    return act
+
+
+def _train_widget(name: str, value: str):
+    """The user types a bad value into a settings widget, then presses Start."""
+    def act(at, tmp):
+        import state  # app/state.py (on sys.path once the page has run)
+
+        at.text_input(key=state.widget_key(name)).input(value).run()
+        at.button(key="train.btn_start").click().run()
+    return act
+
+
+def _no_run_started(at):
+    """Validated before any work: pressing Start with a bad setting must not start a run."""
+    assert "train.run" not in at.session_state, "a run started although a setting is invalid"
+
+
+APP_CASES = _app_cases()
+
+
+@pytest.mark.parametrize("case", APP_CASES, ids=[c.id for c in APP_CASES])
+def test_app_bad_input(case: AppCase, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("STCA_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv("STCA_DATA_ROOTS", raising=False)
+    for k, v in (case.env or {}).items():
+        monkeypatch.setenv(k, v.replace("{tmp}", str(tmp_path)))
+    at = AppTest.from_file(str(APP_PAGES / case.page), default_timeout=120)
+    try:
+        if not getattr(case.act, "needs_query", False):
+            at.run()
+            assert not at.exception, at.exception
+        case.act(at, tmp_path)
+        assert not at.exception, [e.value for e in at.exception]
+        shown = [e.value for e in getattr(at, case.kind)]
+        everything = " | ".join(e.value for e in [*at.error, *at.warning])
+        assert "Something went wrong" not in everything and "Traceback" not in everything, everything
+        for frag in case.fragments:
+            assert any(frag.replace("{tmp}", str(tmp_path)) in s for s in shown), f"{frag!r} not in {case.kind}s {shown}"
+        assert not (tmp_path / "PWNED").exists()
+        if case.check is not None:
+            case.check(at)
+    finally:  # never leave a training thread behind, whatever happened
+        run = at.session_state["train.run"] if "train.run" in at.session_state else None
+        if run is not None:
+            run["worker"].stop("test over", wait_s=30)
