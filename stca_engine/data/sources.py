@@ -219,7 +219,7 @@ def prepare_datasets(spec_or_clipset, task: str = "detect", encoder=None,
 
     if task == "classify":
         def clips_to_samples(items):
-            return [Sample(t, int(c), [], clip.name) for t, c, clip in items]
+            return [Sample(t, int(c), [], f"{clip.class_name}/{clip.name}") for t, c, clip in items]
 
         train, test = clips_to_samples(sides["train"]), clips_to_samples(sides["test"])
     else:
