@@ -463,7 +463,8 @@ class Trainer:
     """Trains an ``SNN`` with STCA (or TDP1 / margin) on a ``SpikeDataset``.
 
     ``net`` may be ``None``: the network ``[n_inputs, *hidden, n_classes]`` is then built from the
-    seed (``margin`` gets a non-spiking output layer). ``stop_event`` (a ``threading.Event``) is
+    seed (``margin`` gets a non-spiking output layer). A given network keeps its device and dtype,
+    and ``cfg.hidden``/``cfg.dtype`` are set from it. ``stop_event`` (a ``threading.Event``) is
     checked between batches; an epoch interrupted that way continues where it stopped on the next
     ``step_epoch`` call, with the same minibatch order, so a paused run ends exactly like an
     unpaused one.
@@ -485,6 +486,12 @@ class Trainer:
             net = SNN(sizes, neuron_cfg, dtype=self.cfg.torch_dtype(), device=self.cfg.resolved_device(),
                       output_spiking=self.cfg.objective != "margin", seed=self.cfg.seed,
                       init_std=self.cfg.init_std)
+        else:  # the given network decides the architecture; keep the config truthful (it is saved)
+            self.cfg.hidden = [int(h) for h in list(net.sizes)[1:-1]]
+            dtype_name = {v: k for k, v in DTYPES.items()}.get(net.weights[0].dtype)
+            if dtype_name is None:
+                raise ConfigError(f"network weights are {net.weights[0].dtype}; use float32 or float64", "Trainer")
+            self.cfg.dtype = dtype_name
         self.net = net
         if self.cfg.objective == "margin" and getattr(net, "output_spiking", False):
             raise ConfigError("objective 'margin' needs a network with a non-spiking output layer", "Trainer")
@@ -632,11 +639,7 @@ class Trainer:
         self.epoch = epoch
         test_metrics = {"loss": float("nan"), "accuracy": float("nan")}
         if self.test is not None and len(self.test):
-            tol = None
-            if cfg.event_tolerance_ms is not None:
-                tol = int(round(cfg.event_tolerance_ms / self.neuron_cfg.dt_ms))
-            test_metrics = evaluate(net, self.test, self.neuron_cfg, cfg.task, cfg.objective,
-                                    batch_size=max(cfg.batch_size, 32), tolerance_steps=tol)
+            test_metrics = self.evaluate(self.test)
         report = EpochReport(
             epoch=epoch,
             train_loss=st["loss_sum"] / n,
@@ -691,6 +694,8 @@ class Trainer:
     def evaluate(self, dataset: SpikeDataset | None = None) -> dict:
         """``evaluate`` of the current network on ``dataset`` (default: the test set)."""
         dataset = self.test if dataset is None else dataset
+        if dataset is None:
+            raise ConfigError("there is no test set to evaluate on", "Trainer")
         tol = None
         if self.cfg.event_tolerance_ms is not None:
             tol = int(round(self.cfg.event_tolerance_ms / self.neuron_cfg.dt_ms))

@@ -302,7 +302,7 @@ def test_margin_objective_and_save(tmp_path):
     labels = [0, 1, 2, 1, 0, 2]
     samples = [Sample(SpikeTrain([5, 9, 14], [c, c, c], 3, 40, 3.0), c) for c in labels]
     ds = SpikeDataset(samples, 3, ["x", "y", "z"], "classify", 3.0)
-    tc = TrainConfig(task="classify", objective="margin", hidden=[], batch_size=3, optimizer="adam", lr=0.05,
+    tc = TrainConfig(task="classify", objective="margin", hidden=[50], batch_size=3, optimizer="adam", lr=0.05,
                      seed=0, device="cpu", init_std=0.1)
     with pytest.raises(ConfigError, match="non-spiking"):
         Trainer(SNN([3, 3], CFG, seed=0), ds, ds, CFG, tc)
@@ -312,6 +312,7 @@ def test_margin_objective_and_save(tmp_path):
     with torch.no_grad():
         net.weights[0].abs_()
     t = Trainer(net, ds, ds, CFG, tc)
+    assert t.cfg.hidden == [] and t.cfg.dtype == "float32"
     reports = t.fit(10)
     assert reports[-1].train_loss < reports[0].train_loss and reports[-1].test_accuracy == 1.0
     t.save(tmp_path / "m")
