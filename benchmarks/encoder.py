@@ -141,8 +141,12 @@ def main(argv=None) -> int:
             (tr, r), w, c = timed(encode_spikegram, x, cfg.replace(spikes_per_second=sps))
             print(f"  budget {sps:5d}/s: SNR {r.snr_db:6.2f} dB, {r.n_spikes} spikes, wall {w:.3f} s, "
                   f"cpu {c:.3f} s, real-time factor {args.seconds / w:.1f}x")
-    ok = args.seconds / wall >= 20
-    print(f"goal >= 20x real time at default settings: {'MET' if ok else 'NOT MET'} ({args.seconds / wall:.1f}x)")
+    rt_wall, rt_cpu = args.seconds / wall, args.seconds / cpu
+    load = os.getloadavg()[0]
+    print(f"goal >= 20x real time at default settings: wall-clock {rt_wall:.1f}x -> {'MET' if rt_wall >= 20 else 'NOT MET'}; "
+          f"CPU-time basis {rt_cpu:.1f}x -> {'MET' if rt_cpu >= 20 else 'NOT MET'}"
+          + (f" (load average {load:.1f} on {os.cpu_count()} cores: other processes share them, so the wall "
+             f"clock overstates the encoder's cost)" if load > (os.cpu_count() or 1) else ""))
     return 0
 
 
