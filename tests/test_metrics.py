@@ -100,3 +100,43 @@ def test_classification_matches_sklearn(seed):
     for key, fn in (("precision", skm.precision_score), ("recall", skm.recall_score), ("f1", skm.f1_score)):
         assert rep[key] == pytest.approx(fn(true, pred, average="macro", zero_division=0)), key
     np.testing.assert_array_equal(rep["confusion_matrix"], skm.confusion_matrix(true, pred, labels=range(n_classes)))
+
+
+def _brute_force_f1_counts(raster, events, t_in, tol):
+    """Independent reference: walk each neuron's spikes one step at a time."""
+    tp = fp = fn = 0
+    T, C = raster.shape
+    for c in range(C):
+        clusters, last = [], None
+        for t in range(T):
+            if raster[t, c]:
+                if last is not None and t - last < t_in:
+                    clusters[-1][1] = t
+                else:
+                    clusters.append([t, t])
+                last = t
+        evs = [e for e in events if e.class_index == c]
+        inside = lambda cl, e: e.onset_step - tol <= cl[0] and cl[1] <= e.offset_step - 1 + tol  # noqa: E731
+        tp += sum(any(inside(cl, e) for cl in clusters) for e in evs)
+        fn += sum(not any(inside(cl, e) for cl in clusters) for e in evs)
+        fp += sum(not any(inside(cl, e) for e in evs) for cl in clusters)
+    return tp, fp, fn
+
+
+def test_event_f1_matches_brute_force_on_random_streams():
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        T, C, t_in, tol = int(rng.integers(20, 80)), int(rng.integers(1, 4)), int(rng.integers(1, 8)), int(rng.integers(0, 4))
+        rasters, evss, want = [], [], np.zeros(3, int)
+        for _s in range(int(rng.integers(1, 4))):
+            raster = (rng.random((T, C)) < rng.choice([0.02, 0.1])).astype(np.uint8)
+            evs = []
+            for _e in range(int(rng.integers(0, 4))):
+                on = int(rng.integers(0, T - 5))
+                evs.append(Event(int(rng.integers(0, C)), on, on + int(rng.integers(1, 20))))
+            rasters.append(raster)
+            evss.append(evs)
+            want += _brute_force_f1_counts(raster, evs, t_in, tol)
+        out = event_f1(rasters, evss, t_in, tol)
+        assert (out["tp"], out["fp"], out["fn"]) == tuple(want)
+        assert out["tp"] + out["fn"] == sum(len(e) for e in evss)
