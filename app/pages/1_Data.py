@@ -6,6 +6,8 @@ from pathlib import Path
 if str(Path(__file__).resolve().parents[1]) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # app/: `components`, `figures`
 
+import math
+
 import numpy as np
 import streamlit as st
 
@@ -19,6 +21,11 @@ SR = 16000
 DT_MS = 3.0
 SOURCES = ["Built-in demo", "RWCP folder", "MedleyDB folder", "Folder of class sub-folders", "Upload files"]
 AUDIO_TYPES = ["wav", "flac", "ogg", "mp3"]
+
+def _cap_mb() -> int:
+    """The operator's upload cap (STCA_MAX_UPLOAD_MB) for the browser-side check; the server checks again."""
+    return max(1, math.ceil(limits.max_upload_mb()))
+
 
 setup_page("Data", ":material/graphic_eq:")
 st.title("Sounds and spikes")
@@ -81,7 +88,8 @@ def _clip_set():
     if source == "Upload files":
         files = st.file_uploader("Sound files; the class is the file name up to the first '_' or '-' "
                                  "(e.g. bell_01.wav, bell_02.wav, horn_01.wav)", type=AUDIO_TYPES,
-                                 accept_multiple_files=True, key="data.uploads")
+                                 accept_multiple_files=True, key="data.uploads",
+                                 max_upload_size=_cap_mb())
         if not files:
             st.info(f"Upload at least two files per class (up to {limits.max_upload_mb():g} MB each).")
             return None

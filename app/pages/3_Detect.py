@@ -9,6 +9,8 @@ if str(Path(__file__).resolve().parents[1]) not in sys.path:
 import csv
 import io
 
+import math
+
 import numpy as np
 import streamlit as st
 
@@ -21,6 +23,11 @@ from stca_engine.errors import AudioError, StcaError
 SR = 16000
 AUDIO_TYPES = ["wav", "flac", "ogg", "mp3"]
 TRACE_WINDOW_S = 30.0
+
+def _cap_mb() -> int:
+    """The operator's upload cap (STCA_MAX_UPLOAD_MB) for the browser-side check; the server checks again."""
+    return max(1, math.ceil(limits.max_upload_mb()))
+
 
 setup_page("Detect", ":material/search:")
 st.title("Detect sound events")
@@ -53,7 +60,8 @@ def _model_choice():
                     cache[("disk", pick)] = mu.load_from_disk(pick)
             model = cache.get(("disk", pick))
     else:
-        up = st.file_uploader("Model .zip (config.json + model.safetensors)", type=["zip"], key="detect.model_zip")
+        up = st.file_uploader("Model .zip (config.json + model.safetensors)", type=["zip"], key="detect.model_zip",
+                              max_upload_size=_cap_mb())
         if up is not None:
             cache = st.session_state.setdefault("detect.loaded", {})
             token = ("zip", up.name, up.size)
@@ -104,7 +112,8 @@ def _recording(model):
         return None
     cap = limits.max_upload_mb()
     up = st.file_uploader(f"Audio file ({', '.join(AUDIO_TYPES)}; up to {cap:g} MB, "
-                          f"{limits.max_audio_seconds() / 60:g} min)", type=AUDIO_TYPES, key="detect.upload")
+                          f"{limits.max_audio_seconds() / 60:g} min)", type=AUDIO_TYPES, key="detect.upload",
+                          max_upload_size=_cap_mb())
     if up is None:
         st.info("Upload a recording to search it for events.")
         return None
