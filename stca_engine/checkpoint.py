@@ -281,7 +281,7 @@ def _parse_config(data: bytes, where: str) -> tuple[dict, NeuronConfig, object |
         from .trainer import TrainConfig
 
         try:
-            train = TrainConfig.from_dict(dict(cfg["train"]))
+            train = TrainConfig.from_dict(dict(cfg["train"]), check_device=False)  # may come from a GPU box
         except ConfigError as e:
             raise CheckpointError(f"training settings out of range: {e.problem}", where) from None
         except TypeError as e:

@@ -66,7 +66,9 @@ class TrainConfig:
     dtype: str = "float32"
     event_tolerance_ms: float | None = None
 
-    def validate(self) -> "TrainConfig":
+    def validate(self, check_device: bool = True) -> "TrainConfig":
+        """Check and normalise every setting (``ConfigError`` naming it). ``check_device=False`` skips
+        asking whether a CUDA device is present (a saved config may come from another machine)."""
         def bad(name, problem):
             raise ConfigError(f"{name}: {problem}", _WHERE)
 
@@ -131,7 +133,7 @@ class TrainConfig:
                 dev = torch.device(self.device)
             except (RuntimeError, ValueError):
                 bad("device", f"must be 'auto', 'cpu' or 'cuda[:n]', got {self.device!r}")
-            if dev.type == "cuda" and not torch.cuda.is_available():
+            if check_device and dev.type == "cuda" and not torch.cuda.is_available():
                 bad("device", f"{self.device!r} asked for, but no CUDA device is available")
         return self
 
@@ -141,7 +143,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict, check_device: bool = True) -> "TrainConfig":
         """Inverse of ``to_dict`` (validated); unknown keys are an error, missing keys take defaults."""
         if not isinstance(d, dict):
             raise ConfigError(f"expected a mapping of training settings, got {type(d).__name__}", _WHERE)
@@ -149,7 +151,7 @@ class TrainConfig:
         unknown = sorted(set(d) - names)
         if unknown:
             raise ConfigError(f"unknown setting(s) {unknown}; known: {sorted(names)}", _WHERE)
-        return cls(**d).validate()
+        return cls(**d).validate(check_device=check_device)
 
     def resolved_device(self) -> torch.device:
         if self.device == "auto":
@@ -464,7 +466,7 @@ class Trainer:
 
     ``net`` may be ``None``: the network ``[n_inputs, *hidden, n_classes]`` is then built from the
     seed (``margin`` gets a non-spiking output layer). A given network keeps its device and dtype,
-    and ``cfg.hidden``/``cfg.dtype`` are set from it. ``stop_event`` (a ``threading.Event``) is
+    and ``cfg.hidden``/``cfg.dtype``/``cfg.init_std`` are set from it. ``stop_event`` (a ``threading.Event``) is
     checked between batches; an epoch interrupted that way continues where it stopped on the next
     ``step_epoch`` call, with the same minibatch order, so a paused run ends exactly like an
     unpaused one.
@@ -492,6 +494,8 @@ class Trainer:
             if dtype_name is None:
                 raise ConfigError(f"network weights are {net.weights[0].dtype}; use float32 or float64", "Trainer")
             self.cfg.dtype = dtype_name
+            if isinstance(getattr(net, "init_std", None), (int, float)):
+                self.cfg.init_std = float(net.init_std)
         self.net = net
         if self.cfg.objective == "margin" and getattr(net, "output_spiking", False):
             raise ConfigError("objective 'margin' needs a network with a non-spiking output layer", "Trainer")

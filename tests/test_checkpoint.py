@@ -62,6 +62,14 @@ def test_round_trip_identical_outputs(tmp_path, dtype):
     assert info.dtype == str(dtype).replace("torch.", "")
 
 
+def test_config_from_a_gpu_machine_loads_anywhere(saved):
+    cfg = json.loads((saved / CONFIG_NAME).read_text())
+    cfg["train"] = {**TrainConfig().to_dict(), "device": "cuda:1"}
+    (saved / CONFIG_NAME).write_text(json.dumps(cfg))
+    _, info = load_model(saved, device="cpu")
+    assert info.train_config.device == "cuda:1"
+
+
 def test_non_spiking_output_and_file_paths(tmp_path):
     net = _net(output_spiking=False)
     save_model(tmp_path, net, CFG, objective="margin", task="classify")
