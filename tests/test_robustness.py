@@ -14,6 +14,7 @@ import os
 import pickle
 import struct
 import subprocess
+import time
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -1174,3 +1175,66 @@ def test_limits_defaults_env_and_chunk_spans(monkeypatch):
         assert covered.all()
         starts = [a + (round(o * sr) if i else 0) for i, (a, _) in enumerate(spans)]
         assert starts == list(range(0, n, round(c * sr)))[: len(spans)]
+
+
+def test_app_nan_loss_stops_the_run_and_keeps_the_last_good_model(monkeypatch, tmp_path):
+    """In the app: one epoch (Step), then a NaN loss on Resume: the worker ends in 'error', the page
+    shows the TrainingError with its epoch, and the session's model is still the epoch-1 one."""
+    from streamlit.testing.v1 import AppTest
+
+    import stca_engine.trainer as trainer_mod
+
+    sys.path.insert(0, str(REPO / "app"))
+    import training_worker as tw
+
+    monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
+    real_prepare = tw.prepare_engine_data
+
+    def small(settings, progress):
+        from stca_engine.data.types import SpikeDataset
+
+        train, test, info = real_prepare(settings, progress)
+        cut = lambda ds, n: SpikeDataset(ds.samples[:n], ds.n_inputs, list(ds.class_names), ds.task, ds.dt_ms)  # noqa: E731
+        return cut(train, 16), cut(test, 8), info
+
+    monkeypatch.setattr(tw, "prepare_engine_data", small)
+    armed = {"on": False}
+    real_loss, real_predict = trainer_mod._loss_fns()
+
+    def maybe_nan(*a, **k):
+        loss, info = real_loss(*a, **k)
+        return (loss * float("nan") if armed["on"] else loss), info
+
+    monkeypatch.setattr(trainer_mod, "_loss_fns", lambda: (maybe_nan, real_predict))
+    at = AppTest.from_file(str(APP_PAGES / "2_Train.py"), default_timeout=120)
+    for k, v in dict(data="digits", task="classify", classes="0,1", hidden="8", epochs="5", batch_size="8",
+                     seed="5").items():
+        at.query_params[k] = v
+    at.run()
+    try:
+        at.button(key="train.btn_step").click().run()
+        worker = at.session_state["train.run"]["worker"]
+        t0 = time.monotonic()
+        while worker.snapshot().status != tw.PAUSED or worker.snapshot().epoch < 1:
+            assert time.monotonic() - t0 < 120 and worker.snapshot().status not in tw.FINISHED, worker.snapshot()
+            time.sleep(0.2)
+            at.run()
+        at.run()
+        good = [w.detach().clone() for w in at.session_state["trained_model"]["net"].weights]
+        armed["on"] = True
+        at.button(key="train.btn_start").click().run()
+        worker.join(120)
+        at.run()
+        snap = worker.snapshot()
+        assert snap.status == tw.ERROR and snap.epoch == 1
+        assert not at.exception
+        errors = [e.value for e in at.error]
+        assert any("training: epoch 2, batch 1: the loss became nan" in e and "last good step were restored" in e
+                   for e in errors), errors
+        model = at.session_state["trained_model"]
+        assert model["epochs_trained"] == 1
+        for w, g in zip(model["net"].weights, good):
+            assert torch.equal(w.detach(), g)
+    finally:
+        if "train.run" in at.session_state:
+            at.session_state["train.run"]["worker"].stop("test over", wait_s=30)
