@@ -451,7 +451,7 @@ def _pursue(x: np.ndarray, n: int, d: GammatoneDictionary, dtype, max_atoms: int
 
 
 def matching_pursuit(wave: np.ndarray, cfg: SpikegramConfig | None = None, *, max_atoms: int | None = None,
-                     residual_db: float | None = None, precision: str | None = None) -> Atoms:
+                     residual_db: float | None = None, precision: str | None = None, progress=None) -> Atoms:
     """Non-negative matching pursuit of ``wave`` over the gammatone dictionary.
 
     Atom onsets lie in ``[0, len(wave))``; an atom may run past the end (the signal is zero there).
@@ -464,7 +464,8 @@ def matching_pursuit(wave: np.ndarray, cfg: SpikegramConfig | None = None, *, ma
     sees the real signal one kernel length beyond its end, and the tails of its atoms are removed
     from the residual before the next chunk starts, so the residual stays exact; only the greedy
     order across chunk borders differs from one global pursuit. The budget and the residual target
-    apply per chunk, in proportion to its length / relative to its energy.
+    apply per chunk, in proportion to its length / relative to its energy. ``progress(done, total,
+    message)`` is called after each chunk.
     """
     cfg = cfg or SpikegramConfig()
     precision = cfg.precision if precision is None else precision
@@ -481,23 +482,28 @@ def matching_pursuit(wave: np.ndarray, cfg: SpikegramConfig | None = None, *, ma
     chunk = max(1, int(round(cfg.chunk_seconds * cfg.sr)))
     if n <= chunk:
         k, t, a, reason, energy = _pursue(x, n, d, dtype, max_atoms, float(np.dot(x, x)) * factor)
+        if progress is not None:
+            progress(1, 1, f"matching pursuit: {k.size} atoms")
         return Atoms(k.copy(), t.copy(), a.copy(), _STOP_NAMES[reason], max(0.0, energy))
     L = d.kernels.shape[1]
     resid = np.concatenate([x, np.zeros(L)])
     parts, reasons = [], set()
     done = 0
-    for c0 in range(0, n, chunk):
+    n_chunks = -(-n // chunk)
+    for ci, c0 in enumerate(range(0, n, chunk)):
         c1 = min(n, c0 + chunk)
         budget = int(math.ceil(max_atoms * c1 / n)) - done
         seg = resid[c0: c1 + L]
         if budget <= 0:
             reasons.add(0)
-            continue
-        k, t, a, reason, _ = _pursue(seg, c1 - c0, d, dtype, budget, float(np.dot(seg, seg)) * factor)
-        reasons.add(reason)
-        _add_atoms(seg, d.kernels, d.lengths, k, t, -a)  # seg is a view: updates the global residual
-        parts.append((k, t + c0, a))
-        done += k.size
+        else:
+            k, t, a, reason, _ = _pursue(seg, c1 - c0, d, dtype, budget, float(np.dot(seg, seg)) * factor)
+            reasons.add(reason)
+            _add_atoms(seg, d.kernels, d.lengths, k, t, -a)  # seg is a view: updates the global residual
+            parts.append((k, t + c0, a))
+            done += k.size
+        if progress is not None:
+            progress(ci + 1, n_chunks, f"matching pursuit: chunk {ci + 1}/{n_chunks}, {done} atoms")
     reason = 0 if 0 in reasons else (2 if 2 in reasons else 1)
     cat = [np.concatenate([p[i] for p in parts]) if parts else np.zeros(0) for i in range(3)]
     return Atoms(cat[0].astype(np.int64), cat[1].astype(np.int64), cat[2].astype(np.float64), _STOP_NAMES[reason],
@@ -558,12 +564,13 @@ def atoms_to_spikes(atoms: Atoms, cfg: SpikegramConfig, n_samples: int) -> tuple
     return SpikeTrain(key // cfg.n_units, key % cfg.n_units, cfg.n_units, n_steps, cfg.dt_ms), info
 
 
-def encode_spikegram(wave: np.ndarray, cfg: SpikegramConfig | None = None) -> tuple[SpikeTrain, SpikegramReport]:
+def encode_spikegram(wave: np.ndarray, cfg: SpikegramConfig | None = None,
+                     progress=None) -> tuple[SpikeTrain, SpikegramReport]:
     """Waveform (mono, at ``cfg.sr``) -> spike raster + report (atoms, SNR, merges, speed)."""
     cfg = cfg or SpikegramConfig()
     x = _check_wave(wave)
     t0 = time.perf_counter()
-    atoms = matching_pursuit(x, cfg)
+    atoms = matching_pursuit(x, cfg, progress=progress)
     train, info = atoms_to_spikes(atoms, cfg, x.size)
     # MP keeps |x|^2 = sum a^2 + |r|^2 over the zero-padded signal; the SNR over the clip itself
     # needs the reconstruction (cheap next to the pursuit, and timed with it).

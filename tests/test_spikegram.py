@@ -210,7 +210,9 @@ def test_long_clips_are_pursued_in_chunks_with_an_exact_residual():
     whole = SpikegramConfig(precision="float64")
     chunked = whole.replace(chunk_seconds=0.3)  # 5 chunks of 4800 samples
     a_whole = matching_pursuit(x, whole, max_atoms=1200, residual_db=-200)
-    a_chunk = matching_pursuit(x, chunked, max_atoms=1200, residual_db=-200)
+    calls = []
+    a_chunk = matching_pursuit(x, chunked, max_atoms=1200, residual_db=-200, progress=lambda *c: calls.append(c))
+    assert [c[:2] for c in calls] == [(i, 5) for i in range(1, 6)]
     assert len(a_chunk) == 1200 and np.all(np.diff(np.searchsorted([4800, 9600, 14400, 19200], a_chunk.time)) >= 0)
     d = gammatone_dictionary(chunked)
     padded = np.concatenate([x, np.zeros(d.kernels.shape[1])])
