@@ -437,7 +437,42 @@ def _skip_cases() -> list[SkipCase]:
         cs = uploads_clipset(files, dest=tmp / "up", max_seconds=2.0)
         return cs, cs.skipped, 4, len(cs.clips)
 
+    def folder_encode_time_failures(tmp):
+        """Files that only fail when decoded (NaN, silent, truncated) are skipped by the encoding step
+        the CLI and the app use (``sources.prepare_datasets``); training data is built from the rest."""
+        from stca_engine.data.sources import prepare_datasets
+        from stca_engine.encoders import make_encoder
+
+        root = tmp / "mine"
+        for c, f0 in (("dog", 300), ("cat", 900)):
+            for i in range(3):
+                write_wav(root / c / f"{c}{i}.wav", tone(0.3, freq=f0 + 40 * i))
+        x = tone(0.3)
+        x[50] = np.nan
+        write_wav(root / "dog" / "dog_nan.wav", x)
+        write_wav(root / "cat" / "cat_silent.wav", np.zeros((SR // 2, 1)))
+        (root / "cat" / "cat_cut.wav").write_bytes(wav_bytes(tone(0.3))[:40])
+        cs = load_folder(root)
+        train, test, info = prepare_datasets(cs, "classify", encoder=make_encoder("spectral"), cache=False,
+                                             workers=1)
+        return (train, test), info["skipped"], 6, len(train) + len(test)
+
+    def rwcp_encode_time_silent(tmp):
+        from stca_engine.data.sources import prepare_datasets
+        from stca_engine.encoders import make_encoder
+
+        root = rwcp_tree(tmp / "rwcp", n=4)
+        (root / "nospeech" / "drysrc" / "a1" / "horn" / "48khz" / "004.raw").write_bytes(b"\x00\x00" * 9600)
+        cs = load_rwcp(root)
+        train, test, info = prepare_datasets(cs, "classify", encoder=make_encoder("spectral"), cache=False,
+                                             workers=1)
+        return (train, test), info["skipped"], 8, len(train) + len(test)
+
     return [
+        SkipCase("folder-encode-time-nan-silent-truncated", folder_encode_time_failures,
+                 (("dog_nan.wav", "contains 1 NaN/inf samples"), ("cat_silent.wav", "silent"),
+                  ("cat_cut.wav", "not a readable audio file"))),
+        SkipCase("rwcp-encode-time-silent-raw", rwcp_encode_time_silent, (("004.raw", "silent"),)),
         SkipCase("rwcp-odd-and-empty-raw-files", rwcp_odd_and_empty,
                  (("900.raw", "odd size (1001 bytes) - not 16-bit PCM"), ("901.raw", "empty file"))),
         SkipCase("medleydb-bad-yaml-missing-and-unreadable-stems", medley_bad_yaml_and_missing_stem,
