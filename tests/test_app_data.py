@@ -98,3 +98,24 @@ def test_uploads_source():
     at.file_uploader(key="data.uploads").set_value(files).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert set(at.selectbox(key="data.class").options) == {"bell", "horn"}
+
+
+def test_user_errors_show_messages_never_tracebacks():
+    script = f"""
+import sys
+sys.path.insert(0, {str(REPO / "app")!r})
+import streamlit as st
+from components import user_errors
+from stca_engine.errors import DatasetError
+with user_errors("loading"):
+    raise DatasetError("no class folders found", "/data/rwcp")
+with user_errors("plotting"):
+    raise ZeroDivisionError("division by zero")
+st.write("still rendering")
+"""
+    at = AppTest.from_string(script, default_timeout=60).run()
+    assert not at.exception
+    assert at.error[0].value == "/data/rwcp: no class folders found"
+    assert "while plotting" in at.error[1].value and "ZeroDivisionError" in at.error[1].value
+    assert "Traceback" not in at.error[1].value
+    assert at.markdown[-1].value == "still rendering"

@@ -106,3 +106,25 @@ def test_model_from_a_checkpoint_zip(tmp_path):
     at.file_uploader(key="detect.model_zip").set_value(("broken.zip", data[:100], "application/zip")).run()
     assert not at.exception
     assert any("broken.zip" in e.value for e in at.error)
+
+
+def test_long_recordings_are_encoded_in_pieces_like_one_piece(monkeypatch):
+    """With 1 s pieces the chunked encoding of the two-burst recording has the same spikes (±1 step where a
+    piece's offset is rounded to the step grid) as encoding it whole, on the same time axis."""
+    from components.encoding import encode_long, encoder_from_settings
+    from stca_engine.encoders import make_encoder
+
+    wave, sr = sf.read(io.BytesIO(_burst_wav()), dtype="float32")
+    enc = encoder_from_settings(make_encoder("spectral").settings())
+    whole, _ = encode_long(enc, wave, sr, 3.0)
+    monkeypatch.setenv("STCA_CHUNK_SECONDS", "1")
+    calls = []
+    pieces, reports = encode_long(enc, wave, sr, 3.0, progress=lambda d, t, m: calls.append((d, t)))
+    assert calls == [(1, 3), (2, 3), (3, 3)] and len(reports) == 3
+    assert whole.n_steps == pieces.n_steps == 1000 and pieces.n_units == whole.n_units
+    assert pieces.n_spikes == whole.n_spikes > 0
+    for t, u in zip(pieces.times, pieces.units):
+        assert np.any((whole.units == u) & (np.abs(whole.times - t) <= 1))
+    # the spikes sit on the bursts (0.5 s and 1.7 s), nowhere else
+    secs = pieces.times * 3.0 / 1000
+    assert np.all(((secs > 0.45) & (secs < 0.65)) | ((secs > 1.65) & (secs < 1.85)))
