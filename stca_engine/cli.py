@@ -25,6 +25,7 @@ from pathlib import Path
 from .errors import ConfigError, StcaError
 
 EXIT_USAGE = 2
+DEFAULT_INIT_STD = 0.05
 DATA_HELP = "demo | rwcp:PATH | medleydb:PATH | folder:PATH | digits | mnist:PATH"
 
 # Defaults per task, chosen so `stca train --data demo --task detect` gives a good model in minutes
@@ -205,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr-hidden", type=_positive_float, default=None)
     t.add_argument("--optimizer", choices=["sgd", "adam"], default=None)
     t.add_argument("--out", default=None, help="model folder (default runs/<task>-<objective>-<time>)")
+    t.add_argument("--init-std", type=_positive_float, default=None,
+                   help="initial weight std (default %g; the paper's 0.01 leaves the hidden layer silent "
+                        "on sparse spikegrams, and a silent network gets no gradient)" % DEFAULT_INIT_STD)
     t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     n = t.add_argument_group("neuron constants (SPEC §2 defaults)")
@@ -337,7 +341,8 @@ def cmd_train(args) -> int:
         device = tc.resolved_device() if not ctx.enabled else ctx.device
         sizes = [train.n_inputs, *tc.hidden, len(train.class_names)]
         net = SNN(sizes, neuron_cfg, dtype=tc.torch_dtype(), device=device,
-                  output_spiking=tc.objective != "margin", seed=tc.seed)
+                  output_spiking=tc.objective != "margin", seed=tc.seed,
+                  init_std=args.init_std if args.init_std is not None else DEFAULT_INIT_STD)
         D.check_batches(len(train), tc.batch_size, ctx)
         t_net, t_train = D.prepare_trainer_inputs(net, train, ctx)
         trainer = Trainer(t_net, t_train, test, neuron_cfg, tc)
@@ -347,7 +352,7 @@ def cmd_train(args) -> int:
 
         epochs: list[dict] = []
         encoder_settings = _encoder_settings(info, encoder)
-        extra = {"data": args.data, "data_options": jsonable(data_kw), "seed": args.seed,
+        extra = {"data": args.data, "init_std": net.init_std, "data_options": jsonable(data_kw), "seed": args.seed,
                  "n_train": len(train), "n_test": len(test)}
         metrics_path = out / "metrics.json"
         t_start = time.perf_counter()
