@@ -38,13 +38,13 @@ PAGES = [
 ]
 
 app_dir = Path(__file__).resolve().parent
-left, right = st.columns(2, gap="large")
-for i, (page, icon, name, text) in enumerate(PAGES):
-    with (left if i % 2 == 0 else right).container(border=True):
-        st.subheader(f"{icon} {name}")
-        st.markdown(text)
-        if (app_dir / page).exists():
-            st.page_link(page, label=f"Open {name.split('· ')[1]}", icon=":material/arrow_forward:")
+for row in (PAGES[:2], PAGES[2:]):  # one st.columns per row so the cards of a row start level
+    for col, (page, icon, name, text) in zip(st.columns(2, gap="large"), row):
+        with col.container(border=True):
+            st.subheader(f"{icon} {name}")
+            st.markdown(text)
+            if (app_dir / page).exists():
+                st.page_link(page, label=f"Open {name.split('· ')[1]}", icon=":material/arrow_forward:")
 
 with st.expander("STCA in one minute", icon=":material/lightbulb:", expanded=False):
     st.markdown(
