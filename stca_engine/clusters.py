@@ -181,3 +181,31 @@ def k_minus(v, spikes, t_in_steps: int | None, cluster_mask: bool = True):
     one_d = v.dim() == 1
     k = _k_minus(v.unsqueeze(1) if one_d else v, spk.unsqueeze(1) if one_d else spk, t_in)
     return _out(k.squeeze(0) if one_d else k, one_d)
+
+
+USE_NUMBA = True  # CPU tensors use the numba kernel in ``select``; tests switch it off to check torch
+
+
+def select(v: torch.Tensor, spikes: torch.Tensor, t_in_steps: int | None, theta: float):
+    """Everything a loss needs per neuron of ``[T, B, N]`` traces, in one call: ``(n_o, k⁺, k⁻)``.
+
+    ``t_in_steps=None`` selects TDP1's rules (n_o = spikes, k⁺ anywhere below ϑ, k⁻ = last spike).
+    """
+    v, spk = _prepare(v, spikes)
+    if v.dim() != 3:
+        raise ConfigError(f"select needs [T, B, N] traces, got {list(v.shape)}", "clusters")
+    cluster_mode = t_in_steps is not None
+    t_in = _check_t_in(t_in_steps) if cluster_mode else 1
+    if USE_NUMBA and v.device.type == "cpu":
+        from .kernels.select_cpu import select as _sel
+
+        T, B, N = v.shape
+        n_o = np.zeros((B, N), np.int64)
+        k_p = np.zeros((B, N), np.int64)
+        k_m = np.zeros((B, N), np.int64)
+        _sel(v.contiguous().numpy(), spk.contiguous().numpy(), t_in, v.new_tensor(theta).numpy()[()],
+             cluster_mode, n_o, k_p, k_m)
+        return torch.from_numpy(n_o), torch.from_numpy(k_p), torch.from_numpy(k_m)
+    n_o = count_clusters(spk, t_in) if cluster_mode else spk.sum(dim=0)
+    t_sel = t_in if cluster_mode else None
+    return n_o, _k_plus(v, spk, t_sel, float(theta)), _k_minus(v, spk, t_sel)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .clusters import _k_minus, _k_plus, count_clusters, first_argmax
+from .clusters import count_clusters, first_argmax, select
 from .config import NeuronConfig
 from .errors import ConfigError
 
@@ -112,20 +112,14 @@ def stca_loss(v: torch.Tensor, s: torch.Tensor | None, target, cfg: NeuronConfig
             k_star = torch.where(sign != 0, k_top, zero - 1)
             no_kplus = torch.zeros(B, N, dtype=torch.bool, device=v.device)
         else:
-            if objective == "stca":
-                n_o = count_clusters(spk, cfg.t_in_steps)
-                t_in = cfg.t_in_steps
-            else:
-                n_o = spk.sum(dim=0).long()
-                t_in = None
+            n_o, k_p, k_m = select(vd, spk, cfg.t_in_steps if objective == "stca" else None, theta)
+            n_o, k_p, k_m = n_o.to(v.device), k_p.to(v.device), k_m.to(v.device)
             if objective == "stca" and task == "classify":
                 need_plus = (n_o == 0) & (desired == 1)
                 need_minus = (n_o > 0) & (desired == 0)
             else:
                 need_plus = n_o < desired
                 need_minus = n_o > desired
-            k_p = _k_plus(vd, spk, t_in, theta) if bool(need_plus.any()) else zero - 1
-            k_m = _k_minus(vd, spk, t_in) if bool(need_minus.any()) else zero - 1
             plus = need_plus & (k_p >= 0)
             no_kplus = need_plus & (k_p < 0)
             sign = plus.long() - need_minus.long()

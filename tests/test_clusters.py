@@ -157,7 +157,10 @@ def test_k_minus_no_spikes_and_tdp1_last_spike():
 def _brute_k_plus(v, spikes, t_in, theta):
     T = len(v)
     sp = [t for t in range(T) if spikes[t]]
-    allowed = [all(abs(t - u) >= t_in for u in sp) for t in range(T)]
+    if t_in is None:  # TDP1
+        allowed = [v[t] < theta for t in range(T)]
+    else:
+        allowed = [all(abs(t - u) >= t_in for u in sp) for t in range(T)]
     best = None
     for t in range(T):
         left = t == 0 or v[t - 1] < v[t]
@@ -174,6 +177,8 @@ def _brute_k_plus(v, spikes, t_in, theta):
 
 def _brute_k_minus(v, spikes, t_in):
     sp = [t for t in range(len(v)) if spikes[t]]
+    if t_in is None:  # TDP1
+        return sp[-1] if sp else -1
     clusters = []
     for t in sp:
         if clusters and t - clusters[-1][-1] < t_in:
@@ -186,7 +191,17 @@ def _brute_k_minus(v, spikes, t_in):
     return clusters[best][-1]
 
 
-def test_batched_selection_matches_brute_force():
+@pytest.fixture(params=["numba", "torch"])
+def impl(request, monkeypatch):
+    import stca_engine.clusters as c
+    monkeypatch.setattr(c, "USE_NUMBA", request.param == "numba")
+    return request.param
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_batched_selection_matches_brute_force(impl, dtype):
+    from stca_engine.clusters import select
+
     rng = random.Random(0)
     T, B, N, t_in = 50, 6, 7, 6
     v = torch.zeros(T, B, N, dtype=torch.float64)
@@ -199,8 +214,13 @@ def test_batched_selection_matches_brute_force():
                 if rng.random() < 0.04 * n:
                     x = 1.0 + rng.choice([0.0, 0.25])
                 v[t, b, n] = round(x, 1)
+    v = v.to(dtype)
     s = (v >= 1.0).double()
     kp, km = k_plus(v, s, t_in), k_minus(v, s, t_in)
+    n_sel, kp_sel, km_sel = select(v, s, t_in, 1.0)
+    assert torch.equal(kp_sel, kp) and torch.equal(km_sel, km) and torch.equal(n_sel, count_clusters(s, t_in))
+    n_tdp, kp_tdp, km_tdp = select(v, s, None, 1.0)
+    assert torch.equal(n_tdp, s.sum(0).long())
     counts = count_clusters(s, t_in)
     used = {"fallback": 0, "none": 0}
     for b in range(B):
@@ -211,6 +231,8 @@ def test_batched_selection_matches_brute_force():
             used["fallback"] += fallback
             used["none"] += want == -1
             assert int(km[b, n]) == _brute_k_minus(vv, ss, t_in)
+            assert int(kp_tdp[b, n]) == _brute_k_plus(vv, ss, None, 1.0)[0]
+            assert int(km_tdp[b, n]) == _brute_k_minus(vv, ss, None)
             assert int(counts[b, n]) == len(cluster_spans(np.nonzero(ss)[0], t_in))
             assert k_plus(v[:, b, n], s[:, b, n], t_in) == int(kp[b, n])
     assert s.sum() > 20 and (kp >= 0).sum() > 10 and (km >= 0).sum() > 5

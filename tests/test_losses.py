@@ -9,6 +9,14 @@ from stca_engine.losses import predict
 CFG = se.NeuronConfig(dt_ms=1.0, t_in_ms=5.0)  # T_in = 5 steps
 
 
+@pytest.fixture(autouse=True, params=["numba", "torch"])
+def selection_impl(request, monkeypatch):
+    """Every loss test runs with the numba and the torch time-point selection."""
+    import stca_engine.clusters as c
+    monkeypatch.setattr(c, "USE_NUMBA", request.param == "numba")
+    return request.param
+
+
 def _traces(T, specs):
     """specs[b][n] = (spike steps, {step: voltage}) -> v, s [T, B, N]; base voltage 0.1."""
     B, N = len(specs), len(specs[0])
