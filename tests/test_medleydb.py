@@ -164,3 +164,31 @@ def test_active_pieces_cuts_whole_pieces_only():
     act = np.array([0, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0], bool)  # runs [0.5, 3.5) and [4.0, 5.5)
     assert active_pieces(times, act, 6.0) == [(0.5, 2.0), (2.0, 3.5), (4.0, 5.5)]
     assert active_pieces(times, act, 5.0) == [(0.5, 2.0), (2.0, 3.5)]  # clipped to the stem's end
+
+
+class _PeakEncoder:
+    name, n_units, dt_ms = "peak", 2, 3.0
+
+    def settings(self):
+        return {"encoder": "peak"}
+
+    def encode(self, wave):
+        n = wave.size // 48
+        t = np.flatnonzero(np.abs(wave[: n * 48]).reshape(n, 48).max(axis=1) > 0.1)
+        from stca_engine.data.types import SpikeTrain
+
+        return SpikeTrain(t, t % 2, 2, n, 3.0), {}
+
+
+def test_pieces_become_classification_samples(medley, tmp_path):
+    from stca_engine.data.sources import default_encoder, prepare_datasets
+
+    cs = load_medleydb(medley, min_pieces=3, n_train=2, n_test=1, seed=0)
+    assert cs.info["encoder_preset"] == "medleydb"
+    assert default_encoder("sound", 3.0, preset=cs.info["encoder_preset"]).n_units == 384  # 128 kernels x 3 bins
+    train, test, info = prepare_datasets(cs, "classify", encoder=_PeakEncoder(), cache=tmp_path / "c", workers=1)
+    assert (len(train), len(test)) == (4, 2)
+    for s in train.samples + test.samples:
+        assert s.spikes.n_steps == 500  # 1.5 s at 3 ms
+        assert s.spikes.n_spikes > 400  # the pieces lie where the stem sounds
+    assert sorted(s.target for s in test.samples) == [0, 1]

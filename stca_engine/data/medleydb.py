@@ -284,5 +284,6 @@ def load_medleydb(root: str | os.PathLike, classes=None, n_train: int = N_TRAIN,
         clips.extend(te[i] for i in pick_te)
     if not chosen:
         raise DatasetError("no instrument could be split into train and test tracks", root)
-    info = {"pieces": report, "test_tracks": sorted(test_tracks), "labels_found": labels_seen, "notes": notes}
+    info = {"pieces": report, "test_tracks": sorted(test_tracks), "labels_found": labels_seen, "notes": notes,
+            "encoder_preset": "medleydb"}  # the paper's 128 kernels x 3 bins = 384 afferents
     return ClipSet(clips, chosen, train_idx, test_idx, skipped, source or f"medleydb:{root}", info)

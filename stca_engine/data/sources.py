@@ -126,9 +126,13 @@ def select_image_classes(images: ImageSet, classes) -> ImageSet:
                     [pos[i] for i in images.test_idx if i in pos], images.source, images.skipped, images.info)
 
 
-def default_encoder(kind: str = "sound", dt_ms: float | None = None, n_pixels: int | None = None):
-    """The spikegram encoder for sound; rate coding (250 steps, up to 125 spikes) for images."""
+def default_encoder(kind: str = "sound", dt_ms: float | None = None, n_pixels: int | None = None,
+                    preset: str | None = None):
+    """The spikegram encoder for sound (``preset="medleydb"``: the paper's 384 afferents); rate
+    coding (250 steps, up to 125 spikes) for images."""
     settings = {} if dt_ms is None else {"dt_ms": float(dt_ms)}
+    if preset is not None and kind != "image":
+        settings["preset"] = preset
     if kind == "image":
         from .mnist import RateImageEncoder
 
@@ -177,7 +181,8 @@ def prepare_datasets(spec_or_clipset, task: str = "detect", encoder=None,
                           data.source)
     if encoder is None:
         n_pixels = int(np.prod(data.images.shape[1:])) if is_image else None
-        encoder = default_encoder("image" if is_image else "sound", dt_ms, n_pixels)
+        encoder = default_encoder("image" if is_image else "sound", dt_ms, n_pixels,
+                                  None if is_image else data.info.get("encoder_preset"))
     enc_dt = float(encoder.dt_ms)
     if dt_ms is not None and abs(enc_dt - float(dt_ms)) > 1e-9:
         raise ConfigError(f"the encoder's time step ({enc_dt:g} ms) differs from the network's ({float(dt_ms):g} ms)",
