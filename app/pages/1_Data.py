@@ -41,22 +41,16 @@ def load_demo_set():
     return load_demo(seed=0)
 
 
+SPEC_KIND = {"RWCP folder": "rwcp", "MedleyDB folder": "medleydb", "Folder of class sub-folders": "folder"}
+
+
 @st.cache_data(show_spinner="Scanning the dataset folder…", max_entries=8)
 def load_folder_set(kind: str, path: str):
-    from stca_engine.roots import confine
+    """The clip set behind a folder, through the same data spec as the CLI and the Train page; the folder
+    must lie inside the operator's allowed roots (STCA_DATA_ROOTS)."""
+    from stca_engine.data.sources import load_clipset
 
-    root = confine(path)
-    if kind == "RWCP folder":
-        from stca_engine.data.rwcp import load_rwcp
-
-        return load_rwcp(root)
-    if kind == "MedleyDB folder":
-        from stca_engine.data.medleydb import load_medleydb
-
-        return load_medleydb(root)
-    from stca_engine.data.folder import load_folder
-
-    return load_folder(root)
+    return load_clipset(f"{SPEC_KIND[kind]}:{path}", restrict=True)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
