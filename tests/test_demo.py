@@ -108,3 +108,23 @@ def test_byte_order_detection_sees_every_clip_as_little_endian(demo_root):
         assert detect_pcm16_byteorder(raw)[0] == "little"
         swapped = np.frombuffer(raw, "<i2").astype(">i2").tobytes()
         assert detect_pcm16_byteorder(swapped)[0] == "big"
+
+
+def test_read_only_assets_fall_back_to_the_cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "CLIPS_PER_CLASS", 2)
+    monkeypatch.delenv("STCA_DEMO_DIR", raising=False)
+    monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(demo, "REPO_DEMO_DIR", tmp_path / "readonly" / "demo")
+    real = demo.generate_demo
+
+    def generate(root, progress=None):
+        if "readonly" in str(root):
+            raise PermissionError(13, "Permission denied", str(root))
+        return real(root, progress)
+
+    monkeypatch.setattr(demo, "generate_demo", generate)
+    root = demo.ensure_demo()
+    assert root == tmp_path / "cache" / "demo" and demo.demo_is_complete(root)
+    monkeypatch.setenv("STCA_DEMO_DIR", str(tmp_path / "readonly" / "x"))
+    with pytest.raises(PermissionError):  # an explicitly chosen folder is not silently replaced
+        demo.ensure_demo()

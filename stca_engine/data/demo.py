@@ -200,11 +200,23 @@ def demo_is_complete(root: str | os.PathLike | None = None) -> bool:
 
 
 def ensure_demo(root: str | os.PathLike | None = None, progress=None) -> Path:
-    """The demo root, generated first when missing, incomplete or from an older generator."""
+    """The demo root, generated first when missing, incomplete or from an older generator.
+
+    When the repo's ``assets/`` is read-only (an installed package), the set goes to
+    ``<cache dir>/demo`` instead."""
+    explicit = root is not None or bool(os.environ.get("STCA_DEMO_DIR"))
     root = Path(root) if root is not None else demo_dir()
-    if not demo_is_complete(root):
-        generate_demo(root, progress)
-    return root
+    if demo_is_complete(root):
+        return root
+    try:
+        return generate_demo(root, progress)
+    except PermissionError:
+        if explicit:
+            raise
+        from .cache import default_cache_dir
+
+        fallback = default_cache_dir() / "demo"
+        return fallback if demo_is_complete(fallback) else generate_demo(fallback, progress)
 
 
 def load_demo(seed: int = 0, **opts):

@@ -69,10 +69,14 @@ def find_part(root: Path, part: str) -> Path:
     raise DatasetError(f"missing {PARTS[part][0]}[.gz] (the standard MNIST IDX files)", root)
 
 
-def load_mnist(root: str | os.PathLike, n_train: int | None = None, n_test: int | None = None,
-               seed: int = 0) -> ImageSet:
-    """MNIST train (60k) and test (10k) images in [0, 1]; ``n_train``/``n_test`` keep a seeded
-    subset (for quick runs)."""
+DEFAULT_N_TRAIN, DEFAULT_N_TEST = 10000, 2000
+
+
+def load_mnist(root: str | os.PathLike, n_train: int | None = DEFAULT_N_TRAIN,
+               n_test: int | None = DEFAULT_N_TEST, seed: int = 0) -> ImageSet:
+    """MNIST images in [0, 1]: a seeded subset of ``n_train`` of the 60k training and ``n_test`` of
+    the 10k test images (``None`` = all). The default subset bounds memory: a rate-coded digit has
+    ~13k spikes (~200 KB as a SpikeTrain), so all 70k would need ~14 GB."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DatasetError("MNIST folder does not exist or is not a folder", root)

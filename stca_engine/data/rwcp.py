@@ -35,7 +35,7 @@ def find_class_dirs(root: str | os.PathLike) -> dict[str, list[tuple[str, Path]]
         hits = [d for d in dirnames if d.lower() == RATE_DIR]
         if hits and depth >= 1:
             here = Path(dirpath)
-            group = here.parent.name if depth >= 2 else ""
+            group = here.parent.name  # the RWCP group folder (or whatever holds the class)
             found.setdefault(here.name, []).append((group, here / hits[0]))
         if depth >= _MAX_DEPTH - 1:
             dirnames[:] = []
