@@ -5,8 +5,9 @@ thread and stops it between batches through ``Trainer.stop_event`` (Pause / Stop
 run is repeatable for a seed: the network is initialised from ``seed`` and the minibatch order of
 epoch ``e`` comes from a ``torch.Generator`` seeded with ``seed + e``.
 
-A non-finite loss, voltage or gradient stops the run: the weights of the last good optimiser step
-are put back and ``TrainingError`` says in which epoch and batch it happened.
+A non-finite loss, voltage or gradient stops the run: the weights after the last successful
+optimiser step (or the initial ones) are put back and ``TrainingError`` says in which epoch and
+batch it happened. Weights edited from outside between epochs are not "good" until a step succeeds.
 """
 from __future__ import annotations
 
@@ -620,8 +621,9 @@ class Trainer:
             if not all(bool(torch.isfinite(w.detach()).all()) for w in net.weights):
                 self.optimizer.state.clear()  # its moments may be poisoned too
                 self._fail(epoch, b + 1, "a weight became NaN or inf after the update")
-            self._good = self._snapshot()
             with torch.no_grad():
+                for g, w in zip(self._good, net.weights):  # reuse the buffers: no allocation per step
+                    g.copy_(w)
                 pred = _predictions(v.detach(), s.detach(), self.neuron_cfg, cfg.task, cfg.objective)
                 if cfg.task == "detect":
                     st["correct"] += float((pred == target).double().sum().item())
