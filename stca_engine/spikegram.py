@@ -40,7 +40,7 @@ __all__ = [
 GAMMATONE_ORDER = 4
 GAMMATONE_B = 1.019  # bandwidth factor of the 4th-order gammatone (Glasberg & Moore)
 KERNEL_FLOOR = 1e-3  # a kernel ends where its envelope is 60 dB below its peak
-_B1 = 64  # block size of the first level of maxima (samples)
+_B1 = 128  # block size of the first level of maxima (samples)
 _B2 = 64  # number of level-1 blocks per level-2 group
 
 STOP_BUDGET = "spike budget"
