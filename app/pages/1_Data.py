@@ -60,6 +60,12 @@ def load_clip(path: str, kind: str, start_s: float, end_s, class_name: str) -> n
     return AudioClip(path, class_name, start_s, end_s, kind).load(SR)
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def spectrogram_cached(wave: np.ndarray, title: str):
+    """The log-mel figure is the slowest view to build; a widget change elsewhere reuses it."""
+    return spectrogram(wave, SR, title=title)
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def encode_cached(wave: np.ndarray, settings: tuple):
     """(times, units, n_units, n_steps, dt_ms, report dict, seconds) for one waveform and encoder settings."""
@@ -201,8 +207,10 @@ if clips is not None:
         w1, w2 = st.columns(2)
         with w1:
             plot(waveform(wave, SR, title=f"{cls} · waveform"), key="data.wave")
+            st.caption("**Waveform**: how the air pressure moves over time; loud = tall.")
         with w2:
-            plot(spectrogram(wave, SR, title="log-mel spectrogram"), key="data.spec")
+            plot(spectrogram_cached(wave, "log-mel spectrogram"), key="data.spec")
+            st.caption("**Spectrogram**: which pitches (up = higher) are loud (bright) at each moment.")
 
         st.subheader("3 · Encode into spikes")
         enc_col, raster_col = st.columns([1, 2], gap="large")
