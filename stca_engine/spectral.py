@@ -125,12 +125,11 @@ def band_levels_db(wave: np.ndarray, cfg: SpectralConfig) -> np.ndarray:
     else:
         from scipy.signal import oaconvolve
 
-        from .spikegram import SpikegramConfig, gammatone_dictionary
+        from .spikegram import gammatone_kernels
 
-        d = gammatone_dictionary(SpikegramConfig(n_kernels=cfg.n_bands, f_min=cfg.f_min, f_max=cfg.f_max,
-                                                 sr=cfg.sr))
+        _, _, kernels = gammatone_kernels(cfg.n_bands, float(cfg.f_min), float(cfg.f_max), cfg.sr)
         # causal filterbank output; float32 halves the FFT time and is ample for a dB envelope
-        y = oaconvolve(x[None, :].astype(np.float32), d.kernels.astype(np.float32), axes=1)[:, : x.size]
+        y = oaconvolve(x[None, :].astype(np.float32), kernels.astype(np.float32), axes=1)[:, : x.size]
         y = y.astype(np.float64)
         pad = n_steps * hop - x.size
         e = np.pad(y * y, ((0, 0), (0, pad))).reshape(cfg.n_bands, n_steps, hop).mean(axis=2)

@@ -29,6 +29,7 @@ __all__ = [
     "Atoms",
     "GammatoneDictionary",
     "gammatone_dictionary",
+    "gammatone_kernels",
     "erb_space",
     "matching_pursuit",
     "reconstruct",
@@ -236,18 +237,28 @@ def _gammatone(fc: float, sr: int, max_len: int) -> np.ndarray:
     return g / np.linalg.norm(g)
 
 
-@functools.lru_cache(maxsize=8)
-def _dictionary_cached(n_kernels: int, f_min: float, f_max: float, sr: int, kernel_ms: float) -> GammatoneDictionary:
-    from scipy import fft as sfft
-
+@functools.lru_cache(maxsize=16)
+def gammatone_kernels(n_kernels: int, f_min: float, f_max: float, sr: int = 16000,
+                      kernel_ms: float = 100.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(centre_hz [K], lengths [K], kernels [K, Lmax] zero-padded), unit norm, read-only (cached)."""
     cf = erb_space(f_min, f_max, n_kernels)
     max_len = max(2, int(round(kernel_ms * sr / 1000.0)))
     gs = [_gammatone(f, sr, max_len) for f in cf]
     lengths = np.array([g.size for g in gs], dtype=np.int64)
-    L = int(lengths.max())
-    kernels = np.zeros((n_kernels, L))
+    kernels = np.zeros((n_kernels, int(lengths.max())))
     for k, g in enumerate(gs):
         kernels[k, : g.size] = g
+    for a in (cf, lengths, kernels):
+        a.setflags(write=False)
+    return cf, lengths, kernels
+
+
+@functools.lru_cache(maxsize=8)
+def _dictionary_cached(n_kernels: int, f_min: float, f_max: float, sr: int, kernel_ms: float) -> GammatoneDictionary:
+    from scipy import fft as sfft
+
+    cf, lengths, kernels = gammatone_kernels(n_kernels, f_min, f_max, sr, kernel_ms)
+    L = kernels.shape[1]
     pair_len = lengths[:, None] + lengths[None, :] - 1
     offset = np.zeros((n_kernels, n_kernels), dtype=np.int64)
     offset.flat[1:] = np.cumsum(pair_len.ravel())[:-1]
@@ -262,7 +273,7 @@ def _dictionary_cached(n_kernels: int, f_min: float, f_max: float, sr: int, kern
             o = offset[k, j]
             table[o: o + lj - 1] = c[j, nfft - (lj - 1):] if lj > 1 else c[j, :0]
             table[o + lj - 1: o + lj - 1 + lk] = c[j, :lk]
-    for a in (cf, lengths, kernels, table, offset):
+    for a in (table, offset):
         a.setflags(write=False)
     return GammatoneDictionary(cf, lengths, kernels, table, offset, sr)
 
