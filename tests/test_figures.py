@@ -133,6 +133,9 @@ def test_spike_raster_uses_webgl_and_places_spikes():
     assert (ev.x0, ev.x1) == pytest.approx((0.03, 0.06))
     assert any(a.text == "<b>b</b>" for a in fig.layout.annotations)
     assert "3 spikes" in fig.layout.title.text
+    assert fig.layout.xaxis.range is None  # autoscaled without n_steps
+    whole = spike_raster(times, units, 128, DT, n_steps=1000)
+    assert tuple(whole.layout.xaxis.range) == pytest.approx((0.0, 3.0))
 
 
 def test_hidden_raster_from_dense():
@@ -143,6 +146,7 @@ def test_hidden_raster_from_dense():
     assert isinstance(tr, go.Scattergl)
     assert sorted(zip(np.round(np.asarray(tr.x) * 1000 / DT).astype(int), tr.y)) == [(3, 2), (10, 0), (39, 6)]
     assert fig.layout.uirevision == "hidden_raster"
+    assert tuple(fig.layout.xaxis.range) == pytest.approx((0.0, 40 * DT / 1000))
 
 
 def test_learning_curves_overlays_runs():

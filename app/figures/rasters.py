@@ -24,9 +24,10 @@ def _event_shapes(fig: go.Figure, events, dt_ms: float, class_names: Sequence[st
 
 def spike_raster(times, units, n_units: int, dt_ms: float, title: str | None = None, events=None,
                  class_names: Sequence[str] | None = None, unit_label: str = "afferent",
-                 uirevision: str = "spike_raster") -> go.Figure:
+                 uirevision: str = "spike_raster", n_steps: int | None = None) -> go.Figure:
     """A raster: one dot per spike at (time in s, unit). ``times`` are steps; ``events`` (``Event`` or dicts
-    with class_index/onset_step/offset_step) shade the true event spans in their class colour."""
+    with class_index/onset_step/offset_step) shade the true event spans in their class colour; ``n_steps``
+    fixes the time axis to the whole recording (silence included) instead of the span of the spikes."""
     times = _np(times).astype(np.int64).ravel()
     units = _np(units).astype(np.int64).ravel()
     if times.shape != units.shape:
@@ -40,6 +41,8 @@ def spike_raster(times, units, n_units: int, dt_ms: float, title: str | None = N
     _event_shapes(fig, events, dt_ms, class_names)
     fig.update_yaxes(title_text=unit_label, range=[-0.5, max(int(n_units), 1) - 0.5])
     fig.update_xaxes(title_text="time (s)")
+    if n_steps is not None:
+        fig.update_xaxes(range=[0, max(int(n_steps), 1) * dt_ms / 1000.0])
     height = int(min(620, max(300, 140 + 2.2 * n_units)))
     shown = f"{title} · " if title else ""
     return finish(fig, uirevision=uirevision, title=f"{shown}{n:,} spikes on {int(n_units)} {unit_label}s"
@@ -54,4 +57,5 @@ def hidden_raster(spikes, dt_ms: float, title: str | None = None, events=None,
         raise ValueError(f"hidden spikes must be [T, N], got shape {s.shape}")
     t, u = np.nonzero(s > 0)
     return spike_raster(t, u, s.shape[1], dt_ms, title=title if title is not None else "hidden layer",
-                        events=events, class_names=class_names, unit_label="neuron", uirevision="hidden_raster")
+                        events=events, class_names=class_names, unit_label="neuron", uirevision="hidden_raster",
+                        n_steps=s.shape[0])

@@ -227,7 +227,8 @@ if clips is not None:
                     times, units, n_units, n_steps, dt_ms, report, secs = encode_cached(wave, tuple(sorted(settings.items())))
                     st.session_state["data.encoded"] = dict(n_spikes=int(times.size), n_units=int(n_units),
                                                             settings=dict(settings), report=report)
-                    plot(spike_raster(times, units, n_units, dt_ms, title=f"{cls} · spikegram"), key="data.raster")
+                    plot(spike_raster(times, units, n_units, dt_ms, title=f"{cls} · spikegram", n_steps=n_steps),
+                         key="data.raster")
                     _report_view(report, secs, int(times.size), int(n_units), wave.size / SR)
 
         st.subheader("4 · A stream of events")
@@ -251,6 +252,6 @@ if clips is not None:
                     plot(waveform(stream.wave, SR, events=stream.events, class_names=clips.class_names, dt_ms=dt_ms,
                                   title="stream waveform with its true events"), key="data.stream_wave")
                     plot(spike_raster(times, units, n_units, dt_ms, title="stream spikegram", events=stream.events,
-                                      class_names=clips.class_names), key="data.stream_raster")
+                                      class_names=clips.class_names, n_steps=n_steps), key="data.stream_raster")
                     st.caption("target counts: " + ", ".join(
                         f"{clips.class_names[c]} × {n}" for c, n in enumerate(stream.target) if n))
