@@ -231,3 +231,19 @@ def test_long_clips_are_pursued_in_chunks_with_an_exact_residual():
     got = matching_pursuit(y, chunked, max_atoms=20, residual_db=-80)
     assert list(zip(got.kernel.tolist(), got.time.tolist())) == [(k, t) for k, t, _ in planted]
     assert got.stop_reason == "residual target"
+
+
+@pytest.mark.parametrize("freq", [220.0, 1000.0, 4000.0])
+def test_a_tone_is_coded_by_the_kernels_tuned_to_it(freq):
+    t = np.arange(8000) / SR
+    x = np.sin(2 * np.pi * freq * t) * np.hanning(t.size)
+    cfg = SpikegramConfig()
+    atoms = matching_pursuit(x, cfg, max_atoms=300)
+    cf = gammatone_dictionary(cfg).centre_hz
+    nearest = int(np.argmin(np.abs(np.log(cf / freq))))
+    near = np.abs(atoms.kernel - nearest) <= 1  # the tuned kernel and its ERB neighbours
+    energy = atoms.amplitude ** 2
+    assert energy[near].sum() > 0.9 * energy.sum()
+    train, _ = atoms_to_spikes(atoms, cfg, x.size)
+    loud = train.units[train.units % cfg.n_bins == 0] // cfg.n_bins
+    assert loud.size > 0 and np.all(np.abs(loud - nearest) <= 1)
