@@ -139,7 +139,7 @@ def render_models_panel(st: Any, default_name: str = "my-run") -> None:
         st.markdown("**Save to disk** (`runs/<name>/`)")
         name = st.text_input("Model name", value=default_name, key="models.save_name")
         overwrite = st.checkbox("Overwrite if it exists", key="models.overwrite")
-        if st.button("💾 Save", key="models.save", disabled=model is None):
+        if st.button("Save", icon=":material/save:", key="models.save", disabled=model is None):
             try:
                 folder = save_to_disk(model, name, overwrite=overwrite)
                 st.success(f"Saved to {folder}")
@@ -150,7 +150,7 @@ def render_models_panel(st: Any, default_name: str = "my-run") -> None:
         names = list_saved()
         pick = st.selectbox("Saved models", names, key="models.pick", index=0 if names else None,
                             placeholder="nothing saved yet")
-        if st.button("📂 Load", key="models.load", disabled=not names):
+        if st.button("Load", icon=":material/folder_open:", key="models.load", disabled=not names):
             try:
                 st.session_state[SESSION_KEY] = load_from_disk(pick)
                 st.success(f"Loaded {pick}: {describe(st.session_state[SESSION_KEY])}")
@@ -159,12 +159,8 @@ def render_models_panel(st: Any, default_name: str = "my-run") -> None:
     with c_zip:
         st.markdown("**Download / upload** (.zip: safetensors + JSON)")
         if model is not None:
-            try:
-                data = to_zip_bytes(model)
-                st.download_button("⬇️ Download model.zip", data=data, file_name=f"{default_name}.zip",
-                                   mime="application/zip", key="models.download")
-            except Exception as exc:  # noqa: BLE001 - shown, never a traceback
-                show_error(exc)
+            st.download_button("Download model.zip", icon=":material/download:", data=lambda: to_zip_bytes(model),
+                               file_name=f"{default_name}.zip", mime="application/zip", key="models.download")
         up = st.file_uploader("Upload a model .zip", type=["zip"], key="models.upload")
         if up is not None:
             token = (up.name, up.size)

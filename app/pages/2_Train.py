@@ -28,7 +28,7 @@ setup_page("Train", "🏋️")
 
 ss = st.session_state
 K = state.widget_key
-POLL_S = 1.0
+POLL_S = 0.5
 
 # ---- session init: settings from the URL (once per session) -----------------------------------
 if "train.settings" not in ss:
@@ -217,16 +217,18 @@ run = _run()
 snap = run["worker"].snapshot() if run else None
 running = bool(snap and snap.status in (tw.PREPARING, tw.RUNNING) and snap.wants_run)
 c1, c2, c3, c4, c5 = st.columns([1, 1, 1, 1, 3])
-c1.button("▶ Start" if not (snap and snap.status == tw.PAUSED) else "▶ Resume", on_click=_on_start,
-          type="primary", width="stretch", key="train.btn_start", disabled=running)
-c2.button("⏸ Pause", on_click=_on_pause, width="stretch", key="train.btn_pause", disabled=not running)
-c3.button("⏭ Step", on_click=_on_step, width="stretch", key="train.btn_step", disabled=running,
-          help="Train exactly one epoch, then pause.")
-c4.button("↺ Reset", on_click=_on_reset, width="stretch", key="train.btn_reset", disabled=run is None)
+c1.button("Resume" if snap is not None and snap.status == tw.PAUSED else "Start", icon=":material/play_arrow:",
+          on_click=_on_start, type="primary", width="stretch", key="train.btn_start", disabled=running)
+c2.button("Pause", icon=":material/pause:", on_click=_on_pause, width="stretch", key="train.btn_pause",
+          disabled=not running)
+c3.button("Step", icon=":material/skip_next:", on_click=_on_step, width="stretch", key="train.btn_step",
+          disabled=running, help="Train exactly one epoch, then pause.")
+c4.button("Reset", icon=":material/restart_alt:", on_click=_on_reset, width="stretch", key="train.btn_reset",
+          disabled=run is None)
 if run is not None and run["settings"] != settings:
     c5.info("Settings changed since this run started: **Reset** to train with the new ones.")
 if run is None:
-    st.info("Press **▶ Start** to train (or **⏭ Step** for one epoch at a time). "
+    st.info("Press **Start** to train (or **Step** for one epoch at a time). "
             + (f"Preset: {presets[settings.preset].label}." if settings.preset in presets else ""))
 
 
@@ -314,29 +316,51 @@ def _publish_model(run, snap):
     run["published"] = snap.epoch
 
 
-def live_view():
+def _drawn_key(snap):
+    """What the heavy view depends on: it is redrawn (one full rerun) only when this changes."""
+    settled = snap.finished or (snap.status == tw.PAUSED and not snap.wants_run)
+    return (snap.epoch, settled, snap.status if settled else None)
+
+
+STATUS_TEXT = {
+    tw.IDLE: "ready", tw.PREPARING: "encoding the datasets…", tw.RUNNING: "training…", tw.PAUSED: "paused",
+    tw.DONE: "finished", tw.STOPPED: "stopped", tw.ERROR: "stopped with an error",
+}
+
+
+def ticker():
+    """Polled every ``POLL_S`` while a run is alive: cheap (text and a progress bar only). Tells the worker
+    the page is still open, and triggers one full redraw whenever an epoch finished or the run settled."""
     run = _run()
     if run is None:
         return
     worker = run["worker"]
     worker.heartbeat()
     snap = worker.snapshot()
-    s = run["settings"]
     head, status_col = st.columns([2, 3])
     head.markdown(f"### Epoch {snap.epoch} / {snap.n_epochs}")
-    status_text = {
-        tw.IDLE: "ready", tw.PREPARING: "encoding the datasets…", tw.RUNNING: "training…", tw.PAUSED: "paused",
-        tw.DONE: "finished", tw.STOPPED: "stopped", tw.ERROR: "stopped with an error",
-    }[snap.status]
     extra = f" · last epoch took {snap.epoch_seconds:.1f} s" if snap.epoch_seconds else ""
-    status_col.markdown(f"**Status:** {status_text}{extra}")
-    if snap.status == tw.PREPARING or (snap.progress[1] and snap.epoch == 0 and not snap.labels):
+    status_col.markdown(f"**Status:** {STATUS_TEXT[snap.status]}{extra}")
+    if snap.status == tw.PREPARING:
         done, total, msg = snap.progress
         st.progress(min(1.0, done / total) if total else 0.0, text=msg or "preparing the data…")
     if snap.status == tw.ERROR:
         st.error(snap.error)
     if snap.status == tw.STOPPED and snap.stop_reason and snap.stop_reason != "reset":
         st.warning(f"Training stopped: {snap.stop_reason}. Press Start for a new run.")
+    if ss.get("train.polling") and _drawn_key(snap) != ss.get("train.drawn"):
+        st.rerun(scope="app")
+
+
+def live_view():
+    """Everything drawn from the finished epochs (a fragment, so the slider and the probe choice redraw
+    only this part)."""
+    run = _run()
+    if run is None:
+        return
+    worker = run["worker"]
+    snap = worker.snapshot()
+    s = run["settings"]
     info = snap.info
     if info.get("summary"):
         st.caption(info["summary"])
@@ -458,19 +482,19 @@ def live_view():
         st.caption("How the weights move: a band that widens means the layer is learning stronger "
                    "positive and negative connections.")
 
-    # stop polling once nothing changes by itself any more (full rerun re-enables the buttons)
-    if snap.status in tw.FINISHED + (tw.PAUSED,) and ss.get("train.polling") and not snap.wants_run:
-        st.rerun(scope="app")
-
 
 def runner_objective(worker, label):
     r = worker.runner(label)
     return r.objective if r is not None else label
 
 
-polling = bool(snap is not None and (snap.wants_run or snap.status in (tw.PREPARING, tw.RUNNING, tw.PAUSED)))
-ss["train.polling"] = polling and not (snap.status == tw.PAUSED and not snap.wants_run) if snap else False
-st.fragment(live_view, run_every=POLL_S if polling else None)()
+# the ticker polls while a run can still change (also while paused: it is the page's heartbeat)
+run = _run()
+snap = run["worker"].snapshot() if run else None
+ss["train.polling"] = bool(snap is not None and not snap.finished)
+ss["train.drawn"] = _drawn_key(snap) if snap is not None else None
+st.fragment(ticker, run_every=POLL_S if ss["train.polling"] else None)()
+st.fragment(live_view)()
 
 st.divider()
 st.subheader("Model")

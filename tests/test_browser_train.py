@@ -1,0 +1,73 @@
+"""The Train page in a real headless Chromium: classroom preset, Start, the epoch counter advances
+while the page stays responsive, and a screenshot lands in tests/artifacts/ for a human to look at."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from conftest import REPO, wait_for_app
+
+ARTIFACTS = REPO / "tests" / "artifacts"
+COUNTER = re.compile(r"Epoch (\d+) / (\d+)")
+
+
+def epoch_counter(page):
+    m = COUNTER.search(page.inner_text("body"))
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def open_train_page(page, server, query: str = ""):
+    page.goto(f"{server.url}/Train{query}")
+    wait_for_app(page)
+    page.get_by_role("button", name="Start").wait_for(timeout=60_000)
+
+
+@pytest.mark.browser
+def test_classroom_preset_trains_live_in_chromium(streamlit_server, page):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    open_train_page(page, streamlit_server, "?classroom=1")
+    # choose the classroom preset explicitly in the sidebar select box
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Preset").first.wait_for()
+    select = sidebar.locator('[data-testid="stSelectbox"]').first
+    select.click()
+    page.get_by_role("option", name="Classroom (fast)").click()
+    wait_for_app(page)
+    assert "preset=classroom-fast" in page.url and "classroom=1" in page.url
+    page.get_by_role("button", name="Start").click()
+    page.get_by_text(COUNTER).first.wait_for(timeout=120_000)
+    first_seen = epoch_counter(page)
+    assert first_seen is not None and first_seen[1] >= 3
+    # wait (polling the DOM, as a user watching) until at least 3 epochs are drawn
+    t0 = time.monotonic()
+    counts = []
+    while time.monotonic() - t0 < 300:
+        c = epoch_counter(page)
+        if c and (not counts or counts[-1] != c[0]):
+            counts.append(c[0])
+        if c and c[0] >= 3:
+            break
+        time.sleep(0.5)
+    assert counts and counts[-1] >= 3, f"epoch counter stuck at {counts}"
+    assert len(counts) >= 2, "the counter should advance on screen while training runs"
+    # responsive while training: the replay slider and the figures are there, no exception box
+    page.get_by_text("Learning curves").first.wait_for(timeout=30_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator(".js-plotly-plot").count() >= 3
+    page.get_by_role("button", name="Pause").click()
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "train_classroom.png"), full_page=True)
+    assert (ARTIFACTS / "train_classroom.png").stat().st_size > 50_000
+
+
+@pytest.mark.browser
+def test_shared_link_opens_the_same_settings(streamlit_server, page):
+    open_train_page(page, streamlit_server, "?preset=paper&hidden=48&seed=5")
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert sidebar.get_by_text("Paper (IJCAI-19, §3.3)").count() >= 1
+    sidebar.get_by_text("Network").click()
+    assert sidebar.get_by_label("Hidden layer sizes").input_value() == "48"
+    assert sidebar.get_by_label("Seed").input_value() == "5"
+    assert "hidden=48" in page.url and "seed=5" in page.url
