@@ -197,14 +197,16 @@ def select(v: torch.Tensor, spikes: torch.Tensor, t_in_steps: int | None, theta:
     cluster_mode = t_in_steps is not None
     t_in = _check_t_in(t_in_steps) if cluster_mode else 1
     if USE_NUMBA and v.device.type == "cpu":
+        from .kernels.cpu import _threads
         from .kernels.select_cpu import select as _sel
 
         T, B, N = v.shape
         n_o = np.zeros((B, N), np.int64)
         k_p = np.zeros((B, N), np.int64)
         k_m = np.zeros((B, N), np.int64)
-        _sel(v.contiguous().numpy(), spk.contiguous().numpy(), t_in, v.new_tensor(theta).numpy()[()],
-             cluster_mode, n_o, k_p, k_m)
+        with _threads(T * B * N):
+            _sel(v.contiguous().numpy(), spk.contiguous().numpy(), t_in, v.new_tensor(theta).numpy()[()],
+                 cluster_mode, n_o, k_p, k_m)
         return torch.from_numpy(n_o), torch.from_numpy(k_p), torch.from_numpy(k_m)
     n_o = count_clusters(spk, t_in) if cluster_mode else spk.sum(dim=0)
     t_sel = t_in if cluster_mode else None

@@ -146,16 +146,33 @@ def _backward(x, W, V, gV, gO, has_gV, has_gO, v0, bm, bs, theta, inv_alpha, hal
                                 gxt[j] += g * w[j]
 
 
+PARALLEL_MIN_WORK = 200_000  # neuron-steps below which waking a second thread costs more than it saves
+
+
+class _threads:
+    """Run small problems on the calling thread only (numba's thread pool wake-up is ~0.1 ms idle,
+    far more on a busy machine); large ones on all of numba's threads."""
+
+    def __init__(self, work: int):
+        self.n = 1 if work < PARALLEL_MIN_WORK else nb.config.NUMBA_NUM_THREADS
+
+    def __enter__(self):
+        self.prev = nb.get_num_threads()
+        nb.set_num_threads(max(1, min(self.n, nb.config.NUMBA_NUM_THREADS)))
+
+    def __exit__(self, *exc):
+        nb.set_num_threads(self.prev)
+
+
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
 def _dense(x: torch.Tensor) -> bool:
     """Is ``x`` dense enough for BLAS? Estimated from a strided sample (a full count costs ~1 ms)."""
-    flat = x.reshape(-1)
-    step = max(1, flat.numel() // 65536)
-    sample = flat[::step]
-    return float(torch.count_nonzero(sample)) > SPARSE_MAX_DENSITY * sample.numel()
+    flat = x.detach().reshape(-1).numpy()
+    sample = flat[:: max(1, flat.size // 65536)]
+    return np.count_nonzero(sample) > SPARSE_MAX_DENSITY * max(1, sample.size)
 
 
 def _dummy(dtype, nd=3) -> np.ndarray:
@@ -170,16 +187,19 @@ def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = Fal
     W = W.detach().contiguous()
     npdt = _np(W).dtype.type
     V = torch.empty(T, B, N, dtype=dt)
-    O = torch.zeros(T, B, N, dtype=dt)
-    rec = [torch.zeros(T, B, N, dtype=dt) for _ in range(3)] if record else None
+    O = torch.empty(T, B, N, dtype=dt) if p.spiking else torch.from_numpy(np.zeros((T, B, N), dtype=npdt))
+    rec = [torch.from_numpy(np.zeros((T, B, N), dtype=npdt)) for _ in range(3)] if record else None
     Mn, Sn, En = (r.numpy() for r in rec) if record else (_dummy(npdt),) * 3
     sc = (npdt(p.v0), npdt(p.beta_m), npdt(p.beta_s), npdt(p.theta))
     if not _dense(x):
-        _forward(_np(x), _np(W.t()), _dummy(npdt), True, *sc, p.spiking, record, V.numpy(), O.numpy(), Mn, Sn, En)
+        with _threads(T * B * N):
+            _forward(_np(x), _np(W.t()), _dummy(npdt), True, *sc, p.spiking, record, V.numpy(), O.numpy(),
+                     Mn, Sn, En)
     else:
         I = torch.matmul(x, W.t())
-        _forward(_dummy(npdt), _dummy(npdt, 2), _np(I), False, *sc, p.spiking, record, V.numpy(), O.numpy(),
-                 Mn, Sn, En)
+        with _threads(T * B * N):
+            _forward(_dummy(npdt), _dummy(npdt, 2), _np(I), False, *sc, p.spiking, record, V.numpy(), O.numpy(),
+                     Mn, Sn, En)
     if record:
         return V, O, rec[0], rec[1], rec[2]
     return V, O, None, None, None
@@ -196,16 +216,17 @@ def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool 
     mode = 0
     if need_w:
         mode = 2 if _dense(x) else 1
-    n_chunk = max(1, min(B, nb.get_num_threads()))
+    n_chunk = max(1, min(B, _threads(T * B * N).n))
     acc = np.zeros((n_chunk, n_in, N), dtype=npdt) if mode == 1 else np.zeros((n_chunk, 1, 1), dtype=npdt)
-    gI = torch.zeros(T, B, N, dtype=dt) if mode == 2 else None
+    gI = torch.from_numpy(np.zeros((T, B, N), dtype=npdt)) if mode == 2 else None
     gx = torch.empty(T, B, n_in, dtype=dt) if need_x else None
-    _backward(_np(x), _np(W), _np(V),
-              _np(gV.to(dt)) if gV is not None else _dummy(npdt),
-              _np(gO.to(dt)) if gO is not None else _dummy(npdt),
-              gV is not None, gO is not None, npdt(p.v0), npdt(p.beta_m), npdt(p.beta_s), npdt(p.theta),
-              npdt(1.0 / p.alpha), npdt(0.5 * p.alpha), p.spiking, need_x, mode,
-              gx.numpy() if need_x else _dummy(npdt), acc, gI.numpy() if mode == 2 else _dummy(npdt), k_last)
+    with _threads(T * B * N):
+        _backward(_np(x), _np(W), _np(V),
+                  _np(gV.to(dt)) if gV is not None else _dummy(npdt),
+                  _np(gO.to(dt)) if gO is not None else _dummy(npdt),
+                  gV is not None, gO is not None, npdt(p.v0), npdt(p.beta_m), npdt(p.beta_s), npdt(p.theta),
+                  npdt(1.0 / p.alpha), npdt(0.5 * p.alpha), p.spiking, need_x, mode,
+                  gx.numpy() if need_x else _dummy(npdt), acc, gI.numpy() if mode == 2 else _dummy(npdt), k_last)
     gW = None
     if mode == 1:
         gW = p.v0 * torch.from_numpy(acc.sum(axis=0)).t().contiguous()

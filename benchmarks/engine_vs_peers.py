@@ -1,0 +1,216 @@
+"""Speed of one training step (forward + backward) of a 128-300-10 spiking network, T = 500,
+batch 16, 2 % input density, float32, on the CPU: this engine vs the same C-LIF model as a plain
+torch loop vs snnTorch (Synaptic) vs SpikingJelly (multi-step LIF), all in one process (SPEC §6).
+
+Run:  .venv/bin/python benchmarks/engine_vs_peers.py [--repeats 7] [--quick]
+Prints median milliseconds, ratios to the fastest peer, peak memory, and scaling with T.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import sys
+import time
+import tracemalloc
+import warnings
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import stca_engine as se  # noqa: E402
+
+warnings.filterwarnings("ignore")
+SIZES = [128, 300, 10]
+
+
+def make_input(T, B, density, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(T, B, SIZES[0], generator=g) < density).float()
+    target = torch.randint(0, 3, (B, SIZES[-1]), generator=g)
+    return x, target
+
+
+# ---------------------------------------------------------------- this engine
+def engine_step(cfg, backend="auto"):
+    net = se.SNN(SIZES, cfg, seed=0, backend=backend)
+    with torch.no_grad():  # weights large enough that the network spikes (realistic work)
+        net.weights[0].normal_(0, 0.15, generator=torch.Generator().manual_seed(1))
+        net.weights[1].normal_(0, 0.12, generator=torch.Generator().manual_seed(2))
+
+    def step(x, target):
+        net.zero_grad(set_to_none=True)
+        rec = net(x)
+        loss, info = se.stca_loss(rec.voltages[-1], rec.spikes[-1], target, cfg, task="detect")
+        loss.backward()
+        return float(loss), rec
+    return step, net
+
+
+# ---------------------------------------------------------------- plain torch loop (same model, autograd)
+class _Spike(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v, theta, alpha):
+        ctx.save_for_backward(v)
+        ctx.theta, ctx.alpha = theta, alpha
+        return (v >= theta).to(v.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        (v,) = ctx.saved_tensors
+        return g * (((v - ctx.theta).abs() < ctx.alpha / 2).to(v.dtype) / ctx.alpha), None, None
+
+
+def plain_step(cfg):
+    g = torch.Generator().manual_seed(1)
+    ws = [torch.nn.Parameter(torch.randn(o, i, generator=g) * s) for i, o, s in ((128, 300, 0.15), (300, 10, 0.12))]
+
+    def step(x, target):
+        for w in ws:
+            w.grad = None
+        h = x
+        for W in ws:
+            I = cfg.v0 * (h @ W.t())
+            m = torch.zeros(x.shape[1], W.shape[0])
+            s, e, o = m.clone(), m.clone(), m.clone()
+            vs, os_ = [], []
+            for k in range(x.shape[0]):
+                m = cfg.beta_m * m + I[k]
+                s = cfg.beta_s * s + I[k]
+                e = cfg.beta_m * e + cfg.theta * o
+                v = m - s - e
+                o = _Spike.apply(v, cfg.theta, cfg.alpha)
+                vs.append(v)
+                os_.append(o)
+            V, h = torch.stack(vs), torch.stack(os_)
+        loss = (V.max(0).values - cfg.theta).abs().sum() / x.shape[1]   # error at one step per neuron
+        loss.backward()
+        return float(loss)
+    return step
+
+
+# ---------------------------------------------------------------- snnTorch
+def snntorch_step(cfg):
+    import snntorch as snn
+    from snntorch import surrogate
+    torch.manual_seed(0)
+    fc1, fc2 = torch.nn.Linear(128, 300, bias=False), torch.nn.Linear(300, 10, bias=False)
+    grad = surrogate.fast_sigmoid()
+    l1 = snn.Synaptic(alpha=cfg.beta_s, beta=cfg.beta_m, threshold=cfg.theta, spike_grad=grad)
+    l2 = snn.Synaptic(alpha=cfg.beta_s, beta=cfg.beta_m, threshold=cfg.theta, spike_grad=grad)
+    params = list(fc1.parameters()) + list(fc2.parameters())
+
+    def step(x, target):
+        for p in params:
+            p.grad = None
+        syn1, mem1 = l1.reset_mem()
+        syn2, mem2 = l2.reset_mem()
+        mems = []
+        for k in range(x.shape[0]):
+            spk1, syn1, mem1 = l1(fc1(x[k]), syn1, mem1)
+            spk2, syn2, mem2 = l2(fc2(spk1), syn2, mem2)
+            mems.append(mem2)
+        loss = (torch.stack(mems).max(0).values - cfg.theta).abs().sum() / x.shape[1]
+        loss.backward()
+        return float(loss)
+    return step
+
+
+# ---------------------------------------------------------------- SpikingJelly
+def spikingjelly_step(cfg):
+    from spikingjelly.activation_based import functional, layer, neuron, surrogate
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        layer.Linear(128, 300, bias=False), neuron.LIFNode(tau=cfg.tau_m_ms / cfg.dt_ms, surrogate_function=surrogate.ATan()),
+        layer.Linear(300, 10, bias=False), neuron.LIFNode(tau=cfg.tau_m_ms / cfg.dt_ms, surrogate_function=surrogate.ATan(),
+                                                          store_v_seq=True),
+    )
+    functional.set_step_mode(net, "m")
+
+    def step(x, target):
+        net.zero_grad(set_to_none=True)
+        functional.reset_net(net)
+        net(x)
+        v = net[3].v_seq
+        loss = (v.max(0).values - cfg.theta).abs().sum() / x.shape[1]
+        loss.backward()
+        return float(loss)
+    return step
+
+
+# ---------------------------------------------------------------- timing
+def median_ms(fn, x, target, repeats, warmup=1):
+    for _ in range(warmup):
+        fn(x, target)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(x, target)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def peak_mb(fn, x, target):
+    gc.collect()
+    tracemalloc.start()
+    fn(x, target)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def rss_mb():
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--T", type=int, default=500)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--density", type=float, default=0.02)
+    ap.add_argument("--quick", action="store_true", help="fewer repeats, skip the T scaling of the peers")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.repeats = 3
+    cfg = se.NeuronConfig()
+    x, target = make_input(args.T, args.batch, args.density)
+    eng, net = engine_step(cfg)
+    _, rec = eng(x, target)  # compile the numba kernels outside the timing
+    print(f"device: {se.describe_device('cpu')}, torch threads {torch.get_num_threads()}, "
+          f"T={args.T}, batch={args.batch}, density={args.density:.0%}, sizes={SIZES}, float32")
+    print(f"engine activity: hidden rate {float(rec.spikes[0].mean()):.3f}, output rate {float(rec.spikes[1].mean()):.3f}")
+    runners = {
+        "stca_engine (numba)": eng,
+        "stca_engine (torch backend)": engine_step(cfg, backend="torch")[0],
+        "plain torch loop": plain_step(cfg),
+        "snnTorch Synaptic": snntorch_step(cfg),
+        "SpikingJelly LIF (m)": spikingjelly_step(cfg),
+    }
+    peers = ("plain torch loop", "snnTorch Synaptic", "SpikingJelly LIF (m)")
+    res = {}
+    for name, fn in runners.items():
+        res[name] = (median_ms(fn, x, target, args.repeats), peak_mb(fn, x, target))
+    fastest_peer = min(peers, key=lambda n: res[n][0])
+    print(f"\n{'implementation':30s} {'median ms':>10s} {'vs fastest peer':>16s} {'peak MB (tracemalloc)':>22s}")
+    for name, (ms, mb) in res.items():
+        ratio = res[fastest_peer][0] / ms
+        print(f"{name:30s} {ms:10.1f} {ratio:15.1f}x {mb:22.1f}")
+    print(f"fastest peer: {fastest_peer}; engine speed-up: {res[fastest_peer][0] / res['stca_engine (numba)'][0]:.1f}x")
+    print(f"process max RSS: {rss_mb():.0f} MB")
+
+    print("\nscaling with T (median ms, forward + backward)")
+    Ts = (250, 500, 1000, 2000)
+    names = ["stca_engine (numba)"] + ([] if args.quick else [fastest_peer])
+    print(f"{'T':>6s} " + " ".join(f"{n:>24s}" for n in names) + f" {'ratio':>8s}" * (len(names) > 1))
+    for T in Ts:
+        xt, tt = make_input(T, args.batch, args.density, seed=T)
+        row = [median_ms(runners[n], xt, tt, max(3, args.repeats // 2)) for n in names]
+        extra = f" {row[1] / row[0]:7.1f}x" if len(row) > 1 else ""
+        print(f"{T:6d} " + " ".join(f"{v:24.1f}" for v in row) + extra)
+
+
+if __name__ == "__main__":
+    main()
