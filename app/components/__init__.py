@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 from pathlib import Path
 
 import streamlit as st
@@ -65,8 +64,3 @@ def plot(fig, key: str | None = None) -> None:
 def explain(text: str) -> None:
     """A short student-facing explanation next to a view."""
     st.info(text, icon=":material/lightbulb:")
-
-
-def ensure_app_on_path() -> None:
-    if str(APP_DIR) not in sys.path:
-        sys.path.insert(0, str(APP_DIR))
