@@ -97,11 +97,19 @@ def page(chromium):
     context.close()
 
 
-def wait_for_app(page, timeout_ms: int = 60_000):
-    """Wait until Streamlit has finished running the script (no 'Running...' status widget)."""
+def wait_for_app(page, timeout_ms: int = 180_000, quiet_ms: int = 1500):
+    """Wait until Streamlit's script run is over and has stayed over for ``quiet_ms``.
+
+    Streamlit 1.67 shows a 'Stop' control (older versions 'Running...') while a script runs, and the
+    indicator can appear a moment after the first elements, hence the quiet period.
+    """
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
-    page.wait_for_function(
-        """() => { const s = document.querySelector('[data-testid="stStatusWidget"]');
-                   return !s || !s.innerText.includes('Running'); }""",
-        timeout=timeout_ms,
-    )
+    busy_js = """() => { const s = document.querySelector('[data-testid="stStatusWidget"]');
+                         return !!s && (s.innerText.includes('Stop') || s.innerText.includes('Running')); }"""
+    waited, quiet = 0, 0
+    while quiet < quiet_ms:
+        if waited > timeout_ms:
+            raise TimeoutError(f"the app kept running for more than {timeout_ms} ms")
+        quiet = 0 if page.evaluate(busy_js) else quiet + 250
+        page.wait_for_timeout(250)
+        waited += 250

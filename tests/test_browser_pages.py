@@ -9,19 +9,8 @@ from conftest import REPO, StreamlitServer, wait_for_app
 ARTIFACTS = REPO / "tests" / "artifacts"
 
 
-def _settle(page, timeout_ms: int = 180_000, quiet_ms: int = 1500):
-    """Wait until the script run is over and has stayed over for ``quiet_ms`` (this Streamlit shows a 'Stop'
-    control while running, and the indicator can appear a moment after the first elements)."""
+def _settle(page, timeout_ms: int = 180_000):
     wait_for_app(page, timeout_ms=timeout_ms)
-    busy_js = """() => { const s = document.querySelector('[data-testid="stStatusWidget"]');
-                         return !!s && (s.innerText.includes('Stop') || s.innerText.includes('Running')); }"""
-    waited, quiet = 0, 0
-    while quiet < quiet_ms:
-        if waited > timeout_ms:
-            raise TimeoutError(f"the app kept running for more than {timeout_ms} ms")
-        quiet = 0 if page.evaluate(busy_js) else quiet + 250
-        page.wait_for_timeout(250)
-        waited += 250
 
 
 def _open(page, server, path: str, heading: str):
