@@ -89,15 +89,15 @@ def load_clipset(spec, restrict: bool = False, **opts) -> ClipSet | ImageSet:
     if spec.kind == "rwcp":
         from .rwcp import load_rwcp
 
-        return _call(load_rwcp, spec, opts, spec.path)
+        return _confined(_call(load_rwcp, spec, opts, spec.path), restrict)
     if spec.kind == "medleydb":
         from .medleydb import load_medleydb
 
-        return _call(load_medleydb, spec, opts, spec.path)
+        return _confined(_call(load_medleydb, spec, opts, spec.path), restrict)
     if spec.kind == "folder":
         from .folder import load_folder
 
-        return _call(load_folder, spec, opts, spec.path)
+        return _confined(_call(load_folder, spec, opts, spec.path), restrict)
     classes = opts.pop("classes", None)
     if spec.kind == "digits":
         from .digits import load_digits
@@ -108,6 +108,30 @@ def load_clipset(spec, restrict: bool = False, **opts) -> ClipSet | ImageSet:
 
         images = _call(load_mnist, spec, opts, spec.path)
     return select_image_classes(images, classes) if classes is not None else images
+
+
+def _confined(cs: ClipSet, restrict: bool) -> ClipSet:
+    """With ``restrict``: a file inside the dataset folder that links out of the allowed roots is
+    skipped and listed, never read (its bytes could otherwise be played back as audio)."""
+    if not restrict:
+        return cs
+    from ..roots import allowed_roots, is_inside
+
+    roots = allowed_roots()
+    inside: dict[str, bool] = {}
+    for clip in cs.clips:
+        if clip.path not in inside:
+            inside[clip.path] = any(is_inside(Path(clip.path).resolve(), r) for r in roots)
+    if all(inside.values()):
+        return cs
+    keep = [i for i, clip in enumerate(cs.clips) if inside[clip.path]]
+    new_index = {old: new for new, old in enumerate(keep)}
+    for path in (p for p, ok in inside.items() if not ok):
+        cs.skipped.append((path, "outside the allowed data folders (it links elsewhere); not read"))
+    cs.clips = [cs.clips[i] for i in keep]
+    cs.train_idx = [new_index[i] for i in cs.train_idx if i in new_index]
+    cs.test_idx = [new_index[i] for i in cs.test_idx if i in new_index]
+    return cs
 
 
 def select_image_classes(images: ImageSet, classes) -> ImageSet:
