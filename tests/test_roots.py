@@ -151,3 +151,74 @@ def test_cli_refuses_dataset_folder_outside_roots(tree, tmp_path, how):
     assert r.returncode == 2, r.stderr
     assert len(lines) == 1 and lines[0].startswith("stca: error: "), r.stderr
     assert "outside the allowed data folders" in lines[0] and "Traceback" not in r.stderr
+
+
+# ---- every loader behind the app's data specs confines its folder -----------------------------------
+
+@pytest.mark.parametrize("kind", ["rwcp", "medleydb", "folder", "mnist"])
+@pytest.mark.parametrize("how", ["dotdot", "symlink"])
+def test_data_spec_folders_are_confined(tree, kind, how):
+    """``sources.load_clipset(..., restrict=True)`` is what the Train page uses for a typed data spec."""
+    from stca_engine.data import sources
+
+    allowed, secret = tree
+    if how == "dotdot":
+        folder = f"{allowed}/data/../../secret"
+    else:
+        (allowed / "link").symlink_to(secret, target_is_directory=True)
+        folder = f"{allowed}/link"
+    with pytest.raises(PathNotAllowedError, match="outside the allowed data folders"):
+        sources.load_clipset(f"{kind}:{folder}", restrict=True)
+
+
+def _raw(path: Path, freq: float, seconds=0.2):
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(48000 * seconds)) / 48000
+    path.write_bytes((0.4 * np.sin(2 * np.pi * freq * t) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def _rwcp_with_file_symlink_out(allowed: Path, secret: Path) -> tuple[Path, Path]:
+    """An RWCP tree inside the root whose ``bells5/48khz/009.raw`` is a symlink to a file outside it
+    (any file read as PCM could be played back or downloaded as audio: a way to leak its bytes)."""
+    root = allowed / "rwcp"
+    for c, f0 in (("bells5", 500), ("horn", 900)):
+        for i in range(3):
+            _raw(root / c / "48khz" / f"{i:03d}.raw", f0 + 30 * i)
+    target = _raw(secret / "private.raw", 1234)
+    link = root / "bells5" / "48khz" / "009.raw"
+    link.symlink_to(target)
+    return root, link
+
+
+def test_file_symlinked_out_of_a_root_is_not_read(tree):
+    from stca_engine.data import sources
+
+    allowed, secret = tree
+    root, link = _rwcp_with_file_symlink_out(allowed, secret)
+    cs = sources.load_clipset(f"rwcp:{root}", restrict=True)
+    used = {Path(c.path).resolve() for c in cs.clips}
+    assert (secret / "private.raw").resolve() not in used, "a file outside the allowed roots was used"
+    assert any("009.raw" in p and "outside the allowed data folders" in r for p, r in cs.skipped), cs.skipped
+    assert len(cs.clips) == 6
+
+
+def test_app_data_page_skips_a_file_symlinked_out_of_the_root(tree, monkeypatch, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    allowed, secret = tree
+    root, link = _rwcp_with_file_symlink_out(allowed, secret)
+    monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(REPO / "app" / "pages" / "1_Data.py"), default_timeout=120).run()
+    at.radio(key="data.source").set_value("RWCP folder").run()
+    at.text_input(key="data.path").input(str(root)).run()
+    assert not at.exception
+    skipped = [df for df in at.dataframe if "reason" in getattr(df.value, "columns", [])]
+    assert skipped, "the Data page must list the skipped file"
+    table = skipped[0].value
+    rows = [(str(f), str(r)) for f, r in zip(table["file"], table["reason"])]
+    assert any("009.raw" in f and "outside the allowed data folders" in r for f, r in rows), rows
+    clip_options = [o for sb in at.selectbox if sb.key == "data.clip" for o in sb.options]
+    assert not any("009.raw" in str(o) for o in clip_options)
