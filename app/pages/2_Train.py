@@ -168,7 +168,9 @@ def _run():
 
 
 def _new_run(s: state.TrainSettings):
-    problems = tw.check_settings(s)
+    # a bad value typed into a widget blocks the run (never train silently with the fallback value)
+    _, typed_problems = state.settings_from_session(ss, s)
+    problems = list(dict.fromkeys([*typed_problems, *tw.check_settings(s)]))
     if problems:
         ss["train.flash"] = ("error", " · ".join(problems))
         return None
