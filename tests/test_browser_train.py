@@ -57,7 +57,10 @@ def test_classroom_preset_trains_live_in_chromium(streamlit_server, page):
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.locator(".js-plotly-plot").count() >= 3
     page.get_by_role("button", name="Pause").click()
-    page.wait_for_timeout(1500)
+    wait_for_app(page)
+    # Streamlit scrolls inside its main container: a tall viewport shows the whole page in one shot
+    page.set_viewport_size({"width": 1400, "height": 3400})
+    page.wait_for_timeout(2500)
     page.screenshot(path=str(ARTIFACTS / "train_classroom.png"), full_page=True)
     assert (ARTIFACTS / "train_classroom.png").stat().st_size > 50_000
 
@@ -66,8 +69,8 @@ def test_classroom_preset_trains_live_in_chromium(streamlit_server, page):
 def test_shared_link_opens_the_same_settings(streamlit_server, page):
     open_train_page(page, streamlit_server, "?preset=paper&hidden=48&seed=5")
     sidebar = page.locator('[data-testid="stSidebar"]')
-    assert sidebar.get_by_text("Paper (IJCAI-19, §3.3)").count() >= 1
-    sidebar.get_by_text("Network").click()
-    assert sidebar.get_by_label("Hidden layer sizes").input_value() == "48"
-    assert sidebar.get_by_label("Seed").input_value() == "5"
+    sidebar.get_by_text("The paper's detection setup").first.wait_for(timeout=10_000)  # the preset's description
+    sidebar.get_by_text("Network", exact=True).click()
+    assert sidebar.get_by_role("textbox", name="Hidden layer sizes").input_value() == "48"
+    assert sidebar.get_by_role("spinbutton", name="Seed").input_value() == "5"
     assert "hidden=48" in page.url and "seed=5" in page.url

@@ -426,19 +426,22 @@ def live_view():
         else:
             idx = last[labels[0]].probe.index if last[labels[0]].probe is not None else 0
     with ctrl2:
+        # the slider's range is the whole run (fixed), so the widget keeps its identity as epochs arrive
         follow = ss.get("train.follow", True)
-        if n_done >= 2:
-            if follow or ss.get("train.epoch_view", n_done) > n_done:
+        if snap.n_epochs >= 2:
+            if follow or not 1 <= ss.get("train.epoch_view", n_done) <= snap.n_epochs:
                 ss["train.epoch_view"] = n_done
-            epoch = st.slider("Replay epoch", 1, n_done, key="train.epoch_view",
-                              on_change=lambda: ss.__setitem__("train.follow", False),
-                              help="Drag to see the network after an earlier epoch.")
+            wanted = st.slider("Replay epoch", 1, snap.n_epochs, key="train.epoch_view",
+                               on_change=lambda: ss.__setitem__("train.follow", False),
+                               help="Drag to see the network after an earlier epoch.")
+            epoch = min(int(wanted), n_done)
+            if wanted > n_done:
+                st.caption(f"Epoch {wanted} is not trained yet: showing epoch {n_done}.")
             if not follow:
-                st.button("Follow the latest epoch", key="train.follow_btn",
+                st.button("Follow the latest epoch", key="train.follow_btn", icon=":material/fast_forward:",
                           on_click=lambda: ss.__setitem__("train.follow", True))
         else:
             epoch = n_done
-            st.caption("After two epochs a slider lets you replay earlier epochs.")
 
     trace_cols = st.columns(len(labels))
     for col, lb in zip(trace_cols, labels):
