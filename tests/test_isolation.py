@@ -295,3 +295,44 @@ def test_concurrent_encode_clips_share_one_cache_consistently(tmp_path):
             assert _same(tr, tr_ref), name
     again = encode_clips(clips, enc, cache=tmp_path / "cache", workers=1)
     assert again.hits == len(clips) and again.misses == 0
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_stopping_an_encode_mid_way_cancels_the_pending_work(tmp_path):
+    """A session that goes away while its dataset is being encoded by a process pool: the stop (raised
+    from the progress callback, as the training worker does) must cancel the queued chunks instead of
+    waiting for the whole dataset, and leave no worker process behind."""
+    import soundfile as sf
+
+    from stca_engine.data.cache import SpikeCache, encode_clips
+    from stca_engine.data.clips import AudioClip
+    from stca_engine.encoders import make_encoder
+
+    clips = []
+    t = np.arange(int(0.2 * 16000)) / 16000
+    for i in range(320):
+        p = tmp_path / "wav" / f"c{i:02d}.wav"
+        p.parent.mkdir(exist_ok=True)
+        sf.write(str(p), 0.5 * np.sin(2 * np.pi * (200 + 15 * i) * t) * np.exp(-2 * t), 16000)
+        clips.append(AudioClip(str(p), "a"))
+    cache = SpikeCache(tmp_path / "cache")
+    calls = []
+
+    def progress(done, total, msg):
+        calls.append(done)
+        if len(calls) == 2:  # the first chunk came back: the page has gone away
+            raise _Stop()
+
+    with pytest.raises(_Stop):
+        encode_clips(clips, make_encoder("spikegram"), cache=cache, progress=progress, workers=2)
+    deadline = time.monotonic() + 30
+    while mp.active_children() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert mp.active_children() == [], "encoding processes outlived the stop"
+    written = len(list(Path(cache.directory).glob("??/*.npz")))
+    # 320 clips in 10 chunks of 32 on 2 processes: the first chunk, the 2 running and the pool's small
+    # look-ahead queue (3) may finish; the other 4 chunks must be cancelled
+    assert written <= 6 * 32, f"{written} of 320 clips were still encoded after the stop"

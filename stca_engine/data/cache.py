@@ -283,10 +283,20 @@ def encode_clips(clips: list[AudioClip], encoder, cache=True, progress=None,
         chunks = [todo[k:k + size] for k in range(0, len(todo), size)]
         payload = _encoder_payload(encoder)
         cache_dir = str(store.directory) if store is not None else None
-        with ProcessPoolExecutor(n_workers, mp_context=_pool_context()) as pool:
+        pool = ProcessPoolExecutor(n_workers, mp_context=_pool_context())
+        futures = []
+        try:
             futures = [pool.submit(_worker, payload, ch, cache_dir) for ch in chunks]
             for fut in as_completed(futures):
                 absorb(fut.result())
+        except BaseException:
+            # a stop from ``progress`` (the page went away) or an error: cancel the queued chunks instead
+            # of encoding the rest of the dataset for nobody (``with`` would wait for all of them)
+            for fut in futures:
+                fut.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     else:
         for k in range(0, len(todo), 8):
             absorb(_encode_chunk(encoder, todo[k:k + 8], store))
