@@ -242,12 +242,14 @@ def _wait(at, pred, timeout=240.0):
 
 
 def test_epochs_run_through_the_worker_then_reset_clears():
-    at = _page(SMALL_RUN)
+    at = _page({**SMALL_RUN, "compare": "1"})                 # STCA and TDP1 side by side
     assert _epoch_counter(at) is None                        # nothing before Start
     at.button(key="train.btn_start").click().run()
     assert not at.exception
     worker = at.session_state["train.run"]["worker"]
     assert worker.alive or worker.snapshot().finished
+    other = _page(SMALL_RUN)                                  # another browser session: its own state
+    assert _epoch_counter(other) is None and "train.run" not in other.session_state
     seen = set()
 
     def advanced(a):
@@ -259,7 +261,12 @@ def test_epochs_run_through_the_worker_then_reset_clears():
     assert _epoch_counter(at) == (3, 3)
     assert worker.snapshot().status == "done" and not at.error
     assert len(seen) >= 2                                   # the counter advanced while we polled
-    assert len(at.get("plotly_chart")) >= 4                 # curves, traces, raster, weights
+    assert len(at.get("plotly_chart")) >= 5                 # curves, traces ×2, raster, weights
+    snap = worker.snapshot()
+    assert snap.labels == ("stca", "tdp1") and all(len(snap.reports[lb]) == 3 for lb in snap.labels)
+    r_stca, r_tdp1 = worker.runner("stca"), worker.runner("tdp1")
+    assert r_stca.trainer.train is r_tdp1.trainer.train        # the same data for both objectives
+    assert r_tdp1.trainer.cfg.objective == "tdp1" and r_tdp1.trainer.cfg.seed == r_stca.trainer.cfg.seed
     model = at.session_state["trained_model"]
     assert set(models_ui.MODEL_KEYS) <= set(model)
     assert model["class_names"] == ["bells", "horn"] and model["task"] == "detect" and model["objective"] == "stca"
@@ -270,7 +277,8 @@ def test_epochs_run_through_the_worker_then_reset_clears():
     # replay: the slider goes back to epoch 1 and the traces follow
     at.slider(key="train.epoch_view").set_value(1).run()
     assert at.session_state["train.follow"] is False
-    assert any("epoch 1" in str(getattr(c, "proto", "")) for c in at.get("plotly_chart"))
+    assert any("**STCA** · epoch 1 ·" in m.value for m in at.markdown)
+    assert not any("**STCA** · epoch 3 ·" in m.value for m in at.markdown)
     at.button(key="train.btn_reset").click().run()
     assert _epoch_counter(at) is None and "train.run" not in at.session_state
     assert not worker.alive
@@ -282,3 +290,18 @@ def test_a_bad_data_folder_is_an_error_message_not_a_traceback(tmp_path):
     _wait(at, lambda a: a.session_state["train.run"]["worker"].snapshot().finished, timeout=60)
     assert at.error and not at.exception
     assert str(tmp_path / "missing") in at.error[0].value
+
+
+def test_step_trains_one_epoch_then_pauses():
+    at = _page({**SMALL_RUN, "seed": "2"})
+    at.button(key="train.btn_step").click().run()
+    worker = at.session_state["train.run"]["worker"]
+    _wait(at, lambda a: worker.snapshot().status == "paused" and worker.snapshot().epoch == 1)
+    time.sleep(0.5)
+    at.run()
+    assert _epoch_counter(at) == (1, 3) and worker.snapshot().epoch == 1
+    assert at.button(key="train.btn_start").label == "Resume" and at.button(key="train.btn_pause").disabled
+    assert at.session_state["trained_model"]["epochs_trained"] == 1
+    at.button(key="train.btn_reset").click().run()
+    worker.join(10)
+    assert not worker.alive and worker.snapshot().status == "stopped"

@@ -450,10 +450,11 @@ def live_view():
             col.info("No probe for this epoch.")
             continue
         with col:
-            title = f"{names[lb]} · epoch {epoch} · {probe.name}"
+            # the title goes above the figure: in two narrow columns the legend would cover it
+            st.markdown(f"**{names[lb]}** · epoch {epoch} · output neurons on *{probe.name}*")
             fig = _fig(("traces", lb, epoch, probe.index), lambda: se_figs.output_traces(
                 probe.voltages, probe.spikes, ncfg.theta, probe.dt_ms, ncfg.t_in_steps, class_names,
-                k_star=probe.k_star, sign=probe.sign, events=probe.events, title=title))
+                k_star=probe.k_star, sign=probe.sign, events=probe.events, title=None))
             plot(fig, key=f"train.traces.{lb}")
             rows = _probe_table(probe, class_names, s.task, runner_objective(worker, lb))
             missing = sum(1 for r in rows if r["loss"].startswith("⚠"))
