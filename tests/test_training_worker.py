@@ -253,3 +253,92 @@ def test_snapshot_is_isolated_from_later_epochs():
 def test_invalid_epoch_count():
     with pytest.raises(ValueError):
         tw.TrainingWorker(lambda p, s: {}, n_epochs=0)
+
+
+# ---- the engine glue: real Trainer, tiny synthetic streams --------------------------------------------
+
+def synthetic(n=16, seed=0, n_classes=3, n_in=18, dt=3.0):
+    """Class c = a 30-step burst on afferents [c·k, (c+1)·k); streams of two events 60 steps apart."""
+    import numpy as np
+
+    from stca_engine.data.types import Event, Sample, SpikeDataset, SpikeTrain
+
+    rng = np.random.default_rng(seed)
+    k = n_in // n_classes
+    samples = []
+    for i in range(n):
+        classes = rng.integers(0, n_classes, size=2)
+        ts, us, events, pos = [], [], [], 20
+        for c in classes:
+            ts.append(np.repeat(np.arange(pos, pos + 30, 2), k))
+            us.append(np.tile(np.arange(c * k, (c + 1) * k), 15))
+            events.append(Event(int(c), pos, pos + 30))
+            pos += 90
+        target = np.bincount(classes, minlength=n_classes).astype(np.int64)
+        samples.append(Sample(SpikeTrain(np.concatenate(ts), np.concatenate(us), n_in, pos + 20, dt), target,
+                              events, f"s{i}"))
+    return SpikeDataset(samples, n_in, [f"c{j}" for j in range(n_classes)], "detect", dt)
+
+
+def engine_worker(compare=False, epochs=3, seed=0):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
+    from dataclasses import replace
+
+    import state
+
+    s = replace(state.TrainSettings(), hidden="8", init_std=0.3, lr=0.01, batch_size=4, epochs=epochs, seed=seed,
+                compare=compare, compare_objective="tdp1")
+    train, test = synthetic(seed=1), synthetic(n=6, seed=2)
+    prep = lambda settings, progress: (train, test, {"encoder_settings": {"name": "synthetic"}})  # noqa: E731
+    return tw.TrainingWorker(tw.make_engine_setup(s, prep), n_epochs=epochs)
+
+
+def test_engine_worker_replay_matches_the_epochs_own_probe_and_runs_are_isolated():
+    solo = engine_worker(compare=True)
+    solo.start()
+    solo.join(300)
+    assert solo.snapshot().status == tw.DONE, solo.snapshot().error
+    # two sessions training at the same time get exactly the solo results (nothing shared)
+    a, b = engine_worker(compare=True), engine_worker(compare=True, seed=5)
+    a.start()
+    b.start()
+    a.join(300)
+    b.join(300)
+    sa, sb, s0 = a.snapshot(), b.snapshot(), solo.snapshot()
+    assert sa.status == sb.status == tw.DONE
+    for lb in ("stca", "tdp1"):
+        assert [r.train_loss for r in sa.reports[lb]] == [r.train_loss for r in s0.reports[lb]]
+        assert [r.test_accuracy for r in sa.reports[lb]] == [r.test_accuracy for r in s0.reports[lb]]
+    assert [r.train_loss for r in sb.reports["stca"]] != [r.train_loss for r in s0.reports["stca"]]
+    # each epoch's weights were kept: replaying an epoch's probe gives exactly what that epoch reported
+    runner = a.runner("stca")
+    assert sorted(runner.weights_by_epoch) == [1, 2, 3]
+    for epoch in (1, 2, 3):
+        rep = sa.reports["stca"][epoch - 1].probe
+        again = runner.probe_at(epoch, rep.index)
+        import numpy as np
+
+        np.testing.assert_array_equal(again.voltages, rep.voltages)
+        np.testing.assert_array_equal(again.k_star, rep.k_star)
+        np.testing.assert_array_equal(again.sign, rep.sign)
+    other = runner.probe_at(1, 3)
+    assert other.index == 3 and other.name == "s3"
+    assert runner.probe_at(99, 0) is None
+    info = sa.info
+    assert info["class_names"] == ["c0", "c1", "c2"] and info["n_train"] == 16 and len(info["probe_names"]) == 6
+    assert info["encoder_settings"] == {"name": "synthetic"}
+    # the model copy handed to the page equals the last epoch's weights, and is not the training tensor
+    import torch
+
+    last = a.model("stca")
+    assert all(torch.equal(w, k) for w, k in zip(last, runner.weights_by_epoch[3]))
+    assert all(w.data_ptr() != p.data_ptr() for w, p in zip(last, runner.trainer.net.weights))
+
+
+def test_engine_worker_stops_between_batches():
+    w = engine_worker(epochs=200)
+    w.start()
+    wait_until(lambda: w.snapshot().epoch >= 1, timeout=120, what="first epoch")
+    w.stop("reset")
+    w.join(30)
+    assert not w.alive and w.snapshot().status == tw.STOPPED and w.snapshot().epoch < 200
