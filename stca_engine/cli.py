@@ -29,10 +29,11 @@ DEFAULT_INIT_STD = 0.05
 DATA_HELP = "demo | rwcp:PATH | medleydb:PATH | folder:PATH | digits | mnist:PATH"
 
 # Defaults per task, chosen so `stca train --data demo --task detect` gives a good model in minutes
-# on a 2-core CPU (see docs/RESULTS.md for what they reach).
+# on a 2-core CPU (docs/RESULTS.md has what they reach). Detection: 1500 spliced training streams
+# (the paper used 3000; 300 overfit the 200 training clips), Adam at 3e-3.
 TRAIN_DEFAULTS = {
-    "detect": dict(epochs=12, hidden=[300], batch=16, optimizer="adam", lr=None),
-    "classify": dict(epochs=12, hidden=[300], batch=16, optimizer="adam", lr=None),
+    "detect": dict(epochs=10, hidden=[300], batch=16, optimizer="adam", lr=3e-3, streams=1500),
+    "classify": dict(epochs=10, hidden=[300], batch=16, optimizer="adam", lr=3e-3, streams=None),
 }
 
 
@@ -173,7 +174,8 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--encoder", default=None,
                    help="sound encoder: spikegram (paper) or spectral (fast); default: the data source's")
     g.add_argument("--classes", default=None, help="comma-separated class names (default: all / the preset)")
-    g.add_argument("--streams", type=_positive_int, default=None, help="detection: number of training streams")
+    g.add_argument("--streams", type=_positive_int, default=None,
+                   help="detection: number of training streams (default %d)" % TRAIN_DEFAULTS["detect"]["streams"])
     g.add_argument("--test-streams", type=_positive_int, default=None, help="detection: number of test streams")
     g.add_argument("--events", type=_positive_int, default=None, help="detection: events per stream (default 5)")
     g.add_argument("--workers", type=_positive_int, default=None,
@@ -332,6 +334,8 @@ def cmd_train(args) -> int:
             if not ctx.is_main:
                 D.barrier(ctx)  # rank 0 encodes first; the others then read the on-disk cache
         data_kw = _data_kwargs(args)
+        if args.task == "detect" and "n_train_streams" not in data_kw and defaults["streams"]:
+            data_kw["n_train_streams"] = defaults["streams"]
         encoder = _make_encoder(args.encoder) if args.encoder else None
         train, test, info = prepare(args.data, args.task, encoder=encoder, seed=args.seed, quiet=quiet,
                                     dt_ms=neuron_cfg.dt_ms, **data_kw)
