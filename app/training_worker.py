@@ -6,7 +6,9 @@ immutable copy of its state, so a rerun of the page can never see half an epoch.
 
 Lifetime: each browser session owns one worker (kept in ``st.session_state``). The thread is a
 daemon, checks a stop flag between minibatches and stops by itself when the page has not polled
-(``heartbeat``) for ``heartbeat_timeout_s`` seconds, so a closed tab does not keep a CPU busy.
+(``heartbeat``) for ``heartbeat_timeout_s`` seconds, so a closed tab does not keep a CPU busy. With
+``idle_pause_s`` it first pauses (at the end of the epoch) when nobody has watched for that long: a
+student who opens another page finds the run paused, not lost, and resumes it.
 
 What is trained is pluggable (``setup`` returns one ``EpochRunner`` per run label), so the threading
 logic is tested with tiny fake runners and the engine glue (``EngineRunner``/``make_engine_setup``)
@@ -85,14 +87,18 @@ class WorkerSnapshot:
         return self.status in (PREPARING, RUNNING) or (self.status in (IDLE, PAUSED) and self.wants_run)
 
     wants_run: bool = False          # a start/step is pending or in progress
+    pause_reason: str | None = None  # set when the worker paused itself (nobody watching)
 
 
 class TrainingWorker:
     """Runs ``setup`` then up to ``n_epochs`` epochs of every runner, on a daemon thread."""
 
-    def __init__(self, setup: Setup, n_epochs: int, heartbeat_timeout_s: float = 30.0, name: str = "stca-train"):
+    def __init__(self, setup: Setup, n_epochs: int, heartbeat_timeout_s: float = 30.0, name: str = "stca-train",
+                 idle_pause_s: float | None = None):
         if n_epochs < 1:
             raise ValueError(f"n_epochs must be >= 1, got {n_epochs}")
+        self.idle_pause_s = None if idle_pause_s is None else float(idle_pause_s)
+        self._pause_reason: str | None = None
         self._setup = setup
         self.n_epochs = int(n_epochs)
         self.heartbeat_timeout_s = float(heartbeat_timeout_s)
@@ -158,7 +164,7 @@ class TrainingWorker:
                 reports={k: tuple(v) for k, v in self._reports.items()}, progress=self._progress,
                 error=self._error, stop_reason=self._stop_reason, version=self._version,
                 epoch_seconds=self._epoch_seconds, info=dict(self._info),
-                wants_run=self._want in ("run", "step"),
+                wants_run=self._want in ("run", "step"), pause_reason=self._pause_reason,
             )
 
     def model(self, label: str) -> Any:
@@ -188,6 +194,7 @@ class TrainingWorker:
             if self._stop or self._status in FINISHED:
                 return
             self._want = want
+            self._pause_reason = None
             self._last_beat = time.monotonic()
             self._bump()
             if self._thread is None:
@@ -264,6 +271,10 @@ class TrainingWorker:
                     self._epoch_seconds = time.perf_counter() - t0
                     if self._want == "step":
                         self._want = "pause"
+                    idle = time.monotonic() - self._last_beat
+                    if self._want == "run" and self.idle_pause_s is not None and idle > self.idle_pause_s:
+                        self._want = "pause"
+                        self._pause_reason = f"no page watched this run for {self.idle_pause_s:g} s"
                     self._bump()
         except StopRequested:
             self._set(status=STOPPED)
@@ -409,22 +420,38 @@ def check_settings(settings) -> list[str]:
         neuron_config_for(settings)
     except _E as exc:
         problems.append(str(exc))
+    try:
+        from stca_engine.data.sources import parse_data_spec
+
+        parse_data_spec(settings.data)
+    except _E as exc:
+        problems.append(str(exc))
     return list(dict.fromkeys(problems))
 
 
-def heartbeat_timeout_s() -> float:
-    """Seconds without a poll before a session's worker stops (``$STCA_HEARTBEAT_S``, default 120:
-    long enough for a browser that throttles a background tab to one timer a minute)."""
+def _env_seconds(name: str, default: float) -> float:
     import os
 
-    raw = os.environ.get("STCA_HEARTBEAT_S", "").strip()
+    raw = os.environ.get(name, "").strip()
     try:
-        value = float(raw) if raw else 120.0
+        value = float(raw) if raw else default
     except ValueError:
-        raise StcaError(f"must be a number of seconds, got {raw!r}", "STCA_HEARTBEAT_S") from None
+        raise StcaError(f"must be a number of seconds, got {raw!r}", name) from None
     if not value > 0:
-        raise StcaError(f"must be > 0, got {raw!r}", "STCA_HEARTBEAT_S")
+        raise StcaError(f"must be > 0, got {raw!r}", name)
     return value
+
+
+def heartbeat_timeout_s() -> float:
+    """Seconds without a poll before a session's worker stops for good (``$STCA_HEARTBEAT_S``, default
+    900): the tab was closed. Long enough for a browser that throttles a background tab."""
+    return _env_seconds("STCA_HEARTBEAT_S", 900.0)
+
+
+def idle_pause_s() -> float:
+    """Seconds without a poll before a running worker pauses itself (``$STCA_IDLE_PAUSE_S``, default
+    120): the user went to another page; the run waits for Resume instead of using the CPU unseen."""
+    return _env_seconds("STCA_IDLE_PAUSE_S", 120.0)
 
 
 def _sample_label(sample, class_names) -> str:

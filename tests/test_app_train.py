@@ -305,3 +305,11 @@ def test_step_trains_one_epoch_then_pauses():
     at.button(key="train.btn_reset").click().run()
     worker.join(10)
     assert not worker.alive and worker.snapshot().status == "stopped"
+
+
+def test_settings_that_cannot_run_are_refused_at_start():
+    at = _page({"data": "ftp://nowhere", "tau_s_ms": "40"})       # τs must be < τm (30 ms)
+    at.button(key="train.btn_start").click().run()
+    assert "train.run" not in at.session_state and not at.exception
+    text = " ".join(e.value for e in at.error)
+    assert "unknown data source" in text and "tau_s_ms" in text

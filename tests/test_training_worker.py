@@ -165,6 +165,33 @@ def test_heartbeats_keep_a_slow_run_alive_past_the_timeout():
     assert w.snapshot().status == tw.DONE and w.snapshot().epoch == 6
 
 
+def test_unwatched_run_pauses_itself_then_resumes_and_finally_stops():
+    r = FakeRunner(n_batches=2, batch_s=0.01)
+    w = tw.TrainingWorker(lambda p, s: {"run": r}, n_epochs=1000, heartbeat_timeout_s=1.5, idle_pause_s=0.2)
+    w.start()
+    wait_until(lambda: w.snapshot().status == tw.PAUSED, what="idle pause")
+    snap = w.snapshot()
+    assert snap.epoch >= 1 and "no page watched" in snap.pause_reason and w.alive
+    w.start()                                     # the user came back and pressed Resume
+    assert w.snapshot().pause_reason is None
+    e0 = w.snapshot().epoch
+    wait_until(lambda: w.snapshot().epoch > e0, what="resumed")
+    w.join(10)                                    # nobody polls: pauses again, then stops for good
+    assert not w.alive and w.snapshot().status == tw.STOPPED
+
+
+def test_env_timeouts(monkeypatch):
+    monkeypatch.setenv("STCA_HEARTBEAT_S", "42")
+    monkeypatch.delenv("STCA_IDLE_PAUSE_S", raising=False)
+    assert tw.heartbeat_timeout_s() == 42.0 and tw.idle_pause_s() == 120.0
+    monkeypatch.setenv("STCA_IDLE_PAUSE_S", "soon")
+    with pytest.raises(StcaError, match="STCA_IDLE_PAUSE_S: must be a number"):
+        tw.idle_pause_s()
+    monkeypatch.setenv("STCA_HEARTBEAT_S", "-1")
+    with pytest.raises(StcaError, match="must be > 0"):
+        tw.heartbeat_timeout_s()
+
+
 def test_stca_error_in_setup_is_reported_not_raised():
     w = make_worker({}, setup_error=StcaError("no clips found", "/data/rwcp"))
     w.start()

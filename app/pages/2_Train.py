@@ -174,8 +174,12 @@ def _new_run(s: state.TrainSettings):
     if problems:
         ss["train.flash"] = ("error", " · ".join(problems))
         return None
-    worker = tw.TrainingWorker(tw.make_engine_setup(s), n_epochs=s.epochs,
-                               heartbeat_timeout_s=tw.heartbeat_timeout_s())
+    try:
+        worker = tw.TrainingWorker(tw.make_engine_setup(s), n_epochs=s.epochs,
+                                   heartbeat_timeout_s=tw.heartbeat_timeout_s(), idle_pause_s=tw.idle_pause_s())
+    except StcaError as exc:
+        ss["train.flash"] = ("error", str(exc))
+        return None
     run = {"worker": worker, "settings": s, "published": 0}
     ss["train.run"] = run
     ss["train.follow"] = True
@@ -348,6 +352,8 @@ def ticker():
         st.progress(min(1.0, done / total) if total else 0.0, text=msg or "preparing the data…")
     if snap.status == tw.ERROR:
         st.error(snap.error)
+    if snap.status == tw.PAUSED and snap.pause_reason:
+        st.info(f"Paused by itself: {snap.pause_reason}. Press **Resume** to go on.")
     if snap.status == tw.STOPPED and snap.stop_reason and snap.stop_reason != "reset":
         st.warning(f"Training stopped: {snap.stop_reason}. Press Start for a new run.")
     if ss.get("train.polling") and _drawn_key(snap) != ss.get("train.drawn"):
