@@ -44,13 +44,14 @@ class CLIFLayerFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, W, params: LayerParams, kernels, sink):
-        V, O, M, S, E = kernels.forward(x, W, params, record=sink is not None)
+        V, O, M, S, E, aux = kernels.forward(x, W, params, record=sink is not None)
         if sink is not None:
             sink.append((M, S, E))
         ctx.set_materialize_grads(False)  # None instead of zero tensors: lets backward skip work
         ctx.save_for_backward(x, W, V)
         ctx.params = params
         ctx.kernels = kernels
+        ctx.aux = aux
         if not params.spiking:
             ctx.mark_non_differentiable(O)
         return V, O
@@ -61,7 +62,8 @@ class CLIFLayerFunction(torch.autograd.Function):
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if gV is None and gO is None:
             return None, None, None, None, None
-        gx, gW = ctx.kernels.backward(x, W, V, gV, gO if ctx.params.spiking else None, ctx.params, need_x, need_w)
+        gx, gW = ctx.kernels.backward(x, W, V, gV, gO if ctx.params.spiking else None, ctx.params, need_x, need_w,
+                                      ctx.aux)
         if gx is not None and gx.dtype != x.dtype:
             gx = gx.to(x.dtype)
         return gx, gW, None, None, None

@@ -113,3 +113,61 @@ def test_to_dict_roundtrip():
     d = net.to_dict()
     net2 = se.SNN.from_dict(d)
     assert net2.sizes == [6, 4, 2] and net2.cfg == cfg and net2.output_spiking is False
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n_in", [1, 7, 8, 19, 64])
+def test_compressed_rows_hold_exactly_the_nonzeros(dtype, n_in):
+    from stca_engine.kernels.cpu import compress
+
+    g = torch.Generator().manual_seed(n_in)
+    x = torch.where(torch.rand(13, 3, n_in, generator=g) < 0.08, torch.randn(13, 3, n_in, generator=g),
+                    torch.zeros(())).to(dtype)
+    x[0, 0, 0] = 2.5
+    rows = compress(x, max_density=1.0)
+    dense = torch.zeros(13 * 3, n_in, dtype=dtype)
+    for r in range(13 * 3):
+        for k in range(rows.ptr[r], rows.ptr[r + 1]):
+            dense[r, rows.idx[k]] = float(rows.val[k])
+    assert torch.equal(dense.view(13, 3, n_in), x)
+    assert rows.nnz == int(torch.count_nonzero(x))
+    assert compress(torch.ones(4, 2, n_in, dtype=dtype)) is None  # dense: BLAS path
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_non_binary_inputs(backend):
+    """Graded inputs (not only 0/1 spikes) are weighted by their value."""
+    net = _net([12, 9, 3], backend, std=[0.3, 0.5])
+    g = torch.Generator().manual_seed(5)
+    x = torch.where(torch.rand(50, 2, 12, generator=g) < 0.1, torch.rand(50, 2, 12, generator=g) * 3,
+                    torch.zeros((), dtype=torch.float64)).double()
+    rec = net(x)
+    bm, bs, v0 = constants()
+    ref = plain_net(x, [w.detach() for w in net.weights], v0, bm, bs, 1.0, 2.0)
+    torch.testing.assert_close(rec.voltages[0], ref["V"][0], rtol=0, atol=1e-12)
+    assert torch.equal(rec.spikes[1], ref["O"][1])
+
+
+def test_concurrent_threads_give_serial_results():
+    """Several app sessions may run networks at once from different threads."""
+    import threading
+
+    from stca_engine.kernels.cpu import PARALLEL_MIN_WORK
+
+    net = _net([40, 80, 5], "numba", std=[0.3, 0.4])
+    xs = [_input(400, 8, 40, 0.05, seed=s) for s in range(4)]
+    assert 400 * 8 * 80 >= PARALLEL_MIN_WORK  # the parallel kernels are the ones launched concurrently
+    serial = [net(x).voltages[-1] for x in xs]
+    out = [None] * 4
+
+    def run(i):
+        for _ in range(3):
+            out[i] = net(xs[i]).voltages[-1]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(serial, out):
+        assert torch.equal(a, b)

@@ -2,8 +2,10 @@
 
 Every backend implements the same two functions (see ``reference.py`` for the maths):
 
-``forward(x, W, p, record) -> (V, O, M, S, E)``   (M, S, E are None unless ``record``)
-``backward(x, W, V, gV, gO, p, need_x, need_w) -> (gx, gW)``
+``forward(x, W, p, record) -> (V, O, M, S, E, aux)``   (M, S, E are None unless ``record``)
+``backward(x, W, V, gV, gO, p, need_x, need_w, aux) -> (gx, gW)``
+
+``aux`` is whatever the forward wants to hand its backward (the CPU kernel's compressed input).
 
 ``p`` is a ``LayerParams``. ``reference`` is plain torch (any device); ``cpu`` is numba.
 """

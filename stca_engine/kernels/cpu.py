@@ -1,16 +1,21 @@
 """numba C-LIF kernels for the CPU: the maths of ``reference.py``, fused and parallel over samples.
 
-Why this shape: the recurrence is serial in time but independent across samples and neurons, so
-each thread takes whole samples and walks time with the innermost loop over neurons (contiguous,
-vectorisable). Sound inputs are ~98 % silent, so the input current is gathered from the nonzero
-inputs inside the same loop instead of a dense matmul (dense inputs fall back to one BLAS matmul).
-The backward is one pass per layer: the adjoint recurrence from each sample's last step that
-carries gradient (after k* nothing matters) down to step 0, accumulating dW from the nonzero inputs
-and writing the input gradient gx = V0·gI·W at the same time, so dL/dI is never stored.
+Why this shape:
+- the recurrence is serial in time but independent across samples and neurons, so each thread
+  takes whole samples and walks time with the innermost loop over neurons (contiguous, vectorised);
+- layer inputs are spikes and mostly silent (~98 % for sound, a few % for hidden layers), so the
+  input is compressed once per layer into a row-compressed list of its nonzeros (rows = (t, b);
+  found 8 entries at a time through the bit pattern) that both the forward current
+  gather and the backward weight gradient walk; inputs denser than ``SPARSE_MAX_DENSITY`` use BLAS;
+- the backward is one pass per layer: the adjoint recurrence from each sample's last step that
+  carries gradient (after k* nothing matters) down to step 0, accumulating dW from the nonzero
+  inputs and writing gx = V0·gI·W at the same time, so dL/dI is never stored.
 
 Compiled lazily on first use (``cache=True`` keeps the machine code on disk), ``fastmath=False``.
 """
 from __future__ import annotations
+
+import threading
 
 import numba as nb
 import numpy as np
@@ -19,12 +24,92 @@ import torch
 from . import LayerParams
 
 SPARSE_MAX_DENSITY = 0.15  # above this fraction of nonzero inputs a BLAS matmul is faster
+PARALLEL_MIN_WORK = 200_000  # neuron-steps below which waking a second thread costs more than it saves
+
+
+# ------------------------------------------------------------------------------------------------
+# compressed input rows
+@nb.njit(parallel=True, cache=True, fastmath=False)
+def _row_counts(bits, counts):
+    """counts[r] = number of nonzero entries of row r (bits: the input viewed as unsigned ints)."""
+    R, n = bits.shape
+    for r in nb.prange(R):
+        row = bits[r]
+        c = 0
+        j = 0
+        while j + 8 <= n:
+            if (row[j] | row[j + 1] | row[j + 2] | row[j + 3] | row[j + 4] | row[j + 5] | row[j + 6]
+                    | row[j + 7]) != 0:
+                for q in range(j, j + 8):
+                    if row[q] != 0:
+                        c += 1
+            j += 8
+        for q in range(j, n):
+            if row[q] != 0:
+                c += 1
+        counts[r] = c
 
 
 @nb.njit(parallel=True, cache=True, fastmath=False)
-def _forward(x, Wt, I, use_x, v0, bm, bs, theta, spiking, record, V, O, M, S, E):
+def _row_fill(bits, vals_in, ptr, idx, val):
+    R, n = bits.shape
+    for r in nb.prange(R):
+        row = bits[r]
+        xr = vals_in[r]
+        k = ptr[r]
+        j = 0
+        while j + 8 <= n:
+            if (row[j] | row[j + 1] | row[j + 2] | row[j + 3] | row[j + 4] | row[j + 5] | row[j + 6]
+                    | row[j + 7]) != 0:
+                for q in range(j, j + 8):
+                    if row[q] != 0:
+                        idx[k] = q
+                        val[k] = xr[q]
+                        k += 1
+            j += 8
+        for q in range(j, n):
+            if row[q] != 0:
+                idx[k] = q
+                val[k] = xr[q]
+                k += 1
+
+
+class SparseRows:
+    """The nonzeros of an input ``[T, B, n_in]``: row r = t·B + b holds idx/val[ptr[r]:ptr[r+1]]."""
+
+    def __init__(self, ptr, idx, val):
+        self.ptr, self.idx, self.val = ptr, idx, val
+
+    @property
+    def nnz(self) -> int:
+        return int(self.ptr[-1])
+
+
+def compress(x: torch.Tensor, max_density: float = SPARSE_MAX_DENSITY):
+    """``SparseRows`` of ``x`` (contiguous CPU float tensor), or None when it is denser than ``max_density``."""
+    xf = x.numpy().reshape(-1, x.shape[-1])
+    bits = xf.view(np.uint32 if xf.dtype == np.float32 else np.uint64)
+    R = xf.shape[0]
+    counts = np.empty(R, np.int64)
+    with _threads(xf.size // 8):
+        _row_counts(bits, counts)
+    nnz = int(counts.sum())
+    if nnz > max_density * max(1, xf.size):
+        return None
+    ptr = np.zeros(R + 1, np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    idx = np.empty(nnz, np.int32)
+    val = np.empty(nnz, xf.dtype)
+    with _threads(xf.size // 8):
+        _row_fill(bits, xf, ptr, idx, val)
+    return SparseRows(ptr, idx, val)
+
+
+# ------------------------------------------------------------------------------------------------
+# forward
+@nb.njit(parallel=True, cache=True, fastmath=False)
+def _forward(ptr, idx, val, Wt, I, use_rows, v0, bm, bs, theta, spiking, record, V, O, M, S, E):
     T, B, N = V.shape
-    n_in = x.shape[2]
     one = v0 / v0
     zero = one - one
     for b in nb.prange(B):
@@ -34,15 +119,14 @@ def _forward(x, Wt, I, use_x, v0, bm, bs, theta, spiking, record, V, O, M, S, E)
         o = np.zeros(N, V.dtype)
         cur = np.zeros(N, V.dtype)
         for t in range(T):
-            if use_x:
+            if use_rows:
                 cur[:] = 0
-                xt = x[t, b]
-                for j in range(n_in):
-                    xv = xt[j]
-                    if xv != 0:
-                        w = Wt[j]
-                        for n in range(N):
-                            cur[n] += xv * w[n]
+                r = t * B + b
+                for k in range(ptr[r], ptr[r + 1]):
+                    xv = val[k]
+                    w = Wt[idx[k]]
+                    for n in range(N):
+                        cur[n] += xv * w[n]
             else:
                 cur[:] = I[t, b]
             Vt = V[t, b]
@@ -75,12 +159,15 @@ def _forward(x, Wt, I, use_x, v0, bm, bs, theta, spiking, record, V, O, M, S, E)
                 E[t, b] = e
 
 
+# ------------------------------------------------------------------------------------------------
+# backward
 @nb.njit(parallel=True, cache=True, fastmath=False)
-def _backward(x, W, V, gV, gO, has_gV, has_gO, v0, bm, bs, theta, inv_alpha, half, spiking,
+def _backward(ptr, idx, val, W, V, gV, gO, has_gV, has_gO, v0, bm, bs, theta, inv_alpha, half, spiking,
               need_x, wgrad_mode, gx, acc, gI, k_last):
-    """One reverse pass per sample. wgrad_mode: 0 none, 1 sparse accumulate into acc, 2 store gI."""
+    """One reverse pass per sample. wgrad_mode: 0 none, 1 accumulate from the sparse rows into acc,
+    2 store gI (dense input: the caller does one BLAS matmul)."""
     T, B, N = V.shape
-    n_in = x.shape[2]
+    n_in = W.shape[1]
     n_chunk = acc.shape[0]
     for c in nb.prange(n_chunk):
         aM = np.zeros(N, V.dtype)
@@ -126,13 +213,12 @@ def _backward(x, W, V, gV, gO, has_gV, has_gO, v0, bm, bs, theta, inv_alpha, hal
                     aS[n] = -gv + bs * aS[n]
                     gi[n] = aM[n] + aS[n]
                 if wgrad_mode == 1:
-                    xt = x[t, b]
-                    for j in range(n_in):
-                        xv = xt[j]
-                        if xv != 0:
-                            a = acc[c, j]
-                            for n in range(N):
-                                a[n] += xv * gi[n]
+                    r = t * B + b
+                    for k in range(ptr[r], ptr[r + 1]):
+                        xv = val[k]
+                        a = acc[c, idx[k]]
+                        for n in range(N):
+                            a[n] += xv * gi[n]
                 elif wgrad_mode == 2:
                     gI[t, b] = gi
                 if need_x:
@@ -146,7 +232,21 @@ def _backward(x, W, V, gV, gO, has_gV, has_gO, v0, bm, bs, theta, inv_alpha, hal
                                 gxt[j] += g * w[j]
 
 
-PARALLEL_MIN_WORK = 200_000  # neuron-steps below which waking a second thread costs more than it saves
+# ------------------------------------------------------------------------------------------------
+# threads
+_LAUNCH_LOCK = threading.Lock()
+_LAYER: list[str] = []
+
+
+def _needs_lock() -> bool:
+    """numba's fallback 'workqueue' threading layer aborts the process on concurrent parallel launches
+    (e.g. two app sessions training at once); 'omp' and 'tbb' do not need the lock."""
+    if not _LAYER:
+        try:
+            _LAYER.append(nb.threading_layer())
+        except ValueError:  # no parallel launch yet: unknown, be safe
+            return True
+    return _LAYER[0] == "workqueue"
 
 
 class _threads:
@@ -157,29 +257,34 @@ class _threads:
         self.n = 1 if work < PARALLEL_MIN_WORK else nb.config.NUMBA_NUM_THREADS
 
     def __enter__(self):
+        self.locked = _needs_lock()
+        if self.locked:
+            _LAUNCH_LOCK.acquire()
         self.prev = nb.get_num_threads()
         nb.set_num_threads(max(1, min(self.n, nb.config.NUMBA_NUM_THREADS)))
 
     def __exit__(self, *exc):
         nb.set_num_threads(self.prev)
+        if self.locked:
+            _LAUNCH_LOCK.release()
 
 
+# ------------------------------------------------------------------------------------------------
+# entry points (same contract as reference.py, plus the compressed input passed forward → backward)
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
-
-
-def _dense(x: torch.Tensor) -> bool:
-    """Is ``x`` dense enough for BLAS? Estimated from a strided sample (a full count costs ~1 ms)."""
-    flat = x.detach().reshape(-1).numpy()
-    sample = flat[:: max(1, flat.size // 65536)]
-    return np.count_nonzero(sample) > SPARSE_MAX_DENSITY * max(1, sample.size)
 
 
 def _dummy(dtype, nd=3) -> np.ndarray:
     return np.zeros((1,) * nd, dtype=dtype)
 
 
+def _no_rows(npdt):
+    return np.zeros(1, np.int64), np.zeros(1, np.int32), np.zeros(1, npdt)
+
+
 def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = False):
+    """Returns ``(V, O, M, S, E, rows)``; ``rows`` (the compressed input or None) goes to ``backward``."""
     T, B, _ = x.shape
     N = W.shape[0]
     dt = W.dtype
@@ -191,21 +296,22 @@ def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = Fal
     rec = [torch.from_numpy(np.zeros((T, B, N), dtype=npdt)) for _ in range(3)] if record else None
     Mn, Sn, En = (r.numpy() for r in rec) if record else (_dummy(npdt),) * 3
     sc = (npdt(p.v0), npdt(p.beta_m), npdt(p.beta_s), npdt(p.theta))
-    if not _dense(x):
+    rows = compress(x)
+    if rows is not None:
         with _threads(T * B * N):
-            _forward(_np(x), _np(W.t()), _dummy(npdt), True, *sc, p.spiking, record, V.numpy(), O.numpy(),
-                     Mn, Sn, En)
+            _forward(rows.ptr, rows.idx, rows.val, _np(W.t()), _dummy(npdt), True, *sc, p.spiking, record,
+                     V.numpy(), O.numpy(), Mn, Sn, En)
     else:
         I = torch.matmul(x, W.t())
         with _threads(T * B * N):
-            _forward(_dummy(npdt), _dummy(npdt, 2), _np(I), False, *sc, p.spiking, record, V.numpy(), O.numpy(),
-                     Mn, Sn, En)
+            _forward(*_no_rows(npdt), _dummy(npdt, 2), _np(I), False, *sc, p.spiking, record,
+                     V.numpy(), O.numpy(), Mn, Sn, En)
     if record:
-        return V, O, rec[0], rec[1], rec[2]
-    return V, O, None, None, None
+        return V, O, rec[0], rec[1], rec[2], rows
+    return V, O, None, None, None, rows
 
 
-def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool = True):
+def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool = True, rows=None):
     T, B, N = V.shape
     dt = W.dtype
     x = x.detach().to(dt).contiguous()
@@ -215,13 +321,16 @@ def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool 
     k_last = np.full(B, -1, dtype=np.int64)
     mode = 0
     if need_w:
-        mode = 2 if _dense(x) else 1
+        if rows is None:
+            rows = compress(x)
+        mode = 1 if rows is not None else 2
     n_chunk = max(1, min(B, _threads(T * B * N).n))
     acc = np.zeros((n_chunk, n_in, N), dtype=npdt) if mode == 1 else np.zeros((n_chunk, 1, 1), dtype=npdt)
     gI = torch.from_numpy(np.zeros((T, B, N), dtype=npdt)) if mode == 2 else None
     gx = torch.empty(T, B, n_in, dtype=dt) if need_x else None
+    ptr, idx, val = (rows.ptr, rows.idx, rows.val) if mode == 1 else _no_rows(npdt)
     with _threads(T * B * N):
-        _backward(_np(x), _np(W), _np(V),
+        _backward(ptr, idx, val, _np(W), _np(V),
                   _np(gV.to(dt)) if gV is not None else _dummy(npdt),
                   _np(gO.to(dt)) if gO is not None else _dummy(npdt),
                   gV is not None, gO is not None, npdt(p.v0), npdt(p.beta_m), npdt(p.beta_s), npdt(p.theta),

@@ -63,7 +63,7 @@ def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = Fal
         V[k] = v
         if record:
             M_rec[k], S_rec[k], E_rec[k] = m, s, e
-    return V, O, M_rec, S_rec, E_rec
+    return V, O, M_rec, S_rec, E_rec, None
 
 
 def grad_current(V, gV, gO, p: LayerParams):
@@ -91,7 +91,7 @@ def grad_current(V, gV, gO, p: LayerParams):
     return gI, k_last
 
 
-def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool = True):
+def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool = True, rows=None):
     gI, k_last = grad_current(V, gV, gO, p)
     gx = gW = None
     n = k_last + 1
