@@ -58,7 +58,8 @@ def waves(draw):
         x = rng.uniform(-1, 1, (frames, channels))
         if frames:
             x[rng.integers(0, frames), rng.integers(0, channels)] = np.nan if kind == "nan" else np.inf
-    x *= draw(st.floats(0.0, 1.0))
+    with np.errstate(invalid="ignore"):  # inf * 0 is NaN: still a non-finite sample, as intended
+        x *= draw(st.floats(0.0, 1.0))
     return x.astype(np.float32), sr
 
 
@@ -75,7 +76,8 @@ def _check_loaded(out: np.ndarray, frames: int, sr_in: int):
 def test_load_audio_gives_contract_wave_or_audio_error(wave, fmt):
     x, sr = wave
     container, subtype = fmt
-    assume(not (container == "OGG" and (x.shape[0] == 0 or x.shape[1] > 2 or not np.all(np.isfinite(x)))))
+    assume(not (container == "OGG" and (x.shape[0] == 0 or x.shape[1] > 2)))
+    assume(np.all(np.isfinite(x)) or subtype in ("FLOAT", "DOUBLE"))  # only float files can hold NaN/inf
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / f"clip{SUFFIX[container]}"
         sf.write(str(path), x, sr, format=container, subtype=subtype)

@@ -286,11 +286,31 @@ def _config_cases() -> list[Case]:
              ("train config: batch_size: must be >= 1, got 0",)),
         Case("train-config-bad-hidden", lambda t: TrainConfig(hidden=[0]).validate(), ConfigError,
              ("train config: hidden: layer sizes must be integers in 1..100000",)),
+        Case("encoder-unknown", lambda t: _enc("nosuch"), ConfigError,
+             ("encoder: unknown encoder 'nosuch' (known: spikegram, spectral)",)),
+        Case("encoder-spikegram-kernels-out-of-range", lambda t: _enc("spikegram", n_kernels=-1), ConfigError,
+             ("spikegram.n_kernels: must be between 1 and 512 (got -1)",)),
+        Case("encoder-spikegram-above-nyquist", lambda t: _enc("spikegram", f_max=1e6), ConfigError,
+             ("spikegram.f_max: must not exceed the Nyquist frequency 8000 Hz",)),
+        Case("encoder-spectral-zero-bands", lambda t: _enc("spectral", n_bands=0), ConfigError,
+             ("spectral.n_bands: must be between 1 and 512 (got 0)",)),
+        Case("encoder-unknown-setting", lambda t: _enc("spikegram", bogus=1), ConfigError,
+             ("spikegram: unknown setting(s) bogus",)),
+        Case("encoder-nan-waveform", lambda t: _enc("spectral").encode(np.full(1600, np.nan, np.float32)), AudioError,
+             ("waveform: waveform contains NaN/inf samples",)),
+        Case("encoder-empty-waveform", lambda t: _enc("spectral").encode(np.zeros(0, np.float32)), AudioError,
+             ("waveform: expected a non-empty mono 1-D waveform",)),
         Case("limits-bad-env", lambda t: _with_env({"STCA_MAX_UPLOAD_MB": "lots"}, limits.max_upload_mb), ConfigError,
              ("STCA_MAX_UPLOAD_MB: must be a number, got 'lots'",)),
         Case("limits-negative-env", lambda t: _with_env({"STCA_MAX_AUDIO_SECONDS": "-5"}, limits.max_audio_seconds),
              ConfigError, ("STCA_MAX_AUDIO_SECONDS: must be a finite number > 0, got '-5'",)),
     ]
+
+
+def _enc(name, **settings):
+    from stca_engine.encoders import make_encoder
+
+    return make_encoder(name, **settings)
 
 
 def _with_env(env: dict, fn):
