@@ -1303,3 +1303,13 @@ def test_app_nan_loss_stops_the_run_and_keeps_the_last_good_model(monkeypatch, t
     finally:
         if "train.run" in at.session_state:
             at.session_state["train.run"]["worker"].stop("test over", wait_s=30)
+
+
+def test_streamlit_config_hides_tracebacks_and_caps_uploads():
+    """The browser never shows a traceback (only the exception type for a bug; bad input is an
+    st.error), and Streamlit itself refuses uploads above the default cap before the app sees them."""
+    import tomllib
+
+    cfg = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert cfg["client"]["showErrorDetails"] in ("type", "none")
+    assert cfg["server"]["maxUploadSize"] == limits.DEFAULT_MAX_UPLOAD_MB
