@@ -83,6 +83,13 @@ class Case:
     fragments: tuple[str, ...]
 
 
+def _patched_wav(offset: int, field: bytes) -> bytes:
+    """A valid 16-bit WAV whose header field at ``offset`` is overwritten (a damaged or forged header)."""
+    b = bytearray(wav_bytes(tone(0.5), subtype="PCM_16"))
+    b[offset:offset + len(field)] = field
+    return bytes(b)
+
+
 def _audio_cases() -> list[Case]:
     def unreadable(tmp):
         p = tmp / "locked.wav"
@@ -166,6 +173,12 @@ def _audio_cases() -> list[Case]:
              AudioError, ("short.wav: too short: 20.0 ms",)),
         Case("upload-too-long", lambda t: audio.load_audio_bytes(wav_bytes(tone(3.0)), "long.wav", max_seconds=2),
              AudioError, ("long.wav: too long: 3.00 s (the limit is 2 s)",)),
+        Case("upload-header-sample-rate-zero", lambda t: audio.load_audio_bytes(_patched_wav(24, struct.pack("<I", 0)),
+                                                                                "rate0.wav"),
+             AudioError, ("rate0.wav: invalid sample rate 0",)),
+        Case("upload-header-zero-channels", lambda t: audio.load_audio_bytes(_patched_wav(22, struct.pack("<H", 0)),
+                                                                             "chan0.wav"),
+             AudioError, ("chan0.wav: not a readable audio file",)),
         Case("upload-over-size-cap", lambda t: limits.check_upload_size(3 * 2**20 + 1, "big.wav", limit_mb=3),
              AudioError, ("big.wav: upload too large: 3.0 MB (the limit is 3 MB",)),
     ]
