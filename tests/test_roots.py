@@ -222,3 +222,25 @@ def test_app_data_page_skips_a_file_symlinked_out_of_the_root(tree, monkeypatch,
     assert any("009.raw" in f and "outside the allowed data folders" in r for f, r in rows), rows
     clip_options = [o for sb in at.selectbox if sb.key == "data.clip" for o in sb.options]
     assert not any("009.raw" in str(o) for o in clip_options)
+
+
+@pytest.mark.parametrize("command", ["encode-file", "folder-spec", "rwcp-dotdot-spec"])
+def test_cli_refuses_files_and_specs_outside_roots(tree, tmp_path, monkeypatch, capsys, command):
+    """In-process ``stca`` with STCA_DATA_ROOTS set: audio files and data specs outside are refused."""
+    from stca_engine import cli
+
+    allowed, secret = tree
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
+    (secret / "clip.wav").write_bytes(b"RIFF....WAVE")
+    argv = {
+        "encode-file": ["encode", str(allowed / ".." / "secret" / "clip.wav"), "--out", str(tmp_path / "o.npz")],
+        "folder-spec": ["train", "--data", f"folder:{secret}", "--task", "classify", "--out", str(tmp_path / "run")],
+        "rwcp-dotdot-spec": ["train", "--data", f"rwcp:{allowed}/../secret", "--task", "classify",
+                       "--out", str(tmp_path / "run")],
+    }[command]
+    code = cli.main(["--quiet", *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("stca: error: ")
+    assert "outside the allowed data folders" in err[0]
+    assert not (tmp_path / "o.npz").exists() and not (tmp_path / "run").exists()
