@@ -142,6 +142,8 @@ def _audio_cases() -> list[Case]:
         Case("audio-missing", lambda t: audio.load_audio(t / "gone.wav"), AudioError, ("gone.wav: file not found",)),
         Case("audio-unreadable-folder", unreadable, AudioError, ("locked.wav: not a file",)),
         Case("audio-unreadable-dangling", unreadable_perm, AudioError, ("noperm.wav: ",)),
+        Case("audio-fifo-never-blocks", lambda t: (os.mkfifo(t / "pipe.wav"), audio.load_audio(t / "pipe.wav")),
+             AudioError, ("pipe.wav: not a file",)),
         Case("audio-empty-file", lambda t: audio.load_audio((t / "empty.wav", (t / "empty.wav").write_bytes(b""))[0]),
              AudioError, ("empty.wav: empty file (0 bytes)",)),
         Case("audio-empty-wav-no-frames", lambda t: audio.load_audio(write_wav(t / "noframes.wav", np.zeros((0, 1))),),
