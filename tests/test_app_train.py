@@ -275,8 +275,9 @@ def test_epochs_run_through_the_worker_then_reset_clears():
     final = worker.model("stca")
     assert all(torch.equal(a.detach(), b) for a, b in zip(model["net"].weights, final))
     # replay: the slider goes back to epoch 1 and the traces follow
+    assert at.toggle(key="train.follow").value is True
+    at.toggle(key="train.follow").set_value(False).run()
     at.slider(key="train.epoch_view").set_value(1).run()
-    assert at.session_state["train.follow"] is False
     assert any("**STCA** · epoch 1 ·" in m.value for m in at.markdown)
     assert not any("**STCA** · epoch 3 ·" in m.value for m in at.markdown)
     at.button(key="train.btn_reset").click().run()

@@ -183,7 +183,6 @@ def _new_run(s: state.TrainSettings):
     run = {"worker": worker, "settings": s, "published": 0}
     ss["train.run"] = run
     ss["train.follow"] = True
-    ss.pop("train.epoch_view", None)
     ss["train.figcache"] = {}
     return run
 
@@ -214,7 +213,7 @@ def _on_reset():
     run = ss.pop("train.run", None)
     if run is not None:
         run["worker"].stop("reset")
-    for k in ("train.figcache", "train.epoch_view", "train.probe_index"):
+    for k in ("train.figcache", "train.probe_index"):
         ss.pop(k, None)
     ss["train.follow"] = True
 
@@ -432,22 +431,22 @@ def live_view():
         else:
             idx = last[labels[0]].probe.index if last[labels[0]].probe is not None else 0
     with ctrl2:
-        # the slider's range is the whole run (fixed), so the widget keeps its identity as epochs arrive
-        follow = ss.get("train.follow", True)
-        if snap.n_epochs >= 2:
-            if follow or not 1 <= ss.get("train.epoch_view", n_done) <= snap.n_epochs:
+        # Follow = show the newest epoch; off = a slider the user owns. The page never moves that slider
+        # itself: a value set by the server can race with the browser echoing the old one.
+        if "train.follow" not in ss:
+            ss["train.follow"] = True
+        follow = st.toggle("Show the latest epoch", key="train.follow",
+                           help="Switch off to replay earlier epochs with a slider.")
+        if follow or snap.n_epochs < 2:
+            epoch = n_done
+        else:
+            if not 1 <= ss.get("train.epoch_view", n_done) <= snap.n_epochs:
                 ss["train.epoch_view"] = n_done
             wanted = st.slider("Replay epoch", 1, snap.n_epochs, key="train.epoch_view",
-                               on_change=lambda: ss.__setitem__("train.follow", False),
                                help="Drag to see the network after an earlier epoch.")
             epoch = min(int(wanted), n_done)
             if wanted > n_done:
                 st.caption(f"Epoch {wanted} is not trained yet: showing epoch {n_done}.")
-            if not follow:
-                st.button("Follow the latest epoch", key="train.follow_btn", icon=":material/fast_forward:",
-                          on_click=lambda: ss.__setitem__("train.follow", True))
-        else:
-            epoch = n_done
 
     trace_cols = st.columns(len(labels))
     for col, lb in zip(trace_cols, labels):
