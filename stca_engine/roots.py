@@ -31,7 +31,10 @@ def is_inside(path: Path, root: Path) -> bool:
 def confine(path: str | os.PathLike, roots: list[Path] | None = None) -> Path:
     """The resolved path if it lies inside an allowed root, else PathNotAllowedError."""
     roots = allowed_roots() if roots is None else [Path(r).resolve() for r in roots]
-    resolved = Path(path).expanduser().resolve()
+    try:
+        resolved = Path(path).expanduser().resolve()
+    except (ValueError, RuntimeError, OSError) as exc:  # NUL byte, unknown ~user, ...
+        raise PathNotAllowedError(f"not a usable path ({exc})", repr(str(path))[1:-1]) from None
     if not any(is_inside(resolved, r) for r in roots):
         shown = ", ".join(str(r) for r in roots)
         raise PathNotAllowedError(

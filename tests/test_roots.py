@@ -244,3 +244,23 @@ def test_cli_refuses_files_and_specs_outside_roots(tree, tmp_path, monkeypatch, 
     assert code == 2 and len(err) == 1 and err[0].startswith("stca: error: ")
     assert "outside the allowed data folders" in err[0]
     assert not (tmp_path / "o.npz").exists() and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("typed", ["data\x00/../../etc", "~no_such_user_stca/x"])
+def test_unusable_typed_paths_are_refused_cleanly(tree, typed):
+    """Whatever a user types into a folder box is a PathNotAllowedError, never a ValueError/RuntimeError."""
+    with pytest.raises(PathNotAllowedError) as ei:
+        roots.confine(typed)
+    assert "\n" not in str(ei.value)
+
+
+def test_app_data_page_with_a_nul_byte_in_the_folder(tree, monkeypatch, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(REPO / "app" / "pages" / "1_Data.py"), default_timeout=120).run()
+    at.radio(key="data.source").set_value("Folder of class sub-folders").run()
+    at.text_input(key="data.path").input("/tmp/x\x00y").run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert errors and not any("Something went wrong" in e for e in errors), errors
