@@ -58,7 +58,11 @@ def parse_data_spec(spec) -> DataSpec:
     if kind in KINDS_WITH_PATH:
         if not path.strip():
             raise ConfigError(f"'{kind}' needs a folder: {kind}:PATH", text)
-        return DataSpec(kind, str(Path(path.strip()).expanduser()))
+        try:
+            folder = Path(path.strip()).expanduser()
+        except RuntimeError as exc:  # "~someone/..." for an unknown user
+            raise ConfigError(f"cannot expand the folder ({exc})", text) from None
+        return DataSpec(kind, str(folder))
     raise ConfigError(f"unknown data source '{kind}'; use {SPEC_HELP}", text)
 
 
