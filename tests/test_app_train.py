@@ -314,3 +314,25 @@ def test_settings_that_cannot_run_are_refused_at_start():
     assert "train.run" not in at.session_state and not at.exception
     text = " ".join(e.value for e in at.error)
     assert "unknown data source" in text and "tau_s_ms" in text
+
+
+def test_classification_with_the_margin_readout_next_to_stca():
+    at = _page({"task": "classify", "data": "digits", "classes": "0,1", "objective": "margin", "compare": "1",
+                "compare_objective": "stca", "hidden": "8", "epochs": "1", "batch_size": "32"})
+    assert at.selectbox(key=state.widget_key("objective")).value == "margin"
+    at.button(key="train.btn_start").click().run()
+    worker = at.session_state["train.run"]["worker"]
+    _wait(at, lambda a: worker.snapshot().finished, timeout=180)
+    snap = worker.snapshot()
+    assert snap.status == "done" and snap.labels == ("margin", "stca")
+    assert worker.runner("margin").trainer.net.output_spiking is False
+    assert worker.runner("stca").trainer.net.output_spiking is True
+    assert all(0.0 <= snap.reports[lb][0].test_accuracy <= 1.0 for lb in snap.labels)
+    assert at.session_state["trained_model"]["objective"] == "margin"
+    assert not at.error and not at.exception
+    # margin needs a classification task: switching to detection takes it off the list
+    assert state.OBJECTIVES["margin"] in at.selectbox(key=state.widget_key("objective")).options
+    at.radio(key=state.widget_key("task")).set_value("detect").run()
+    options = at.selectbox(key=state.widget_key("objective")).options
+    assert state.OBJECTIVES["stca"] in options and state.OBJECTIVES["margin"] not in options
+    assert at.selectbox(key=state.widget_key("objective")).value == "stca"
