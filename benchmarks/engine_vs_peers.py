@@ -2,8 +2,13 @@
 batch 16, 2 % input density, float32, on the CPU: this engine vs the same C-LIF model as a plain
 torch loop vs snnTorch (Synaptic) vs SpikingJelly (multi-step LIF), all in one process (SPEC §6).
 
-Run:  .venv/bin/python benchmarks/engine_vs_peers.py [--repeats 7] [--quick]
+Run:  .venv/bin/python benchmarks/engine_vs_peers.py [--repeats 7] [--quick] [--threads 2] [--active-wait]
 Prints median milliseconds, ratios to the fastest peer, peak memory, and scaling with T.
+
+OpenMP threads (torch's and numba's) busy-wait between parallel regions by default, which on a
+busy 2-core machine steals the core the other thread needs; the benchmark therefore sets
+OMP_WAIT_POLICY=PASSIVE (for every implementation alike) unless --active-wait is given or the
+variable is already set. Both are printed with the results.
 """
 from __future__ import annotations
 
@@ -16,7 +21,11 @@ import time
 import tracemalloc
 import warnings
 
-import torch
+if "--active-wait" not in sys.argv:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch/numba start their OpenMP runtimes
+
+import numba  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import stca_engine as se  # noqa: E402
@@ -140,29 +149,64 @@ def spikingjelly_step(cfg):
 
 
 # ---------------------------------------------------------------- timing
-def median_ms(fn, x, target, repeats, warmup=1):
+def median_ms(fn, x, target, repeats, warmup=1, with_cpu=False):
+    """Median wall-clock ms (and median process CPU ms, all threads, when ``with_cpu``)."""
     for _ in range(warmup):
         fn(x, target)
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn(x, target)
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+        wall.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
+    if with_cpu:
+        return statistics.median(wall), statistics.median(cpu)
+    return statistics.median(wall)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def peak_mb(fn, x, target):
+    """(peak of Python/numpy allocations by tracemalloc, peak growth of the resident set sampled every
+    ~0.5 ms during one step). torch's own allocator is invisible to tracemalloc, hence the RSS column."""
+    import threading
+
     gc.collect()
     tracemalloc.start()
+    base = _rss_bytes()
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            time.sleep(0.0005)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
     fn(x, target)
-    _, peak = tracemalloc.get_traced_memory()
+    done.set()
+    th.join()
+    peak[0] = max(peak[0], _rss_bytes())
+    _, traced = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return peak / 2**20
+    return traced / 2**20, (peak[0] - base) / 2**20
 
 
 def rss_mb():
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _launched() -> bool:
+    try:
+        numba.threading_layer()
+        return True
+    except ValueError:
+        return False
 
 
 def main(argv=None):
@@ -172,13 +216,19 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--density", type=float, default=0.02)
     ap.add_argument("--quick", action="store_true", help="fewer repeats, skip the T scaling of the peers")
+    ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch and numba threads")
+    ap.add_argument("--active-wait", action="store_true", help="keep OpenMP's default busy-waiting")
     args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     if args.quick:
         args.repeats = 3
     cfg = se.NeuronConfig()
     x, target = make_input(args.T, args.batch, args.density)
     eng, net = engine_step(cfg)
     _, rec = eng(x, target)  # compile the numba kernels outside the timing
+    print(f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, numba threads {numba.get_num_threads()} "
+          f"({numba.threading_layer() if _launched() else 'layer not started'}), cores {os.cpu_count()}")
     print(f"device: {se.describe_device('cpu')}, torch threads {torch.get_num_threads()}, "
           f"T={args.T}, batch={args.batch}, density={args.density:.0%}, sizes={SIZES}, float32")
     print(f"engine activity: hidden rate {float(rec.spikes[0].mean()):.3f}, output rate {float(rec.spikes[1].mean()):.3f}")
@@ -192,13 +242,18 @@ def main(argv=None):
     peers = ("plain torch loop", "snnTorch Synaptic", "SpikingJelly LIF (m)")
     res = {}
     for name, fn in runners.items():
-        res[name] = (median_ms(fn, x, target, args.repeats), peak_mb(fn, x, target))
+        reps = args.repeats if name != "plain torch loop" else max(3, args.repeats // 2)
+        res[name] = (*median_ms(fn, x, target, reps, with_cpu=True), peak_mb(fn, x, target))
     fastest_peer = min(peers, key=lambda n: res[n][0])
-    print(f"\n{'implementation':30s} {'median ms':>10s} {'vs fastest peer':>16s} {'peak MB (tracemalloc)':>22s}")
-    for name, (ms, mb) in res.items():
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"(1-min load average before timing: {load:.1f}; CPU ms = process CPU time over all threads)")
+    print(f"\n{'implementation':30s} {'median ms':>10s} {'vs fastest peer':>16s} {'CPU ms':>9s} "
+          f"{'tracemalloc MB':>15s} {'RSS growth MB':>14s}")
+    for name, (ms, cpu_ms, (mb, rss)) in res.items():
         ratio = res[fastest_peer][0] / ms
-        print(f"{name:30s} {ms:10.1f} {ratio:15.1f}x {mb:22.1f}")
-    print(f"fastest peer: {fastest_peer}; engine speed-up: {res[fastest_peer][0] / res['stca_engine (numba)'][0]:.1f}x")
+        print(f"{name:30s} {ms:10.1f} {ratio:15.1f}x {cpu_ms:9.1f} {mb:15.1f} {rss:14.1f}")
+    print(f"fastest peer: {fastest_peer}; engine speed-up: {res[fastest_peer][0] / res['stca_engine (numba)'][0]:.1f}x "
+          f"wall, {res[fastest_peer][1] / res['stca_engine (numba)'][1]:.1f}x CPU time")
     print(f"process max RSS: {rss_mb():.0f} MB")
 
     print("\nscaling with T (median ms, forward + backward)")

@@ -29,7 +29,7 @@ PARALLEL_MIN_WORK = 200_000  # neuron-steps below which waking a second thread c
 
 # ------------------------------------------------------------------------------------------------
 # compressed input rows
-@nb.njit(parallel=True, cache=True, fastmath=False)
+@nb.njit(parallel=True, cache=True, fastmath=False, nogil=True)
 def _row_counts(bits, counts):
     """counts[r] = number of nonzero entries of row r (bits: the input viewed as unsigned ints)."""
     R, n = bits.shape
@@ -50,7 +50,7 @@ def _row_counts(bits, counts):
         counts[r] = c
 
 
-@nb.njit(parallel=True, cache=True, fastmath=False)
+@nb.njit(parallel=True, cache=True, fastmath=False, nogil=True)
 def _row_fill(bits, vals_in, ptr, idx, val):
     R, n = bits.shape
     for r in nb.prange(R):
@@ -107,7 +107,7 @@ def compress(x: torch.Tensor, max_density: float = SPARSE_MAX_DENSITY):
 
 # ------------------------------------------------------------------------------------------------
 # forward
-@nb.njit(parallel=True, cache=True, fastmath=False)
+@nb.njit(parallel=True, cache=True, fastmath=False, nogil=True)
 def _forward(ptr, idx, val, Wt, I, use_rows, v0, bm, bs, theta, spiking, record, V, O, M, S, E):
     T, B, N = V.shape
     one = v0 / v0
@@ -161,7 +161,7 @@ def _forward(ptr, idx, val, Wt, I, use_rows, v0, bm, bs, theta, spiking, record,
 
 # ------------------------------------------------------------------------------------------------
 # backward
-@nb.njit(parallel=True, cache=True, fastmath=False)
+@nb.njit(parallel=True, cache=True, fastmath=False, nogil=True)
 def _backward(ptr, idx, val, W, V, gV, gO, has_gV, has_gO, v0, bm, bs, theta, inv_alpha, half, spiking,
               need_x, wgrad_mode, gx, acc, gI, k_last):
     """One reverse pass per sample. wgrad_mode: 0 none, 1 accumulate from the sparse rows into acc,
@@ -254,14 +254,14 @@ class _threads:
     far more on a busy machine); large ones on all of numba's threads."""
 
     def __init__(self, work: int):
-        self.n = 1 if work < PARALLEL_MIN_WORK else nb.config.NUMBA_NUM_THREADS
+        self.n = 1 if work < PARALLEL_MIN_WORK else nb.get_num_threads()  # respects numba.set_num_threads
 
     def __enter__(self):
         self.locked = _needs_lock()
         if self.locked:
             _LAUNCH_LOCK.acquire()
         self.prev = nb.get_num_threads()
-        nb.set_num_threads(max(1, min(self.n, nb.config.NUMBA_NUM_THREADS)))
+        nb.set_num_threads(max(1, self.n))
 
     def __exit__(self, *exc):
         nb.set_num_threads(self.prev)

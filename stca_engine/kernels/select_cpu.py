@@ -7,7 +7,7 @@ import numba as nb
 import numpy as np
 
 
-@nb.njit(parallel=True, cache=True, fastmath=False)
+@nb.njit(parallel=True, cache=True, fastmath=False, nogil=True)
 def select(v, spk, t_in, theta, cluster_mode, n_o, k_p, k_m):
     """n_o: clusters (``cluster_mode``) or spikes; k_p: k⁺ (-1 none); k_m: k⁻ (-1 none). ``t_in`` ≥ 1."""
     T, B, N = v.shape
