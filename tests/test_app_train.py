@@ -336,3 +336,12 @@ def test_classification_with_the_margin_readout_next_to_stca():
     options = at.selectbox(key=state.widget_key("objective")).options
     assert state.OBJECTIVES["stca"] in options and state.OBJECTIVES["margin"] not in options
     assert at.selectbox(key=state.widget_key("objective")).value == "stca"
+
+
+def test_a_typo_in_a_setting_blocks_start_and_names_the_setting():
+    at = _page()
+    at.text_input(key=state.widget_key("hidden")).set_value("64,x").run()
+    assert any("hidden" in e.value for e in at.error)
+    at.button(key="train.btn_start").click().run()
+    assert "train.run" not in at.session_state
+    assert any("hidden: hidden layer size 'x' is not a whole number" in e.value for e in at.error)
