@@ -150,3 +150,21 @@ def test_backward_truncates_after_k_star():
         assert kb >= 0
         assert not xg.grad[kb + 1:, b].any()
         assert xg.grad[: kb + 1, b].any()
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+@pytest.mark.parametrize("task", ["detect", "classify"])
+def test_dense_inputs_use_the_blas_path_and_stay_exact(backend, task):
+    """Inputs and hidden spikes denser than the sparse threshold take the matmul path (numba)."""
+    from stca_engine.kernels.cpu import SPARSE_MAX_DENSITY
+
+    cfg, net, x = _setup([24, 20, 5], backend, [0.1, 0.2], 1.0, seed=7, density=0.4)
+    rec = net(x)
+    assert float(x.mean()) > SPARSE_MAX_DENSITY and float(rec.spikes[0].detach().mean()) > SPARSE_MAX_DENSITY
+    loss, info = se.stca_loss(rec.voltages[-1], rec.spikes[-1], _target(task, 3, 5, 7), cfg, task=task)
+    loss.backward()
+    _, ref_grads, _ = _reference_grads(net, x, cfg, info, cfg.theta, True)
+    assert (info.sign != 0).any()
+    for g_eng, g_ref in zip((w.grad for w in net.weights), ref_grads):
+        assert float(g_ref.abs().max()) > 0
+        torch.testing.assert_close(g_eng, g_ref, rtol=1e-9, atol=1e-12 * float(g_ref.abs().max()))
