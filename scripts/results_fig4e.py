@@ -4,7 +4,7 @@ Runs ``stca train --data demo --task detect --objective {stca,tdp1}`` for each s
 time: the runs share the machine's cores), then plots the test count accuracy and event F1 per epoch
 (mean over seeds, individual runs faint) into ``docs/img/fig4e_stca_vs_tdp1.png``.
 
-    python scripts/results_fig4e.py [--seeds 0 1] [--epochs 12] [--runs runs/fig4e] [--plot-only]
+    python scripts/results_fig4e.py [--seeds 0 1] [--epochs 10] [--runs runs/fig4e] [--plot-only] [--quiet]
 
 Extra arguments after ``--`` go to every ``stca train`` call (e.g. ``-- --streams 200``).
 """
@@ -25,12 +25,12 @@ def run_dir(runs: Path, objective: str, seed: int) -> Path:
     return runs / f"{objective}-s{seed}"
 
 
-def train(runs: Path, objective: str, seed: int, epochs: int, extra: list[str]) -> None:
+def train(runs: Path, objective: str, seed: int, epochs: int, extra: list[str], quiet: bool = False) -> None:
     out = run_dir(runs, objective, seed)
     if (out / "metrics.json").is_file() and json.loads((out / "metrics.json").read_text()).get("test"):
         print(f"{out}: already done", flush=True)
         return
-    cmd = [sys.executable, "-m", "stca_engine", "train", "--data", "demo", "--task", "detect",
+    cmd = [sys.executable, "-m", "stca_engine", *(["--quiet"] if quiet else []), "train", "--data", "demo", "--task", "detect",
            "--objective", objective, "--seed", str(seed), "--epochs", str(epochs), "--out", str(out), *extra]
     print("$ " + " ".join(cmd[1:]), flush=True)
     subprocess.run(cmd, check=True, cwd=REPO)
@@ -89,16 +89,17 @@ def main(argv=None):
         argv, extra = argv[:k], argv[k + 1:]
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--runs", default=str(REPO / "runs" / "fig4e"))
     p.add_argument("--png", default=str(REPO / "docs" / "img" / "fig4e_stca_vs_tdp1.png"))
     p.add_argument("--plot-only", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars from the training runs")
     a = p.parse_args(argv)
     runs = Path(a.runs)
     if not a.plot_only:
         for seed in a.seeds:
             for obj in OBJECTIVES:
-                train(runs, obj, seed, a.epochs, extra)
+                train(runs, obj, seed, a.epochs, extra, a.quiet)
     curves = load_curves(runs, a.seeds)
     if not curves:
         sys.exit(f"no finished runs under {runs}")
