@@ -61,11 +61,11 @@ class NeuronConfig:
             raise ConfigError(
                 f"t_in_ms ({self.t_in_ms}) must be at least one time step (dt_ms = {self.dt_ms})", _WHERE)
         # extreme but positive constants can still round to a degenerate model (found by hypothesis)
-        if not 0.0 < self.beta_s < self.beta_m < 1.0:
+        if not 0.0 <= self.beta_s < self.beta_m < 1.0:
             raise ConfigError(
                 f"dt_ms ({self.dt_ms}), tau_m_ms ({self.tau_m_ms}) and tau_s_ms ({self.tau_s_ms}) give decays "
                 f"beta_m = {self.beta_m:.17g}, beta_s = {self.beta_s:.17g}; they must satisfy "
-                "0 < beta_s < beta_m < 1 (keep dt a usable fraction of the time constants)", _WHERE)
+                "0 <= beta_s < beta_m < 1 (keep dt a usable fraction of the time constants)", _WHERE)
         try:
             v0 = self.v0
         except (ZeroDivisionError, OverflowError, ValueError):

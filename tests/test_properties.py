@@ -23,6 +23,7 @@ from stca_engine.config import NeuronConfig
 from stca_engine.errors import AudioError, ConfigError
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+CONFIG_SETTINGS = settings(max_examples=400, deadline=None)  # configs are cheap: search harder
 
 # ---- audio loader ---------------------------------------------------------------------------------
 
@@ -167,13 +168,13 @@ def _sane(kw: dict) -> bool:
 
 def _check_usable(cfg: NeuronConfig):
     """An accepted config gives finite derived values the kernels can use."""
-    assert 0.0 < cfg.beta_s < cfg.beta_m < 1.0
+    assert 0.0 <= cfg.beta_s < cfg.beta_m < 1.0  # beta_s may underflow to 0 for dt >> tau_s: still a model
     assert math.isfinite(cfg.v0) and cfg.v0 >= 1.0
     assert isinstance(cfg.t_in_steps, int) and cfg.t_in_steps >= 1
     assert NeuronConfig.from_dict(cfg.to_dict()) == cfg
 
 
-@SETTINGS
+@CONFIG_SETTINGS
 @given(changes=st.dictionaries(st.sampled_from(FIELDS), any_value, min_size=1, max_size=6))
 def test_neuron_config_is_valid_or_config_error(changes):
     """Spec-invalid -> ConfigError; sane and valid -> accepted; extreme but valid -> either, never a crash."""
@@ -188,7 +189,7 @@ def test_neuron_config_is_valid_or_config_error(changes):
     _check_usable(cfg)
 
 
-@SETTINGS
+@CONFIG_SETTINGS
 @given(tau_m=st.one_of(st.floats(1e-300, 1e300), st.sampled_from([1e-300, 1.0, 30.0, 1e300])),
        gap=st.one_of(st.integers(1, 4), st.floats(1e-300, 1.0)),
        dt=st.one_of(st.floats(1e-300, 1e300), st.just(3.0)),

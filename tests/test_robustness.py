@@ -276,7 +276,7 @@ def _config_cases() -> list[Case]:
              ("neuron config: t_in_ms (1.0) must be at least one time step (dt_ms = 3.0)",)),
         Case("config-dt-zero", lambda t: NeuronConfig(dt_ms=0.0), ConfigError, ("neuron config: dt_ms must be > 0",)),
         Case("config-dt-degenerate-tiny", lambda t: NeuronConfig(dt_ms=1e-300), ConfigError,
-             ("neuron config: dt_ms (1e-300), tau_m_ms (30.0) and tau_s_ms (7.5) give decays", "0 < beta_s < beta_m < 1")),
+             ("neuron config: dt_ms (1e-300), tau_m_ms (30.0) and tau_s_ms (7.5) give decays", "0 <= beta_s < beta_m < 1")),
         Case("config-t-in-overflows-steps", lambda t: NeuronConfig(dt_ms=1e-300, t_in_ms=1e300), ConfigError,
              ("neuron config: t_in_ms (1e+300) is too many time steps of dt_ms (1e-300)",)),
         Case("config-tau-s-a-few-ulps-below-tau-m", lambda t: NeuronConfig(tau_m_ms=1.0, tau_s_ms=0.9999999999999999,
