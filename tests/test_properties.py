@@ -161,9 +161,11 @@ def _spec_valid(kw: dict) -> bool:
 
 
 def _sane(kw: dict) -> bool:
-    """Inside the range a user can mean (µs..minutes, τ_s not within 1e-6 of τ_m): must be accepted."""
+    """Inside the range a user can mean (µs..minutes, τ_s not within 1e-6 of τ_m, a step not longer than
+    10 τ_m, where β_m = exp(−dt/τm) would be ~0 and V = M − S could never rise): must be accepted."""
     c = {k: float(v) for k, v in kw.items()}
-    return (all(1e-3 <= c[k] <= 1e5 for k in FIELDS) and c["tau_s_ms"] <= c["tau_m_ms"] * (1 - 1e-6))
+    return (all(1e-3 <= c[k] <= 1e5 for k in FIELDS) and c["tau_s_ms"] <= c["tau_m_ms"] * (1 - 1e-6)
+            and c["dt_ms"] <= 10 * c["tau_m_ms"])
 
 
 def _check_usable(cfg: NeuronConfig):
