@@ -9,7 +9,6 @@ messages is docs/ROBUSTNESS.md.
 from __future__ import annotations
 
 import io
-import math
 import os
 import pickle
 import struct
@@ -1042,8 +1041,6 @@ def _broken_medley(tmp):
 
 def _app_cases() -> list[AppCase]:
     data, detect, train = "1_Data.py", "3_Detect.py", "2_Train.py"
-    roots = lambda: None  # noqa: E731  (env filled per case below, with the case's tmp folder)
-    del roots
     nan_wav = lambda t: wav_bytes(np.where(np.arange(SR)[:, None] == 5, np.nan, tone(1.0)).astype(np.float32))  # noqa: E731
     return [
         AppCase("app-data-folder-dotdot-outside-roots", data, _data_folder("RWCP folder", _outside),
