@@ -7,6 +7,8 @@ spikes of the layer below), which is how the error reaches hidden layers.
 """
 from __future__ import annotations
 
+import os
+
 import torch
 
 from .errors import ConfigError
@@ -15,13 +17,31 @@ from .kernels import LayerParams
 BACKENDS = ("auto", "numba", "torch", "cuda")
 
 
+def _triton_interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
 def kernel_module(backend: str, device: torch.device):
-    """The kernel module for a backend name on a device (``auto``: numba on CPU, torch elsewhere)."""
+    """The kernel module for a backend name on a device.
+
+    ``auto``: numba on CPU; on CUDA the Triton kernels when Triton is installed (falling back to
+    plain torch if they fail), else plain torch. ``cuda`` insists on Triton (on CPU only under
+    TRITON_INTERPRET=1, which is how the tests check it). ``torch``: plain torch anywhere.
+    """
     device = torch.device(device)
     if backend not in BACKENDS:
         raise ConfigError(f"backend must be one of {BACKENDS}, got {backend!r}", "SNN")
     if backend == "auto":
-        backend = "numba" if device.type == "cpu" else "torch"
+        if device.type == "cpu":
+            backend = "numba"
+        else:
+            try:
+                from .kernels import cuda
+            except ImportError:
+                from .kernels import reference
+
+                return reference
+            return cuda.guarded
     if backend == "numba":
         if device.type != "cpu":
             raise ConfigError(f"backend 'numba' runs on the CPU only, but the network is on {device}", "SNN")
@@ -29,8 +49,14 @@ def kernel_module(backend: str, device: torch.device):
 
         return cpu
     if backend == "cuda":
-        raise ConfigError("backend 'cuda': no compiled CUDA kernel is available in this build; "
-                          "use backend='torch' (runs on CUDA) or 'auto'", "SNN")
+        if device.type != "cuda" and not _triton_interpreting():
+            raise ConfigError(f"backend 'cuda' needs a CUDA device, but the network is on {device}", "SNN")
+        try:
+            from .kernels import cuda
+        except ImportError:
+            raise ConfigError("backend 'cuda' needs the 'triton' package (it comes with CUDA builds of torch); "
+                              "use backend='torch' or 'auto'", "SNN") from None
+        return cuda
     from .kernels import reference
 
     return reference
