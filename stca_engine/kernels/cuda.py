@@ -97,9 +97,14 @@ def _grid(bn: int):
     return (triton.cdiv(max(bn, 1), BLOCK),)
 
 
+_MAX_ELEMENTS = 2**31 - 1  # the kernels index with 32-bit offsets
+
+
 def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = False):
     T, B, _ = x.shape
     N = W.shape[0]
+    if T * B * N > _MAX_ELEMENTS:
+        return reference.forward(x, W, p, record)
     W = W.detach()
     I = torch.matmul(x.detach().to(W.dtype), W.t()).contiguous()
     V = torch.empty(T, B, N, dtype=W.dtype, device=W.device)
@@ -113,6 +118,8 @@ def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = Fal
 
 
 def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool = True, rows=None):
+    if V.numel() > _MAX_ELEMENTS:
+        return reference.backward(x, W, V, gV, gO, p, need_x, need_w)
     n = reference.last_active_step(gV, gO) + 1
     T, B, N = V.shape
     W = W.detach()
