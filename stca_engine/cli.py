@@ -238,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--chunk-seconds", type=_positive_float, default=60.0,
                    help="run the network in pieces this long (state carried across; results do not change)")
     d.add_argument("--min-spikes", type=_positive_int, default=1, help="drop clusters with fewer spikes")
+    d.add_argument("--no-segment", action="store_true",
+                   help="encode each recording as one piece instead of sound region by sound region")
 
     c = sub.add_parser("encode", help="encode audio (or a whole data set) into spikegrams (.npz)")
     c.add_argument("audio", nargs="*", help="audio files")
@@ -472,30 +474,15 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def encode_audio_file(path: str, encoder, dt_ms: float):
-    """One recording (any length) as a ``SpikeTrain``: long ones are encoded in pieces
-    (``limits.chunk_spans``, ``STCA_CHUNK_SECONDS``) whose spikes are merged at their offsets."""
-    import numpy as np
-
-    from . import limits
+def encode_audio_file(path: str, encoder, dt_ms: float | None = None, segment: bool = True):
+    """One recording (any length) as a ``SpikeTrain`` (see ``detect.encode_recording``: each sound
+    region encoded on its own, as training encoded each event; long ones in pieces)."""
     from .audio import load_audio
-    from .data.types import SpikeTrain
+    from .detect import encode_recording
 
     sr = int(encoder.settings().get("sr", 16000)) if hasattr(encoder, "settings") else 16000
     wave = load_audio(path, sr=sr)
-    spans = limits.chunk_spans(wave.size, sr)
-    if len(spans) <= 1:
-        return _as_train(encoder.encode(wave), path)
-    parts = []
-    total_steps = int(math.ceil(wave.size / sr * 1000.0 / dt_ms))
-    for a, b in spans:
-        tr = _as_train(encoder.encode(wave[a:b]), path)
-        off = int(round(a / sr * 1000.0 / tr.dt_ms))
-        parts.append(SpikeTrain(tr.times + off, tr.units, tr.n_units, total_steps, tr.dt_ms))
-    n_steps = max(total_steps, max(int(p.times.max()) + 1 if p.n_spikes else 0 for p in parts))
-    times = np.concatenate([p.times for p in parts])
-    units = np.concatenate([p.units for p in parts])
-    return SpikeTrain.merge([SpikeTrain(times, units, parts[0].n_units, n_steps, parts[0].dt_ms)], n_steps)
+    return encode_recording(wave, sr, encoder, segment=segment, name=str(path))
 
 
 def _as_train(result, path):
@@ -524,7 +511,7 @@ def cmd_detect(args) -> int:
     for path in args.audio:
         if os.environ.get("STCA_DATA_ROOTS", "").strip():
             _confine_if_configured(path)
-        spikes = encode_audio_file(path, encoder, cfg.dt_ms)
+        spikes = encode_audio_file(path, encoder, cfg.dt_ms, segment=not args.no_segment)
         result = detect_events(net, cfg, spikes, class_names, chunk_steps=chunk_steps, keep_voltages=False,
                                min_spikes=args.min_spikes)
         for ev in result.events:

@@ -203,3 +203,69 @@ def events_to_rows(path: str, result: DetectionResult) -> list[dict]:
     """Table rows (file, class, start_s, end_s, n_spikes) for CSV/JSON output."""
     return [{"file": str(path), "class": ev["class"], "start_s": ev["start_s"], "end_s": ev["end_s"],
              "n_spikes": ev["n_spikes"]} for ev in result.events]
+
+
+# ------------------------------------------------------------------------------------------------
+# recordings -> spikes, the way training saw its events
+# ------------------------------------------------------------------------------------------------
+def sound_regions(wave: np.ndarray, sr: int, floor_db: float = 60.0, frame_s: float = 0.01,
+                  min_gap_s: float = 0.08, min_len_s: float = 0.03) -> list[tuple[int, int]]:
+    """Sample spans ``[(a, b)]`` where the recording is within ``floor_db`` dB of its loudest 10 ms
+    frame; gaps shorter than ``min_gap_s`` are bridged, regions shorter than ``min_len_s`` dropped."""
+    wave = np.asarray(wave, dtype=np.float32)
+    hop = max(1, int(round(frame_s * sr)))
+    n = wave.size // hop
+    if n == 0:
+        return [(0, wave.size)] if wave.size else []
+    rms = np.sqrt(np.mean(wave[:n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1))
+    peak = float(rms.max())
+    if peak <= 0:
+        return []
+    active = rms >= peak * 10 ** (-abs(floor_db) / 20)
+    idx = np.flatnonzero(active)
+    regions, start, last = [], int(idx[0]), int(idx[0])
+    gap = max(1, int(round(min_gap_s / frame_s)))
+    for i in idx[1:]:
+        if i - last > gap:
+            regions.append((start, last + 1))
+            start = int(i)
+        last = int(i)
+    regions.append((start, last + 1))
+    min_frames = max(1, int(round(min_len_s / frame_s)))
+    return [(a * hop, min(wave.size, b * hop)) for a, b in regions if b - a >= min_frames]
+
+
+def encode_recording(wave: np.ndarray, sr: int, encoder, segment: bool = True, piece_s: float | None = None,
+                     name: str = "recording") -> SpikeTrain:
+    """A whole recording as one ``SpikeTrain`` on the recording's time axis.
+
+    The encoders scale amplitudes to the loudest part of what they are given (the spikegram's
+    amplitude bins are dB below the clip's largest atom), and training encoded every event on its
+    own. So with ``segment`` each sound region (``sound_regions``) is encoded on its own and its
+    spikes are placed at its offset; silence stays silent. Regions (or, without ``segment``, the
+    whole recording) longer than ``piece_s`` (default ``limits.chunk_seconds()``) are encoded in
+    pieces, which bounds memory for recordings of any length.
+    """
+    from . import limits
+
+    dt_ms = float(encoder.dt_ms)
+    n_steps = max(1, int(math.ceil(wave.size / sr * 1000.0 / dt_ms)))
+    spans = sound_regions(wave, sr) if segment else [(0, wave.size)]
+    times, units = [], []
+    n_units = int(encoder.n_units)
+    for a, b in spans:
+        for pa, pb in limits.chunk_spans(b - a, sr, piece_s):
+            piece = wave[a + pa:a + pb]
+            if piece.size == 0 or float(np.max(np.abs(piece))) <= 0:
+                continue
+            result = encoder.encode(piece)
+            tr = result[0] if isinstance(result, tuple) else result
+            off = int(round((a + pa) / sr * 1000.0 / dt_ms))
+            t = tr.times + off
+            keep = t < n_steps
+            times.append(t[keep])
+            units.append(tr.units[keep])
+    if not times:
+        return SpikeTrain(np.zeros(0, np.int64), np.zeros(0, np.int64), n_units, n_steps, dt_ms)
+    return SpikeTrain.merge([SpikeTrain(np.concatenate(times), np.concatenate(units), n_units, n_steps, dt_ms)],
+                            n_steps)

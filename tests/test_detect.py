@@ -133,3 +133,44 @@ def test_margin_readout_is_refused():
     net = SNN([4, 3, 2], CFG, output_spiking=False, seed=0)
     with pytest.raises(ConfigError, match="non-spiking"):
         detect_events(net, CFG, _random_train(4, 20, 0.1, 0), ["a", "b"])
+
+
+def test_sound_regions_find_the_bursts():
+    sr = 1000
+    wave = np.zeros(3000, np.float32)
+    wave[200:500] = 1.0  # loud burst
+    wave[1000:1100] = 0.01  # 40 dB quieter: inside the 60 dB floor
+    wave[1130:1200] = 0.01  # 30 ms later: bridged into the same region (gap < 80 ms)
+    wave[2500:2510] = 0.5  # 10 ms: too short, dropped
+    from stca_engine.detect import sound_regions
+
+    assert sound_regions(wave, sr) == [(200, 500), (1000, 1200)]
+    assert sound_regions(wave, sr, floor_db=20) == [(200, 500)]
+    assert sound_regions(np.zeros(100, np.float32), sr) == []
+
+
+def test_encode_recording_places_each_region_at_its_offset():
+    """Each region is encoded alone (encoder sees only that piece) and shifted to its place."""
+    from stca_engine.detect import encode_recording
+
+    class Recorder:
+        dt_ms, n_units = 10.0, 3
+
+        def __init__(self):
+            self.pieces = []
+
+        def encode(self, piece):
+            self.pieces.append(piece.copy())
+            return SpikeTrain([0, 1], [2, 0], 3, 2, 10.0), {}
+
+    sr = 1000
+    wave = np.zeros(2000, np.float32)
+    wave[300:600] = 1.0
+    wave[1200:1400] = 0.5
+    enc = Recorder()
+    tr = encode_recording(wave, sr, enc)
+    assert [p.size for p in enc.pieces] == [300, 200]
+    assert tr.n_steps == 200 and tr.n_units == 3
+    assert list(zip(tr.times.tolist(), tr.units.tolist())) == [(30, 2), (31, 0), (120, 2), (121, 0)]
+    whole = encode_recording(wave, sr, Recorder(), segment=False)
+    assert whole.times.tolist() == [0, 1]
