@@ -264,3 +264,20 @@ def test_app_data_page_with_a_nul_byte_in_the_folder(tree, monkeypatch, tmp_path
     assert not at.exception
     errors = [e.value for e in at.error]
     assert errors and not any("Something went wrong" in e for e in errors), errors
+
+
+@pytest.mark.parametrize("name", ["../../etc", "..", "a/b", "/abs", "x\x00y", " spaced out", ".hidden"])
+def test_app_model_names_cannot_point_outside_runs(name, tmp_path, monkeypatch):
+    """The Train page saves models under runs/<name>: a name is one plain folder name, never a path."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "app"))
+    import models_ui
+    from stca_engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"use 1–64 letters, digits"):
+        models_ui.check_run_name(name)
+    monkeypatch.setenv("STCA_RUNS_DIR", str(tmp_path / "runs"))
+    with pytest.raises(StcaError):
+        models_ui.load_from_disk(name)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
