@@ -133,15 +133,15 @@ def loss_scale(n_local: int, n_batch: int, ctx: DistContext) -> float:
 def wrap(net: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
     """``DistributedDataParallel(net)`` when distributed, else ``net``.
 
-    ``broadcast_buffers`` is off (the SNN has no buffers); parameters start identical on every rank
-    (same seed), and DDP also broadcasts rank 0's at construction.
+    Parameters start identical on every rank (same seed), and DDP also broadcasts rank 0's at
+    construction; the SNN has no buffers to keep in sync.
     """
     if not ctx.enabled:
         return net
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    return DDP(net, device_ids=ids, broadcast_buffers=False)
+    return DDP(net, device_ids=ids)
 
 
 def all_reduce_sum(values, ctx: DistContext) -> np.ndarray:
