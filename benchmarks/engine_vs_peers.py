@@ -3,7 +3,8 @@ batch 16, 2 % input density, float32, on the CPU: this engine vs the same C-LIF 
 torch loop vs snnTorch (Synaptic) vs SpikingJelly (multi-step LIF), all in one process (SPEC §6).
 
 Run:  .venv/bin/python benchmarks/engine_vs_peers.py [--repeats 7] [--quick] [--threads 2] [--active-wait]
-Prints median milliseconds, ratios to the fastest peer, peak memory, and scaling with T.
+Prints median milliseconds, ratios to the fastest peer, peak memory (resident-set growth of one
+step, measured in a fresh process per implementation), and scaling with T.
 
 OpenMP threads (torch's and numba's) busy-wait between parallel regions by default, which on a
 busy 2-core machine steals the core the other thread needs; the benchmark therefore sets
@@ -169,36 +170,58 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def peak_mb(fn, x, target):
-    """(peak of Python/numpy allocations by tracemalloc, peak growth of the resident set sampled every
-    ~0.5 ms during one step). torch's own allocator is invisible to tracemalloc, hence the RSS column."""
-    import threading
-
+def traced_mb(fn, x, target):
+    """Peak of Python/numpy allocations during one step (tracemalloc; torch's allocator is invisible)."""
     gc.collect()
     tracemalloc.start()
-    base = _rss_bytes()
-    peak = [base]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss_bytes())
-            time.sleep(0.0005)
-
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
     fn(x, target)
-    done.set()
-    th.join()
-    peak[0] = max(peak[0], _rss_bytes())
     _, traced = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return traced / 2**20, (peak[0] - base) / 2**20
+    return traced / 2**20
+
+
+def probe_memory(name, T, batch, density):
+    """Run in a fresh process: peak resident-set growth (MB) of one step after setup and a tiny warm-up."""
+    import resource
+    cfg = se.NeuronConfig()
+    fn = _runners(cfg)[name]
+    xs, ts = make_input(5, 2, density)
+    fn(xs, ts)  # compile / initialise on a tiny input
+    x, target = make_input(T, batch, density)
+    gc.collect()
+    base = _rss_bytes()
+    fn(x, target)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return max(0, peak - base) / 2**20
+
+
+def _memory_table(names, args):
+    import subprocess
+    out = {}
+    for name in names:
+        cmd = [sys.executable, __file__, "--probe-memory", name, "--T", str(args.T), "--batch", str(args.batch),
+               "--density", str(args.density), "--threads", str(args.threads)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        try:
+            out[name] = float(proc.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            out[name] = float("nan")
+    return out
 
 
 def rss_mb():
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _runners(cfg, eng=None):
+    return {
+        "stca_engine (numba)": eng or engine_step(cfg)[0],
+        "stca_engine (torch backend)": engine_step(cfg, backend="torch")[0],
+        "plain torch loop": plain_step(cfg),
+        "snnTorch Synaptic": snntorch_step(cfg),
+        "SpikingJelly LIF (m)": spikingjelly_step(cfg),
+    }
 
 
 def _launched() -> bool:
@@ -218,11 +241,15 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="fewer repeats, skip the T scaling of the peers")
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch and numba threads")
     ap.add_argument("--active-wait", action="store_true", help="keep OpenMP's default busy-waiting")
+    ap.add_argument("--probe-memory", metavar="NAME", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     if args.quick:
         args.repeats = 3
+    if args.probe_memory:
+        print(f"{probe_memory(args.probe_memory, args.T, args.batch, args.density):.2f}")
+        return
     cfg = se.NeuronConfig()
     x, target = make_input(args.T, args.batch, args.density)
     eng, net = engine_step(cfg)
@@ -232,26 +259,22 @@ def main(argv=None):
     print(f"device: {se.describe_device('cpu')}, torch threads {torch.get_num_threads()}, "
           f"T={args.T}, batch={args.batch}, density={args.density:.0%}, sizes={SIZES}, float32")
     print(f"engine activity: hidden rate {float(rec.spikes[0].mean()):.3f}, output rate {float(rec.spikes[1].mean()):.3f}")
-    runners = {
-        "stca_engine (numba)": eng,
-        "stca_engine (torch backend)": engine_step(cfg, backend="torch")[0],
-        "plain torch loop": plain_step(cfg),
-        "snnTorch Synaptic": snntorch_step(cfg),
-        "SpikingJelly LIF (m)": spikingjelly_step(cfg),
-    }
+    runners = _runners(cfg, eng)
     peers = ("plain torch loop", "snnTorch Synaptic", "SpikingJelly LIF (m)")
     res = {}
     for name, fn in runners.items():
         reps = args.repeats if name != "plain torch loop" else max(3, args.repeats // 2)
-        res[name] = (*median_ms(fn, x, target, reps, with_cpu=True), peak_mb(fn, x, target))
+        res[name] = (*median_ms(fn, x, target, reps, with_cpu=True), traced_mb(fn, x, target))
+    mem = _memory_table(list(runners), args)
     fastest_peer = min(peers, key=lambda n: res[n][0])
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"(1-min load average before timing: {load:.1f}; CPU ms = process CPU time over all threads)")
     print(f"\n{'implementation':30s} {'median ms':>10s} {'vs fastest peer':>16s} {'CPU ms':>9s} "
-          f"{'tracemalloc MB':>15s} {'RSS growth MB':>14s}")
-    for name, (ms, cpu_ms, (mb, rss)) in res.items():
+          f"{'peak RSS +MB':>13s} {'tracemalloc MB':>15s}")
+    for name, (ms, cpu_ms, mb) in res.items():
         ratio = res[fastest_peer][0] / ms
-        print(f"{name:30s} {ms:10.1f} {ratio:15.1f}x {cpu_ms:9.1f} {mb:15.1f} {rss:14.1f}")
+        print(f"{name:30s} {ms:10.1f} {ratio:15.1f}x {cpu_ms:9.1f} {mem[name]:13.1f} {mb:15.1f}")
+    print("(peak RSS +MB: growth of the resident set during one step, each in a fresh process)")
     print(f"fastest peer: {fastest_peer}; engine speed-up: {res[fastest_peer][0] / res['stca_engine (numba)'][0]:.1f}x "
           f"wall, {res[fastest_peer][1] / res['stca_engine (numba)'][1]:.1f}x CPU time")
     print(f"process max RSS: {rss_mb():.0f} MB")

@@ -270,6 +270,38 @@ class _threads:
 
 
 # ------------------------------------------------------------------------------------------------
+# allocator
+_MALLOC_TUNED: list[bool] = []
+
+
+def _tune_malloc() -> None:
+    """Keep large freed buffers in the heap (glibc only; once per process; STCA_NO_MALLOPT=1 opts out).
+
+    Every training step allocates fresh ``[T, B, N]`` buffers (voltages, spikes, gradients). glibc
+    serves blocks above its mmap threshold (at most 32 MB) by mmap and unmaps them on free, so
+    each step page-faults them in again: at T = 2000 that doubled the step time. Raising the
+    thresholds lets the next step reuse the memory; the cost is that the process keeps its peak heap.
+    """
+    if _MALLOC_TUNED:
+        return
+    _MALLOC_TUNED.append(True)
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux") or os.environ.get("STCA_NO_MALLOPT") == "1":
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 1 << 30)
+        libc.mallopt(m_trim_threshold, 1 << 30)
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+
+
+# ------------------------------------------------------------------------------------------------
 # entry points (same contract as reference.py, plus the compressed input passed forward → backward)
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
@@ -285,6 +317,7 @@ def _no_rows(npdt):
 
 def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = False):
     """Returns ``(V, O, M, S, E, rows)``; ``rows`` (the compressed input or None) goes to ``backward``."""
+    _tune_malloc()
     T, B, _ = x.shape
     N = W.shape[0]
     dt = W.dtype
