@@ -419,6 +419,14 @@ def _make_encoder(spec):
         settings = {k: v for k, v in spec.items() if k != "name"}
         if "encoder" not in settings and spec.get("name"):
             settings["encoder"] = spec["name"]
+        if settings.get("encoder") == "rate":  # image rate coding lives with the image loaders
+            from .data.mnist import RateImageEncoder
+
+            settings.pop("encoder")
+            try:
+                return RateImageEncoder(**settings)
+            except TypeError as exc:
+                raise ConfigError(f"bad rate-coding settings {settings}: {exc}", "encoder") from None
         return encoder_from_settings(settings)
     return make_encoder(str(spec))
 
@@ -450,8 +458,8 @@ def cmd_eval(args) -> int:
     task = info.task or "detect"
     objective = info.objective or "stca"
     extra = info.extra or {}
+    # the training run's data options (stream counts, classes) rebuild the same test set
     data_kw = {**(extra.get("data_options") or {}), **_data_kwargs(args)}
-    data_kw.pop("workers", None) if args.workers is None else None
     seed = args.seed if args.seed is not None else int(extra.get("seed", 0))
     encoder = _make_encoder(args.encoder) if args.encoder else (
         _make_encoder(info.encoder_settings) if info.encoder_settings else None)

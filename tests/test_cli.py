@@ -135,6 +135,12 @@ def test_classify_digits_metrics_schema(tmp_path, capsys):
     for k in ("accuracy", "precision", "recall", "f1"):
         assert 0.0 <= m["test"][k] <= 1.0, k
     assert m["test"]["accuracy"] > 0.5  # one epoch already beats chance (1/3) on 8x8 digits 0-2
+    # eval rebuilds the encoder (image rate coding) and the class subset from the saved model
+    code, printed, err = _run(["eval", str(out), "--data", "digits"], capsys)
+    assert code == 0, err
+    again = json.loads(printed.strip().splitlines()[-1])
+    for k in ("accuracy", "precision", "recall", "f1"):
+        assert again[k] == pytest.approx(m["test"][k]), k
 
 
 def test_encode_writes_spikegrams(tmp_path, capsys):
