@@ -181,18 +181,30 @@ def traced_mb(fn, x, target):
 
 
 def probe_memory(name, T, batch, density):
-    """Run in a fresh process: peak resident-set growth (MB) of one step after setup and a tiny warm-up."""
-    import resource
+    """Run in a fresh process: peak resident-set growth (MB) during one step, sampled every ~0.5 ms,
+    after setup and a tiny warm-up (numba compilation and imports are not counted)."""
+    import threading
     cfg = se.NeuronConfig()
-    fn = _runners(cfg)[name]
+    fn = _runners(cfg, only=name)[name]
     xs, ts = make_input(5, 2, density)
-    fn(xs, ts)  # compile / initialise on a tiny input
+    fn(xs, ts)
     x, target = make_input(T, batch, density)
     gc.collect()
     base = _rss_bytes()
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            time.sleep(0.0005)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
     fn(x, target)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return max(0, peak - base) / 2**20
+    done.set()
+    th.join()
+    return max(0, max(peak[0], _rss_bytes()) - base) / 2**20
 
 
 def _memory_table(names, args):
@@ -214,14 +226,15 @@ def rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _runners(cfg, eng=None):
-    return {
-        "stca_engine (numba)": eng or engine_step(cfg)[0],
-        "stca_engine (torch backend)": engine_step(cfg, backend="torch")[0],
-        "plain torch loop": plain_step(cfg),
-        "snnTorch Synaptic": snntorch_step(cfg),
-        "SpikingJelly LIF (m)": spikingjelly_step(cfg),
+def _runners(cfg, eng=None, only=None):
+    makers = {
+        "stca_engine (numba)": lambda: eng or engine_step(cfg)[0],
+        "stca_engine (torch backend)": lambda: engine_step(cfg, backend="torch")[0],
+        "plain torch loop": lambda: plain_step(cfg),
+        "snnTorch Synaptic": lambda: snntorch_step(cfg),
+        "SpikingJelly LIF (m)": lambda: spikingjelly_step(cfg),
     }
+    return {name: make() for name, make in makers.items() if only is None or name == only}
 
 
 def _launched() -> bool:
@@ -274,7 +287,7 @@ def main(argv=None):
     for name, (ms, cpu_ms, mb) in res.items():
         ratio = res[fastest_peer][0] / ms
         print(f"{name:30s} {ms:10.1f} {ratio:15.1f}x {cpu_ms:9.1f} {mem[name]:13.1f} {mb:15.1f}")
-    print("(peak RSS +MB: growth of the resident set during one step, each in a fresh process)")
+    print("(peak RSS +MB: growth of the resident set during one step, sampled, each in a fresh process)")
     print(f"fastest peer: {fastest_peer}; engine speed-up: {res[fastest_peer][0] / res['stca_engine (numba)'][0]:.1f}x "
           f"wall, {res[fastest_peer][1] / res['stca_engine (numba)'][1]:.1f}x CPU time")
     print(f"process max RSS: {rss_mb():.0f} MB")
