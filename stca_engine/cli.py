@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import ConfigError, StcaError
+from .errors import ConfigError, StcaError, TrainingError
 
 EXIT_USAGE = 2
 DEFAULT_INIT_STD = 0.05
@@ -367,6 +367,13 @@ def cmd_train(args) -> int:
             progress, close = make_progress(f"epoch {epoch}/{tc.epochs}", not quiet)
             try:
                 report = trainer.step_epoch(progress=progress)
+            except TrainingError as exc:
+                # the Trainer put back the last good weights: keep them and the epochs so far
+                if ctx.is_main:
+                    save_model(out, net, neuron_cfg, tc, class_names=list(train.class_names),
+                               encoder_settings=encoder_settings, extra={**extra, "stopped": str(exc)})
+                    write_json(metrics_path, {"epochs": epochs, "test": None, "stopped": str(exc)})
+                raise
             finally:
                 close()
             D.merge_report(report, len(train), tc.batch_size, len(train.class_names), tc.task, ctx)
