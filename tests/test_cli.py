@@ -201,3 +201,27 @@ def test_subprocess_errors_and_argparse_exit_codes(tmp_path):
     r = subprocess.run([sys.executable, "-m", "stca_engine", "train", "--data", "demo", "--task", "dance"],
                        capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_training_error_keeps_last_good_weights_and_epochs(sound_data, tmp_path, monkeypatch, capsys):
+    """A run the Trainer stops (NaN guard -> TrainingError) still leaves a loadable model with the
+    epochs done so far, and the CLI says why in one line (exit 2)."""
+    from stca_engine.checkpoint import load_model
+    from stca_engine.errors import TrainingError
+    from stca_engine.trainer import Trainer
+
+    real = Trainer.step_epoch
+
+    def failing(self, *a, **k):
+        if self.epoch >= 1:
+            raise TrainingError("epoch 2, batch 1: the loss became nan; training stopped", "training")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "step_epoch", failing)
+    out = tmp_path / "m"
+    code, _, err = _run(["train", "--data", sound_data, *TINY_DETECT, "--out", str(out)], capsys)
+    assert code == 2 and err.startswith("stca: error: training: epoch 2") and len(err.strip().splitlines()) == 1
+    m = json.loads((out / "metrics.json").read_text())
+    assert [e["epoch"] for e in m["epochs"]] == [1] and "loss became nan" in m["stopped"]
+    net, info = load_model(out, device="cpu")
+    assert info.extra["stopped"].startswith("training: epoch 2")
