@@ -497,7 +497,7 @@ def encode_audio_file(path: str, encoder, dt_ms: float | None = None, segment: b
 
     sr = int(encoder.settings().get("sr", 16000)) if hasattr(encoder, "settings") else 16000
     wave = load_audio(path, sr=sr)
-    return encode_recording(wave, sr, encoder, segment=segment, name=str(path))
+    return encode_recording(wave, sr, encoder, segment=segment)
 
 
 def _as_train(result, path):

@@ -7,7 +7,8 @@ Long recordings do not fit one dense ``[T, n_in]`` raster, so the network runs i
 boundaries**. The per-step arithmetic is sequential and identical whatever the chunk size, so a
 chunked run gives bit-for-bit the same spikes and voltages as one unchunked run.
 
-``detect_events`` is used by ``stca detect`` and by the app's Detect page.
+``encode_recording`` turns a recording into spikes the way training saw its events (each sound
+region encoded on its own). ``detect_events`` is used by ``stca detect`` and the app's Detect page.
 """
 from __future__ import annotations
 
@@ -235,8 +236,8 @@ def sound_regions(wave: np.ndarray, sr: int, floor_db: float = 60.0, frame_s: fl
     return [(a * hop, min(wave.size, b * hop)) for a, b in regions if b - a >= min_frames]
 
 
-def encode_recording(wave: np.ndarray, sr: int, encoder, segment: bool = True, piece_s: float | None = None,
-                     name: str = "recording") -> SpikeTrain:
+def encode_recording(wave: np.ndarray, sr: int, encoder, segment: bool = True,
+                     piece_s: float | None = None) -> SpikeTrain:
     """A whole recording as one ``SpikeTrain`` on the recording's time axis.
 
     The encoders scale amplitudes to the loudest part of what they are given (the spikegram's
