@@ -87,11 +87,16 @@ def setup(device: str | torch.device | None = None) -> DistContext:
 
 
 def teardown(ctx: DistContext) -> None:
+    """Leave the process group together: a rank that tears down while another still talks to it can
+    make gloo abort the process, so everyone meets at a barrier first."""
     if ctx.enabled:
         import torch.distributed as dist
 
         if dist.is_initialized():
-            dist.destroy_process_group()
+            try:
+                dist.barrier()
+            finally:
+                dist.destroy_process_group()
 
 
 def barrier(ctx: DistContext) -> None:
