@@ -99,6 +99,20 @@ def teardown(ctx: DistContext) -> None:
                 dist.destroy_process_group()
 
 
+def exit_worker(code: int = 0):
+    """End a torchrun worker without the interpreter's normal shutdown.
+
+    After the process group is gone, a worker's C++ destructors at interpreter exit occasionally hit
+    a still-joinable thread ("terminate called without an active exception", SIGABRT), and torchrun
+    then kills the other ranks mid-write. Everything the run writes is closed by now, so skip them.
+    """
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def barrier(ctx: DistContext) -> None:
     if ctx.enabled:
         import torch.distributed as dist

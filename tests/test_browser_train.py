@@ -55,6 +55,8 @@ def test_classroom_preset_trains_live_in_chromium(streamlit_server, page):
     # responsive while training: the replay slider and the figures are there, no exception box
     page.get_by_text("Learning curves").first.wait_for(timeout=30_000)
     assert page.locator('[data-testid="stException"]').count() == 0
+    # the per-epoch redraw replaces the charts; wait for them to be drawn again
+    page.locator(".js-plotly-plot").nth(2).wait_for(timeout=30_000)
     assert page.locator(".js-plotly-plot").count() >= 3
     page.get_by_role("button", name="Pause").click()
     wait_for_app(page)

@@ -57,6 +57,8 @@ if ctx.is_main:
                                                    "mean_clusters", "n_no_kplus")} for r in reports]}
     json.dump(out, open(sys.argv[1], "w"))
 D.teardown(ctx)
+if ctx.enabled:
+    D.exit_worker(0)
 '''
 
 
