@@ -219,10 +219,10 @@ def ensure_demo(root: str | os.PathLike | None = None, progress=None) -> Path:
         return fallback if demo_is_complete(fallback) else generate_demo(fallback, progress)
 
 
-def load_demo(seed: int = 0, **opts):
-    """The demo set as a ClipSet (all classes, 20 train / 20 test clips each)."""
+def load_demo(seed: int = 0, classes="all", n_per_class: int = CLIPS_PER_CLASS, pick: str = "first"):
+    """The demo set as a ClipSet (by default all classes, 20 train / 20 test clips each); ``classes``
+    picks a subset as for RWCP (a list of names)."""
     from .rwcp import load_rwcp
 
-    opts.setdefault("classes", "all")
-    opts.setdefault("check_byteorder", False)
-    return load_rwcp(ensure_demo(), seed=seed, source="demo", **opts)
+    return load_rwcp(ensure_demo(), classes=classes, n_per_class=n_per_class, pick=pick, seed=seed,
+                     source="demo", check_byteorder=False)
