@@ -6,8 +6,14 @@ on first use, not at import).
 from __future__ import annotations
 
 import importlib
+import os
 
 from .version import __version__
+
+# OpenMP pools (torch's and numba's) spin between parallel regions by default; on a shared 2-core
+# machine that spinning made one training step 3-4x slower. Takes effect only if set before torch
+# loads, which is why it is here; set OMP_WAIT_POLICY yourself to override.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # public name -> module that defines it
 _EXPORTS = {
