@@ -237,7 +237,7 @@ def sound_regions(wave: np.ndarray, sr: int, floor_db: float = 60.0, frame_s: fl
 
 
 def encode_recording(wave: np.ndarray, sr: int, encoder, segment: bool = True,
-                     piece_s: float | None = None) -> SpikeTrain:
+                     piece_s: float | None = None, progress: Callable | None = None) -> SpikeTrain:
     """A whole recording as one ``SpikeTrain`` on the recording's time axis.
 
     The encoders scale amplitudes to the loudest part of what they are given (the spikegram's
@@ -245,7 +245,8 @@ def encode_recording(wave: np.ndarray, sr: int, encoder, segment: bool = True,
     own. So with ``segment`` each sound region (``sound_regions``) is encoded on its own and its
     spikes are placed at its offset; silence stays silent. Regions (or, without ``segment``, the
     whole recording) longer than ``piece_s`` (default ``limits.chunk_seconds()``) are encoded in
-    pieces, which bounds memory for recordings of any length.
+    pieces, which bounds memory for recordings of any length. ``progress(done, total, message)`` is
+    called after each piece.
     """
     from . import limits
 
@@ -254,18 +255,18 @@ def encode_recording(wave: np.ndarray, sr: int, encoder, segment: bool = True,
     spans = sound_regions(wave, sr) if segment else [(0, wave.size)]
     times, units = [], []
     n_units = int(encoder.n_units)
-    for a, b in spans:
-        for pa, pb in limits.chunk_spans(b - a, sr, piece_s):
-            piece = wave[a + pa:a + pb]
-            if piece.size == 0 or float(np.max(np.abs(piece))) <= 0:
-                continue
+    pieces = [(a + pa, a + pb) for a, b in spans for pa, pb in limits.chunk_spans(b - a, sr, piece_s)]
+    for i, (a, b) in enumerate(pieces):
+        piece = wave[a:b]
+        if piece.size and float(np.max(np.abs(piece))) > 0:
             result = encoder.encode(piece)
             tr = result[0] if isinstance(result, tuple) else result
-            off = int(round((a + pa) / sr * 1000.0 / dt_ms))
-            t = tr.times + off
+            t = tr.times + int(round(a / sr * 1000.0 / dt_ms))
             keep = t < n_steps
             times.append(t[keep])
             units.append(tr.units[keep])
+        if progress is not None:
+            progress(i + 1, len(pieces), f"encoding piece {i + 1}/{len(pieces)}")
     if not times:
         return SpikeTrain(np.zeros(0, np.int64), np.zeros(0, np.int64), n_units, n_steps, dt_ms)
     return SpikeTrain.merge([SpikeTrain(np.concatenate(times), np.concatenate(units), n_units, n_steps, dt_ms)],

@@ -111,16 +111,17 @@ def test_model_from_a_checkpoint_zip(tmp_path):
 def test_long_recordings_are_encoded_in_pieces_like_one_piece(monkeypatch):
     """With 1 s pieces the chunked encoding of the two-burst recording has the same spikes (±1 step where a
     piece's offset is rounded to the step grid) as encoding it whole, on the same time axis."""
-    from components.encoding import encode_long, encoder_from_settings
+    from components.encoding import encoder_from_settings
+    from stca_engine.detect import encode_recording
     from stca_engine.encoders import make_encoder
 
     wave, sr = sf.read(io.BytesIO(_burst_wav()), dtype="float32")
     enc = encoder_from_settings(make_encoder("spectral").settings())
-    whole, _ = encode_long(enc, wave, sr, 3.0)
+    whole = encode_recording(wave, sr, enc, segment=False)
     monkeypatch.setenv("STCA_CHUNK_SECONDS", "1")
     calls = []
-    pieces, reports = encode_long(enc, wave, sr, 3.0, progress=lambda d, t, m: calls.append((d, t)))
-    assert calls == [(1, 3), (2, 3), (3, 3)] and len(reports) == 3
+    pieces = encode_recording(wave, sr, enc, segment=False, progress=lambda d, t, m: calls.append((d, t)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
     assert whole.n_steps == pieces.n_steps == 1000 and pieces.n_units == whole.n_units
     assert pieces.n_spikes == whole.n_spikes > 0
     for t, u in zip(pieces.times, pieces.units):

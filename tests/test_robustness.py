@@ -1203,9 +1203,7 @@ def test_spikegram_of_long_recording_is_memory_bounded_by_chunks():
 def test_encode_long_uses_the_configured_chunk_length(monkeypatch):
     """The app's and the CLI's long-recording path cut the wave in STCA_CHUNK_SECONDS pieces, so peak
     memory follows the piece, not the recording; spikes land at their true times."""
-    sys.path.insert(0, str(REPO / "app"))
-    from components.encoding import encode_long
-
+    from stca_engine.detect import encode_recording
     from stca_engine.encoders import make_encoder
 
     enc = make_encoder("spectral")
@@ -1213,13 +1211,13 @@ def test_encode_long_uses_the_configured_chunk_length(monkeypatch):
     enc.encode(wave[: SR])
     monkeypatch.setenv("STCA_CHUNK_SECONDS", "2")
     seen = []
-    peak_chunked = _peak_bytes(lambda: seen.append(encode_long(enc, wave, SR, enc.settings().get("dt_ms", 3.0),
-                                                               progress=lambda d, t, m: seen.append((d, t)))))
+    peak_chunked = _peak_bytes(lambda: seen.append(encode_recording(wave, SR, enc, segment=False,
+                                                                    progress=lambda d, t, m: seen.append((d, t)))))
     monkeypatch.setenv("STCA_CHUNK_SECONDS", "3600")
-    peak_whole = _peak_bytes(lambda: encode_long(enc, wave, SR, enc.settings().get("dt_ms", 3.0)))
+    peak_whole = _peak_bytes(lambda: encode_recording(wave, SR, enc, segment=False))
     assert (10, 10) in seen, "20 s in 2 s pieces is 10 pieces"
     assert peak_chunked < 0.5 * peak_whole, (peak_chunked, peak_whole)
-    train = seen[-1][0]
+    train = seen[-1]
     assert train.n_steps == int(np.ceil(20.0 * 1000 / train.dt_ms))
     assert train.times.min() < 0.1 * train.n_steps and train.times.max() > 0.9 * train.n_steps
 

@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 
 from components import explain, plot, setup_page, user_errors
-from components.encoding import encode_long, encoder_from_settings
+from components.encoding import encoder_from_settings
 from figures import detection_timeline, output_traces, spectrogram, waveform
 from stca_engine import limits
 from stca_engine.errors import AudioError, StcaError
@@ -135,13 +135,17 @@ def _recording(model):
 
 def _run(model, rec) -> dict:
     """Encode and detect with progress bars; the result is kept in session state until model/recording change."""
-    from stca_engine.detect import detect_events
+    from stca_engine.detect import detect_events, encode_recording
 
     cfg = model["neuron_cfg"]
     encoder = encoder_from_settings(model.get("encoder_settings"))
     bar = st.progress(0.0, text="encoding…")
-    spikes, _ = encode_long(encoder, rec["wave"], SR, cfg.dt_ms,
-                            progress=lambda d, t, m: bar.progress(0.5 * d / t, text=m))
+    if abs(float(encoder.dt_ms) - float(cfg.dt_ms)) > 1e-9:
+        raise StcaError(f"the encoder runs at dt = {encoder.dt_ms} ms but the model at dt = {cfg.dt_ms} ms",
+                        "encoder settings")
+    # each sound region encoded on its own, as training saw its events (see stca_engine.detect)
+    spikes = encode_recording(rec["wave"], SR, encoder, segment=True,
+                              progress=lambda d, t, m: bar.progress(0.5 * d / t, text=m))
     n_in = model["net"].sizes[0]
     if spikes.n_units != n_in:
         raise StcaError(f"the encoder made {spikes.n_units} afferents but the model expects {n_in}; "
