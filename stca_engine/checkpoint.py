@@ -18,8 +18,6 @@ import hashlib
 import io
 import json
 import math
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ import numpy as np
 import torch
 
 from .config import NeuronConfig
+from .atomic import write_atomic
 from .errors import CheckpointError, ConfigError, StcaError
 from .version import __version__
 
@@ -151,22 +150,6 @@ def _serialize(net, neuron_cfg: NeuronConfig, train_cfg=None, class_names=None, 
     return text.encode("utf-8"), weights
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def save_model(directory, net, neuron_cfg: NeuronConfig, train_cfg=None, class_names=None,
                encoder_settings: dict | None = None, extra: dict | None = None, task: str | None = None,
                objective: str | None = None) -> Path:
@@ -182,8 +165,8 @@ def save_model(directory, net, neuron_cfg: NeuronConfig, train_cfg=None, class_n
     config, weights = _serialize(net, neuron_cfg, train_cfg, class_names, encoder_settings, extra, task, objective)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        _atomic_write(directory / WEIGHTS_NAME, weights)
-        _atomic_write(directory / CONFIG_NAME, config)
+        write_atomic(directory / WEIGHTS_NAME, weights, fsync=True)
+        write_atomic(directory / CONFIG_NAME, config, fsync=True)
     except OSError as e:
         raise CheckpointError(f"cannot write the model: {e.strerror or e}", directory) from None
     return directory

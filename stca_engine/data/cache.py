@@ -15,12 +15,12 @@ import io
 import json
 import os
 import pickle
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_atomic
 from ..errors import StcaError
 from .clips import AudioClip
 from .types import SpikeTrain
@@ -93,17 +93,7 @@ class SpikeCache:
         buf = io.BytesIO()
         np.savez(buf, times=train.times.astype(np.int32), units=train.units.astype(np.int32),
                  meta=np.frombuffer(meta, dtype=np.uint8))
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=p.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(buf.getvalue())
-            os.replace(tmp, p)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_atomic(p, buf.getvalue())
         return p
 
     def size_bytes(self) -> int:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import write_atomic
 from scipy import signal
 
 SR = 48000
@@ -144,21 +145,6 @@ def synth_clip(class_index: int, clip_index: int) -> np.ndarray:
     return np.round(x * 32767).astype("<i2")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def generate_demo(root: str | os.PathLike | None = None, progress=None) -> Path:
     """Write every demo clip and then the manifest (file names, sizes, sha256). Returns the root."""
     root = Path(root) if root is not None else demo_dir()
@@ -168,13 +154,13 @@ def generate_demo(root: str | os.PathLike | None = None, progress=None) -> Path:
         for k in range(CLIPS_PER_CLASS):
             data = synth_clip(ci, k).tobytes()
             rel = class_dir(Path("."), cls) / f"{k:03d}.raw"
-            _write_atomic(root / rel, data)
+            write_atomic(root / rel, data)
             files[rel.as_posix()] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
             if progress is not None:
                 progress(ci * CLIPS_PER_CLASS + k + 1, total, f"demo {cls}")
     manifest = {"generator_version": GENERATOR_VERSION, "seed": SEED, "sr": SR, "classes": CLASSES,
                 "clips_per_class": CLIPS_PER_CLASS, "files": files}
-    _write_atomic(root / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+    write_atomic(root / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
     return root
 
 
