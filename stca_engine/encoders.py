@@ -38,7 +38,28 @@ def _settings(name: str, cfg: dict) -> dict[str, Any]:
     return {"encoder": name, "version": _VERSIONS[name], **plain}
 
 
-class SpikegramEncoder:
+class _ConfiguredEncoder:
+    """What both encoders share: everything follows from ``name`` and a validated ``config``."""
+
+    name: str
+    config: Any
+
+    @property
+    def n_units(self) -> int:
+        return self.config.n_units
+
+    @property
+    def dt_ms(self) -> float:
+        return float(self.config.dt_ms)
+
+    def settings(self) -> dict[str, Any]:
+        return _settings(self.name, self.config.to_dict())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config})"
+
+
+class SpikegramEncoder(_ConfiguredEncoder):
     """Matching pursuit over gammatones (see :mod:`stca_engine.spikegram`)."""
 
     name = "spikegram"
@@ -55,25 +76,11 @@ class SpikegramEncoder:
             base = config.to_dict()
         self.config = SpikegramConfig.from_dict({**base, **settings})
 
-    @property
-    def n_units(self) -> int:
-        return self.config.n_units
-
-    @property
-    def dt_ms(self) -> float:
-        return float(self.config.dt_ms)
-
-    def settings(self) -> dict[str, Any]:
-        return _settings(self.name, self.config.to_dict())
-
     def encode(self, wave: np.ndarray):
         return encode_spikegram(wave, self.config)
 
-    def __repr__(self) -> str:
-        return f"SpikegramEncoder({self.config})"
 
-
-class SpectralEncoder:
+class SpectralEncoder(_ConfiguredEncoder):
     """Threshold crossings on a mel/gammatone spectrogram (see :mod:`stca_engine.spectral`)."""
 
     name = "spectral"
@@ -82,22 +89,8 @@ class SpectralEncoder:
         base = config.to_dict() if config is not None else {}
         self.config = SpectralConfig.from_dict({**base, **settings})
 
-    @property
-    def n_units(self) -> int:
-        return self.config.n_units
-
-    @property
-    def dt_ms(self) -> float:
-        return float(self.config.dt_ms)
-
-    def settings(self) -> dict[str, Any]:
-        return _settings(self.name, self.config.to_dict())
-
     def encode(self, wave: np.ndarray):
         return encode_spectral(wave, self.config)
-
-    def __repr__(self) -> str:
-        return f"SpectralEncoder({self.config})"
 
 
 def make_encoder(name: str = "spikegram", **settings) -> Encoder:
