@@ -1200,9 +1200,10 @@ def test_spikegram_of_long_recording_is_memory_bounded_by_chunks():
     assert tc.n_steps == tw_.n_steps and abs(tc.n_spikes - tw_.n_spikes) <= 0.1 * tw_.n_spikes
 
 
-def test_encode_long_uses_the_configured_chunk_length(monkeypatch):
-    """The app's and the CLI's long-recording path cut the wave in STCA_CHUNK_SECONDS pieces, so peak
-    memory follows the piece, not the recording; spikes land at their true times."""
+def test_long_recording_encoding_uses_the_configured_chunk_length(monkeypatch):
+    """The Detect page's and the CLI's long-recording path (``detect.encode_recording``) cut the wave
+    in STCA_CHUNK_SECONDS pieces, so peak memory follows the piece, not the recording; spikes land at
+    their true times."""
     from stca_engine.detect import encode_recording
     from stca_engine.encoders import make_encoder
 
