@@ -14,6 +14,17 @@ from .errors import ConfigError
 _WHERE = "neuron config"
 
 
+def check_setting_names(cls, d, what: str, where: str) -> None:
+    """``d`` must be a mapping whose keys are fields of dataclass ``cls``: a typo in a saved or typed
+    config must not silently fall back to a default."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"expected a mapping of {what} settings, got {type(d).__name__}", where)
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {unknown}; known: {sorted(names)}", where)
+
+
 def _number(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ConfigError(f"{name} must be a number, got {value!r}", _WHERE)
@@ -105,12 +116,7 @@ class NeuronConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "NeuronConfig":
         """Inverse of ``to_dict``; unknown keys are an error (a typo must not silently use a default)."""
-        if not isinstance(d, dict):
-            raise ConfigError(f"expected a mapping of neuron settings, got {type(d).__name__}", _WHERE)
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown setting(s) {unknown}; known: {sorted(names)}", _WHERE)
+        check_setting_names(cls, d, "neuron", _WHERE)
         return cls(**d)
 
     def replace(self, **changes) -> "NeuronConfig":

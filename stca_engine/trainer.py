@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .config import NeuronConfig
+from .config import NeuronConfig, check_setting_names
 from .data import metrics as M
 from .data.types import Event, SpikeDataset
 from .errors import ConfigError, TrainingError
@@ -146,12 +146,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict, check_device: bool = True) -> "TrainConfig":
         """Inverse of ``to_dict`` (validated); unknown keys are an error, missing keys take defaults."""
-        if not isinstance(d, dict):
-            raise ConfigError(f"expected a mapping of training settings, got {type(d).__name__}", _WHERE)
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown setting(s) {unknown}; known: {sorted(names)}", _WHERE)
+        check_setting_names(cls, d, "training", _WHERE)
         return cls(**d).validate(check_device=check_device)
 
     def resolved_device(self) -> torch.device:
