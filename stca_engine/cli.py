@@ -101,9 +101,9 @@ def write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
-DETECT_KEYS = ("count_accuracy", "stream_accuracy", "event_f1", "event_precision", "event_recall",
+DETECT_KEYS = ("count_accuracy", "count_accuracy_floor", "stream_accuracy", "event_f1", "event_precision", "event_recall",
                "event_tp", "event_fp", "event_fn", "loss", "mean_clusters", "n_no_kplus", "n_samples")
-CLASSIFY_KEYS = ("accuracy", "precision", "recall", "f1", "loss", "mean_clusters", "n_no_kplus", "n_samples",
+CLASSIFY_KEYS = ("accuracy", "accuracy_floor", "precision", "recall", "f1", "loss", "mean_clusters", "n_no_kplus", "n_samples",
                  "confusion_matrix")
 
 
@@ -170,6 +170,60 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return v
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (v >= 0.0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return v
+
+
+def _lr_step(text: str | None):
+    if text is None:
+        return None, 0.1
+    epoch, _, factor = text.partition(":")
+    try:
+        e, f = int(epoch), float(factor) if factor else 0.1
+    except ValueError:
+        raise ConfigError(f"--lr-step takes EPOCH[:FACTOR], e.g. 50:0.1, got {text!r}", "lr_step") from None
+    return e, f
+
+
+def train_settings(task: str, args=None) -> dict:
+    """The run's settings: the task's defaults (``TRAIN_DEFAULTS``) with every flag the user set on top."""
+    d = dict(TRAIN_DEFAULTS[task])
+    if args is None:
+        return d
+    pick = {"val_fraction": "val_fraction", "select": "select", "dropout": "dropout",
+            "weight_decay": "weight_decay"}
+    for key, attr in pick.items():
+        if getattr(args, attr, None) is not None:
+            d[key] = getattr(args, attr)
+    aug = dict(d.get("augment", {}))
+    for key, attr in (("jitter_steps", "jitter_steps"), ("drop", "drop_spikes"), ("stretch", "stretch"),
+                      ("noise_hz", "noise_hz")):
+        if getattr(args, attr, None) is not None:
+            aug[key] = getattr(args, attr)
+    d["augment"] = aug
+    if getattr(args, "lr_step", None) is not None:
+        d["lr_step_epoch"], d["lr_step_factor"] = _lr_step(args.lr_step)
+    if d.get("select") == "best-val" and not d.get("val_fraction"):
+        raise ConfigError("--select best-val needs a validation split (--val-fraction > 0)", "select")
+    return d
+
+
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--encoder", default=None,
@@ -214,6 +268,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "on sparse spikegrams, and a silent network gets no gradient)" % DEFAULT_INIT_STD)
     t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    r = t.add_argument_group("generalisation (against memorising the training clips; docs/RESULTS.md)")
+    r.add_argument("--val-fraction", type=_fraction, default=None,
+                   help="share of the training clips held out for validation (never the test clips)")
+    r.add_argument("--select", choices=["last", "best-val"], default=None,
+                   help="keep the last epoch's weights or those of the best validation epoch")
+    r.add_argument("--jitter-steps", type=_nonneg_int, default=None, help="training: move each spike by up to N steps")
+    r.add_argument("--drop-spikes", type=_fraction, default=None, help="training: drop each spike with this probability")
+    r.add_argument("--stretch", type=_fraction, default=None, help="training: time-stretch each sample by up to ±this")
+    r.add_argument("--noise-hz", type=_nonneg_float, default=None, help="training: random extra spikes per afferent per s")
+    r.add_argument("--dropout", type=_fraction, default=None, help="dropout on the hidden layers' spikes (training)")
+    r.add_argument("--weight-decay", type=_nonneg_float, default=None, help="L2 weight decay in the optimiser")
+    r.add_argument("--lr-step", default=None, metavar="EPOCH[:FACTOR]",
+                   help="multiply the learning rates by FACTOR (default 0.1) after epoch EPOCH")
     n = t.add_argument_group("neuron constants (SPEC §2 defaults)")
     n.add_argument("--dt-ms", type=_positive_float, default=3.0)
     n.add_argument("--tau-m-ms", type=_positive_float, default=30.0)
@@ -312,7 +379,7 @@ def cmd_train(args) -> int:
     from .network import SNN
     from .trainer import TrainConfig, Trainer
 
-    defaults = TRAIN_DEFAULTS[args.task]
+    defaults = train_settings(args.task, args)
     tau_s = args.tau_s_ms if args.tau_s_ms is not None else args.tau_m_ms / 4.0
     neuron_cfg = NeuronConfig(dt_ms=args.dt_ms, tau_m_ms=args.tau_m_ms, tau_s_ms=tau_s, theta=args.theta,
                               alpha=args.alpha, t_in_ms=args.t_in_ms)
@@ -324,6 +391,9 @@ def cmd_train(args) -> int:
         optimizer=args.optimizer or defaults["optimizer"],
         lr=args.lr if args.lr is not None else defaults["lr"], lr_hidden=args.lr_hidden,
         seed=args.seed, device=args.device, dtype=args.dtype,
+        augment=defaults.get("augment", {}), dropout=defaults.get("dropout", 0.0),
+        weight_decay=defaults.get("weight_decay", 0.0), lr_step_epoch=defaults.get("lr_step_epoch"),
+        lr_step_factor=defaults.get("lr_step_factor", 0.1), select=defaults.get("select", "last"),
     ).validate()
 
     ctx = D.setup(None if args.device == "auto" else args.device)
@@ -339,6 +409,8 @@ def cmd_train(args) -> int:
         data_kw = _data_kwargs(args)
         if args.task == "detect" and "n_train_streams" not in data_kw and defaults["streams"]:
             data_kw["n_train_streams"] = defaults["streams"]
+        if defaults.get("val_fraction"):
+            data_kw["val_fraction"] = defaults["val_fraction"]
         encoder = _make_encoder(args.encoder) if args.encoder else None
         train, test, info = prepare(args.data, args.task, encoder=encoder, seed=args.seed, quiet=quiet,
                                     dt_ms=neuron_cfg.dt_ms, **data_kw)
@@ -352,7 +424,8 @@ def cmd_train(args) -> int:
                   init_std=args.init_std if args.init_std is not None else DEFAULT_INIT_STD)
         D.check_batches(len(train), tc.batch_size, ctx)
         t_net, t_train = D.prepare_trainer_inputs(net, train, ctx)
-        trainer = Trainer(t_net, t_train, test, neuron_cfg, tc)
+        val = info.get("val") if isinstance(info, dict) else None
+        trainer = Trainer(t_net, t_train, test, neuron_cfg, tc, val=val)
         _say(f"network: {'-'.join(map(str, sizes))}, objective {tc.objective}, optimizer {tc.optimizer} "
              f"(lr {', '.join(f'{x:.3g}' for x in trainer.lrs)}), {tc.epochs} epochs, batch {tc.batch_size}, "
              f"device {device}" + (f", {ctx.world_size} processes" if ctx.enabled else ""), quiet)
@@ -385,9 +458,13 @@ def cmd_train(args) -> int:
             for k in ("count_accuracy", "stream_accuracy", "event_f1", "f1"):
                 if k in report.test_metrics:
                     row[f"test_{k}"] = report.test_metrics[k]
+            if report.val_metrics:
+                row["val_accuracy"] = report.val_metrics["accuracy"]
+                row["val_loss"] = report.val_metrics["loss"]
             epochs.append(jsonable(row))
             _say(f"epoch {report.epoch:3d}: train loss {report.train_loss:.4f}  test loss {report.test_loss:.4f}  "
                  f"test accuracy {report.test_accuracy:.4f}" +
+                 (f"  val accuracy {report.val_metrics['accuracy']:.4f}" if report.val_metrics else "") +
                  (f"  event F1 {report.test_metrics['event_f1']:.4f}"
                   if isinstance(report.test_metrics.get("event_f1"), float)
                   and math.isfinite(report.test_metrics["event_f1"]) else "") +
@@ -395,14 +472,22 @@ def cmd_train(args) -> int:
             if ctx.is_main:  # keep a readable record while the run goes on
                 write_json(metrics_path, {"epochs": epochs, "test": None, "running": True})
 
-        metrics = trainer.evaluate() if tc.epochs == 0 or not trainer.history else trainer.history[-1].test_metrics
+        selected = None
+        if tc.select == "best-val" and trainer.history:
+            selected = trainer.restore_best()
+            _say(f"kept the weights of epoch {selected} (best validation accuracy "
+                 f"{trainer.best[1]:.4f}); the test set was not used to choose it", quiet)
+            metrics = trainer.evaluate()
+        else:
+            metrics = trainer.evaluate() if tc.epochs == 0 or not trainer.history else trainer.history[-1].test_metrics
         block = test_block(metrics, tc.task)
         if ctx.is_main:
             save_model(out, net, neuron_cfg, tc, class_names=list(train.class_names),
                        encoder_settings=encoder_settings, extra=extra)
             write_json(metrics_path, {"epochs": epochs, "test": block, "task": tc.task, "objective": tc.objective,
                                       "data": args.data, "seconds": time.perf_counter() - t_start,
-                                      "processes": ctx.world_size})
+                                      "processes": ctx.world_size, "select": tc.select,
+                                      "selected_epoch": selected if selected is not None else len(epochs)})
             print(f"test: {format_block(block)}")
             print(f"saved {out}/model.safetensors, config.json, metrics.json")
         return 0
@@ -436,7 +521,23 @@ def _make_encoder(spec):
             except TypeError as exc:
                 raise ConfigError(f"bad rate-coding settings {settings}: {exc}", "encoder") from None
         return encoder_from_settings(settings)
-    return make_encoder(str(spec))
+    name, _, rest = str(spec).partition(":")
+    settings = {}
+    for item in filter(None, (x.strip() for x in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(f"encoder settings are key=value pairs, got {item!r}", "encoder")
+        settings[key.strip()] = _setting_value(value.strip())
+    return make_encoder(name.strip(), **settings)
+
+
+def _setting_value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _encoder_settings(info, encoder) -> dict | None:

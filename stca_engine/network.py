@@ -147,9 +147,16 @@ class SNN(nn.Module):
             raise ConfigError(f"input dtype {x.dtype} is not numeric", "SNN input")
         return x.to(device=self.device, dtype=self.dtype)
 
-    def forward(self, x: torch.Tensor, record: bool = False) -> Recording:
-        """Run all layers on ``x [T, B, n_in]``; ``record=True`` also keeps M, S, E traces."""
+    def forward(self, x: torch.Tensor, record: bool = False, dropout: float = 0.0,
+                generator: torch.Generator | None = None) -> Recording:
+        """Run all layers on ``x [T, B, n_in]``; ``record=True`` also keeps M, S, E traces.
+
+        ``dropout > 0`` (training only): each hidden neuron is silenced for the whole sample with that
+        probability and the survivors' spikes reach the next layer scaled by ``1 / (1 - dropout)``, so
+        the next layer's input current keeps its expected size (the recorded spikes stay 0/1)."""
         x = self._check_input(x)
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {dropout}", "SNN forward")
         sink = [] if record else None
         h = x
         voltages, spikes = [], []
@@ -158,6 +165,9 @@ class SNN(nn.Module):
             voltages.append(V)
             spikes.append(O)
             h = O
+            if dropout and i < len(self.weights) - 1:
+                keep = torch.rand(O.shape[1:], generator=generator, device=O.device, dtype=O.dtype) >= dropout
+                h = O * (keep.to(O.dtype) / (1.0 - float(dropout)))
         rec = Recording(voltages, spikes, inputs=x)
         if record:
             rec.m = [t[0] for t in sink]

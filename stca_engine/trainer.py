@@ -28,6 +28,7 @@ from .errors import ConfigError, TrainingError
 TASKS = ("detect", "classify")
 OBJECTIVES = ("stca", "tdp1", "margin")
 OPTIMIZERS = ("sgd", "adam")
+SELECTIONS = ("last", "best-val")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 ADAM_DEFAULT_LR = 1e-3
 HIST_BINS = 30
@@ -49,6 +50,14 @@ class TrainConfig:
     ``init_std``: new networks start with weights ~ N(0, init_std²) (paper: 0.01; small networks with
     few inputs need more to fire at all). ``event_tolerance_ms`` widens event spans for event F1 (``None``: T_in, the cluster interval).
     ``device``: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
+
+    Against memorising the training clips (docs/RESULTS.md, "real sound"): ``augment`` (see
+    ``augment.Augment``: spike jitter, dropped spikes, time stretch, noise spikes; training batches only),
+    ``dropout`` on the spikes each hidden layer passes on (training only, inverted scaling),
+    ``weight_decay`` (L2, in the optimiser), ``lr_step_epoch`` (after that many epochs the learning
+    rates are multiplied by ``lr_step_factor``) and ``select``: ``"last"`` keeps the last epoch's
+    weights, ``"best-val"`` the weights of the epoch that scored best on the validation set (carved from
+    the training clips; never the test set).
     """
 
     task: str = "detect"
@@ -66,6 +75,12 @@ class TrainConfig:
     device: str = "auto"
     dtype: str = "float32"
     event_tolerance_ms: float | None = None
+    augment: dict = field(default_factory=dict)
+    dropout: float = 0.0
+    weight_decay: float = 0.0
+    lr_step_epoch: int | None = None
+    lr_step_factor: float = 0.1
+    select: str = "last"
 
     def validate(self, check_device: bool = True) -> "TrainConfig":
         """Check and normalise every setting (``ConfigError`` naming it). ``check_device=False`` skips
@@ -127,6 +142,24 @@ class TrainConfig:
             bad("momentum", f"must be < 1, got {self.momentum}")
         if self.momentum and self.optimizer != "sgd":
             bad("momentum", "applies to optimizer 'sgd' only")
+        if self.select not in SELECTIONS:
+            bad("select", f"must be one of {SELECTIONS}, got {self.select!r}")
+        positive("weight_decay", allow_none=False, allow_zero=True)
+        positive("dropout", allow_none=False, allow_zero=True)
+        if self.dropout >= 1:
+            bad("dropout", f"must be < 1, got {self.dropout}")
+        positive("lr_step_factor", allow_none=False)
+        if self.lr_step_epoch is not None:
+            integer("lr_step_epoch", 1)
+        if not isinstance(self.augment, dict):
+            bad("augment", f"must be a dict of augment settings, got {self.augment!r}")
+        from .augment import Augment
+
+        try:
+            check_setting_names(Augment, self.augment, "augment", _WHERE)
+            self.augment = Augment.from_dict(self.augment).to_dict()
+        except TypeError as exc:
+            bad("augment", str(exc))
         if not isinstance(self.device, str) or not self.device:
             bad("device", f"must be 'auto', 'cpu' or 'cuda[:n]', got {self.device!r}")
         if self.device != "auto":
@@ -141,6 +174,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
+        d["augment"] = dict(self.augment)
         return d
 
     @classmethod
@@ -241,6 +275,7 @@ class EpochReport:
     test_metrics: dict
     weights: list[WeightStats]
     probe: Probe | None
+    val_metrics: dict | None = None
 
     def summary(self) -> dict:
         """The scalar part, JSON-safe (for CLI logs and history tables)."""
@@ -249,6 +284,8 @@ class EpochReport:
         out = {k: getattr(self, k) for k in keys}
         out.update({f"test_{k}": v for k, v in self.test_metrics.items()
                     if isinstance(v, (int, float)) and k not in ("loss", "accuracy")})
+        if self.val_metrics:
+            out.update({f"val_{k}": v for k, v in self.val_metrics.items() if isinstance(v, (int, float))})
         return out
 
 
@@ -388,6 +425,7 @@ def evaluate(
     out.update(loss=loss_sum / n, n_no_kplus=no_kplus, mean_clusters=cluster_sum / (n * n_classes))
     if task == "detect":
         out["count_accuracy"] = M.count_accuracy(pred, true)
+        out["count_accuracy_floor"] = M.count_accuracy(np.zeros_like(true), true)  # a network that never fires
         out["stream_accuracy"] = M.stream_accuracy(pred, true)
         events = [dataset[i].events for i in range(n)]
         if any(events) or not true.any():
@@ -400,7 +438,8 @@ def evaluate(
     else:
         rep = M.classification_report(pred.astype(np.int64).ravel(), true.ravel(), n_classes)
         out.update(accuracy=rep["accuracy"], precision=rep["precision"], recall=rep["recall"], f1=rep["f1"],
-                   confusion_matrix=rep["confusion_matrix"].tolist())
+                   confusion_matrix=rep["confusion_matrix"].tolist(),
+                   accuracy_floor=float(np.bincount(true.ravel().astype(np.int64)).max() / true.size))
     return out
 
 
@@ -469,12 +508,17 @@ class Trainer:
     """
 
     def __init__(self, net, train: SpikeDataset, test: SpikeDataset | None, neuron_cfg: NeuronConfig,
-                 train_cfg: TrainConfig, on_batch: Callable[[BatchReport], None] | None = None):
+                 train_cfg: TrainConfig, on_batch: Callable[[BatchReport], None] | None = None,
+                 val: SpikeDataset | None = None):
         if not isinstance(neuron_cfg, NeuronConfig):
             raise ConfigError(f"neuron_cfg must be a NeuronConfig, got {type(neuron_cfg).__name__}", "Trainer")
         self.cfg = train_cfg.validate()
         self.neuron_cfg = neuron_cfg
         self.train, self.test = train, test
+        self.val = val if val is not None and len(val) else None
+        if self.cfg.select == "best-val" and self.val is None:
+            raise ConfigError("select 'best-val' needs a validation set (carve one from the training clips)",
+                              _WHERE)
         if len(train) == 0:
             raise ConfigError("the training set is empty", "train")
         if net is None:
@@ -508,10 +552,18 @@ class Trainer:
             raise TrainingError("the initial weights hold NaN or inf values", "Trainer")
         self.lrs = learning_rates(self.cfg, neuron_cfg, len(net.weights))
         groups = [{"params": [w], "lr": lr} for w, lr in zip(net.weights, self.lrs)]
+        wd = self.cfg.weight_decay
         if self.cfg.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(groups, lr=self.lrs[-1], momentum=self.cfg.momentum)
+            self.optimizer = torch.optim.SGD(groups, lr=self.lrs[-1], momentum=self.cfg.momentum, weight_decay=wd)
         else:
-            self.optimizer = torch.optim.Adam(groups, lr=self.lrs[-1])
+            self.optimizer = torch.optim.Adam(groups, lr=self.lrs[-1], weight_decay=wd)
+        from .augment import Augment
+
+        self.augment = Augment.from_dict(self.cfg.augment)
+        if self.val is not None:
+            _check_compatible(net, self.val, neuron_cfg, self.cfg.task, "validation")
+        self.best: tuple[int, float, float] | None = None  # (epoch, val score, -val loss) of the kept weights
+        self._best_weights: list[torch.Tensor] | None = None
         self.on_batch = on_batch
         self.history: list[EpochReport] = []
         self.epoch = 0  # completed epochs
@@ -599,8 +651,12 @@ class Trainer:
                 return None
             b = st["next"]
             idx = order[b * cfg.batch_size:min(n, (b + 1) * cfg.batch_size)].tolist()
-            x, target = self.train.batch(idx, dtype=self.dtype, device=self.device)
-            rec = net(x)
+            x, target = self._train_batch(epoch, b, idx)
+            if cfg.dropout:
+                g = torch.Generator(device=self.device).manual_seed(self._batch_seed(epoch, b, 1))
+                rec = net(x, dropout=cfg.dropout, generator=g)
+            else:
+                rec = net(x)
             v, s = rec.voltages[-1], rec.spikes[-1]
             loss, info = stca_loss(v, s, target, self.neuron_cfg, task=cfg.task, objective=cfg.objective)
             loss_value = float(loss.detach().item())
@@ -641,6 +697,11 @@ class Trainer:
         test_metrics = {"loss": float("nan"), "accuracy": float("nan")}
         if self.test is not None and len(self.test):
             test_metrics = self.evaluate(self.test)
+        val_metrics = self._validate(epoch)
+        if cfg.lr_step_epoch is not None and epoch == cfg.lr_step_epoch:
+            for group in self.optimizer.param_groups:
+                group["lr"] *= cfg.lr_step_factor
+            self.lrs = [lr * cfg.lr_step_factor for lr in self.lrs]
         report = EpochReport(
             epoch=epoch,
             train_loss=st["loss_sum"] / n,
@@ -655,9 +716,47 @@ class Trainer:
             test_metrics=test_metrics,
             weights=weight_stats(net),
             probe=self.probe(),
+            val_metrics=val_metrics,
         )
         self.history.append(report)
         return report
+
+    def _batch_seed(self, epoch: int, batch: int, what: int) -> int:
+        return int(np.random.SeedSequence([self.cfg.seed, epoch, batch, what]).generate_state(1, np.uint64)[0]
+                   % (2 ** 63))
+
+    def _train_batch(self, epoch: int, b: int, idx: list[int]):
+        """The minibatch, augmented when the run asks for it (seeded by run seed, epoch and batch)."""
+        if not self.augment.active:
+            return self.train.batch(idx, dtype=self.dtype, device=self.device)
+        from .augment import augment_train
+
+        rng = np.random.default_rng(self._batch_seed(epoch, b, 0))
+        return self.train.batch(idx, dtype=self.dtype, device=self.device,
+                                transform=lambda tr: augment_train(tr, self.augment, rng))
+
+    def _validate(self, epoch: int) -> dict | None:
+        """Score the epoch on the validation set and keep the best weights so far (higher headline
+        accuracy; ties: lower validation loss; then the earlier epoch)."""
+        if self.val is None:
+            return None
+        m = self.evaluate(self.val)
+        score = (float(m["accuracy"]), -float(m["loss"]))
+        score = tuple(-math.inf if not math.isfinite(x) else x for x in score)
+        if self.best is None or score > self.best[1:]:
+            self.best = (epoch, *score)
+            self._best_weights = self._snapshot()
+        return m
+
+    def restore_best(self) -> int | None:
+        """Put back the weights of the best validation epoch; returns that epoch (None: nothing kept)."""
+        if self.best is None or self._best_weights is None:
+            return None
+        with torch.no_grad():
+            for w, g in zip(self.net.weights, self._best_weights):
+                w.copy_(g)
+        self._good = self._snapshot()
+        return self.best[0]
 
     def probe(self) -> Probe:
         """The probe sample (``probe_index`` of the test set, else of the train set) under the current weights."""

@@ -185,7 +185,7 @@ def prepare_datasets(spec_or_clipset, task: str = "detect", encoder=None,
                      n_train_streams: int | None = None, n_test_streams: int | None = None,
                      events_per_stream=5, seed: int = 0, progress=None, dt_ms: float | None = None,
                      gap_s=DEFAULT_GAP_S, cache=True, workers: int | None = None, restrict: bool = False,
-                     **load_opts) -> tuple[SpikeDataset, SpikeDataset, dict]:
+                     val_fraction: float = 0.0, n_val_streams: int | None = None, **load_opts) -> tuple[SpikeDataset, SpikeDataset, dict]:
     """``(train, test, info)`` ready for the Trainer.
 
     ``task="detect"``: unsegmented streams (targets: per-class counts), train streams spliced only
@@ -193,7 +193,14 @@ def prepare_datasets(spec_or_clipset, task: str = "detect", encoder=None,
     or image (target: class index). ``encoder`` defaults to the spikegram (sound) or rate coding
     (images) at ``dt_ms``; an encoder whose ``dt_ms`` differs from a given ``dt_ms`` is refused.
     ``info`` holds the encoder (``encoder``, ``encoder_settings``), the source, skipped files with
-    reasons, per-class counts and cache hits/misses."""
+    reasons, per-class counts and cache hits/misses.
+
+    ``val_fraction > 0`` carves a validation set out of the *training* clips (per class, seeded; at
+    least one clip of each class that has two or more): ``info["val"]`` is a ``SpikeDataset`` of
+    single clips (classify) or of streams spliced only from those clips (``n_val_streams``, default as
+    many as test streams). The test clips are never used to choose anything."""
+    if not (isinstance(val_fraction, (int, float)) and 0.0 <= float(val_fraction) < 0.9):
+        raise ConfigError(f"val_fraction must be in [0, 0.9), got {val_fraction!r}", "val_fraction")
     if task not in TASKS:
         raise ConfigError(f"task must be 'detect' or 'classify', got {task!r}", "task")
     if isinstance(spec_or_clipset, (ClipSet, ImageSet)):
@@ -228,6 +235,10 @@ def prepare_datasets(spec_or_clipset, task: str = "detect", encoder=None,
         te = _encode_images(data, encoder, data.test_idx, progress, len(tr))
         train = [Sample(t, int(data.labels[i]), [], f"image{i}") for t, i in zip(tr, data.train_idx)]
         test = [Sample(t, int(data.labels[i]), [], f"image{i}") for t, i in zip(te, data.test_idx)]
+        if val_fraction:
+            keep, held = carve_validation([int(smp.target) for smp in train], float(val_fraction), seed)
+            info["val"] = SpikeDataset([train[i] for i in held], int(encoder.n_units), class_names, task, enc_dt)
+            train = [train[i] for i in keep]
         info.update(n_train_items=len(train), n_test_items=len(test))
         return (SpikeDataset(train, int(encoder.n_units), class_names, task, enc_dt),
                 SpikeDataset(test, int(encoder.n_units), class_names, task, enc_dt), info)
@@ -239,6 +250,12 @@ def prepare_datasets(spec_or_clipset, task: str = "detect", encoder=None,
     sides = {}
     for side, idx in (("train", data.train_idx), ("test", data.test_idx)):
         sides[side] = [(encoded[i][0], labels[i], data.clips[i]) for i in idx if encoded[i] is not None]
+    val_items = []
+    if val_fraction:
+        keep, held = carve_validation([c for _, c, _ in sides["train"]], float(val_fraction), seed)
+        val_items = [sides["train"][i] for i in held]
+        sides["train"] = [sides["train"][i] for i in keep]
+        info["n_val_items"] = len(val_items)
     per_class = {c: [0, 0] for c in class_names}
     for j, side in enumerate(("train", "test")):
         for _, c, _ in sides[side]:
@@ -255,6 +272,8 @@ def prepare_datasets(spec_or_clipset, task: str = "detect", encoder=None,
             return [Sample(t, int(c), [], f"{clip.class_name}/{clip.name}") for t, c, clip in items]
 
         train, test = clips_to_samples(sides["train"]), clips_to_samples(sides["test"])
+        if val_items:
+            info["val"] = SpikeDataset(clips_to_samples(val_items), int(encoder.n_units), class_names, task, enc_dt)
     else:
         n_tr = DEFAULT_TRAIN_STREAMS if n_train_streams is None else int(n_train_streams)
         n_te = DEFAULT_TEST_STREAMS if n_test_streams is None else int(n_test_streams)
@@ -267,6 +286,12 @@ def prepare_datasets(spec_or_clipset, task: str = "detect", encoder=None,
                               seed=[int(seed), 0], n_classes=c, name_prefix="train")
         test = build_streams([(t, k) for t, k, _ in sides["test"]], n_te, events_per_stream, gap_s,
                              seed=[int(seed), 1], n_classes=c, name_prefix="test")
+        if val_items:
+            n_va = n_te if n_val_streams is None else int(n_val_streams)
+            val = build_streams([(t, k) for t, k, _ in val_items], n_va, events_per_stream, gap_s,
+                                seed=[int(seed), 2], n_classes=c, name_prefix="val")
+            info["val"] = SpikeDataset(val, int(encoder.n_units), class_names, task, enc_dt)
+            info["n_val_streams"] = n_va
         if progress is not None:
             progress(n_tr + n_te, n_tr + n_te, "splicing streams")
         info.update(events_per_stream=events_per_stream, gap_s=tuple(gap_s), n_train_streams=n_tr,
@@ -274,6 +299,23 @@ def prepare_datasets(spec_or_clipset, task: str = "detect", encoder=None,
     n_in = int(encoder.n_units)
     return (SpikeDataset(train, n_in, class_names, task, enc_dt),
             SpikeDataset(test, n_in, class_names, task, enc_dt), info)
+
+
+def carve_validation(labels: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Split positions of training items into (kept for training, validation): per class a seeded
+    ``fraction`` (at least one item of every class that has two or more)."""
+    rng = np.random.default_rng([int(seed), 7])
+    keep, held = [], []
+    by_class: dict[int, list[int]] = {}
+    for i, c in enumerate(labels):
+        by_class.setdefault(int(c), []).append(i)
+    for c in sorted(by_class):
+        idx = by_class[c]
+        n_val = min(len(idx) - 1, max(1, int(round(fraction * len(idx))))) if len(idx) >= 2 else 0
+        order = rng.permutation(len(idx))
+        held += [idx[j] for j in order[:n_val]]
+        keep += [idx[j] for j in order[n_val:]]
+    return sorted(keep), sorted(held)
 
 
 def _encode(data: ClipSet, encoder, cache, progress, workers):

@@ -100,11 +100,13 @@ class SpikeDataset:
     def __getitem__(self, i: int) -> Sample:
         return self.samples[i]
 
-    def batch(self, indices, dtype=torch.float32, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Dense ``x [T, B, n_in]`` (zero-padded to the longest sample) and the stacked targets."""
+    def batch(self, indices, dtype=torch.float32, device=None, transform=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dense ``x [T, B, n_in]`` (zero-padded to the longest sample) and the stacked targets;
+        ``transform(train) -> train`` changes each sample's spikes first (training augmentation)."""
         picked = [self.samples[i] for i in indices]
         T = max(s.spikes.n_steps for s in picked)
-        x = torch.stack([s.spikes.to_dense(dtype, device, n_steps=T) for s in picked], dim=1)
+        trains = [s.spikes if transform is None else transform(s.spikes) for s in picked]
+        x = torch.stack([t.to_dense(dtype, device, n_steps=T) for t in trains], dim=1)
         if self.task == "detect":
             target = torch.as_tensor(np.stack([np.asarray(s.target) for s in picked]), dtype=torch.long, device=device)
         else:
