@@ -9,7 +9,7 @@ PORT ?= 8501
 ADDRESS ?= 127.0.0.1
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: app test bench setup setup-dev demo browser clean
+.PHONY: app test bench bench-real setup setup-dev demo browser sound-tools real-sound-packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,18 +43,48 @@ browser:
 	  fi; \
 	fi
 
+## espeak-ng speaks the words of the small real-sound test set (tests/test_real_sound_learning.py)
+sound-tools:
+	@if ! command -v espeak-ng >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian's espeak-ng for the real-sound tests"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng; \
+	  else \
+	    echo "The real-sound tests need espeak-ng. Run:  sudo apt-get update && sudo apt-get install -y espeak-ng"; \
+	    exit 1; \
+	  fi; \
+	fi
+
+## the Debian packages the real-sound suite is built from (benchmarks/real_sounds.py)
+REAL_SOUND_PACKAGES := hedgewars-data espeak-ng festival festvox-kallpc16k festvox-us-slt-hts fluidsynth fluid-soundfont-gm hydrogen-drumkits
+real-sound-packages:
+	@missing=$$(for p in $(REAL_SOUND_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  else \
+	    echo "The real-sound suite needs: sudo apt-get install -y $$missing"; exit 1; \
+	  fi; \
+	fi
+
 app: demo
 	@echo "STCA Studio: open http://$(ADDRESS):$(PORT) in your browser (Ctrl+C stops it)"
 	$(BIN)/streamlit run app/Home.py --server.headless true --server.port $(PORT) --server.address $(ADDRESS) \
 	  --browser.gatherUsageStats false
 
-test: $(VENV)/.installed-dev browser demo
+test: $(VENV)/.installed-dev browser sound-tools demo
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-dev demo
 	$(BIN)/python benchmarks/engine_vs_peers.py
 	$(BIN)/python benchmarks/encoder.py
 	$(BIN)/python benchmarks/app.py
+
+## learning on real sound nobody here made: builds the suite (cached in ~/.cache/stca/real_sounds) and
+## trains with the defaults over 3 seeds, beside the silent-network floor and an MFCC + logistic-regression
+## reference (about an hour on 2 cores; docs/RESULTS.md has the table)
+bench-real: $(VENV)/.installed-dev real-sound-packages
+	$(BIN)/python benchmarks/generalization.py --seeds 0,1,2 --out runs/generalization
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -33,6 +33,9 @@ class SpectralConfig:
     n_fft: int = 512  # mel only
     dt_ms: float = 3.0
     sr: int = 16000
+    # 0: one spike per rising crossing; N > 0: while a band stays at or above a threshold its afferent fires
+    # again every N steps (a rate code of loudness that survives small shifts in time and level)
+    sustain_steps: int = 0
 
     def __post_init__(self):
         def bad(name, why):
@@ -40,7 +43,7 @@ class SpectralConfig:
 
         if self.kind not in ("mel", "gammatone"):
             bad("kind", "must be 'mel' or 'gammatone'")
-        for name in ("n_bands", "n_levels", "n_fft", "sr"):
+        for name in ("n_bands", "n_levels", "n_fft", "sr", "sustain_steps"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
                 bad(name, "must be an integer")
@@ -51,6 +54,8 @@ class SpectralConfig:
                 bad(f.name, "must be a finite number")
         if not 1 <= self.n_bands <= 512:
             bad("n_bands", "must be between 1 and 512")
+        if not 0 <= self.sustain_steps <= 1000:
+            bad("sustain_steps", "must be between 0 (crossings only) and 1000")
         if not 1 <= self.n_levels <= 32:
             bad("n_levels", "must be between 1 and 32")
         if not 1000 <= self.sr <= 192000:
@@ -145,7 +150,7 @@ def band_levels_db(wave: np.ndarray, cfg: SpectralConfig) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _crossings(levels, thresholds, hysteresis, out_t, out_u):
+def _crossings(levels, thresholds, hysteresis, sustain, out_t, out_u):
     n_steps, n_bands = levels.shape
     n_lev = thresholds.size
     n = 0
@@ -153,6 +158,7 @@ def _crossings(levels, thresholds, hysteresis, out_t, out_u):
         for li in range(n_lev):
             thr = thresholds[li]
             armed = True  # silence before the clip: a clip that starts loud spikes at step 0
+            last = 0
             for t in range(n_steps):
                 v = levels[t, b]
                 if armed and v >= thr:
@@ -160,19 +166,28 @@ def _crossings(levels, thresholds, hysteresis, out_t, out_u):
                     out_u[n] = b * n_lev + li
                     n += 1
                     armed = False
+                    last = t
                 elif not armed and v < thr - hysteresis:
                     armed = True
+                elif not armed and sustain > 0 and v >= thr and t - last >= sustain:
+                    out_t[n] = t
+                    out_u[n] = b * n_lev + li
+                    n += 1
+                    last = t
     return n
 
 
-def crossings(levels_db: np.ndarray, thresholds_db: np.ndarray, hysteresis_db: float) -> tuple[np.ndarray, np.ndarray]:
-    """Rising crossings: (steps, afferents ``band * n_levels + level``) sorted by step then afferent."""
+def crossings(levels_db: np.ndarray, thresholds_db: np.ndarray, hysteresis_db: float,
+              sustain_steps: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Rising crossings (and, with ``sustain_steps``, repeats while the level stays up): (steps,
+    afferents ``band * n_levels + level``) sorted by step then afferent."""
     lv = np.ascontiguousarray(levels_db, dtype=np.float64)
     th = np.ascontiguousarray(thresholds_db, dtype=np.float64)
-    cap = (lv.shape[0] // 2 + 1) * lv.shape[1] * th.size  # crossings need a re-arm step between them
+    cap = lv.shape[0] * lv.shape[1] * th.size if sustain_steps else \
+        (lv.shape[0] // 2 + 1) * lv.shape[1] * th.size  # crossings need a re-arm step between them
     t = np.empty(cap, dtype=np.int64)
     u = np.empty(cap, dtype=np.int64)
-    n = _crossings(lv, th, float(hysteresis_db), t, u)
+    n = _crossings(lv, th, float(hysteresis_db), int(sustain_steps), t, u)
     order = np.lexsort((u[:n], t[:n]))
     return t[:n][order], u[:n][order]
 
@@ -187,7 +202,7 @@ def encode_spectral(wave: np.ndarray, cfg: SpectralConfig | None = None) -> tupl
         raise AudioError("waveform contains NaN/inf samples", "waveform")
     t0 = time.perf_counter()
     lv = band_levels_db(x, cfg)
-    steps, units = crossings(lv, cfg.thresholds_db(), cfg.hysteresis_db)
+    steps, units = crossings(lv, cfg.thresholds_db(), cfg.hysteresis_db, cfg.sustain_steps)
     train = SpikeTrain(steps, units, cfg.n_units, lv.shape[0], cfg.dt_ms)
     seconds = time.perf_counter() - t0
     audio_s = x.size / cfg.sr
