@@ -339,7 +339,7 @@ def cmd_train(args) -> int:
         data_kw = _data_kwargs(args)
         if args.task == "detect" and "n_train_streams" not in data_kw and defaults["streams"]:
             data_kw["n_train_streams"] = defaults["streams"]
-        encoder = _make_encoder(args.encoder) if args.encoder else None
+        encoder = _encoder_name(args.encoder) if args.encoder else None  # built for the source (its preset)
         train, test, info = prepare(args.data, args.task, encoder=encoder, seed=args.seed, quiet=quiet,
                                     dt_ms=neuron_cfg.dt_ms, **data_kw)
         if ctx.enabled and ctx.is_main:
@@ -419,6 +419,16 @@ def _describe(train, test, info) -> str:
     return s
 
 
+def _encoder_name(name: str) -> str:
+    """A checked ``--encoder`` name; the data sources build it for the data set, so a bare
+    ``spikegram`` keeps the source's preset (MedleyDB: 384 afferents)."""
+    from .encoders import ENCODER_NAMES
+
+    if name not in ENCODER_NAMES:
+        raise ConfigError(f"unknown encoder {name!r} (known: {', '.join(ENCODER_NAMES)})", "encoder")
+    return name
+
+
 def _make_encoder(spec):
     """An encoder from a name (``--encoder``) or from settings stored with a model / a data set."""
     from .encoders import encoder_from_settings, make_encoder
@@ -469,7 +479,7 @@ def cmd_eval(args) -> int:
     # the training run's data options (stream counts, classes) rebuild the same test set
     data_kw = {**(extra.get("data_options") or {}), **_data_kwargs(args)}
     seed = args.seed if args.seed is not None else int(extra.get("seed", 0))
-    encoder = _make_encoder(args.encoder) if args.encoder else (
+    encoder = _encoder_name(args.encoder) if args.encoder else (
         _make_encoder(info.encoder_settings) if info.encoder_settings else None)
     _, test, _ = prepare(args.data, task, encoder=encoder, seed=seed, quiet=args.quiet,
                          dt_ms=info.neuron_cfg.dt_ms, **data_kw)
@@ -599,8 +609,6 @@ def cmd_encode(args) -> int:
         raise ConfigError("nothing to encode: give audio files, --data DATA or --source KIND --root PATH",
                           "stca encode")
     encoder = _make_encoder(args.encoder)
-    settings = {"name": getattr(encoder, "name", args.encoder), **(encoder.settings() if hasattr(encoder, "settings") else {})}
-    dt_ms = float(getattr(encoder, "dt_ms", 3.0))
     if spec:
         from .data import sources
         from .data.cache import encode_clips
@@ -609,6 +617,10 @@ def cmd_encode(args) -> int:
         clipset = sources.load_clipset(spec)
         if not hasattr(clipset, "clips"):
             raise ConfigError("is an image set; stca encode writes spikegrams of sound data sets", spec)
+        encoder = sources.encoder_by_name(args.encoder, clipset)  # a bare spikegram keeps the source's preset
+    settings = {"name": getattr(encoder, "name", args.encoder), **(encoder.settings() if hasattr(encoder, "settings") else {})}
+    dt_ms = float(getattr(encoder, "dt_ms", 3.0))
+    if spec:
         progress, close = make_progress("encoding", not args.quiet)
         try:
             enc = encode_clips(clipset.clips, encoder, cache=not args.no_cache, progress=progress,

@@ -221,3 +221,34 @@ def test_authors_list_is_refused_by_name_for_medleydb(tmp_path):
     root = _paper_tree(tmp_path / "m")
     with pytest.raises(DatasetError, match="no 'authors' instrument list"):
         load_medleydb(root, classes=["authors"])
+
+
+def test_bare_spikegram_encoder_keeps_the_medleydb_preset(tmp_path, monkeypatch):
+    """The documented command passes ``--encoder spikegram``: it must not drop the 384-afferent preset."""
+    import json
+
+    from stca_engine import cli
+    from stca_engine.encoders import make_encoder
+
+    monkeypatch.delenv("STCA_DATA_ROOTS", raising=False)
+    root = tmp_path / "m"
+    for t in ("A", "B"):  # one 1.5 s piece per instrument and track
+        write_track(root, t, {"S01": ("violin", [(0.0, 1.6)]), "S02": ("flute", [(0.0, 1.6)])},
+                    activation={"S01": [(0.0, 1.6)], "S02": [(0.0, 1.6)]})
+    out = tmp_path / "model"
+    code = cli.main(["--quiet", "train", "--data", f"medleydb:{root}", "--task", "classify", "--classes",
+                     "violin,flute", "--encoder", "spikegram", "--epochs", "0", "--hidden", "4", "--no-cache",
+                     "--out", str(out)])
+    assert code == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["sizes"][0] == 384  # 128 kernels x 3 amplitude bins
+    from stca_engine.data.sources import encoder_by_name
+
+    cs = load_medleydb(root, classes="violin,flute")
+    assert encoder_by_name("spikegram", cs).n_units == 384
+    # explicit settings still win: an encoder object is used as given
+    from stca_engine.data.sources import prepare_datasets
+
+    explicit = make_encoder("spikegram", n_kernels=8)
+    train, _, _ = prepare_datasets(cs, "classify", encoder=explicit, cache=False, workers=1)
+    assert train.n_inputs == explicit.n_units != 384
