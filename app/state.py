@@ -32,7 +32,8 @@ ENCODERS = {
     "spectral": "Fast spectral threshold crossings",
     "spikegram": "Spikegram (matching pursuit, Smith & Lewicki)",
 }
-OPTIMIZERS = {"adam": "Adam", "sgd": "SGD (momentum 0.9)"}
+SGD_MOMENTUM = 0.9  # what the "SGD (momentum 0.9)" choice gives the optimiser
+OPTIMIZERS = {"adam": "Adam", "sgd": f"SGD (momentum {SGD_MOMENTUM:g})"}
 
 
 @dataclass(frozen=True)
