@@ -161,6 +161,7 @@ def _brute_k_plus(v, spikes, t_in, theta):
         allowed = [v[t] < theta for t in range(T)]
     else:
         allowed = [all(abs(t - u) >= t_in for u in sp) for t in range(T)]
+    allowed = [a and v[t] != 0 for t, a in enumerate(allowed)]  # V = 0: V does not depend on the weights
     best = None
     for t in range(T):
         left = t == 0 or v[t - 1] < v[t]
@@ -237,3 +238,41 @@ def test_batched_selection_matches_brute_force(impl, dtype):
             assert k_plus(v[:, b, n], s[:, b, n], t_in) == int(kp[b, n])
     assert s.sum() > 20 and (kp >= 0).sum() > 10 and (km >= 0).sum() > 5
     assert used["fallback"] > 0 and used["none"] > 0, used
+
+
+# ---------------------------------------------------------------- the silent fixed point
+@pytest.mark.parametrize("cluster_mask", [True, False])
+def test_flat_zero_voltage_gives_no_k_plus_not_step_0(impl, cluster_mask):
+    """V ≡ 0 (a silent layer below): no step's V depends on a weight, so there is no k⁺ (it used to be
+    step 0, the 'peak' of a flat trace, where the loss had no gradient and training sat still)."""
+    from stca_engine.clusters import select
+
+    T = 40
+    zero = torch.zeros(T, dtype=torch.float64)
+    assert k_plus(zero, torch.zeros(T), 5, cluster_mask=cluster_mask) == -1
+    n_o, kp, km = select(torch.zeros(T, 2, 3), torch.zeros(T, 2, 3), 5 if cluster_mask else None, 1.0)
+    assert (kp == -1).all() and (km == -1).all() and (n_o == 0).all()
+    # zeros before the first input are skipped too: the flat start is no local maximum any more
+    v = torch.cat([torch.zeros(5, dtype=torch.float64), -torch.linspace(0.5, 0.1, T - 5, dtype=torch.float64)])
+    assert k_plus(v, torch.zeros(T), 5, cluster_mask=cluster_mask) == T - 1
+    _, kp, _ = select(v.view(T, 1, 1), torch.zeros(T, 1, 1), 5 if cluster_mask else None, 1.0)
+    assert int(kp) == T - 1
+
+
+def test_k_plus_of_an_inhibited_neuron_carries_a_gradient(impl):
+    """A neuron pushed below 0 by negative weights must still be trainable: its k⁺ is a step whose V
+    depends on the weights (before, the flat start won and the gradient was exactly 0)."""
+    import stca_engine as se
+
+    cfg = se.NeuronConfig()
+    net = se.SNN([4, 1], cfg, dtype=torch.float64, device="cpu", seed=0)
+    with torch.no_grad():
+        net.weights[0].fill_(-0.3)
+    x = torch.zeros(60, 1, 4, dtype=torch.float64)
+    x[10, 0, :] = 1
+    rec = net(x)
+    loss, info = se.stca_loss(rec.voltages[-1], rec.spikes[-1], torch.tensor([0]), cfg, task="classify")
+    k = int(info.k_star[0, 0])
+    assert int(info.sign[0, 0]) == 1 and k > 10 and not bool(info.no_kplus.any())
+    loss.backward()
+    assert float(net.weights[0].grad.abs().sum()) > 0
