@@ -381,7 +381,7 @@ def cmd_train(args) -> int:
             row = {"epoch": report.epoch, "train_loss": report.train_loss, "test_loss": report.test_loss,
                    "test_accuracy": report.test_accuracy, "train_accuracy": report.train_accuracy,
                    "mean_clusters": report.mean_clusters, "n_no_kplus": report.n_no_kplus,
-                   "seconds": report.seconds}
+                   "seconds": report.seconds, "silent_layers": report.silent_layers}
             for k in ("count_accuracy", "stream_accuracy", "event_f1", "f1"):
                 if k in report.test_metrics:
                     row[f"test_{k}"] = report.test_metrics[k]
@@ -391,7 +391,9 @@ def cmd_train(args) -> int:
                  (f"  event F1 {report.test_metrics['event_f1']:.4f}"
                   if isinstance(report.test_metrics.get("event_f1"), float)
                   and math.isfinite(report.test_metrics["event_f1"]) else "") +
-                 f"  ({report.seconds:.1f} s)", quiet)
+                 f"  ({report.seconds:.1f} s)" + _silent_warning(report), quiet)
+            if quiet and report.silent_layers:  # a warning, not a status line: shown even with --quiet
+                print(f"stca: epoch {report.epoch}:{_silent_warning(report)}", file=sys.stderr, flush=True)
             if ctx.is_main:  # keep a readable record while the run goes on
                 write_json(metrics_path, {"epochs": epochs, "test": None, "running": True})
 
@@ -408,6 +410,16 @@ def cmd_train(args) -> int:
         return 0
     finally:
         D.teardown(ctx)
+
+
+def _silent_warning(report) -> str:
+    """Tail of the epoch line when layers went silent (no spikes; output: no k⁺ could be placed)."""
+    silent = report.silent_layers
+    if not silent:
+        return ""
+    return (f"  WARNING: silent {', '.join(silent)} (no spikes this epoch"
+            + ("; the output's needed k⁺ found no step that depends on the weights" if "output" in silent else "")
+            + "; try a larger --init-std or a smaller --lr)")
 
 
 def _describe(train, test, info) -> str:
