@@ -200,7 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a network and save it with its metrics")
     t.add_argument("--data", required=True, help=DATA_HELP)
     t.add_argument("--task", required=True, choices=["detect", "classify"])
-    t.add_argument("--objective", default="stca", choices=["stca", "tdp1", "margin"])
+    t.add_argument("--objective", default="stca", choices=["stca", "tdp1", "margin"],
+                   help="stca: spike clusters (paper Eq. 9/10); tdp1: a spike-count rule like the authors' "
+                        "baseline code (N_d single spikes, k+ at the highest sub-threshold peak anywhere, "
+                        "k- at the last spike), not the threshold-surface rule of TDP1's original paper "
+                        "(Yu et al. 2018); margin: the authors' code's non-spiking readout (classify)")
     t.add_argument("--epochs", type=_nonneg_int, default=None)
     t.add_argument("--hidden", type=_positive_int, nargs="+", default=None, help="hidden layer sizes (default 300)")
     t.add_argument("--seed", type=_nonneg_int, default=0)

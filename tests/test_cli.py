@@ -245,3 +245,10 @@ def test_epoch_line_warns_about_a_silent_network(sound_data, tmp_path, capsys):
     code, _, err = _run(["train", "--data", sound_data, *TINY_DETECT, "--epochs", "1", "--out", str(tmp_path / "ok")],
                         capsys)
     assert code == 0 and "WARNING" not in err
+
+
+def test_train_help_says_what_tdp1_is(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    text = "".join(capsys.readouterr().out.split())  # argparse wraps (also at hyphens)
+    assert "tdp1:aspike-countrulelikethe" in text and "notthethreshold-surfaceruleofTDP1'soriginalpaper" in text
