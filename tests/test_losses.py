@@ -143,14 +143,13 @@ def test_bad_task_objective():
 @pytest.mark.parametrize("objective", ["stca", "tdp1", "margin"])
 def test_padding_after_a_short_sample_never_moves_its_k_star(objective):
     """A sample batched with a longer one is zero-padded; with ``lengths`` its k*, counts and loss are
-    those of the sample alone (an inhibited trace rising towards 0 has its local maximum at its own end)."""
+    those of the sample alone (a trace still rising at its end has its local maximum at its own last step)."""
     cfg = se.NeuronConfig(t_in_ms=30.0)
     T_short, T_long = 30, 50
     t = torch.arange(T_long, dtype=torch.float64)
-    short = -torch.exp(-t / 10.0) * (t > 0)            # V < 0 after the first step, rising towards 0
+    short = 0.015 * t                                   # rising all along its own 30 steps (and on)
     long_ = 0.5 * torch.sin(t / 7.0) * (t > 0)
     v = torch.stack([short, long_], 1).unsqueeze(-1).repeat(1, 1, 2)  # [T, 2 samples, 2 neurons]
-    v[T_short:, 0] = short[T_short - 1] * torch.exp(-(t[T_short:] - T_short + 1) / 10.0).unsqueeze(-1)
     s = torch.zeros_like(v)
     target = torch.tensor([[1, 0], [1, 0]]) if objective != "margin" else torch.tensor([0, 0])
     task = "detect" if objective != "margin" else "classify"
