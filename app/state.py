@@ -28,11 +28,18 @@ OBJECTIVES = {
     "tdp1": "TDP1 – single spike count (Yu et al. 2018)",
     "margin": "Margin – non-spiking readout (authors' code)",
 }
+OBJECTIVE_HELP = (
+    "What the output neurons are trained to do (SPEC §3). STCA: fire one spike cluster per event "
+    "(paper Eq. 9/10). TDP1: a spike-count rule like the authors' baseline code — fire exactly N_d single "
+    "spikes, pushed up at the highest sub-threshold peak of V anywhere and down at the last spike; it is "
+    "not the threshold-surface rule of TDP1's original paper (Yu et al. 2018). Margin: the authors' "
+    "code's non-spiking readout (classification only).")
 ENCODERS = {
     "spectral": "Fast spectral threshold crossings",
     "spikegram": "Spikegram (matching pursuit, Smith & Lewicki)",
 }
-OPTIMIZERS = {"adam": "Adam", "sgd": "SGD (momentum 0.9)"}
+SGD_MOMENTUM = 0.9  # what the "SGD (momentum 0.9)" choice gives the optimiser
+OPTIMIZERS = {"adam": "Adam", "sgd": f"SGD (momentum {SGD_MOMENTUM:g})"}
 
 
 @dataclass(frozen=True)

@@ -393,9 +393,12 @@ def train_config_for(settings, objective: str):
     """``TrainConfig`` of one run from the page's ``TrainSettings`` (validated)."""
     from stca_engine.trainer import TrainConfig
 
+    from state import SGD_MOMENTUM  # the page's "SGD (momentum 0.9)"
+
     return TrainConfig(
         task=settings.task, objective=objective, hidden=settings.hidden_sizes(), epochs=settings.epochs,
         batch_size=settings.batch_size, optimizer=settings.optimizer, lr=float(settings.lr), seed=settings.seed,
+        momentum=SGD_MOMENTUM if settings.optimizer == "sgd" else 0.0,
         probe_index=0, device="auto", dtype="float32",
     ).validate()
 

@@ -254,7 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a network and save it with its metrics")
     t.add_argument("--data", required=True, help=DATA_HELP)
     t.add_argument("--task", required=True, choices=["detect", "classify"])
-    t.add_argument("--objective", default="stca", choices=["stca", "tdp1", "margin"])
+    t.add_argument("--objective", default="stca", choices=["stca", "tdp1", "margin"],
+                   help="stca: spike clusters (paper Eq. 9/10); tdp1: a spike-count rule like the authors' "
+                        "baseline code (N_d single spikes, k+ at the highest sub-threshold peak anywhere, "
+                        "k- at the last spike), not the threshold-surface rule of TDP1's original paper "
+                        "(Yu et al. 2018); margin: the authors' code's non-spiking readout (classify)")
     t.add_argument("--epochs", type=_nonneg_int, default=None)
     t.add_argument("--hidden", type=_positive_int, nargs="+", default=None, help="hidden layer sizes (default 300)")
     t.add_argument("--seed", type=_nonneg_int, default=0)
@@ -411,7 +415,7 @@ def cmd_train(args) -> int:
             data_kw["n_train_streams"] = defaults["streams"]
         if defaults.get("val_fraction"):
             data_kw["val_fraction"] = defaults["val_fraction"]
-        encoder = _make_encoder(args.encoder) if args.encoder else None
+        encoder = _encoder_name(args.encoder) if args.encoder else None  # built for the source (its preset)
         train, test, info = prepare(args.data, args.task, encoder=encoder, seed=args.seed, quiet=quiet,
                                     dt_ms=neuron_cfg.dt_ms, **data_kw)
         if ctx.enabled and ctx.is_main:
@@ -454,7 +458,7 @@ def cmd_train(args) -> int:
             row = {"epoch": report.epoch, "train_loss": report.train_loss, "test_loss": report.test_loss,
                    "test_accuracy": report.test_accuracy, "train_accuracy": report.train_accuracy,
                    "mean_clusters": report.mean_clusters, "n_no_kplus": report.n_no_kplus,
-                   "seconds": report.seconds}
+                   "seconds": report.seconds, "silent_layers": report.silent_layers}
             for k in ("count_accuracy", "stream_accuracy", "event_f1", "f1"):
                 if k in report.test_metrics:
                     row[f"test_{k}"] = report.test_metrics[k]
@@ -468,7 +472,9 @@ def cmd_train(args) -> int:
                  (f"  event F1 {report.test_metrics['event_f1']:.4f}"
                   if isinstance(report.test_metrics.get("event_f1"), float)
                   and math.isfinite(report.test_metrics["event_f1"]) else "") +
-                 f"  ({report.seconds:.1f} s)", quiet)
+                 f"  ({report.seconds:.1f} s)" + _silent_warning(report), quiet)
+            if quiet and report.silent_layers:  # a warning, not a status line: shown even with --quiet
+                print(f"stca: epoch {report.epoch}:{_silent_warning(report)}", file=sys.stderr, flush=True)
             if ctx.is_main:  # keep a readable record while the run goes on
                 write_json(metrics_path, {"epochs": epochs, "test": None, "running": True})
 
@@ -495,6 +501,16 @@ def cmd_train(args) -> int:
         D.teardown(ctx)
 
 
+def _silent_warning(report) -> str:
+    """Tail of the epoch line when layers went silent (no spikes; output: no k⁺ could be placed)."""
+    silent = report.silent_layers
+    if not silent:
+        return ""
+    return (f"  WARNING: silent {', '.join(silent)} (no spikes this epoch"
+            + ("; the output's needed k⁺ found no step that depends on the weights" if "output" in silent else "")
+            + "; try a larger --init-std or a smaller --lr)")
+
+
 def _describe(train, test, info) -> str:
     task = train.task
     unit = "streams" if task == "detect" else "samples"
@@ -502,6 +518,19 @@ def _describe(train, test, info) -> str:
     if isinstance(info, dict) and info.get("encoder"):
         s += f", encoder {info['encoder']}"
     return s
+
+
+def _encoder_name(name: str):
+    """A checked ``--encoder`` name; the data sources build it for the data set, so a bare
+    ``spikegram`` keeps the source's preset (MedleyDB: 384 afferents). ``NAME:key=value,...`` gives
+    an encoder with exactly those settings."""
+    from .encoders import ENCODER_NAMES
+
+    if ":" in name:
+        return _make_encoder(name)
+    if name not in ENCODER_NAMES:
+        raise ConfigError(f"unknown encoder {name!r} (known: {', '.join(ENCODER_NAMES)})", "encoder")
+    return name
 
 
 def _make_encoder(spec):
@@ -570,7 +599,7 @@ def cmd_eval(args) -> int:
     # the training run's data options (stream counts, classes) rebuild the same test set
     data_kw = {**(extra.get("data_options") or {}), **_data_kwargs(args)}
     seed = args.seed if args.seed is not None else int(extra.get("seed", 0))
-    encoder = _make_encoder(args.encoder) if args.encoder else (
+    encoder = _encoder_name(args.encoder) if args.encoder else (
         _make_encoder(info.encoder_settings) if info.encoder_settings else None)
     _, test, _ = prepare(args.data, task, encoder=encoder, seed=seed, quiet=args.quiet,
                          dt_ms=info.neuron_cfg.dt_ms, **data_kw)
@@ -700,8 +729,6 @@ def cmd_encode(args) -> int:
         raise ConfigError("nothing to encode: give audio files, --data DATA or --source KIND --root PATH",
                           "stca encode")
     encoder = _make_encoder(args.encoder)
-    settings = {"name": getattr(encoder, "name", args.encoder), **(encoder.settings() if hasattr(encoder, "settings") else {})}
-    dt_ms = float(getattr(encoder, "dt_ms", 3.0))
     if spec:
         from .data import sources
         from .data.cache import encode_clips
@@ -710,6 +737,10 @@ def cmd_encode(args) -> int:
         clipset = sources.load_clipset(spec)
         if not hasattr(clipset, "clips"):
             raise ConfigError("is an image set; stca encode writes spikegrams of sound data sets", spec)
+        encoder = sources.encoder_by_name(args.encoder, clipset)  # a bare spikegram keeps the source's preset
+    settings = {"name": getattr(encoder, "name", args.encoder), **(encoder.settings() if hasattr(encoder, "settings") else {})}
+    dt_ms = float(getattr(encoder, "dt_ms", 3.0))
+    if spec:
         progress, close = make_progress("encoding", not args.quiet)
         try:
             enc = encode_clips(clipset.clips, encoder, cache=not args.no_cache, progress=progress,

@@ -8,7 +8,13 @@ Rules (T_in in steps):
 - k⁺: among steps at distance ≥ T_in from every spike of the neuron, the highest local maximum of V
   below ϑ (V[k-1] < V[k] ≥ V[k+1]; the first/last step compare with their one neighbour), ties: the
   earliest; if there is none, the highest V among those steps (ties: earliest); if no step
-  qualifies: none (-1);
+  qualifies: none (-1, counted as ``no_kplus``). A step qualifies only where V > 0, i.e. where some
+  (net excitatory) input has reached the neuron. V is exactly 0 before any input (always at the
+  first step, whose PSP kernel is 0) and all along a neuron whose inputs are silent: there V depends
+  on no weight, so a k⁺ there (a flat trace's first step used to count as its peak) gave a loss with
+  no gradient and training sat at that silent fixed point unseen. Steps with V < 0 are left out too:
+  pushing a net-inhibited neuron up at a negative "peak" is what the first-step rule happened to
+  avoid, and allowing it made the toy learning tests learn worse (see docs/ARCHITECTURE.md);
 - k⁻: the last spike of the cluster with the fewest spikes (ties: smaller sum of V over its spikes,
   then the earliest cluster); -1 when the neuron never fired.
 """
@@ -116,6 +122,7 @@ def _k_plus(v: torch.Tensor, spk: torch.Tensor, t_in: int | None, theta: float):
     else:
         t = _time_index(v)
         allowed = (t - _prev_spike(spk) >= t_in) & (_next_spike(spk) - t >= t_in)
+    allowed = allowed & (v > 0)  # V ≤ 0: no (net excitatory) input has reached the neuron there
     cand = allowed & local_maxima(v) & (v < theta)
     k_max = first_argmax(v, cand)
     k_any = first_argmax(v, allowed)

@@ -38,18 +38,23 @@ def _number(name: str, value) -> float:
 class NeuronConfig:
     """C-LIF constants. Defaults are the authors' code: dt 3 ms, τm 30 ms, τs = τm/4, ϑ 1, α 2, T_in 141 ms.
 
+    ``tau_s_ms=None`` (the default) means τm/4, so ``NeuronConfig(tau_m_ms=25)`` has τs = 6.25 ms;
+    the instance (and ``to_dict``) always holds the explicit value.
+
     ``alpha`` is the width of the rectangular surrogate h(V) = 1/α for |V − ϑ| < α/2.
     ``t_in_ms`` is the cluster interval: spikes closer than T_in belong to one cluster.
     """
 
     dt_ms: float = 3.0
     tau_m_ms: float = 30.0
-    tau_s_ms: float = 7.5
+    tau_s_ms: float | None = None  # None: tau_m_ms / 4
     theta: float = 1.0
     alpha: float = 2.0
     t_in_ms: float = 141.0
 
     def __post_init__(self):
+        if self.tau_s_ms is None:
+            object.__setattr__(self, "tau_s_ms", _number("tau_m_ms", self.tau_m_ms) / 4.0)
         for f in fields(self):
             object.__setattr__(self, f.name, _number(f.name, getattr(self, f.name)))
         if self.dt_ms <= 0:

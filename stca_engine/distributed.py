@@ -245,6 +245,9 @@ def sharded(dataset, ctx: DistContext, state: _ShardState):
             state.scale = loss_scale(len(mine), len(indices), ctx)
             return SpikeDataset.batch(self, mine, dtype=dtype, device=device)
 
+        def lengths(self, indices):
+            return SpikeDataset.lengths(self, shard(list(indices), ctx))
+
     return ShardedDataset(dataset.samples, dataset.n_inputs, dataset.class_names, dataset.task, dataset.dt_ms)
 
 
@@ -293,8 +296,8 @@ def prepare_trainer_inputs(net, train, ctx: DistContext):
 def merge_report(report, n_train: int, batch_size: int, n_classes: int, task: str, ctx: DistContext):
     """Turn this process's view of an epoch's *training* numbers into the whole job's (in place).
 
-    ``train_loss`` (local loss sum / n), ``mean_clusters`` (local sum / (n·C)) and ``n_no_kplus`` add
-    up over processes; ``train_accuracy`` is re-weighted by each process's number of judged pairs.
+    ``train_loss`` (local loss sum / n), ``mean_clusters`` (local sum / (n·C)), ``n_no_kplus``,
+    ``n_kplus`` and ``layer_spikes`` add up over processes; ``train_accuracy`` is re-weighted by each process's number of judged pairs.
     Test metrics are computed on the full test set by every process and need no merging.
     """
     if not ctx.enabled:
@@ -302,10 +305,13 @@ def merge_report(report, n_train: int, batch_size: int, n_classes: int, task: st
     n_local = sum(local_batch_sizes(n_train, batch_size, ctx))
     judged = n_local * (n_classes if task == "detect" else 1)
     total_judged = n_train * (n_classes if task == "detect" else 1)
+    n_layers = len(report.layer_spikes)
     sums = all_reduce_sum([report.train_loss, report.mean_clusters, report.n_no_kplus,
-                           report.train_accuracy * judged], ctx)
+                           report.train_accuracy * judged, report.n_kplus, *report.layer_spikes], ctx)
     report.train_loss = float(sums[0])
     report.mean_clusters = float(sums[1])
     report.n_no_kplus = int(round(sums[2]))
     report.train_accuracy = float(sums[3] / total_judged)
+    report.n_kplus = int(round(sums[4]))
+    report.layer_spikes = [int(round(x)) for x in sums[5:5 + n_layers]]
     return report

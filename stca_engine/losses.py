@@ -83,9 +83,38 @@ def _desired(target, task, n_out):
     return target
 
 
+def _lengths(lengths, B: int, T: int) -> list[int] | None:
+    """Per-sample lengths in steps (``None``: every sample fills the batch's ``T`` steps)."""
+    if lengths is None:
+        return None
+    out = [int(x) for x in lengths]
+    if len(out) != B or any(not 1 <= x <= T for x in out):
+        raise ConfigError(f"lengths must be {B} step counts in 1..{T}, got {out}", "stca_loss")
+    return None if all(x == T for x in out) else out
+
+
+def _per_length(fn, vd: torch.Tensor, spk: torch.Tensor, lengths: list[int] | None):
+    """``fn(v, s) -> tuple of [b, N] tensors`` on each sample's own steps only (padding after a
+    short sample's end must not move its k⁺, k⁻ or counts), reassembled to ``[B, N]``."""
+    if lengths is None:
+        return fn(vd, spk)
+    outs = None
+    for L in sorted(set(lengths)):
+        cols = torch.tensor([j for j, x in enumerate(lengths) if x == L], device=vd.device)
+        part = fn(vd[:L].index_select(1, cols), spk[:L].index_select(1, cols))
+        if outs is None:
+            outs = [torch.zeros((vd.shape[1], *p.shape[1:]), dtype=p.dtype, device=p.device) for p in part]
+        for o, p in zip(outs, part):
+            o[cols.to(o.device)] = p
+    return tuple(outs)
+
+
 def stca_loss(v: torch.Tensor, s: torch.Tensor | None, target, cfg: NeuronConfig, task: str = "detect",
-              objective: str = "stca") -> tuple[torch.Tensor, LossInfo]:
+              objective: str = "stca", lengths=None) -> tuple[torch.Tensor, LossInfo]:
     """Loss over output voltages ``v [T, B, N]`` and spikes ``s``; returns ``(loss, LossInfo)``.
+
+    ``lengths`` (optional, ``[B]`` steps): samples shorter than the batch were zero-padded; each is
+    judged on its own steps only, so the loss does not depend on what it was batched with.
 
     - ``stca`` detect (Eq. 9): ϑ − V[k⁺] if N_o < N_d; V[k⁻] − ϑ if N_o > N_d.
       ``stca`` classify (Eq. 10): ϑ − V[k⁺] if N_o = 0 for the true class; V[k⁻] − ϑ if N_o > 0 for another.
@@ -98,13 +127,13 @@ def stca_loss(v: torch.Tensor, s: torch.Tensor | None, target, cfg: NeuronConfig
     theta = float(cfg.theta)
     T, B, N = v.shape
     desired = _desired(target, task, N)
+    lengths = _lengths(lengths, B, T)
     with torch.no_grad():
         vd = v.detach()
         zero = torch.zeros(B, N, dtype=torch.long, device=v.device)
         if objective == "margin":
-            n_o = count_clusters(spk, cfg.t_in_steps)
-            vmax = vd.max(dim=0).values
-            k_top = first_argmax(vd, torch.ones_like(spk))
+            n_o, vmax, k_top = _per_length(lambda v_, s_: (count_clusters(s_, cfg.t_in_steps), v_.max(dim=0).values,
+                                                           first_argmax(v_, torch.ones_like(s_))), vd, spk, lengths)
             pos = desired > 0
             up = pos & (vmax <= theta + MARGIN)
             down = ~pos & (vmax > theta - MARGIN)
@@ -112,7 +141,8 @@ def stca_loss(v: torch.Tensor, s: torch.Tensor | None, target, cfg: NeuronConfig
             k_star = torch.where(sign != 0, k_top, zero - 1)
             no_kplus = torch.zeros(B, N, dtype=torch.bool, device=v.device)
         else:
-            n_o, k_p, k_m = select(vd, spk, cfg.t_in_steps if objective == "stca" else None, theta)
+            t_in = cfg.t_in_steps if objective == "stca" else None
+            n_o, k_p, k_m = _per_length(lambda v_, s_: select(v_, s_, t_in, theta), vd, spk, lengths)
             n_o, k_p, k_m = n_o.to(v.device), k_p.to(v.device), k_m.to(v.device)
             if objective == "stca" and task == "classify":
                 need_plus = (n_o == 0) & (desired == 1)

@@ -260,6 +260,9 @@ class EpochReport:
     ``mean_clusters`` is the mean cluster count per output neuron and training sample;
     ``n_no_kplus`` counts (sample, neuron) pairs that wanted a k⁺ but had no admissible step.
     ``test_metrics`` holds everything ``evaluate`` returned for the test set.
+    ``layer_spikes``: spikes per layer (hidden ..., output) over the epoch's training batches;
+    ``n_kplus``: (sample, neuron) pairs trained at a k⁺; ``silent_layers`` names the layers that
+    went silent (see there).
     """
 
     epoch: int
@@ -276,12 +279,24 @@ class EpochReport:
     weights: list[WeightStats]
     probe: Probe | None
     val_metrics: dict | None = None
+    layer_spikes: list[int] = field(default_factory=list)
+    n_kplus: int = 0
+
+    @property
+    def silent_layers(self) -> list[str]:
+        """``"hidden i"`` for a hidden layer without a spike in the whole epoch, ``"output"`` when the
+        output never fired and no needed k⁺ could be placed (V ≡ 0: no weight can move it up)."""
+        out = [f"hidden {i + 1}" for i, n in enumerate(self.layer_spikes[:-1]) if n == 0]
+        if self.layer_spikes and self.layer_spikes[-1] == 0 and self.n_kplus == 0 and self.n_no_kplus > 0:
+            out.append("output")
+        return out
 
     def summary(self) -> dict:
         """The scalar part, JSON-safe (for CLI logs and history tables)."""
         keys = ("epoch", "train_loss", "test_loss", "train_accuracy", "test_accuracy", "mean_clusters",
                 "n_no_kplus", "seconds", "n_samples")
         out = {k: getattr(self, k) for k in keys}
+        out["silent_layers"] = ", ".join(self.silent_layers)
         out.update({f"test_{k}": v for k, v in self.test_metrics.items()
                     if isinstance(v, (int, float)) and k not in ("loss", "accuracy")})
         if self.val_metrics:
@@ -403,10 +418,10 @@ def evaluate(
             x, target = dataset.batch(idx, dtype=dtype, device=device)
             rec = net(x)
             v, s = rec.voltages[-1], rec.spikes[-1]
-            loss, info = stca_loss(v, s, target, neuron_cfg, task=task, objective=objective)
+            lengths = [dataset[i].spikes.n_steps for i in idx]
+            loss, info = stca_loss(v, s, target, neuron_cfg, task=task, objective=objective, lengths=lengths)
             loss_sum += _per_sample_loss_sum(loss, info, len(idx))
             no_kplus += _n_no_kplus(info)
-            lengths = [dataset[i].spikes.n_steps for i in idx]
             if all(T_i == v.shape[0] for T_i in lengths):  # no padding: judge the batch at once
                 pieces = [(v, s)]
             else:
@@ -658,7 +673,8 @@ class Trainer:
             else:
                 rec = net(x)
             v, s = rec.voltages[-1], rec.spikes[-1]
-            loss, info = stca_loss(v, s, target, self.neuron_cfg, task=cfg.task, objective=cfg.objective)
+            loss, info = stca_loss(v, s, target, self.neuron_cfg, task=cfg.task, objective=cfg.objective,
+                                   lengths=self.train.lengths(idx))  # padding never picks k*
             loss_value = float(loss.detach().item())
             if not math.isfinite(loss_value):
                 self._fail(epoch, b + 1, f"the loss became {loss_value}")
@@ -683,6 +699,9 @@ class Trainer:
                     st["correct"] += float((pred.long() == target).double().sum().item())
                     st["n_judged"] += target.numel()
                 st["clusters"] += float(output_counts(s.detach(), self.neuron_cfg, "stca").double().sum().item())
+                spikes = [int(layer.detach().sum().item()) for layer in rec.spikes]  # silent-layer check
+                st["layer_spikes"] = [a + b for a, b in zip(st.get("layer_spikes") or [0] * len(spikes), spikes)]
+                st["kplus"] = st.get("kplus", 0) + int((info.sign > 0).sum().item())
             no_kplus = _n_no_kplus(info)
             st["loss_sum"] += _per_sample_loss_sum(loss, info, len(idx))
             st["no_kplus"] += no_kplus
@@ -717,6 +736,8 @@ class Trainer:
             weights=weight_stats(net),
             probe=self.probe(),
             val_metrics=val_metrics,
+            layer_spikes=list(st.get("layer_spikes") or []),
+            n_kplus=int(st.get("kplus", 0)),
         )
         self.history.append(report)
         return report

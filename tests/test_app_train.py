@@ -345,3 +345,31 @@ def test_a_typo_in_a_setting_blocks_start_and_names_the_setting():
     at.button(key="train.btn_start").click().run()
     assert "train.run" not in at.session_state
     assert any("hidden: hidden layer size 'x' is not a whole number" in e.value for e in at.error)
+
+
+def test_objective_help_names_tdp1_truly_and_tau_s_follows_tau_m():
+    at = _page()
+    help_text = at.selectbox(key=state.widget_key("objective")).help
+    assert help_text == state.OBJECTIVE_HELP
+    assert "spike-count rule like the authors' baseline code" in help_text
+    assert "not the threshold-surface rule" in help_text
+    # SPEC §2: τm given, τs = τm/4 (as in the engine and the CLI); τs typed afterwards is kept
+    at.number_input(key=state.widget_key("tau_m_ms")).set_value(40.0).run()
+    assert at.number_input(key=state.widget_key("tau_s_ms")).value == 10.0
+    at.number_input(key=state.widget_key("tau_s_ms")).set_value(6.0).run()
+    assert at.number_input(key=state.widget_key("tau_s_ms")).value == 6.0
+    assert not at.exception
+
+
+def test_a_silent_network_is_warned_about_on_the_page():
+    at = _page({**SMALL_RUN, "init_std": "0.000001", "seed": "3"})
+    at.button(key="train.btn_step").click().run()
+    worker = at.session_state["train.run"]["worker"]
+    _wait(at, lambda a: worker.snapshot().status == "paused" and worker.snapshot().epoch == 1)
+    time.sleep(0.5)
+    at.run()
+    assert worker.snapshot().reports["stca"][0].silent_layers[:1] == ["hidden 1"]
+    warnings = " ".join(w.value for w in at.warning)
+    assert "silent hidden 1" in warnings and not at.exception
+    at.button(key="train.btn_reset").click().run()
+    worker.join(10)

@@ -225,3 +225,30 @@ def test_training_error_keeps_last_good_weights_and_epochs(sound_data, tmp_path,
     assert [e["epoch"] for e in m["epochs"]] == [1] and "loss became nan" in m["stopped"]
     net, info = load_model(out, device="cpu")
     assert info.extra["stopped"].startswith("training: epoch 2")
+
+
+def test_epoch_line_warns_about_a_silent_network(sound_data, tmp_path, capsys):
+    """Weights too small to make the hidden layer fire: the epoch line says so (even with --quiet)."""
+    argv = ["train", "--data", sound_data, *TINY_DETECT, "--init-std", "1e-6", "--epochs", "1",
+            "--out", str(tmp_path / "m")]
+    code, _, err = _run(argv, capsys)
+    assert code == 0
+    assert "stca: epoch 1:  WARNING: silent hidden 1, output (no spikes this epoch" in err
+    assert "no step that depends on the weights" in err
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert metrics["epochs"][0]["silent_layers"] == ["hidden 1", "output"]
+    code = cli.main(["train", "--data", sound_data, *TINY_DETECT, "--init-std", "1e-6", "--epochs", "1",
+                     "--out", str(tmp_path / "m2")])
+    err = capsys.readouterr().err
+    assert code == 0 and "test accuracy" in err and "WARNING: silent hidden 1, output" in err
+    # a network that fires carries no warning
+    code, _, err = _run(["train", "--data", sound_data, *TINY_DETECT, "--epochs", "1", "--out", str(tmp_path / "ok")],
+                        capsys)
+    assert code == 0 and "WARNING" not in err
+
+
+def test_train_help_says_what_tdp1_is(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    text = "".join(capsys.readouterr().out.split())  # argparse wraps (also at hyphens)
+    assert "tdp1:aspike-countrulelikethe" in text and "notthethreshold-surfaceruleofTDP1'soriginalpaper" in text

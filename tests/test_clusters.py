@@ -161,6 +161,7 @@ def _brute_k_plus(v, spikes, t_in, theta):
         allowed = [v[t] < theta for t in range(T)]
     else:
         allowed = [all(abs(t - u) >= t_in for u in sp) for t in range(T)]
+    allowed = [a and v[t] > 0 for t, a in enumerate(allowed)]  # k⁺ only where input has raised V
     best = None
     for t in range(T):
         left = t == 0 or v[t - 1] < v[t]
@@ -237,3 +238,49 @@ def test_batched_selection_matches_brute_force(impl, dtype):
             assert k_plus(v[:, b, n], s[:, b, n], t_in) == int(kp[b, n])
     assert s.sum() > 20 and (kp >= 0).sum() > 10 and (km >= 0).sum() > 5
     assert used["fallback"] > 0 and used["none"] > 0, used
+
+
+# ---------------------------------------------------------------- the silent fixed point
+@pytest.mark.parametrize("cluster_mask", [True, False])
+def test_flat_zero_voltage_gives_no_k_plus_not_step_0(impl, cluster_mask):
+    """V ≡ 0 (a silent layer below): no step's V depends on a weight, so there is no k⁺ (it used to be
+    step 0, the 'peak' of a flat trace, where the loss had no gradient and training sat still)."""
+    from stca_engine.clusters import select
+
+    T = 40
+    t_in = 5 if cluster_mask else None
+    zero = torch.zeros(T, dtype=torch.float64)
+    assert k_plus(zero, torch.zeros(T), 5, cluster_mask=cluster_mask) == -1
+    n_o, kp, km = select(torch.zeros(T, 2, 3), torch.zeros(T, 2, 3), t_in, 1.0)
+    assert (kp == -1).all() and (km == -1).all() and (n_o == 0).all()
+    # a flat start then inhibition only (V < 0): still no k⁺ (the flat start won before)
+    v = torch.cat([torch.zeros(5, dtype=torch.float64), -torch.linspace(0.5, 0.1, T - 5, dtype=torch.float64)])
+    assert k_plus(v, torch.zeros(T), 5, cluster_mask=cluster_mask) == -1
+    # a flat start then a rise: the rise's peak, never the flat start, even when it is the only maximum
+    v = torch.cat([torch.zeros(5, dtype=torch.float64), torch.linspace(0.1, 0.5, T - 5, dtype=torch.float64)])
+    _, kp, _ = select(v.view(T, 1, 1), torch.zeros(T, 1, 1), t_in, 1.0)
+    assert int(kp) == T - 1 == k_plus(v, torch.zeros(T), 5, cluster_mask=cluster_mask)
+
+
+def test_silent_input_gives_no_kplus_and_no_loss_without_gradient(impl):
+    """A neuron whose inputs never fire (V ≡ 0) or only inhibit it (V ≤ 0): its wanted cluster is counted
+    as no_kplus with no loss, instead of a loss of ϑ at step 0 that no weight can change."""
+    import stca_engine as se
+
+    cfg = se.NeuronConfig()
+    net = se.SNN([4, 2], cfg, dtype=torch.float64, device="cpu", seed=0)
+    with torch.no_grad():
+        net.weights[0][0].fill_(-0.3)  # neuron 0: inhibited by its inputs
+        net.weights[0][1].fill_(0.1)   # neuron 1: excited, stays below ϑ
+    x = torch.zeros(60, 2, 4, dtype=torch.float64)
+    x[10, 0, :] = 1                    # sample 0 has input; sample 1 is silent
+    rec = net(x)
+    target = torch.ones(2, 2, dtype=torch.long)
+    loss, info = se.stca_loss(rec.voltages[-1], rec.spikes[-1], target, cfg, task="detect")
+    assert info.no_kplus.tolist() == [[True, False], [True, True]]
+    k = int(info.k_star[0, 1])
+    v = rec.voltages[-1].detach()
+    assert int(info.sign[0, 1]) == 1 and k > 10 and float(v[k, 0, 1]) > 0
+    loss.backward()
+    assert float(net.weights[0].grad[1].abs().sum()) > 0  # the excited neuron is trained
+    assert float(loss.detach()) == pytest.approx((cfg.theta - float(v[k, 0, 1])) / 2)

@@ -63,3 +63,17 @@ def test_dict_roundtrip_and_frozen():
         cfg.theta = 2.0
     assert cfg.replace(theta=1.5).theta == 1.5 and cfg.theta == 1.2
     assert isinstance(se.NeuronConfig(dt_ms=2).dt_ms, float)
+
+
+def test_tau_s_defaults_to_a_quarter_of_tau_m():
+    """SPEC §2: when only τm is given, τs = τm/4; an explicit τs (as in saved configs) is kept."""
+    cfg = se.NeuronConfig(tau_m_ms=25)
+    assert cfg.tau_s_ms == 6.25 and cfg.beta_s == pytest.approx(math.exp(-3.0 / 6.25))
+    assert se.NeuronConfig().tau_s_ms == 7.5
+    assert se.NeuronConfig(tau_m_ms=25, tau_s_ms=5.0).tau_s_ms == 5.0
+    d = cfg.to_dict()
+    assert d["tau_s_ms"] == 6.25 and se.NeuronConfig.from_dict(d) == cfg
+    assert se.NeuronConfig.from_dict({k: v for k, v in d.items() if k != "tau_s_ms"}) == cfg
+    assert cfg.replace(theta=1.5).tau_s_ms == 6.25
+    with pytest.raises(ConfigError, match="tau_m_ms"):
+        se.NeuronConfig(tau_m_ms=-4)

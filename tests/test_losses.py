@@ -138,3 +138,26 @@ def test_bad_task_objective():
         se.stca_loss(v, s, torch.tensor([[0]]), CFG, objective="mse")
     with pytest.raises(ConfigError, match="spikes"):
         se.stca_loss(v, None, torch.tensor([[0]]), CFG)
+
+
+@pytest.mark.parametrize("objective", ["stca", "tdp1", "margin"])
+def test_padding_after_a_short_sample_never_moves_its_k_star(objective):
+    """A sample batched with a longer one is zero-padded; with ``lengths`` its k*, counts and loss are
+    those of the sample alone (a trace still rising at its end has its local maximum at its own last step)."""
+    cfg = se.NeuronConfig(t_in_ms=30.0)
+    T_short, T_long = 30, 50
+    t = torch.arange(T_long, dtype=torch.float64)
+    short = 0.015 * t                                   # rising all along its own 30 steps (and on)
+    long_ = 0.5 * torch.sin(t / 7.0) * (t > 0)
+    v = torch.stack([short, long_], 1).unsqueeze(-1).repeat(1, 1, 2)  # [T, 2 samples, 2 neurons]
+    s = torch.zeros_like(v)
+    target = torch.tensor([[1, 0], [1, 0]]) if objective != "margin" else torch.tensor([0, 0])
+    task = "detect" if objective != "margin" else "classify"
+    loss, info = se.stca_loss(v, s, target, cfg, task=task, objective=objective, lengths=[T_short, T_long])
+    alone, info_a = se.stca_loss(v[:T_short, :1], s[:T_short, :1], target[:1], cfg, task=task, objective=objective)
+    assert torch.equal(info.k_star[0], info_a.k_star[0]) and torch.equal(info.sign[0], info_a.sign[0])
+    assert float(info.per_sample[0]) == pytest.approx(float(info_a.per_sample[0]))
+    if objective != "margin":
+        assert int(info.k_star[0, 0]) == T_short - 1  # the short sample's own last step
+    with pytest.raises(ConfigError, match="lengths"):
+        se.stca_loss(v, s, target, cfg, task=task, objective=objective, lengths=[T_long + 1, T_long])

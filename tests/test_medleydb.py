@@ -192,3 +192,63 @@ def test_pieces_become_classification_samples(medley, tmp_path):
         assert s.spikes.n_steps == 500  # 1.5 s at 3 ms
         assert s.spikes.n_spikes > 400  # the pieces lie where the stem sounds
     assert sorted(s.target for s in test.samples) == [0, 1]
+
+
+def _paper_tree(root):
+    """Two tracks, each with one stem of every paper instrument (MedleyDB labels)."""
+    labels = [labs[0] for labs in PAPER_INSTRUMENTS.values()]
+    for t in ("P1", "P2"):
+        stems = {f"S{k + 1:02d}": (lab, [(0.0, 3.1)]) for k, lab in enumerate(labels)}
+        write_track(root, t, stems, activation={sid: spans for sid, (_, spans) in stems.items()})
+    return root
+
+
+@pytest.mark.parametrize("argv_classes", ["paper", "Paper"])
+def test_cli_classes_paper_selects_the_paper_instruments(tmp_path, argv_classes):
+    """``--classes paper`` reaches the loader as ['paper'] (split on commas): it must still mean the preset."""
+    from stca_engine import cli
+    from stca_engine.data.sources import load_clipset
+
+    root = _paper_tree(tmp_path / "m")
+    args = cli.build_parser().parse_args(["train", "--data", f"medleydb:{root}", "--task", "classify",
+                                          "--classes", argv_classes])
+    cs = load_clipset(args.data, **cli._data_kwargs(args))
+    assert cs.class_names == list(PAPER_INSTRUMENTS)
+    assert load_medleydb(root, classes=["paper"]).class_names == list(PAPER_INSTRUMENTS)
+
+
+def test_authors_list_is_refused_by_name_for_medleydb(tmp_path):
+    root = _paper_tree(tmp_path / "m")
+    with pytest.raises(DatasetError, match="no 'authors' instrument list"):
+        load_medleydb(root, classes=["authors"])
+
+
+def test_bare_spikegram_encoder_keeps_the_medleydb_preset(tmp_path, monkeypatch):
+    """The documented command passes ``--encoder spikegram``: it must not drop the 384-afferent preset."""
+    import json
+
+    from stca_engine import cli
+    from stca_engine.encoders import make_encoder
+
+    monkeypatch.delenv("STCA_DATA_ROOTS", raising=False)
+    root = tmp_path / "m"
+    for t in ("A", "B"):  # one 1.5 s piece per instrument and track
+        write_track(root, t, {"S01": ("violin", [(0.0, 1.6)]), "S02": ("flute", [(0.0, 1.6)])},
+                    activation={"S01": [(0.0, 1.6)], "S02": [(0.0, 1.6)]})
+    out = tmp_path / "model"
+    code = cli.main(["--quiet", "train", "--data", f"medleydb:{root}", "--task", "classify", "--classes",
+                     "violin,flute", "--encoder", "spikegram", "--epochs", "0", "--hidden", "4", "--no-cache",
+                     "--out", str(out)])
+    assert code == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["sizes"][0] == 384  # 128 kernels x 3 amplitude bins
+    from stca_engine.data.sources import encoder_by_name
+
+    cs = load_medleydb(root, classes="violin,flute")
+    assert encoder_by_name("spikegram", cs).n_units == 384
+    # explicit settings still win: an encoder object is used as given
+    from stca_engine.data.sources import prepare_datasets
+
+    explicit = make_encoder("spikegram", n_kernels=8)
+    train, _, _ = prepare_datasets(cs, "classify", encoder=explicit, cache=False, workers=1)
+    assert train.n_inputs == explicit.n_units != 384

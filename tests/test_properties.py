@@ -147,8 +147,16 @@ def _is_real(v) -> bool:
     return isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _tau_s_filled(kw: dict) -> dict:
+    """SPEC §2: τs not given (None) means τm/4."""
+    if kw.get("tau_s_ms", 0) is None and _is_real(kw.get("tau_m_ms")):
+        return {**kw, "tau_s_ms": float(kw["tau_m_ms"]) / 4.0}
+    return kw
+
+
 def _spec_valid(kw: dict) -> bool:
     """Independent restatement of what a usable neuron config is."""
+    kw = _tau_s_filled(kw)
     if not all(_is_real(v) for v in kw.values()):
         return False
     c = {k: float(v) for k, v in kw.items()}
@@ -163,7 +171,7 @@ def _spec_valid(kw: dict) -> bool:
 def _sane(kw: dict) -> bool:
     """Inside the range a user can mean (µs..minutes, τ_s not within 1e-6 of τ_m, a step not longer than
     10 τ_m, where β_m = exp(−dt/τm) would be ~0 and V = M − S could never rise): must be accepted."""
-    c = {k: float(v) for k, v in kw.items()}
+    c = {k: float(v) for k, v in _tau_s_filled(kw).items()}
     return (all(1e-3 <= c[k] <= 1e5 for k in FIELDS) and c["tau_s_ms"] <= c["tau_m_ms"] * (1 - 1e-6)
             and c["dt_ms"] <= 10 * c["tau_m_ms"])
 

@@ -167,3 +167,18 @@ def test_content_key_tracks_content_not_path(tmp_path):
     assert AudioClip(a.path, "c", 0.0, 0.05, kind="rwcp_raw").content_key() != a.content_key()
     write_raw(tmp_path / "b.raw", tone(441))
     assert AudioClip(str(tmp_path / "b.raw"), "c", kind="rwcp_raw").content_key() != a.content_key()
+
+
+@pytest.mark.parametrize("word, expected", [("paper", PAPER_CLASSES), ("authors", AUTHORS_CLASSES),
+                                            ("AUTHORS", AUTHORS_CLASSES)])
+def test_cli_classes_preset_words_select_the_preset_lists(tmp_path, word, expected):
+    """``--classes paper|authors`` arrive as a one-element list (the CLI splits on commas)."""
+    from stca_engine import cli
+    from stca_engine.data.sources import load_clipset
+
+    root = make_tree(tmp_path / "rwcp", sorted(set(PAPER_CLASSES) | set(AUTHORS_CLASSES)), n=2)
+    args = cli.build_parser().parse_args(["train", "--data", f"rwcp:{root}", "--task", "classify",
+                                          "--classes", word])
+    cs = load_clipset(args.data, **cli._data_kwargs(args))
+    assert cs.class_names == expected
+    assert load_rwcp(root, classes=[word]).class_names == expected

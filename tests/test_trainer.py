@@ -288,7 +288,9 @@ def test_evaluate_detect_known_answers():
     for m in (m1, m2):
         assert m["count_accuracy"] == pytest.approx(7 / 8) and m["stream_accuracy"] == pytest.approx(3 / 4)
         assert (m["event_tp"], m["event_fp"], m["event_fn"]) == (6, 0, 0) and m["event_f1"] == 1.0
-    assert m1["loss"] == m2["loss"] > 0
+    # the wrong label asks neuron 0 for a cluster in a stream where afferent 0 never fires: its V ≡ 0
+    # depends on no weight, so it has no k⁺ (counted) instead of a loss at a fake k⁺ at step 0
+    assert m1["loss"] == m2["loss"] == 0 and m1["n_no_kplus"] == m2["n_no_kplus"] == 1
     # events shifted so that no cluster lies inside them: every cluster is a false alarm
     shifted = [Sample(s.spikes, s.target, [Event(e.class_index, e.onset_step + 15, e.offset_step + 15)
                                              for e in s.events]) for s in samples]
@@ -329,3 +331,27 @@ def test_tdp1_in_float64_counts_single_spikes():
     # tdp1 judges the number of spikes, not of clusters
     np.testing.assert_array_equal(r.probe.prediction, r.probe.spikes.sum(axis=0))
     assert t.probe_set is TEST
+
+
+def test_a_silenced_network_is_reported_not_trained_at_a_fake_k_plus():
+    """Negative input weights silence the hidden layer: the output's V ≡ 0 depends on no weight, so
+    its needed k⁺ are counted as missing (no fake k⁺ at step 0) and the report names the silent layers."""
+    net = SNN([N_IN, 32, 2], CFG, dtype=torch.float32, device="cpu", seed=0, init_std=0.2)
+    with torch.no_grad():
+        net.weights[0].copy_(-net.weights[0].abs())
+    t = Trainer(net, TRAIN, TEST, CFG, _cfg())
+    r = t.step_epoch()
+    assert r.layer_spikes[0] == 0 and r.layer_spikes[1] == 0
+    wanted = int(sum(int(np.asarray(s.target).sum() > 0) for s in TRAIN.samples))
+    assert wanted > 0 and r.n_kplus == 0 and r.n_no_kplus >= wanted
+    assert r.silent_layers == ["hidden 1", "output"]
+    assert r.summary()["silent_layers"] == "hidden 1, output"
+    assert r.train_loss == 0.0  # nothing was trained at a step whose V no weight could move
+
+
+def test_a_healthy_network_reports_no_silent_layers():
+    t = Trainer(None, TRAIN, TEST, CFG, _cfg())
+    r = t.step_epoch()
+    assert len(r.layer_spikes) == 2 and r.layer_spikes[0] > 0
+    assert r.n_kplus + r.n_no_kplus > 0
+    assert "hidden 1" not in r.silent_layers and r.summary()["silent_layers"] == ", ".join(r.silent_layers)

@@ -369,3 +369,23 @@ def test_engine_worker_stops_between_batches():
     w.stop("reset")
     w.join(30)
     assert not w.alive and w.snapshot().status == tw.STOPPED and w.snapshot().epoch < 200
+
+
+def test_sgd_choice_gives_the_optimiser_momentum_0_9():
+    """The page offers "SGD (momentum 0.9)": the engine's optimiser must really get that momentum."""
+    from dataclasses import replace
+
+    import state
+
+    assert "0.9" in state.OPTIMIZERS["sgd"]
+    s = replace(state.TrainSettings(), hidden="8", init_std=0.3, lr=0.01, batch_size=4, epochs=1, optimizer="sgd")
+    assert tw.train_config_for(s, "stca").momentum == 0.9
+    assert tw.train_config_for(replace(s, optimizer="adam"), "stca").momentum == 0.0
+    train, test = synthetic(seed=1), synthetic(n=6, seed=2)
+    setup = tw.make_engine_setup(s, lambda settings, progress: (train, test, {}))
+    runners, _ = setup(lambda *a: None, lambda: False)
+    opt = runners["stca"].trainer.optimizer
+    import torch
+
+    assert isinstance(opt, torch.optim.SGD)
+    assert [g["momentum"] for g in opt.param_groups] == [0.9] * len(opt.param_groups)

@@ -47,6 +47,11 @@ def _seed_widget(name: str):
         ss[K(name)] = getattr(ss["train.settings"], name)
 
 
+def _tau_s_follows_tau_m():
+    """τm typed: τs becomes τm/4, as when only τm is given to the engine or the CLI (SPEC §2)."""
+    ss[K("tau_s_ms")] = float(ss[K("tau_m_ms")]) / 4.0
+
+
 def _apply_preset():
     """Preset picked: every setting takes the preset's value (the data source is kept)."""
     name = ss[K("preset")]
@@ -88,7 +93,7 @@ with st.sidebar:
         if ss.get(K(name), getattr(cur, name)) not in objectives:
             ss[K(name)] = "stca"
     widget(st.selectbox, "objective", "Objective", options=objectives, format_func=state.OBJECTIVES.get,
-           help="What the output neurons are trained to do (SPEC §3).")
+           help=state.OBJECTIVE_HELP)
     compare = widget(st.toggle, "compare", "Train a second objective side by side",
                      help="Same data, same seed, same initial weights: only the objective differs.")
     if compare:
@@ -120,7 +125,9 @@ with st.sidebar:
                                        "hidden neurons fire from the start, so small demos learn sooner.")
         with st.expander("Neuron constants (C-LIF)", expanded=False):
             widget(st.number_input, "dt_ms", "dt (ms)", min_value=0.1, max_value=50.0, step=0.5)
-            widget(st.number_input, "tau_m_ms", "τm (ms)", min_value=0.5, max_value=1000.0, step=1.0)
+            widget(st.number_input, "tau_m_ms", "τm (ms)", min_value=0.5, max_value=1000.0, step=1.0,
+                   on_change=_tau_s_follows_tau_m, help="Changing τm sets τs = τm/4 (SPEC §2); set τs after it "
+                                                        "to use another ratio.")
             widget(st.number_input, "tau_s_ms", "τs (ms)", min_value=0.1, max_value=1000.0, step=0.5)
             widget(st.number_input, "theta", "ϑ threshold", min_value=0.01, max_value=100.0, step=0.1)
             widget(st.number_input, "alpha", "α surrogate width", min_value=0.01, max_value=100.0, step=0.1)
@@ -398,6 +405,14 @@ def live_view():
             cols[3].metric("No valid k⁺ (this epoch)", f"{r.n_no_kplus}",
                            help="(sample, neuron) pairs that needed one more cluster but had no admissible "
                                 "time point: they gave no loss.")
+    for lb in labels:
+        silent = getattr(last[lb], "silent_layers", [])
+        if silent:
+            st.warning(f"{names[lb]}: silent {', '.join(silent)} this epoch (no spikes"
+                       + ("; the output's needed k⁺ found no step whose voltage any weight can move"
+                          if "output" in silent else "")
+                       + "). Training cannot push a silent network back up: try a larger initial weight std "
+                         "or a smaller learning rate.", icon="⚠️")
 
     # learning curves
     st.subheader("Learning curves")

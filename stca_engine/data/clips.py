@@ -183,3 +183,16 @@ def split_half(n: int, rng: np.random.Generator | None) -> tuple[list[int], list
     order = np.arange(n) if rng is None else rng.permutation(n)
     half = (n + 1) // 2
     return sorted(order[:half].tolist()), sorted(order[half:].tolist())
+
+
+def class_keyword(classes) -> str | None:
+    """The preset keyword (``paper``, ``authors``, ``all``, ``any``, ``auto``; lower case) that
+    ``classes`` names, or ``None`` for an explicit list. A keyword may come as a string or as the
+    one-element list that splitting ``--classes paper`` on commas makes."""
+    if isinstance(classes, str):
+        word = classes.strip().lower()
+    elif isinstance(classes, (list, tuple)) and len(classes) == 1 and isinstance(classes[0], str):
+        word = classes[0].strip().lower()
+    else:
+        return None
+    return word if word in ("paper", "authors", "all", "any", "auto") else None

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError
-from .clips import AudioClip, ClipSet, split_half
+from .clips import AudioClip, ClipSet, class_keyword, split_half
 
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
 
@@ -30,7 +30,7 @@ def load_folder(root: str | os.PathLike, classes=None, max_per_class: int | None
     if not subdirs:
         raise DatasetError("no class sub-folders (expected <folder>/<class>/<file>.wav)", root)
     available = [d.name for d in subdirs]
-    if classes is None or classes in ("all", "any"):
+    if classes is None or class_keyword(classes) in ("all", "any"):
         wanted = available
         explicit = False
     else:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError
-from .clips import AudioClip, ClipSet
+from .clips import AudioClip, ClipSet, class_keyword
 
 PIECE_S = 1.5
 N_TRAIN, N_TEST = 160, 80
@@ -149,7 +149,8 @@ def load_medleydb(root: str | os.PathLike, classes=None, n_train: int = N_TRAIN,
     """MedleyDB pieces: per instrument up to ``n_train`` train / ``n_test`` test 1.5 s pieces.
 
     ``classes``: ``None`` = every instrument label with at least ``min_pieces`` active pieces in at
-    least two tracks; ``"paper"`` = the paper's instruments (grouping MedleyDB labels, e.g. guitar);
+    least two tracks; ``"paper"`` (or ``["paper"]``, as ``--classes paper`` arrives) = the paper's
+    instruments (grouping MedleyDB labels, e.g. guitar);
     or a list of labels. Bad metadata and missing stems are skipped and listed; ``DatasetError`` only
     when nothing usable is left or requested instruments are missing. ``ClipSet.info["pieces"]``
     reports, per class, the pieces found and used on each side.
@@ -165,10 +166,13 @@ def load_medleydb(root: str | os.PathLike, classes=None, n_train: int = N_TRAIN,
     if n_train < 1 or n_test < 1 or piece_s <= 0:
         raise DatasetError(f"need n_train, n_test >= 1 and piece_s > 0 (got {n_train}, {n_test}, {piece_s})", root)
 
-    if classes == "paper":
+    key = class_keyword(classes)
+    if key == "paper":
         groups = dict(PAPER_INSTRUMENTS)
-    elif classes is None or classes in ("all", "any", "auto"):
+    elif classes is None or key in ("all", "any", "auto"):
         groups = None
+    elif key == "authors":
+        raise DatasetError("MedleyDB has no 'authors' instrument list (presets: paper, all)", root)
     else:
         names = [c.strip() for c in classes.split(",")] if isinstance(classes, str) else list(classes)
         groups = {c: PAPER_INSTRUMENTS.get(c, [c]) for c in dict.fromkeys(n for n in names if n)}

@@ -14,7 +14,7 @@ import numpy as np
 from ..audio import detect_pcm16_byteorder
 from ..errors import DatasetError
 from .cache import _blas_single_thread
-from .clips import AudioClip, ClipSet, split_half
+from .clips import AudioClip, ClipSet, class_keyword, split_half
 
 PAPER_CLASSES = ["bank", "bells5", "bowl", "cherry1", "coin3", "cup1", "horn", "phone4", "ring", "whistle1"]
 AUTHORS_CLASSES = ["bells5", "bottle1", "buzzer", "cymbals", "horn", "kara", "metal15", "phone4", "ring", "whistle1"]
@@ -58,14 +58,14 @@ def _named_dirs(root: Path, name: str) -> list[Path]:
 def resolve_classes(classes, available: list[str]) -> list[str] | None:
     """``None``/"auto": the paper's set when all of it is present, else everything found;
     "all"/"any": everything found; "paper"/"authors": those lists; or an explicit list/comma string."""
-    if classes is None or classes == "auto":
+    key = class_keyword(classes)
+    if classes is None or key == "auto":
         return list(PAPER_CLASSES) if set(PAPER_CLASSES) <= set(available) else None
+    if key in ("all", "any"):
+        return None
+    if key in CLASS_LISTS:
+        return list(CLASS_LISTS[key])
     if isinstance(classes, str):
-        key = classes.strip().lower()
-        if key in ("all", "any"):
-            return None
-        if key in CLASS_LISTS:
-            return list(CLASS_LISTS[key])
         classes = [c.strip() for c in classes.split(",") if c.strip()]
     return list(dict.fromkeys(classes))
 

@@ -170,6 +170,18 @@ def default_encoder(kind: str = "sound", dt_ms: float | None = None, n_pixels: i
     return make_encoder("spikegram", **settings)
 
 
+def encoder_by_name(name: str, data, dt_ms: float | None = None):
+    """The encoder a bare name (``--encoder spikegram``) means for ``data``: ``spikegram`` keeps the
+    source's preset (MedleyDB: the paper's 384 afferents) at ``dt_ms``; other names their defaults.
+    Explicit settings are given as an encoder object instead and are never changed."""
+    from ..encoders import make_encoder
+
+    preset = None if isinstance(data, ImageSet) else (data.info or {}).get("encoder_preset")
+    if name == "spikegram" and not isinstance(data, ImageSet):
+        return default_encoder("sound", dt_ms, preset=preset)
+    return make_encoder(name)
+
+
 def _encode_images(images: ImageSet, encoder, idx: list[int], progress, done0: int) -> list[SpikeTrain]:
     out = []
     total = len(images.train_idx) + len(images.test_idx)
@@ -191,7 +203,8 @@ def prepare_datasets(spec_or_clipset, task: str = "detect", encoder=None,
     ``task="detect"``: unsegmented streams (targets: per-class counts), train streams spliced only
     from train clips and test streams only from test clips; ``task="classify"``: one sample per clip
     or image (target: class index). ``encoder`` defaults to the spikegram (sound) or rate coding
-    (images) at ``dt_ms``; an encoder whose ``dt_ms`` differs from a given ``dt_ms`` is refused.
+    (images) at ``dt_ms``; a bare name (``"spikegram"``) is built by ``encoder_by_name`` (keeping the
+    source's preset); an encoder whose ``dt_ms`` differs from a given ``dt_ms`` is refused.
     ``info`` holds the encoder (``encoder``, ``encoder_settings``), the source, skipped files with
     reasons, per-class counts and cache hits/misses.
 
@@ -218,6 +231,8 @@ def prepare_datasets(spec_or_clipset, task: str = "detect", encoder=None,
         n_pixels = int(np.prod(data.images.shape[1:])) if is_image else None
         encoder = default_encoder("image" if is_image else "sound", dt_ms, n_pixels,
                                   None if is_image else data.info.get("encoder_preset"))
+    elif isinstance(encoder, str):
+        encoder = encoder_by_name(encoder, data, dt_ms)
     enc_dt = float(encoder.dt_ms)
     if dt_ms is not None and abs(enc_dt - float(dt_ms)) > 1e-9:
         raise ConfigError(f"the encoder's time step ({enc_dt:g} ms) differs from the network's ({float(dt_ms):g} ms)",

@@ -100,6 +100,10 @@ class SpikeDataset:
     def __getitem__(self, i: int) -> Sample:
         return self.samples[i]
 
+    def lengths(self, indices) -> list[int]:
+        """Steps of each sample that ``batch(indices)`` holds (the rest of its ``T`` is padding)."""
+        return [self.samples[i].spikes.n_steps for i in indices]
+
     def batch(self, indices, dtype=torch.float32, device=None, transform=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Dense ``x [T, B, n_in]`` (zero-padded to the longest sample) and the stacked targets;
         ``transform(train) -> train`` changes each sample's spikes first (training augmentation)."""

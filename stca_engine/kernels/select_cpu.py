@@ -64,7 +64,7 @@ def select(v, spk, t_in, theta, cluster_mode, n_o, k_p, k_m):
                 ok = allowed[t] and t - prev >= t_in
             else:
                 ok = tr[t] < theta
-            if not ok:
+            if not ok or not tr[t] > 0:  # V ≤ 0: no (net excitatory) input has reached the neuron
                 continue
             if best_any < 0 or tr[t] > tr[best_any]:
                 best_any = t
