@@ -1,0 +1,225 @@
+"""Issue #14 "Hardening": archive bombs, oversized dataset audio, unsafe ``--out`` targets, Markdown
+injection through links and file names, unreadable dataset entries, truncated WAVs.
+
+Each test builds the bad input in ``tmp_path`` and goes through the entry point a user reaches (engine,
+``stca`` CLI in-process, or an app page through ``AppTest``). docs/ROBUSTNESS.md lists the cases with
+their messages.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import tracemalloc
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from stca_engine.config import NeuronConfig
+from stca_engine.errors import CheckpointError
+
+REPO = Path(__file__).resolve().parents[1]
+APP_PAGES = REPO / "app" / "pages"
+SR = 16000
+MiB = 1024 * 1024
+
+
+def tone(seconds=0.3, sr=SR, freq=440.0, amp=0.5):
+    t = np.arange(int(round(seconds * sr))) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def write_wav(path: Path, x, sr=SR, subtype="FLOAT") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), x, sr, subtype=subtype)
+    return path
+
+
+def run_cli(argv, tmp_path, monkeypatch, capsys):
+    """``stca --quiet ARGV`` in-process; returns ``(exit code, stderr)``."""
+    from stca_engine import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("STCA_DATA_ROOTS", raising=False)
+    capsys.readouterr()
+    try:
+        code = cli.main(["--quiet", *argv])
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def assert_one_line_error(code, err, *fragments):
+    lines = err.strip().splitlines()
+    assert code == 2, f"exit {code}; stderr: {err}"
+    assert "Traceback" not in err and len(lines) == 1, err
+    assert lines[0].startswith("stca: error: "), lines[0]
+    for frag in fragments:
+        assert frag in lines[0], f"{frag!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+def peak_python_bytes(fn):
+    """``(result or exception, peak bytes traced)`` of ``fn()``: every ``bytes`` object that unpacking
+    or reading a file creates is traced, so a bomb that is unpacked shows up here."""
+    tracemalloc.start()
+    try:
+        try:
+            out = fn()
+        except Exception as exc:  # noqa: BLE001 - returned for the caller to check
+            out = exc
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+# ---- 1. model archives: sizes checked from the zip directory and the safetensors header -----------
+
+def _tiny_net(sizes=(6, 5, 3), seed=0):
+    from stca_engine.network import SNN
+
+    return SNN(list(sizes), NeuronConfig(), dtype=torch.float32, device="cpu", seed=seed, init_std=0.3)
+
+
+def _good_zip(sizes=(6, 5, 3)) -> bytes:
+    from stca_engine.checkpoint import model_to_zip_bytes
+
+    return model_to_zip_bytes(_tiny_net(sizes), NeuronConfig(), class_names=[f"c{i}" for i in range(sizes[-1])],
+                              task="detect", objective="stca",
+                              encoder_settings={"name": "spectral"})
+
+
+def _bomb_zip(path: Path, zeros_bytes: int) -> Path:
+    """A model zip whose config.json is a real 6-5-3 model's and whose model.safetensors is a valid
+    header declaring one more huge tensor, followed by ``zeros_bytes`` of zeros (deflated: ~1/230)."""
+    with zipfile.ZipFile(io.BytesIO(_good_zip())) as z:
+        config = z.read("config.json")
+    n = zeros_bytes // 4
+    header = json.dumps({"weights.0": {"dtype": "F32", "shape": [5, 6], "data_offsets": [0, 120]},
+                         "weights.1": {"dtype": "F32", "shape": [3, 5], "data_offsets": [120, 180]},
+                         "padding": {"dtype": "F32", "shape": [n], "data_offsets": [180, 180 + 4 * n]}}).encode()
+    chunk = bytes(MiB)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        z.writestr("config.json", config)
+        with z.open("model.safetensors", "w", force_zip64=True) as f:
+            f.write(struct.pack("<Q", len(header)) + header + bytes(180))
+            left = 4 * n
+            while left > 0:
+                f.write(chunk[: min(left, MiB)])
+                left -= MiB
+    return path
+
+
+BOMB_BYTES = 256 * MiB  # what a reverted fix would unpack (kept modest so a regression cannot sink the machine)
+
+
+def test_zip_bomb_is_refused_from_the_zip_directory_without_unpacking(tmp_path):
+    from stca_engine.checkpoint import model_from_zip_bytes
+
+    bomb = _bomb_zip(tmp_path / "bomb.zip", BOMB_BYTES)
+    data = bomb.read_bytes()
+    assert len(data) < 4 * MiB  # small on disk
+    err, peak = peak_python_bytes(lambda: model_from_zip_bytes(data, device="cpu", name="bomb.zip"))
+    assert isinstance(err, CheckpointError), err
+    assert str(err).startswith("bomb.zip:model.safetensors: unpacks to 26843"), err
+    assert " bytes, but the layer sizes [6, 5, 3] (float32) in config.json need at most 1048764;" in str(err)
+    assert str(err).endswith("; refused before reading it")
+    assert peak < 16 * MiB, f"{peak / MiB:.0f} MiB allocated: the archive was unpacked"
+
+
+def test_zip_bomb_from_disk_is_refused_without_unpacking(tmp_path):
+    from stca_engine.checkpoint import load_model
+
+    bomb = _bomb_zip(tmp_path / "bomb.zip", BOMB_BYTES)
+    err, peak = peak_python_bytes(lambda: load_model(bomb, device="cpu"))
+    assert isinstance(err, CheckpointError) and str(err).startswith(f"{bomb}:model.safetensors: unpacks to "), err
+    assert peak < 16 * MiB, f"{peak / MiB:.0f} MiB allocated: the archive was unpacked"
+
+
+def test_cli_detect_with_a_zip_bomb_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    bomb = _bomb_zip(tmp_path / "bomb.zip", BOMB_BYTES)
+    wav = write_wav(tmp_path / "x.wav", tone())
+    code, err = run_cli(["detect", str(bomb), str(wav)], tmp_path, monkeypatch, capsys)
+    assert_one_line_error(code, err, "bomb.zip:model.safetensors: unpacks to ", "refused before reading it")
+
+
+def test_sparse_weights_file_in_a_model_folder_is_refused_before_reading(tmp_path):
+    from stca_engine.checkpoint import load_model, save_model
+
+    d = save_model(tmp_path / "model", _tiny_net(), NeuronConfig(), class_names=["a", "b", "c"], task="classify")
+    w = d / "model.safetensors"
+    os.truncate(w, BOMB_BYTES)  # sparse: takes no disk, reads as zeros
+    err, peak = peak_python_bytes(lambda: load_model(d, device="cpu"))
+    assert isinstance(err, CheckpointError), err
+    assert str(err).startswith(f"{w}: is {BOMB_BYTES} bytes, but the layer sizes [6, 5, 3] (float32) in "
+                               "config.json need at most "), err
+    assert peak < 16 * MiB, f"{peak / MiB:.0f} MiB allocated: the file was read"
+
+
+def test_config_declaring_huge_layers_is_refused_by_the_operator_cap(tmp_path, monkeypatch):
+    from stca_engine import checkpoint
+    from stca_engine.checkpoint import load_model, model_from_zip_bytes, save_model
+
+    d = save_model(tmp_path / "big", _tiny_net((1000, 600)), NeuronConfig(), task="detect")
+    blob = _good_zip((1000, 600))
+    monkeypatch.setenv("STCA_MAX_MODEL_MB", "1")
+
+    def never(*a, **k):
+        raise AssertionError("weights were read although the config is over the cap")
+
+    monkeypatch.setattr(checkpoint, "_read_weights", never)
+    with pytest.raises(CheckpointError) as ei:
+        load_model(d, device="cpu")
+    assert str(ei.value) == (f"{d / 'config.json'}: 'sizes' [1000, 600] (float32) make 2.3 MB of weights, over the "
+                             "limit of 1 MB (set by STCA_MAX_MODEL_MB)")
+    with pytest.raises(CheckpointError) as ei:
+        model_from_zip_bytes(blob, name="big.zip")
+    assert str(ei.value).startswith("big.zip:config.json: 'sizes' [1000, 600] (float32) make 2.3 MB")
+    monkeypatch.undo()
+    net, info = model_from_zip_bytes(blob, device="cpu", name="big.zip")  # the default cap (256 MB) takes it
+    assert info.sizes == [1000, 600]
+
+
+def test_safetensors_header_is_checked_against_the_config_before_tensor_data(tmp_path, monkeypatch):
+    """A header declaring other shapes / another dtype is refused from the header alone."""
+    import safetensors.torch as st
+
+    from stca_engine.checkpoint import load_model, save_model
+
+    a = save_model(tmp_path / "a", _tiny_net((6, 5, 3)), NeuronConfig(), task="detect")
+    b = save_model(tmp_path / "b", _tiny_net((6, 7, 3)), NeuronConfig(), task="detect")
+    (a / "model.safetensors").write_bytes((b / "model.safetensors").read_bytes())
+    c = save_model(tmp_path / "c", _tiny_net((6, 5, 3)), NeuronConfig(), task="detect")
+    (c / "model.safetensors").write_bytes(st.save({"weights.0": torch.zeros(5, 6, dtype=torch.float64),
+                                                   "weights.1": torch.zeros(3, 5, dtype=torch.float64)}))
+
+    def never(*a, **k):
+        raise AssertionError("tensor data was parsed before the header was checked")
+
+    monkeypatch.setattr(st, "load", never)
+    with pytest.raises(CheckpointError, match=r"weights\.0 has shape \[7, 6\], but sizes \[6, 5, 3\] in config\.json "
+                                              r"need \[5, 6\]$"):
+        load_model(a, device="cpu")
+    with pytest.raises(CheckpointError, match=r"weights\.0 is float64, but config\.json says float32$"):
+        load_model(c, device="cpu")
+
+
+def test_app_detect_page_refuses_a_zip_bomb_upload(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("STCA_RUNS_DIR", str(tmp_path / "runs"))
+    data = _bomb_zip(tmp_path / "bomb.zip", BOMB_BYTES).read_bytes()
+    at = AppTest.from_file(str(APP_PAGES / "3_Detect.py"), default_timeout=120)
+    at.run()
+    at.radio(key="detect.model_src").set_value("Upload a model .zip").run()
+    at.file_uploader(key="detect.model_zip").set_value(("bomb.zip", data, "application/zip")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("bomb.zip:model.safetensors: unpacks to ") for e in errors), errors
