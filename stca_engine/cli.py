@@ -416,7 +416,16 @@ def _describe(train, test, info) -> str:
     s = f"{len(train)} train / {len(test)} test {unit}, {len(train.class_names)} classes, {train.n_inputs} inputs"
     if isinstance(info, dict) and info.get("encoder"):
         s += f", encoder {info['encoder']}"
+    skipped = list(info.get("skipped") or []) if isinstance(info, dict) else []
+    if skipped:
+        shown = SKIPPED_SHOWN
+        s += f"\nskipped {len(skipped)} file(s):" + "".join(f"\n  {p}: {r}" for p, r in skipped[:shown])
+        if len(skipped) > shown:
+            s += f"\n  ... and {len(skipped) - shown} more"
     return s
+
+
+SKIPPED_SHOWN = 20  # skipped files listed one per line in `stca train`'s data summary
 
 
 def _make_encoder(spec):

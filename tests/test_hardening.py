@@ -223,3 +223,205 @@ def test_app_detect_page_refuses_a_zip_bomb_upload(tmp_path, monkeypatch):
     assert not at.exception, [e.value for e in at.exception]
     errors = [e.value for e in at.error]
     assert any(e.startswith("bomb.zip:model.safetensors: unpacks to ") for e in errors), errors
+
+
+# ---- 2 + 5. dataset entries judged from the directory entry and header: never decoded when unusable --
+
+def sparse_wav(path: Path, data_bytes: int, sr=SR) -> Path:
+    """A PCM16 mono WAV whose header declares ``data_bytes`` of samples, made sparse (no disk used)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, sr,
+              2 * sr, 2, 16) + b"data" + struct.pack("<I", data_bytes))
+    with open(path, "wb") as f:
+        f.write(header)
+    os.truncate(path, len(header) + data_bytes)
+    return path
+
+
+TWO_GIB = 2 ** 31 - 64
+
+
+def class_folder(root: Path, n=2, classes=("cat", "dog")) -> Path:
+    for c in classes:
+        for i in range(n):
+            write_wav(root / c / f"{c}_{i}.wav", tone(0.3, freq=300 + 200 * i + (100 if c == "dog" else 0)))
+    return root
+
+
+def bad_entries(folder: Path, ext=".wav") -> dict[str, str]:
+    """A dangling link, a FIFO and a sparse file whose header declares 2 GiB, in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    os.symlink(folder / "moved_away.wav", folder / f"dangling{ext}")
+    os.mkfifo(folder / f"pipe{ext}")
+    if ext == ".raw":
+        with open(folder / "huge.raw", "wb"):
+            pass
+        os.truncate(folder / "huge.raw", TWO_GIB)
+    else:
+        sparse_wav(folder / f"huge{ext}", TWO_GIB)
+    return {f"dangling{ext}": "broken link (its target does not exist); not read",
+            f"pipe{ext}": "not a regular file (a named pipe (FIFO)); not read",
+            f"huge{ext}": "too long: "}
+
+
+def reasons_by_name(skipped) -> dict[str, str]:
+    return {Path(p).name: r for p, r in skipped}
+
+
+def test_folder_loader_skips_dangling_links_fifos_and_oversized_files_without_reading(tmp_path):
+    from stca_engine.data.folder import load_folder
+
+    root = class_folder(tmp_path / "mine")
+    want = bad_entries(root / "cat")
+    cs, peak = peak_python_bytes(lambda: load_folder(root))
+    assert not isinstance(cs, Exception), cs
+    assert len(cs.clips) == 4 and cs.class_names == ["cat", "dog"]
+    got = reasons_by_name(cs.skipped)
+    assert got["dangling.wav"] == want["dangling.wav"]
+    assert got["pipe.wav"] == want["pipe.wav"]
+    assert got["huge.wav"] == ("too long: 67108.86 s (the limit is 600 s, set by STCA_MAX_AUDIO_SECONDS); not read")
+    assert peak < 16 * MiB
+
+
+def test_rwcp_loader_skips_dangling_links_fifos_and_oversized_raw_files(tmp_path):
+    from stca_engine.data.rwcp import load_rwcp
+
+    root = tmp_path / "rwcp" / "nospeech" / "drysrc" / "a1"
+    for c in ("bells5", "horn"):
+        for i in range(2):
+            x = (tone(0.2, sr=48000, freq=600 + 100 * i) * 32767 * 0.5).astype("<i2")
+            (root / c / "48khz").mkdir(parents=True, exist_ok=True)
+            (root / c / "48khz" / f"00{i}.raw").write_bytes(x.tobytes())
+    bad_entries(root / "horn" / "48khz", ".raw")
+    cs = load_rwcp(tmp_path / "rwcp", classes="all")
+    got = reasons_by_name(cs.skipped)
+    assert len(cs.clips) == 4
+    assert got["dangling.raw"] == "broken link (its target does not exist); not read"
+    assert got["pipe.raw"] == "not a regular file (a named pipe (FIFO)); not read"
+    assert got["huge.raw"] == "too long: 22369.62 s (the limit is 600 s, set by STCA_MAX_AUDIO_SECONDS); not read"
+
+
+def _medley(root: Path, t: str, stems: dict[str, str], seconds=4.0):
+    d = root / "Audio" / t
+    (d / f"{t}_STEMS").mkdir(parents=True, exist_ok=True)
+    lines = ["stems:"]
+    for sid, inst in stems.items():
+        lines += [f"  {sid}:", f"    instrument: {inst}", f"    filename: {t}_STEM_{sid[1:]}.wav"]
+    (d / f"{t}_METADATA.yaml").write_text("\n".join(lines) + "\n")
+    return d / f"{t}_STEMS"
+
+
+def test_medleydb_loader_skips_linked_away_fifo_and_oversized_stems(tmp_path, monkeypatch):
+    from stca_engine.data.medleydb import load_medleydb
+
+    monkeypatch.setenv("STCA_MAX_AUDIO_SECONDS", "30")
+    root = tmp_path / "medley"
+    for i, t in enumerate(("A", "B", "C")):
+        stems = _medley(root, t, {"S01": "violin", "S02": "flute"})
+        for j, f in enumerate((500, 900)):
+            write_wav(stems / f"{t}_STEM_0{j + 1}.wav", tone(4.0, freq=f + 50 * i))
+    bad = _medley(root, "D", {"S01": "violin", "S02": "flute", "S03": "cello"})
+    os.symlink(bad / "elsewhere.wav", bad / "D_STEM_01.wav")
+    os.mkfifo(bad / "D_STEM_02.wav")
+    sparse_wav(bad / "D_STEM_03.wav", 2 * SR * 60)  # header: 60 s, over the 30 s limit
+    cs = load_medleydb(root, classes="violin,flute", min_pieces=1)
+    got = reasons_by_name(cs.skipped)
+    assert got["D_STEM_01.wav"] == "stem S01 (violin): broken link (its target does not exist); not read"
+    assert got["D_STEM_02.wav"] == "stem S02 (flute): not a regular file (a named pipe (FIFO)); not read"
+    assert sorted(cs.class_names) == ["flute", "violin"] and len(cs.clips) > 0
+    cs = load_medleydb(root, classes=None, min_pieces=1)
+    got = reasons_by_name(cs.skipped)
+    assert got["D_STEM_03.wav"] == ("stem S03 (cello): too long: 60.00 s (the limit is 30 s, set by "
+                                    "STCA_MAX_AUDIO_SECONDS); not read")
+
+
+def test_a_dataset_file_grown_past_the_limit_after_listing_is_refused_before_decoding(tmp_path, monkeypatch):
+    """The clip's own load checks the header again (the file may change between listing and encoding)."""
+    from stca_engine.data.cache import encode_clips
+    from stca_engine.data.clips import AudioClip
+    from stca_engine.encoders import make_encoder
+    from stca_engine.errors import AudioError
+
+    monkeypatch.setenv("STCA_MAX_AUDIO_SECONDS", "5")
+    p = sparse_wav(tmp_path / "grown.wav", 2 * SR * 60)
+    with pytest.raises(AudioError, match=r"grown\.wav: too long: 60\.00 s \(the limit is 5 s, set by "
+                                         r"STCA_MAX_AUDIO_SECONDS\); not read$"):
+        AudioClip(str(p), "x").load()
+    enc = encode_clips([AudioClip(str(p), "x")], make_encoder("spectral"), cache=False, workers=1)
+    assert list(enc) == [None] and "too long: 60.00 s" in enc.skipped[0][1]
+
+
+def test_folder_root_that_is_not_a_dataset_is_refused_without_walking_the_disk(tmp_path, monkeypatch):
+    from stca_engine.data import folder, sources
+    from stca_engine.errors import DatasetError
+
+    calls = []
+    real_walk = os.walk
+    monkeypatch.setattr(folder.os, "walk", lambda *a, **k: calls.append(a) or real_walk(*a, **k))
+    with pytest.raises(DatasetError, match=r"^/: is the root of the file system, not a dataset folder"):
+        sources.load_clipset("folder:/")
+    assert calls == [], "the disk was walked"
+    # a folder with many files: the walk stops at the entry cap instead of listing everything
+    root = tmp_path / "big"
+    for c in ("a", "b"):
+        (root / c / "deep").mkdir(parents=True)
+        for i in range(40):
+            (root / c / "deep" / f"{i}.txt").write_text("x")
+    monkeypatch.setattr(folder, "MAX_ENTRIES", 50)
+    with pytest.raises(DatasetError, match=r"big: holds more than 50 files and folders; not a dataset folder"):
+        folder.load_folder(root)
+    # depth is bounded: audio files nested deeper than MAX_DEPTH below a class are not searched
+    monkeypatch.setattr(folder, "MAX_ENTRIES", 200_000)
+    deep = class_folder(tmp_path / "nest")
+    write_wav(deep / "cat" / "1" / "2" / "3" / "4" / "5" / "deep.wav", tone())
+    cs = folder.load_folder(deep)
+    assert len(cs.clips) == 4
+
+
+def test_cli_train_lists_skipped_files_and_finishes(tmp_path, monkeypatch, capsys):
+    from stca_engine import cli
+
+    root = class_folder(tmp_path / "mine", n=3)
+    bad_entries(root / "cat")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("STCA_DATA_ROOTS", raising=False)
+    capsys.readouterr()
+    code = cli.main(["train", "--data", f"folder:{root}", "--task", "classify", "--epochs", "1", "--hidden", "4",
+                     "--encoder", "spectral", "--out", str(tmp_path / "run"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert "skipped 3 file(s):" in err
+    assert f"  {root / 'cat' / 'dangling.wav'}: broken link (its target does not exist); not read" in err
+    assert f"  {root / 'cat' / 'pipe.wav'}: not a regular file (a named pipe (FIFO)); not read" in err
+    assert f"  {root / 'cat' / 'huge.wav'}: too long: 67108.86 s (the limit is 600 s" in err
+
+
+def test_cli_train_on_the_filesystem_root_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    code, err = run_cli(["train", "--data", "folder:/", "--task", "classify", "--out", str(tmp_path / "run")],
+                        tmp_path, monkeypatch, capsys)
+    assert_one_line_error(code, err, "/: is the root of the file system, not a dataset folder")
+    assert not (tmp_path / "run").exists()
+
+
+def test_app_data_page_lists_unreadable_entries_and_keeps_working(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    root = class_folder(tmp_path / "mine")
+    bad_entries(root / "cat")
+    monkeypatch.setenv("STCA_DATA_ROOTS", str(tmp_path))
+    monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(APP_PAGES / "1_Data.py"), default_timeout=120)
+    at.run()
+    at.radio(key="data.source").set_value("Folder of class sub-folders").run()
+    at.text_input(key="data.path").input(str(root)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    tables = [d.value for d in at.dataframe if "reason" in d.value.columns]
+    assert len(tables) == 1, "no 'file(s) left out' table"
+    table = tables[0]
+    got = {Path(f).name: r for f, r in zip(table["file"], table["reason"])}
+    assert got["dangling.wav"] == "broken link (its target does not exist); not read"
+    assert got["pipe.wav"] == "not a regular file (a named pipe (FIFO)); not read"
+    assert got["huge.wav"].startswith("too long: 67108.86 s")

@@ -371,6 +371,10 @@ def live_view():
     info = snap.info
     if info.get("summary"):
         st.caption(info["summary"])
+    if info.get("skipped"):
+        with st.expander(f"{len(info['skipped'])} file(s) left out", expanded=False):
+            st.dataframe({"file": [p for p, _ in info["skipped"]], "reason": [r for _, r in info["skipped"]]},
+                         hide_index=True, key="train.skipped")
     _publish_model(run, snap)
     if snap.epoch == 0:
         return

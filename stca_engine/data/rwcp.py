@@ -14,7 +14,7 @@ import numpy as np
 from ..audio import detect_pcm16_byteorder
 from ..errors import DatasetError
 from .cache import _blas_single_thread
-from .clips import AudioClip, ClipSet, split_half
+from .clips import AudioClip, ClipSet, entry_problem, split_half
 
 PAPER_CLASSES = ["bank", "bells5", "bowl", "cherry1", "coin3", "cup1", "horn", "phone4", "ring", "whistle1"]
 AUTHORS_CLASSES = ["bells5", "bottle1", "buzzer", "cymbals", "horn", "kara", "metal15", "phone4", "ring", "whistle1"]
@@ -122,13 +122,16 @@ def load_rwcp(root: str | os.PathLike, classes=None, n_per_class: int = SAMPLES_
         files: list[tuple[str, Path]] = []
         for group, rate_dir in found[cls]:
             for f in sorted(rate_dir.iterdir()):
-                if f.is_file() and f.suffix.lower() == ".raw":
+                if f.suffix.lower() == ".raw" and (f.is_symlink() or not f.is_dir()):
                     files.append((group, f))
         usable = []
         for group, f in files:
-            size = f.stat().st_size
-            if size == 0:
+            problem = entry_problem(f, "rwcp_raw")  # links, FIFOs, too long: from the entry, never read
+            size = f.stat().st_size if problem is None else 0
+            if problem == "empty file (0 bytes)":
                 skipped.append((str(f), "empty file"))
+            elif problem is not None:
+                skipped.append((str(f), problem))
             elif size % 2:
                 skipped.append((str(f), f"odd size ({size} bytes) - not 16-bit PCM"))
             else:
