@@ -93,12 +93,10 @@ def jsonable(x):
 
 
 def write_json(path: Path, obj) -> None:
-    """Atomic JSON write (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(jsonable(obj), indent=2) + "\n")
-    os.replace(tmp, path)
+    """Atomic JSON write (``atomic.write_atomic``: regular files only, temp file removed on failure)."""
+    from .atomic import write_atomic
+
+    write_atomic(path, (json.dumps(jsonable(obj), indent=2) + "\n").encode("utf-8"))
 
 
 DETECT_KEYS = ("count_accuracy", "stream_accuracy", "event_f1", "event_precision", "event_recall",
@@ -558,11 +556,12 @@ def save_spikegrams(path, trains, names, labels=None, class_names=None, encoder_
     path = Path(path)
     if not trains:
         raise ConfigError("nothing to write: no spike trains", path)
+    from .atomic import check_target, write_atomic_with
+
+    check_target(path)  # before any work: a device, folder or FIFO is refused, naming --out
     offsets = np.concatenate([[0], np.cumsum([t.n_spikes for t in trains])]).astype(np.int64)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
-    np.savez_compressed(
-        tmp,
+    write_atomic_with(path, lambda f: np.savez_compressed(
+        f,
         times=np.concatenate([t.times for t in trains]).astype(np.int64),
         units=np.concatenate([t.units for t in trains]).astype(np.int32),
         offsets=offsets,
@@ -573,8 +572,7 @@ def save_spikegrams(path, trains, names, labels=None, class_names=None, encoder_
         n_units=np.int64(trains[0].n_units),
         dt_ms=np.float64(trains[0].dt_ms),
         encoder=np.array(json.dumps(jsonable(encoder_settings or {}))),
-    )
-    os.replace(tmp, path)
+    ))
 
 
 def load_spikegrams(path):
@@ -607,6 +605,9 @@ def cmd_encode(args) -> int:
     if not spec and not args.audio:
         raise ConfigError("nothing to encode: give audio files, --data DATA or --source KIND --root PATH",
                           "stca encode")
+    from .atomic import check_target
+
+    check_target(args.out)  # refuse a device, folder or FIFO as --out before encoding anything
     encoder = _make_encoder(args.encoder)
     settings = {"name": getattr(encoder, "name", args.encoder), **(encoder.settings() if hasattr(encoder, "settings") else {})}
     dt_ms = float(getattr(encoder, "dt_ms", 3.0))

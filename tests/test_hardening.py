@@ -425,3 +425,128 @@ def test_app_data_page_lists_unreadable_entries_and_keeps_working(tmp_path, monk
     assert got["dangling.wav"] == "broken link (its target does not exist); not read"
     assert got["pipe.wav"] == "not a regular file (a named pipe (FIFO)); not read"
     assert got["huge.wav"].startswith("too long: 67108.86 s")
+
+
+# ---- 3. --out and every other write: regular files only, temp file beside the target, always removed --
+
+def _full_device(p: Path) -> Path:
+    """A character device like /dev/full (1, 7) inside tmp_path, so the real /dev/full is never at risk."""
+    import stat
+
+    try:
+        os.mknod(p, stat.S_IFCHR | 0o666, os.makedev(1, 7))
+    except PermissionError:
+        pytest.skip("creating a device node needs root (CAP_MKNOD); the FIFO and folder rows still run")
+    return p
+
+
+def _fifo(p: Path) -> Path:
+    os.mkfifo(p)
+    return p
+
+
+def _folder(p: Path) -> Path:
+    p.mkdir()
+    return p
+
+
+TARGETS = {"device": (_full_device, "is a device file, not a regular file; refusing to replace it"),
+           "fifo": (_fifo, "is a named pipe (FIFO), not a regular file; refusing to replace it"),
+           "folder": (_folder, "is a folder, not a regular file; refusing to replace it")}
+
+
+def _unchanged(p: Path, kind: str) -> bool:
+    import stat
+
+    mode = os.lstat(p).st_mode
+    return {"device": stat.S_ISCHR, "fifo": stat.S_ISFIFO, "folder": stat.S_ISDIR}[kind](mode)
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if "tmp" in p.name)
+
+
+@pytest.mark.parametrize("kind", list(TARGETS))
+def test_cli_encode_refuses_a_non_regular_out_target(kind, tmp_path, monkeypatch, capsys):
+    make, problem = TARGETS[kind]
+    out = make(tmp_path / "out.npz")
+    wav = write_wav(tmp_path / "tone.wav", tone())
+    code, err = run_cli(["encode", str(wav), "--out", str(out), "--encoder", "spectral", "--no-cache"],
+                        tmp_path, monkeypatch, capsys)
+    assert_one_line_error(code, err, f"stca: error: {out}: {problem}")
+    assert _unchanged(out, kind), "the target was replaced"
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind", list(TARGETS))
+def test_write_json_and_write_atomic_refuse_non_regular_targets(kind, tmp_path):
+    from stca_engine import cli
+    from stca_engine.atomic import write_atomic
+    from stca_engine.errors import ConfigError
+
+    make, problem = TARGETS[kind]
+    out = make(tmp_path / "eval.json")
+    with pytest.raises(ConfigError) as ei:
+        cli.write_json(out, {"a": 1})
+    assert str(ei.value) == f"{out}: {problem} (choose a file name)"
+    with pytest.raises(ConfigError):
+        write_atomic(out, b"x")
+    assert _unchanged(out, kind)
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_symlink_to_a_device_is_refused_and_a_symlink_to_a_file_is_written_through(tmp_path):
+    from stca_engine.atomic import write_atomic
+    from stca_engine.errors import ConfigError
+
+    dev = _full_device(tmp_path / "full")
+    os.symlink(dev, tmp_path / "link.npz")
+    with pytest.raises(ConfigError, match=r"link\.npz: is a device file"):
+        write_atomic(tmp_path / "link.npz", b"x")
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    os.symlink(real, tmp_path / "alias.json")
+    write_atomic(tmp_path / "alias.json", b"new")
+    assert (tmp_path / "alias.json").is_symlink() and real.read_text() == "new"
+
+
+def test_cli_encode_failed_write_names_the_out_path_exits_2_and_leaves_no_temp_file(tmp_path, monkeypatch, capsys):
+    import errno
+
+    def disk_full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez_compressed", disk_full)
+    wav = write_wav(tmp_path / "tone.wav", tone())
+    out = tmp_path / "out" / "spikes.npz"
+    code, err = run_cli(["encode", str(wav), "--out", str(out), "--encoder", "spectral", "--no-cache"],
+                        tmp_path, monkeypatch, capsys)
+    line = assert_one_line_error(code, err)
+    assert line == f"stca: error: {out}: cannot write the file (No space left on device)"
+    assert not out.exists() and _leftovers(out.parent) == []
+
+
+def test_failed_model_save_names_the_model_file_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    import errno
+
+    from stca_engine import atomic
+    from stca_engine.checkpoint import save_model
+    from stca_engine.errors import StcaError
+
+    real_fdopen = os.fdopen
+
+    class Full(io.RawIOBase):
+        def __init__(self, fd):
+            self.f = real_fdopen(fd, "wb")
+
+        def write(self, b):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            self.f.close()
+
+    monkeypatch.setattr(atomic.os, "fdopen", lambda fd, mode: Full(fd))
+    with pytest.raises(StcaError) as ei:
+        save_model(tmp_path / "m", _tiny_net(), NeuronConfig(), task="detect")
+    assert "m/model.safetensors: cannot write the file (No space left on device)" in str(ei.value)
+    assert _leftovers(tmp_path / "m") == []

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_atomic
 from ..errors import DatasetError, StcaError
 from .clips import AudioClip, ClipSet, split_half
 from .folder import AUDIO_EXTS
@@ -84,9 +85,7 @@ def uploads_clipset(files: list[tuple[bytes, str]], labels: list[str] | None = N
             continue
         path = dest / f"{hashlib.sha256(data).hexdigest()[:16]}_{_safe_name(name)}"
         if not path.exists():
-            tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            write_atomic(path, data)
         by_class.setdefault(label, []).append((path, name))
     rng = np.random.default_rng(seed)
     clips, train_idx, test_idx, kept = [], [], [], []
