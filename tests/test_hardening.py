@@ -550,3 +550,134 @@ def test_failed_model_save_names_the_model_file_and_leaves_no_temp_file(tmp_path
         save_model(tmp_path / "m", _tiny_net(), NeuronConfig(), task="detect")
     assert "m/model.safetensors: cannot write the file (No space left on device)" in str(ei.value)
     assert _leftovers(tmp_path / "m") == []
+
+
+# ---- 4. text from links, file names and archives is shown as plain text, never Markdown --------------
+
+def _app_path():
+    import sys
+
+    app = str(REPO / "app")
+    if app not in sys.path:
+        sys.path.insert(0, app)
+
+
+def rendered(md: str) -> str:
+    """Markdown source -> HTML (Python-Markdown: close enough to tell text from links, images,
+    emphasis, headings and lists; Streamlit's own extensions are checked on the source)."""
+    import markdown
+
+    return markdown.markdown(md)
+
+
+EVIL = "[click here](http://evil.example/phish) ![x](http://evil.example/pixel.png)"
+HOSTILE = [
+    EVIL,
+    "<a href='http://evil.example'>x</a> <img src=x onerror=alert(1)>",
+    "# Heading", "1. a list", "- a list", "> quote", "**bold** *em* _em_ __b__ ~~gone~~ `code`",
+    ":red[red] :material/home: :smile: $x^2$ $$y$$",
+    "see http://evil.example or www.evil.example or mail me@evil.example",
+    "two\n\n# lines", "&lt;b&gt; &amp;", "back\\slash [a]: http://evil.example",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_plain_shows_hostile_text_as_plain_text(text):
+    import html
+    import re
+
+    _app_path()
+    from components.text import ZWSP, plain
+
+    src = plain(text)
+    out = rendered(src)
+    for tag in ("<a", "<img", "<em", "<strong", "<h1", "<code", "<li", "<blockquote", "<del", "<hr"):
+        assert tag not in out, (src, out)
+    # the reader sees the same characters (newlines as spaces); nothing else was added or dropped
+    shown = html.unescape(re.sub(r"</?p>", "", out)).replace(ZWSP, "")
+    assert shown == " ".join(text.split()).replace("\n", " ") or shown == " ".join(text.split("\n")).strip(), (
+        shown, text)
+    # Streamlit's extensions: no ":name:" shortcode, ":color[" directive, unescaped "$" or autolink left
+    assert not re.search(r":[A-Za-z0-9_+\-/]+:", src.replace("\\", ""))
+    assert not re.search(r"(?<!\\)\$", src)
+    assert not re.search(r"(?i)https?://|www\.|\w@\w", src)
+
+
+def test_plain_keeps_ordinary_messages_unchanged():
+    _app_path()
+    from components.text import plain
+
+    for msg in ("/tmp/x/rwcp: no class folders found", "tau_s_ms (40.0) must be smaller than tau_m_ms (30.0)",
+                "big.wav: upload too large: 3.0 MB (the limit is 3 MB, set by STCA_MAX_UPLOAD_MB)",
+                "rwcp:/data/x: missing class(es) cup1; found: bells5, horn"):
+        assert plain(msg) == msg
+
+
+def test_train_link_with_markdown_in_the_preset_is_shown_as_plain_text(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("STCA_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(str(APP_PAGES / "2_Train.py"), default_timeout=120)
+    at.query_params["preset"] = EVIL
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    warnings = [w.value for w in at.warning if "Link setting ignored" in w.value]
+    assert len(warnings) == 1, [w.value for w in at.warning]
+    out = rendered(warnings[0])
+    assert "<a" not in out and "<img" not in out, out
+    assert "evil.example/phish" in warnings[0].replace("\u200b", "")  # still says what was ignored
+
+
+def _zip_with_class_names(names) -> bytes:
+    from stca_engine.checkpoint import model_to_zip_bytes
+
+    return model_to_zip_bytes(_tiny_net((6, 5, len(names))), NeuronConfig(), class_names=list(names), task="detect",
+                              objective="stca", encoder_settings={"name": "spectral"})
+
+
+def test_detect_page_shows_archive_class_names_and_file_names_as_plain_text(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("STCA_RUNS_DIR", str(tmp_path / "runs"))
+    names = ["[win](http://evil.example)", "![i](http://evil.example/p.png)", ":red[alarm]"]
+    at = AppTest.from_file(str(APP_PAGES / "3_Detect.py"), default_timeout=120)
+    at.run()
+    at.radio(key="detect.model_src").set_value("Upload a model .zip").run()
+    at.file_uploader(key="detect.model_zip").set_value(("[a](http://evil.example).zip", _zip_with_class_names(names),
+                                                        "application/zip")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    model_lines = [s.value for s in at.success if "Model:" in s.value]
+    assert model_lines, [s.value for s in at.success]
+    for body in model_lines:
+        out = rendered(body)
+        assert "<a" not in out and "<img" not in out, out
+        assert ":red[" not in body.replace("\\", "")
+    # an archive whose name carries Markdown and that fails to load: the error is plain text too
+    at.file_uploader(key="detect.model_zip").set_value(("[b](http://evil.example).zip", b"not a zip",
+                                                        "application/zip")).run()
+    errs = [e.value for e in at.error]
+    assert errs and all("<a" not in rendered(e) for e in errs), errs
+
+
+def test_data_page_shows_a_folder_name_with_markdown_as_plain_text(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    root = class_folder(tmp_path / "[x](http:evil.example) **loud**")
+    monkeypatch.setenv("STCA_DATA_ROOTS", str(tmp_path))
+    monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(APP_PAGES / "1_Data.py"), default_timeout=120)
+    at.run()
+    at.radio(key="data.source").set_value("Folder of class sub-folders").run()
+    at.text_input(key="data.path").input(str(root)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    bodies = [s.value for s in at.success] + [c.value for c in at.caption]
+    assert any("loud" in b for b in bodies)
+    for b in bodies:
+        out = rendered(b)
+        assert "<a" not in out and "<strong>loud" not in out, out
+    # and a folder that does not exist: its name in the error is plain text
+    at.text_input(key="data.path").input(str(tmp_path / "[y](http://evil.example)")).run()
+    errs = [e.value for e in at.error]
+    assert errs and all("<a" not in rendered(e) for e in errs), errs
