@@ -504,7 +504,7 @@ def encode_audio_file(path: str, encoder, dt_ms: float | None = None, segment: b
     from .detect import encode_recording
 
     sr = int(encoder.settings().get("sr", 16000)) if hasattr(encoder, "settings") else 16000
-    wave = load_audio(path, sr=sr)
+    wave = load_audio(path, sr=sr, warn=lambda msg: print(f"stca: warning: {msg}", file=sys.stderr, flush=True))
     return encode_recording(wave, sr, encoder, segment=segment)
 
 

@@ -681,3 +681,72 @@ def test_data_page_shows_a_folder_name_with_markdown_as_plain_text(tmp_path, mon
     at.text_input(key="data.path").input(str(tmp_path / "[y](http://evil.example)")).run()
     errs = [e.value for e in at.error]
     assert errs and all("<a" not in rendered(e) for e in errs), errs
+
+
+# ---- 6. a truncated WAV is read as far as it goes, with a warning naming what is missing -------------
+
+def truncated_wav_bytes(declared_s=2.0, missing_s=1.38) -> bytes:
+    b = io.BytesIO()
+    sf.write(b, tone(declared_s, freq=500), SR, subtype="PCM_16", format="WAV")
+    data = b.getvalue()
+    return data[: len(data) - int(round(missing_s * SR)) * 2]
+
+
+CUT_MESSAGE = ("truncated: the header declares 2.00 s of audio but only 0.62 s are present (1.38 s missing); "
+               "using what is there")
+
+
+def test_truncated_wav_warns_naming_how_much_is_missing(tmp_path):
+    from stca_engine.audio import AudioWarning, load_audio, load_audio_bytes
+
+    p = tmp_path / "cut.wav"
+    p.write_bytes(truncated_wav_bytes())
+    notes = []
+    wave = load_audio(p, warn=notes.append)
+    assert wave.size == int(0.62 * SR)
+    assert notes == [f"{p}: {CUT_MESSAGE}"]
+    with pytest.warns(AudioWarning, match=r"cut\.wav: truncated: the header declares 2\.00 s"):
+        load_audio(p)
+    notes = []
+    load_audio_bytes(p.read_bytes(), "up.wav", warn=notes.append)
+    assert notes == [f"up.wav: {CUT_MESSAGE}"]
+    whole = write_wav(tmp_path / "whole.wav", tone(2.0), subtype="PCM_16")
+    notes = []
+    load_audio(whole, warn=notes.append)
+    assert notes == []
+
+
+def _detect_model(tmp_path) -> Path:
+    from stca_engine.checkpoint import save_model
+    from stca_engine.encoders import make_encoder
+
+    enc = make_encoder("spectral")
+    settings = {"name": enc.name, **enc.settings()}
+    return save_model(tmp_path / "model", _tiny_net((enc.n_units, 5, 2)), NeuronConfig(), class_names=["a", "b"],
+                      task="detect", objective="stca", encoder_settings=settings)
+
+
+def test_cli_detect_warns_about_a_truncated_wav_and_goes_on(tmp_path, monkeypatch, capsys):
+    model = _detect_model(tmp_path)
+    p = tmp_path / "cut.wav"
+    p.write_bytes(truncated_wav_bytes())
+    code, err = run_cli(["detect", str(model), str(p)], tmp_path, monkeypatch, capsys)
+    assert code == 0, err
+    assert f"stca: warning: {p}: {CUT_MESSAGE}" in err.splitlines()
+    assert "Traceback" not in err
+
+
+def test_app_detect_page_warns_about_a_truncated_upload(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("STCA_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(str(APP_PAGES / "3_Detect.py"), default_timeout=120)
+    at.run()
+    at.radio(key="detect.audio_src").set_value("Upload a recording").run()
+    at.file_uploader(key="detect.upload").set_value(("cut.wav", truncated_wav_bytes(), "audio/wav")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert f"cut.wav: {CUT_MESSAGE}" in [w.value for w in at.warning]
+    at.run()  # still shown on the next rerun (the recording is cached with its warning)
+    assert f"cut.wav: {CUT_MESSAGE}" in [w.value for w in at.warning]

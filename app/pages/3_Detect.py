@@ -125,8 +125,9 @@ def _recording(model):
             limits.check_upload_size(len(data), up.name)
             from stca_engine.audio import load_audio_bytes
 
-            wave = load_audio_bytes(data, up.name, sr=SR, max_seconds=limits.max_audio_seconds())
-            cached = {"name": up.name, "wave": wave, "events": [], "token": token}
+            notes: list[str] = []
+            wave = load_audio_bytes(data, up.name, sr=SR, max_seconds=limits.max_audio_seconds(), warn=notes.append)
+            cached = {"name": up.name, "wave": wave, "events": [], "token": token, "warnings": notes}
             st.session_state["detect.upload_audio"] = cached
             return cached
         return None
@@ -174,6 +175,8 @@ rec = _recording(model)
 if rec is not None:
     dur = rec["wave"].size / SR
     st.caption(f"**{plain(rec['name'])}** · {dur:.2f} s")
+    for note in rec.get("warnings") or []:
+        st.warning(plain(note), icon=":material/content_cut:")
     st.audio(rec["wave"], sample_rate=SR)
 
 st.subheader("3 · Detect")
