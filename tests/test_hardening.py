@@ -750,3 +750,123 @@ def test_app_detect_page_warns_about_a_truncated_upload(tmp_path, monkeypatch):
     assert f"cut.wav: {CUT_MESSAGE}" in [w.value for w in at.warning]
     at.run()  # still shown on the next rerun (the recording is cached with its warning)
     assert f"cut.wav: {CUT_MESSAGE}" in [w.value for w in at.warning]
+
+
+# ---- 7. one heartbeat value in code and docs; per-session upload folders are removed ----------------
+
+def test_heartbeat_and_idle_pause_defaults_are_the_documented_ones(monkeypatch):
+    import re
+
+    _app_path()
+    import training_worker as tw
+
+    monkeypatch.delenv("STCA_HEARTBEAT_S", raising=False)
+    monkeypatch.delenv("STCA_IDLE_PAUSE_S", raising=False)
+    doc = (REPO / "docs" / "ROBUSTNESS.md").read_text()
+    documented = {name: float(v) for name, v in re.findall(r"^\| `(STCA_HEARTBEAT_S|STCA_IDLE_PAUSE_S)` \| (\d+) \|",
+                                                           doc, flags=re.M)}
+    assert documented == {"STCA_HEARTBEAT_S": tw.heartbeat_timeout_s(), "STCA_IDLE_PAUSE_S": tw.idle_pause_s()}
+    assert tw.heartbeat_timeout_s() == tw.DEFAULT_HEARTBEAT_S > tw.idle_pause_s()
+    w = tw.TrainingWorker(lambda p, s: {}, n_epochs=1)
+    assert w.heartbeat_timeout_s == tw.DEFAULT_HEARTBEAT_S
+
+
+def _upload_files():
+    b = []
+    for name, f in (("bird_1.wav", 500), ("bird_2.wav", 700), ("horn_1.wav", 300), ("horn_2.wav", 900)):
+        buf = io.BytesIO()
+        sf.write(buf, tone(0.3, freq=f), SR, format="WAV", subtype="FLOAT")
+        b.append((buf.getvalue(), name))
+    return b
+
+
+def test_upload_folder_is_removed_when_its_clipset_is_dropped():
+    import gc
+
+    from stca_engine.data.uploads import uploads_clipset
+
+    cs = uploads_clipset(_upload_files())
+    folder = Path(cs.info["folder"])
+    assert folder.is_dir() and folder.name.startswith(f"stca_uploads_{os.getpid()}_")
+    assert len(cs.clips) == 4 and all(Path(c.path).is_file() for c in cs.clips)
+    del cs
+    gc.collect()
+    assert not folder.exists()
+
+
+def test_failed_upload_set_leaves_no_folder(tmp_path, monkeypatch):
+    import tempfile
+
+    from stca_engine.data.uploads import uploads_clipset
+    from stca_engine.errors import DatasetError
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(DatasetError):
+        uploads_clipset([(b"not audio", "a_1.wav"), (b"nor this", "a_2.wav")])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stale_upload_folders_of_gone_servers_are_removed_at_server_start(tmp_path):
+    import time as _time
+
+    from stca_engine.data.uploads import remove_stale_upload_dirs
+
+    gone = tmp_path / "stca_uploads_999999999_ab12"   # a pid above any pid_max: that server is gone
+    mine = tmp_path / f"stca_uploads_{os.getpid()}_cd34"
+    old = tmp_path / "stca_uploads_legacy1"
+    fresh = tmp_path / "stca_uploads_legacy2"
+    other = tmp_path / "something_else"
+    for d in (gone, mine, old, fresh, other):
+        d.mkdir()
+        (d / "x.wav").write_bytes(b"x")
+    two_days_ago = _time.time() - 2 * 86400
+    os.utime(old, (two_days_ago, two_days_ago))
+    removed = remove_stale_upload_dirs(tmp_path)
+    assert sorted(removed) == sorted([str(gone), str(old)])
+    assert mine.is_dir() and fresh.is_dir() and other.is_dir() and not gone.exists() and not old.exists()
+
+
+def test_data_page_session_end_removes_its_upload_folder(tmp_path, monkeypatch):
+    import gc
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(APP_PAGES / "1_Data.py"), default_timeout=120)
+    at.run()
+    at.radio(key="data.source").set_value("Upload files").run()
+    at.file_uploader(key="data.uploads").set_value([(n, d, "audio/wav") for d, n in _upload_files()]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    folder = Path(at.session_state["data.upload_set"][1].info["folder"])
+    assert folder.is_dir() and any(folder.iterdir()) and folder.name.startswith(f"stca_uploads_{os.getpid()}_")
+    # the user uploads another set: the first folder goes, the new one is live
+    at.file_uploader(key="data.uploads").set_value([("x" + n, d, "audio/wav") for d, n in _upload_files()]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    second = Path(at.session_state["data.upload_set"][1].info["folder"])
+    at.run()  # Streamlit's session state lets go of replaced values at the next run
+    gc.collect()
+    assert second.is_dir() and not folder.exists()
+    del at  # the session ends: its state goes
+    gc.collect()
+    assert not second.exists()
+
+
+def test_first_page_of_a_server_removes_upload_folders_of_gone_servers(tmp_path, monkeypatch):
+    import tempfile
+
+    from streamlit.testing.v1 import AppTest
+
+    _app_path()
+    import components
+
+    gone = tmp_path / "stca_uploads_999999999_zz"
+    gone.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    components.server_started.clear()  # as on a fresh server process
+    try:
+        at = AppTest.from_file(str(REPO / "app" / "Home.py"), default_timeout=120)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert not gone.exists()
+    finally:
+        components.server_started.clear()

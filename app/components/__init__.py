@@ -24,7 +24,20 @@ PLOTLY_CONFIG = {"displaylogo": False, "scrollZoom": False,
 def setup_page(title: str, icon: str = ":material/bolt:") -> None:
     """``set_page_config`` (wide layout) and the sidebar's engine/device box, shared by every page."""
     st.set_page_config(page_title=f"{title} · STCA Studio", page_icon=icon, layout="wide")
+    server_started()
     sidebar_device()
+
+
+@st.cache_resource(show_spinner=False)
+def server_started() -> list[str]:
+    """Once per server process (the first page anyone opens): remove the upload folders that sessions
+    of earlier, gone servers left in the temp folder (``data.uploads.remove_stale_upload_dirs``)."""
+    from stca_engine.data.uploads import remove_stale_upload_dirs
+
+    removed = remove_stale_upload_dirs()
+    if removed:
+        log.info("removed %d upload folder(s) of earlier servers", len(removed))
+    return removed
 
 
 @st.cache_data(show_spinner=False)

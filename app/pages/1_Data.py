@@ -96,9 +96,11 @@ def _clip_set():
         token = tuple((f.name, f.size) for f in files)
         cached = st.session_state.get("data.upload_set")
         if cached is None or cached[0] != token:
-            from stca_engine.data.uploads import uploads_clipset
+            from stca_engine.data.uploads import UploadFolder, uploads_clipset
 
-            cs = uploads_clipset([(f.getvalue(), f.name) for f in files])
+            # held only by this session's state: removed when the session ends or the next set replaces it
+            folder = st.session_state["data.upload_folder"] = UploadFolder()
+            cs = uploads_clipset([(f.getvalue(), f.name) for f in files], dest=folder.path)
             st.session_state["data.upload_set"] = (token, cs)
             return cs
         return cached[1]
