@@ -870,3 +870,34 @@ def test_first_page_of_a_server_removes_upload_folders_of_gone_servers(tmp_path,
         assert not gone.exists()
     finally:
         components.server_started.clear()
+
+
+def test_train_page_lists_the_files_its_dataset_left_out(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    root = class_folder(tmp_path / "mine", n=3)
+    bad_entries(root / "cat")
+    monkeypatch.setenv("STCA_DATA_ROOTS", str(tmp_path))
+    monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("STCA_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(str(APP_PAGES / "2_Train.py"), default_timeout=120)
+    for k, v in {"task": "classify", "data": f"folder:{root}", "classes": "cat,dog", "encoder": "spectral",
+                 "hidden": "4", "epochs": "1", "batch_size": "2"}.items():
+        at.query_params[k] = v
+    at.run()
+    at.button(key="train.btn_start").click().run()
+    run = at.session_state["train.run"] if "train.run" in at.session_state else None
+    assert run is not None, [e.value for e in at.error]
+    try:
+        run["worker"].join(120)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert not at.error, [e.value for e in at.error]
+        tables = [d.value for d in at.dataframe if "reason" in d.value.columns]
+        assert len(tables) == 1, "no 'file(s) left out' table on the Train page"
+        got = {Path(f).name: r for f, r in zip(tables[0]["file"], tables[0]["reason"])}
+        assert got["dangling.wav"] == "broken link (its target does not exist); not read"
+        assert got["pipe.wav"] == "not a regular file (a named pipe (FIFO)); not read"
+        assert got["huge.wav"].startswith("too long: 67108.86 s")
+    finally:
+        run["worker"].stop("test over", wait_s=30)
