@@ -901,3 +901,20 @@ def test_train_page_lists_the_files_its_dataset_left_out(tmp_path, monkeypatch):
         assert got["huge.wav"].startswith("too long: 67108.86 s")
     finally:
         run["worker"].stop("test over", wait_s=30)
+
+
+def test_rwcp_root_that_is_not_a_dataset_is_refused_without_walking_the_disk(tmp_path, monkeypatch):
+    from stca_engine.data import rwcp, sources
+    from stca_engine.errors import DatasetError
+
+    calls = []
+    real_walk = os.walk
+    monkeypatch.setattr(rwcp.os, "walk", lambda *a, **k: calls.append(a) or real_walk(*a, **k))
+    with pytest.raises(DatasetError, match=r"^/: is the root of the file system, not an RWCP folder"):
+        sources.load_clipset("rwcp:/")
+    assert calls == []
+    for i in range(30):
+        (tmp_path / "big" / f"d{i}").mkdir(parents=True)
+    monkeypatch.setattr(rwcp, "MAX_FOLDERS", 20)
+    with pytest.raises(DatasetError, match=r"big: holds more than 20 folders; not an RWCP folder"):
+        rwcp.load_rwcp(tmp_path / "big")

@@ -22,6 +22,7 @@ CLASS_LISTS = {"paper": PAPER_CLASSES, "authors": AUTHORS_CLASSES}
 SAMPLES_PER_CLASS = 80
 RATE_DIR = "48khz"
 _MAX_DEPTH = 6  # root/nospeech/drysrc/group/class/48khz is depth 5
+MAX_FOLDERS = 100_000  # folders looked at while searching for class folders: a dataset is not a disk
 
 
 def find_class_dirs(root: str | os.PathLike) -> dict[str, list[tuple[str, Path]]]:
@@ -29,7 +30,12 @@ def find_class_dirs(root: str | os.PathLike) -> dict[str, list[tuple[str, Path]]
     root = Path(root)
     found: dict[str, list[tuple[str, Path]]] = {}
     base_depth = len(root.parts)
+    seen = 0
     for dirpath, dirnames, _ in os.walk(root, followlinks=False):
+        seen += len(dirnames)
+        if seen > MAX_FOLDERS:
+            raise DatasetError(f"holds more than {MAX_FOLDERS} folders; not an RWCP folder (expected "
+                               "nospeech/drysrc/<group>/<class>/48khz/*.raw)", root)
         depth = len(Path(dirpath).parts) - base_depth
         dirnames.sort()
         hits = [d for d in dirnames if d.lower() == RATE_DIR]
@@ -84,6 +90,9 @@ def load_rwcp(root: str | os.PathLike, classes=None, n_per_class: int = SAMPLES_
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DatasetError("RWCP folder does not exist or is not a folder", root)
+    if root.resolve() == Path(root.resolve().anchor):
+        raise DatasetError("is the root of the file system, not an RWCP folder (expected "
+                           "nospeech/drysrc/<group>/<class>/48khz/*.raw)", root)
     if n_per_class < 2:
         raise DatasetError(f"need at least 2 samples per class, got n_per_class={n_per_class}", root)
     if pick not in ("first", "random"):
