@@ -128,10 +128,10 @@ def describe(model: dict) -> str:
 
 def render_models_panel(st: Any, default_name: str = "my-run") -> None:
     """Save / load / download / upload, around ``st.session_state["trained_model"]``."""
-    from components import show_error
+    from components import plain, show_error
     model = st.session_state.get(SESSION_KEY)
     if model is not None:
-        st.success(f"Current model: {describe(model)}. The **Detect** page uses it.")
+        st.success(f"Current model: {plain(describe(model))}. The **Detect** page uses it.")
     else:
         st.info("No trained model yet: train one above, load a saved one or upload a .zip.")
     c_save, c_load, c_zip = st.columns(3)
@@ -142,7 +142,7 @@ def render_models_panel(st: Any, default_name: str = "my-run") -> None:
         if st.button("Save", icon=":material/save:", key="models.save", disabled=model is None):
             try:
                 folder = save_to_disk(model, name, overwrite=overwrite)
-                st.success(f"Saved to {folder}")
+                st.success(f"Saved to {plain(folder)}")
             except Exception as exc:  # noqa: BLE001 - shown, never a traceback
                 show_error(exc)
     with c_load:
@@ -153,7 +153,7 @@ def render_models_panel(st: Any, default_name: str = "my-run") -> None:
         if st.button("Load", icon=":material/folder_open:", key="models.load", disabled=not names):
             try:
                 st.session_state[SESSION_KEY] = load_from_disk(pick)
-                st.success(f"Loaded {pick}: {describe(st.session_state[SESSION_KEY])}")
+                st.success(f"Loaded {plain(pick)}: {plain(describe(st.session_state[SESSION_KEY]))}")
             except Exception as exc:  # noqa: BLE001 - shown, never a traceback
                 show_error(exc)
     with c_zip:
@@ -168,6 +168,6 @@ def render_models_panel(st: Any, default_name: str = "my-run") -> None:
                 try:
                     st.session_state[SESSION_KEY] = from_zip_bytes(up.getvalue(), up.name)
                     st.session_state["models.last_upload"] = token
-                    st.success(f"Loaded {up.name}: {describe(st.session_state[SESSION_KEY])}")
+                    st.success(f"Loaded {plain(up.name)}: {plain(describe(st.session_state[SESSION_KEY]))}")
                 except Exception as exc:  # noqa: BLE001
                     show_error(exc)

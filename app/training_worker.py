@@ -93,7 +93,7 @@ class WorkerSnapshot:
 class TrainingWorker:
     """Runs ``setup`` then up to ``n_epochs`` epochs of every runner, on a daemon thread."""
 
-    def __init__(self, setup: Setup, n_epochs: int, heartbeat_timeout_s: float = 30.0, name: str = "stca-train",
+    def __init__(self, setup: Setup, n_epochs: int, heartbeat_timeout_s: float | None = None, name: str = "stca-train",
                  idle_pause_s: float | None = None):
         if n_epochs < 1:
             raise ValueError(f"n_epochs must be >= 1, got {n_epochs}")
@@ -101,7 +101,7 @@ class TrainingWorker:
         self._pause_reason: str | None = None
         self._setup = setup
         self.n_epochs = int(n_epochs)
-        self.heartbeat_timeout_s = float(heartbeat_timeout_s)
+        self.heartbeat_timeout_s = float(DEFAULT_HEARTBEAT_S if heartbeat_timeout_s is None else heartbeat_timeout_s)
         self._name = name
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -432,6 +432,10 @@ def check_settings(settings) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
+DEFAULT_HEARTBEAT_S = 900.0  # STCA_HEARTBEAT_S; docs/ROBUSTNESS.md's limits table states the same value
+DEFAULT_IDLE_PAUSE_S = 120.0  # STCA_IDLE_PAUSE_S
+
+
 def _env_seconds(name: str, default: float) -> float:
     import os
 
@@ -447,14 +451,16 @@ def _env_seconds(name: str, default: float) -> float:
 
 def heartbeat_timeout_s() -> float:
     """Seconds without a poll before a session's worker stops for good (``$STCA_HEARTBEAT_S``, default
-    900): the tab was closed. Long enough for a browser that throttles a background tab."""
-    return _env_seconds("STCA_HEARTBEAT_S", 900.0)
+    ``DEFAULT_HEARTBEAT_S``): the tab was closed. Longer than the idle pause, so a student who opened
+    another page finds the run paused (not stopped), and long enough for a throttled background tab."""
+    return _env_seconds("STCA_HEARTBEAT_S", DEFAULT_HEARTBEAT_S)
 
 
 def idle_pause_s() -> float:
     """Seconds without a poll before a running worker pauses itself (``$STCA_IDLE_PAUSE_S``, default
-    120): the user went to another page; the run waits for Resume instead of using the CPU unseen."""
-    return _env_seconds("STCA_IDLE_PAUSE_S", 120.0)
+    ``DEFAULT_IDLE_PAUSE_S``): the user went to another page; the run waits for Resume instead of
+    using the CPU unseen."""
+    return _env_seconds("STCA_IDLE_PAUSE_S", DEFAULT_IDLE_PAUSE_S)
 
 
 def _sample_label(sample, class_names) -> str:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import io
 import math
 import os
+import struct
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -30,7 +32,69 @@ __all__ = [
     "read_raw_pcm16",
     "detect_pcm16_byteorder",
     "finish_wave",
+    "AudioWarning",
+    "wav_truncation",
+    "truncation_warning",
 ]
+
+
+class AudioWarning(UserWarning):
+    """A clip that is usable but not what its file promised (e.g. a truncated WAV)."""
+
+
+WAV_HEAD_BYTES = 1 << 16  # the chunks before "data" (fmt, LIST, ...) are far smaller
+
+
+def wav_truncation(head: bytes, file_size: int) -> tuple[float, float] | None:
+    """``(declared seconds, present seconds)`` when a RIFF/WAVE file's ``data`` chunk declares more
+    bytes than the file holds (a cut download or copy); None for a complete file, a non-WAV file or a
+    header that does not say (streaming writers put 0 or 0xFFFFFFFF there). ``head`` is the file's
+    first bytes (``WAV_HEAD_BYTES`` are enough), ``file_size`` its full size."""
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, byte_rate = 12, None
+    while pos + 8 <= len(head):
+        cid, size = head[pos:pos + 4], struct.unpack("<I", head[pos + 4:pos + 8])[0]
+        if cid == b"fmt " and pos + 16 <= len(head):
+            byte_rate = struct.unpack("<I", head[pos + 16:pos + 20])[0] if pos + 20 <= len(head) else None
+        elif cid == b"data":
+            if not byte_rate or size in (0, 0xFFFFFFFF):
+                return None
+            present = max(0, file_size - (pos + 8))
+            if size <= present:
+                return None
+            return size / byte_rate, present / byte_rate
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def truncation_warning(src, name: str) -> str | None:
+    """The warning for a truncated WAV (a path or the upload's bytes), naming how much is missing;
+    None when nothing is missing. Reads only the first ``WAV_HEAD_BYTES`` of a file."""
+    try:
+        if isinstance(src, (bytes, bytearray, memoryview)):
+            head, size = bytes(src[:WAV_HEAD_BYTES]), len(src)
+        else:
+            with open(src, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                head = f.read(WAV_HEAD_BYTES)
+    except OSError:
+        return None
+    cut = wav_truncation(head, size)
+    if cut is None:
+        return None
+    declared, present = cut
+    return (f"{name}: truncated: the header declares {declared:.2f} s of audio but only {present:.2f} s are "
+            f"present ({declared - present:.2f} s missing); using what is there")
+
+
+def _warn(message: str | None, warn: Callable[[str], None] | None) -> None:
+    if message is None:
+        return
+    if warn is not None:
+        warn(message)
+    else:
+        warnings.warn(message, AudioWarning, stacklevel=3)
 
 
 def _decode_soundfile(src, name: str, max_seconds: float | None):
@@ -111,8 +175,12 @@ def finish_wave(data: np.ndarray, sr_in: int, name: str, *, sr: int = TARGET_SR,
 
 
 def load_audio(path: str | os.PathLike, sr: int = TARGET_SR, max_seconds: float | None = None, *,
-               min_seconds: float = MIN_SECONDS, silence_peak: float = SILENCE_PEAK) -> np.ndarray:
-    """Read wav/flac/ogg/mp3/... as mono float32 at ``sr`` Hz with peak 1 (raises AudioError)."""
+               min_seconds: float = MIN_SECONDS, silence_peak: float = SILENCE_PEAK,
+               warn: Callable[[str], None] | None = None) -> np.ndarray:
+    """Read wav/flac/ogg/mp3/... as mono float32 at ``sr`` Hz with peak 1 (raises AudioError).
+
+    A usable but truncated WAV is read as far as it goes and reported through ``warn(message)``
+    (default: ``warnings.warn(message, AudioWarning)``)."""
     name = str(path)
     p = Path(path)
     if not p.exists():
@@ -127,12 +195,15 @@ def load_audio(path: str | os.PathLike, sr: int = TARGET_SR, max_seconds: float 
     if decoded is None:
         decoded = _decode_fallback(name, name)
     data, rate = decoded
-    return finish_wave(data, rate, name, sr=sr, max_seconds=max_seconds, min_seconds=min_seconds,
+    wave = finish_wave(data, rate, name, sr=sr, max_seconds=max_seconds, min_seconds=min_seconds,
                        silence_peak=silence_peak)
+    _warn(truncation_warning(name, name), warn)
+    return wave
 
 
 def load_audio_bytes(data: bytes, filename: str, sr: int = TARGET_SR, max_seconds: float | None = None, *,
-                     min_seconds: float = MIN_SECONDS, silence_peak: float = SILENCE_PEAK) -> np.ndarray:
+                     min_seconds: float = MIN_SECONDS, silence_peak: float = SILENCE_PEAK,
+                     warn: Callable[[str], None] | None = None) -> np.ndarray:
     """Like :func:`load_audio` for an upload's bytes; ``filename`` names it in errors and picks the decoder."""
     if not data:
         raise AudioError("empty upload (0 bytes)", filename)
@@ -150,8 +221,10 @@ def load_audio_bytes(data: bytes, filename: str, sr: int = TARGET_SR, max_second
             except OSError:
                 pass
     wave, rate = decoded
-    return finish_wave(wave, rate, filename, sr=sr, max_seconds=max_seconds, min_seconds=min_seconds,
+    wave = finish_wave(wave, rate, filename, sr=sr, max_seconds=max_seconds, min_seconds=min_seconds,
                        silence_peak=silence_peak)
+    _warn(truncation_warning(data, filename), warn)
+    return wave
 
 
 def _byteorder_score(x: np.ndarray) -> tuple[float, float]:

@@ -18,6 +18,8 @@ import hashlib
 import io
 import json
 import math
+import os
+import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,10 @@ MAX_CONFIG_BYTES = 4 * 1024 * 1024
 MAX_WEIGHTS_BYTES = 4 * 1024 ** 3
 MAX_LAYER_SIZE = 1_000_000
 MAX_PARAMETERS = 500_000_000
+MAX_HEADER_BYTES = 1024 * 1024  # a safetensors header (JSON) of a few layers is a few hundred bytes
+ST_DTYPES = {"float32": "F32", "float64": "F64"}  # safetensors' names of the DTYPES
+ST_NAMES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32", "F64": "float64", "I8": "int8", "U8": "uint8",
+            "I16": "int16", "I32": "int32", "I64": "int64", "BOOL": "bool"}
 TASKS = ("detect", "classify")
 OBJECTIVES = ("stca", "tdp1", "margin")
 
@@ -359,11 +365,94 @@ def _read(path: Path, limit: int) -> bytes:
         raise CheckpointError(f"cannot be read: {e.strerror or e}", path) from None
 
 
+def weights_budget(cfg: dict, config_where: str) -> int:
+    """Bytes of tensor data the layer ``sizes`` and ``dtype`` of a checked config.json declare;
+    ``CheckpointError`` when that is over the operator's cap (``STCA_MAX_MODEL_MB``)."""
+    from .limits import ENV_MAX_MODEL_MB, max_model_bytes, max_model_mb
+
+    sizes = cfg["sizes"]
+    itemsize = torch.empty((), dtype=DTYPES[cfg["dtype"]]).element_size()
+    n_bytes = sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) * itemsize
+    if n_bytes > max_model_bytes():
+        raise CheckpointError(f"'sizes' {sizes} ({cfg['dtype']}) make {n_bytes / 2**20:.1f} MB of weights, over "
+                              f"the limit of {max_model_mb():g} MB (set by {ENV_MAX_MODEL_MB})", config_where)
+    return n_bytes
+
+
+def _check_declared_size(n_bytes: int, cfg: dict, budget: int, where: str, verb: str = "is") -> None:
+    """Refuse a weights file whose (declared) size cannot belong to the config, before reading it."""
+    if n_bytes == 0:
+        raise CheckpointError("is empty", where)
+    most = 8 + MAX_HEADER_BYTES + budget
+    if n_bytes > most:
+        raise CheckpointError(f"{verb} {n_bytes} bytes, but the layer sizes {cfg['sizes']} ({cfg['dtype']}) in "
+                              f"{CONFIG_NAME} need at most {most}; refused before reading it", where)
+
+
+def _check_header(header: bytes, cfg: dict, where: str) -> None:
+    """Compare a parseable safetensors header's tensors (names, dtypes, shapes, byte ranges) with the
+    config's layers before any tensor data is read. A header that does not even parse is left to
+    safetensors, which names the defect (the data read is already bounded by the size check)."""
+    try:
+        head = json.loads(header.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return
+    if not isinstance(head, dict):
+        return
+    sizes = cfg["sizes"]
+    expected = [f"weights.{i}" for i in range(len(sizes) - 1)]
+    names = [k for k in head if k != "__metadata__"]
+    missing = [k for k in expected if k not in names]
+    unknown = sorted(set(names) - set(expected))
+    if missing or unknown:
+        detail = ([f"missing {missing}"] if missing else []) + ([f"unexpected {unknown}"] if unknown else [])
+        raise CheckpointError(f"tensors do not match the {len(sizes) - 1} layers of sizes {sizes} in "
+                              f"{CONFIG_NAME}: {'; '.join(detail)}", where)
+    itemsize = torch.empty((), dtype=DTYPES[cfg["dtype"]]).element_size()
+    for i, name in enumerate(expected):
+        entry = head[name]
+        if not isinstance(entry, dict):
+            return
+        shape, want = entry.get("shape"), [sizes[i + 1], sizes[i]]
+        if isinstance(shape, list) and shape != want:
+            raise CheckpointError(f"{name} has shape {shape}, but sizes {sizes} in {CONFIG_NAME} need {want}", where)
+        dtype = entry.get("dtype")
+        if isinstance(dtype, str) and dtype != ST_DTYPES[cfg["dtype"]]:
+            raise CheckpointError(f"{name} is {ST_NAMES.get(dtype, dtype)}, but {CONFIG_NAME} says {cfg['dtype']}",
+                                  where)
+        offsets = entry.get("data_offsets")
+        if (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
+                and offsets[1] - offsets[0] != want[0] * want[1] * itemsize):
+            raise CheckpointError(f"{name} declares {offsets[1] - offsets[0]} bytes of data, but shape {want} "
+                                  f"({cfg['dtype']}) needs {want[0] * want[1] * itemsize}", where)
+
+
+def _read_weights(f, n_bytes: int, cfg: dict, where: str) -> bytes:
+    """Read a weights file of (declared, already size-checked) ``n_bytes`` from the binary stream
+    ``f``: the 8-byte header length, the header (checked against the config), then the rest; never
+    more than ``n_bytes``."""
+    first = f.read(8)
+    parts = [first]
+    if len(first) == 8:
+        (n_header,) = struct.unpack("<Q", first)
+        if n_header <= MAX_HEADER_BYTES and 8 + n_header <= n_bytes:
+            header = f.read(n_header)
+            _check_header(header, cfg, where)
+            parts.append(header)
+    done = sum(len(p) for p in parts)
+    parts.append(f.read(max(0, n_bytes - done)))
+    if f.read(1):
+        raise CheckpointError(f"holds more than the {n_bytes} bytes it declares (corrupt archive)", where)
+    return b"".join(parts)
+
+
 def load_model(source, device=None, backend: str = "auto"):
     """Load a model saved by ``save_model``; returns ``(net, ModelInfo)``.
 
     ``source``: the model folder, either of its two files (the other is taken from the same
     folder), or a ``(config_path, weights_path)`` pair. ``device``: default CUDA when present.
+    The config is read and checked first; the weights file's size and safetensors header are then
+    checked against its layer sizes (and ``STCA_MAX_MODEL_MB``) before any tensor data is read.
     """
     if isinstance(source, (tuple, list)):
         if len(source) != 2:
@@ -379,24 +468,61 @@ def load_model(source, device=None, backend: str = "auto"):
         elif p.suffix == ".json":
             config_path, weights_path = p, p.with_name(WEIGHTS_NAME)
         elif p.suffix == ".zip" and p.is_file():
-            return model_from_zip_bytes(_read(p, MAX_WEIGHTS_BYTES + MAX_CONFIG_BYTES), device=device, name=str(p),
-                                        backend=backend)
+            try:
+                with open(p, "rb") as f:
+                    return _model_from_zip(f, device=device, name=str(p), backend=backend)
+            except OSError as e:
+                raise CheckpointError(f"cannot be read: {e.strerror or e}", p) from None
         elif not p.exists():
             raise CheckpointError("no such model folder or file", p)
         else:
             raise CheckpointError("is not a model folder, config.json, model.safetensors or .zip", p)
     config = _read(config_path, MAX_CONFIG_BYTES)
-    weights = _read(weights_path, MAX_WEIGHTS_BYTES)
+    cfg, _, _ = _parse_config(config, str(config_path))
+    budget = weights_budget(cfg, str(config_path))
+    if not weights_path.exists():
+        raise CheckpointError("is missing (a model needs both config.json and model.safetensors)", weights_path)
+    if not weights_path.is_file():
+        raise CheckpointError("is not a regular file", weights_path)
+    try:
+        with open(weights_path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            _check_declared_size(size, cfg, budget, str(weights_path))
+            weights = _read_weights(f, size, cfg, str(weights_path))
+    except OSError as e:
+        raise CheckpointError(f"cannot be read: {e.strerror or e}", weights_path) from None
     return _build(config, weights, str(config_path), str(weights_path), device,
                   source=str(config_path.parent), backend=backend)
 
 
 def model_from_zip_bytes(data: bytes, device=None, name: str = "model.zip", backend: str = "auto"):
     """Load a model from a ``.zip`` holding ``config.json`` and ``model.safetensors`` (at the top or in
-    one folder); ``name`` is used in error messages. Returns ``(net, ModelInfo)``."""
+    one folder); ``name`` is used in error messages. Returns ``(net, ModelInfo)``.
+
+    Nothing is unpacked before its size is known to fit: the sizes the zip directory declares are
+    checked (config.json against its cap, model.safetensors against what the config's layer sizes
+    need and ``STCA_MAX_MODEL_MB``), then the safetensors header against the layers, then the data
+    is read, never more than declared (a zip of zeros that would unpack to gigabytes is refused
+    without unpacking it)."""
+    return _model_from_zip(io.BytesIO(data), device=device, name=name, backend=backend)
+
+
+def _unpack(z: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, reader):
     try:
-        z = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError, ValueError):
+        with z.open(info) as f:
+            return reader(f)
+    except StcaError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, zipfile.LargeZipFile, RuntimeError) as e:
+        raise CheckpointError(f"{info.filename} cannot be unpacked (corrupt archive: {e})", name) from None
+    except Exception as e:  # noqa: BLE001 - zlib errors for damaged deflate streams
+        raise CheckpointError(f"{info.filename} cannot be unpacked (corrupt archive: {e})", name) from None
+
+
+def _model_from_zip(fileobj, device, name: str, backend: str):
+    try:
+        z = zipfile.ZipFile(fileobj)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         raise CheckpointError("is not a zip archive (expected a .zip with config.json and model.safetensors)",
                               name) from None
     with z:
@@ -412,20 +538,16 @@ def model_from_zip_bytes(data: bytes, device=None, name: str = "model.zip", back
         missing = [n for n in (CONFIG_NAME, WEIGHTS_NAME) if n not in found]
         if missing:
             raise CheckpointError(f"does not contain {' or '.join(missing)}", name)
-        parts = {}
-        for base, limit in ((CONFIG_NAME, MAX_CONFIG_BYTES), (WEIGHTS_NAME, MAX_WEIGHTS_BYTES)):
-            info = found[base]
-            if info.file_size > limit:
-                raise CheckpointError(f"{base} unpacks to {info.file_size} bytes, over the limit of {limit}", name)
-            try:
-                with z.open(info) as f:
-                    blob = f.read(limit + 1)
-            except (zipfile.BadZipFile, OSError, EOFError, zipfile.LargeZipFile, RuntimeError) as e:
-                raise CheckpointError(f"{base} cannot be unpacked (corrupt archive: {e})", name) from None
-            except Exception as e:  # noqa: BLE001 - zlib errors for damaged deflate streams
-                raise CheckpointError(f"{base} cannot be unpacked (corrupt archive: {e})", name) from None
-            if len(blob) > limit:
-                raise CheckpointError(f"{base} unpacks to more than the limit of {limit} bytes", name)
-            parts[base] = blob
-    return _build(parts[CONFIG_NAME], parts[WEIGHTS_NAME], f"{name}:{CONFIG_NAME}", f"{name}:{WEIGHTS_NAME}",
-                  device, source=name, backend=backend)
+        cinfo, winfo = found[CONFIG_NAME], found[WEIGHTS_NAME]
+        if cinfo.file_size > MAX_CONFIG_BYTES:
+            raise CheckpointError(f"{CONFIG_NAME} unpacks to {cinfo.file_size} bytes, over the limit of "
+                                  f"{MAX_CONFIG_BYTES}", name)
+        config_where, weights_where = f"{name}:{CONFIG_NAME}", f"{name}:{WEIGHTS_NAME}"
+        config = _unpack(z, cinfo, name, lambda f: f.read(MAX_CONFIG_BYTES + 1))
+        if len(config) > MAX_CONFIG_BYTES:
+            raise CheckpointError(f"{CONFIG_NAME} unpacks to more than the limit of {MAX_CONFIG_BYTES} bytes", name)
+        cfg, _, _ = _parse_config(config, config_where)
+        budget = weights_budget(cfg, config_where)
+        _check_declared_size(winfo.file_size, cfg, budget, weights_where, verb="unpacks to")
+        weights = _unpack(z, winfo, name, lambda f: _read_weights(f, winfo.file_size, cfg, weights_where))
+    return _build(config, weights, config_where, weights_where, device, source=name, backend=backend)

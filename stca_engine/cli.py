@@ -93,12 +93,10 @@ def jsonable(x):
 
 
 def write_json(path: Path, obj) -> None:
-    """Atomic JSON write (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(jsonable(obj), indent=2) + "\n")
-    os.replace(tmp, path)
+    """Atomic JSON write (``atomic.write_atomic``: regular files only, temp file removed on failure)."""
+    from .atomic import write_atomic
+
+    write_atomic(path, (json.dumps(jsonable(obj), indent=2) + "\n").encode("utf-8"))
 
 
 DETECT_KEYS = ("count_accuracy", "count_accuracy_floor", "stream_accuracy", "event_f1", "event_precision", "event_recall",
@@ -517,7 +515,16 @@ def _describe(train, test, info) -> str:
     s = f"{len(train)} train / {len(test)} test {unit}, {len(train.class_names)} classes, {train.n_inputs} inputs"
     if isinstance(info, dict) and info.get("encoder"):
         s += f", encoder {info['encoder']}"
+    skipped = list(info.get("skipped") or []) if isinstance(info, dict) else []
+    if skipped:
+        shown = SKIPPED_SHOWN
+        s += f"\nskipped {len(skipped)} file(s):" + "".join(f"\n  {p}: {r}" for p, r in skipped[:shown])
+        if len(skipped) > shown:
+            s += f"\n  ... and {len(skipped) - shown} more"
     return s
+
+
+SKIPPED_SHOWN = 20  # skipped files listed one per line in `stca train`'s data summary
 
 
 def _encoder_name(name: str):
@@ -627,7 +634,7 @@ def encode_audio_file(path: str, encoder, dt_ms: float | None = None, segment: b
     from .detect import encode_recording
 
     sr = int(encoder.settings().get("sr", 16000)) if hasattr(encoder, "settings") else 16000
-    wave = load_audio(path, sr=sr)
+    wave = load_audio(path, sr=sr, warn=lambda msg: print(f"stca: warning: {msg}", file=sys.stderr, flush=True))
     return encode_recording(wave, sr, encoder, segment=segment)
 
 
@@ -679,11 +686,12 @@ def save_spikegrams(path, trains, names, labels=None, class_names=None, encoder_
     path = Path(path)
     if not trains:
         raise ConfigError("nothing to write: no spike trains", path)
+    from .atomic import check_target, write_atomic_with
+
+    check_target(path)  # before any work: a device, folder or FIFO is refused, naming --out
     offsets = np.concatenate([[0], np.cumsum([t.n_spikes for t in trains])]).astype(np.int64)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
-    np.savez_compressed(
-        tmp,
+    write_atomic_with(path, lambda f: np.savez_compressed(
+        f,
         times=np.concatenate([t.times for t in trains]).astype(np.int64),
         units=np.concatenate([t.units for t in trains]).astype(np.int32),
         offsets=offsets,
@@ -694,8 +702,7 @@ def save_spikegrams(path, trains, names, labels=None, class_names=None, encoder_
         n_units=np.int64(trains[0].n_units),
         dt_ms=np.float64(trains[0].dt_ms),
         encoder=np.array(json.dumps(jsonable(encoder_settings or {}))),
-    )
-    os.replace(tmp, path)
+    ))
 
 
 def load_spikegrams(path):
@@ -728,6 +735,9 @@ def cmd_encode(args) -> int:
     if not spec and not args.audio:
         raise ConfigError("nothing to encode: give audio files, --data DATA or --source KIND --root PATH",
                           "stca encode")
+    from .atomic import check_target
+
+    check_target(args.out)  # refuse a device, folder or FIFO as --out before encoding anything
     encoder = _make_encoder(args.encoder)
     if spec:
         from .data import sources

@@ -12,6 +12,7 @@ variable                   default  meaning
 ``STCA_MAX_UPLOAD_MB``     50       largest upload (audio or model) the app accepts, MiB
 ``STCA_MAX_AUDIO_SECONDS`` 600      longest clip / stream the app decodes and encodes, s
 ``STCA_CHUNK_SECONDS``     30       long recordings are encoded in pieces this long, s
+``STCA_MAX_MODEL_MB``      256      largest model weights (declared by its config) loaded, MiB
 =========================  =======  =====================================================
 """
 from __future__ import annotations
@@ -25,15 +26,18 @@ from .errors import AudioError, ConfigError
 DEFAULT_MAX_UPLOAD_MB = 50.0
 DEFAULT_MAX_AUDIO_SECONDS = 600.0
 DEFAULT_CHUNK_SECONDS = 30.0
+DEFAULT_MAX_MODEL_MB = 256.0
 MIN_CHUNK_SECONDS = 1.0  # shorter pieces would cut most gammatone atoms (up to ~25 ms) at the seams
 
 ENV_MAX_UPLOAD_MB = "STCA_MAX_UPLOAD_MB"
 ENV_MAX_AUDIO_SECONDS = "STCA_MAX_AUDIO_SECONDS"
 ENV_CHUNK_SECONDS = "STCA_CHUNK_SECONDS"
+ENV_MAX_MODEL_MB = "STCA_MAX_MODEL_MB"
 
 __all__ = [
     "DEFAULT_MAX_UPLOAD_MB", "DEFAULT_MAX_AUDIO_SECONDS", "DEFAULT_CHUNK_SECONDS", "MIN_CHUNK_SECONDS",
-    "ENV_MAX_UPLOAD_MB", "ENV_MAX_AUDIO_SECONDS", "ENV_CHUNK_SECONDS",
+    "ENV_MAX_UPLOAD_MB", "ENV_MAX_AUDIO_SECONDS", "ENV_CHUNK_SECONDS", "DEFAULT_MAX_MODEL_MB", "ENV_MAX_MODEL_MB",
+    "max_model_mb", "max_model_bytes",
     "Limits", "current_limits", "max_upload_mb", "max_upload_bytes", "max_audio_seconds", "chunk_seconds",
     "check_upload_size", "check_duration", "chunk_spans",
 ]
@@ -71,6 +75,16 @@ def max_audio_seconds() -> float:
 def chunk_seconds() -> float:
     """Piece length for encoding long recordings (``STCA_CHUNK_SECONDS``, default 30 s, minimum 1 s)."""
     return _positive_env(ENV_CHUNK_SECONDS, DEFAULT_CHUNK_SECONDS, MIN_CHUNK_SECONDS)
+
+
+def max_model_mb() -> float:
+    """Largest model (weight data its config.json declares) that is loaded, in MiB
+    (``STCA_MAX_MODEL_MB``, default 256); checked before any weights are read or unpacked."""
+    return _positive_env(ENV_MAX_MODEL_MB, DEFAULT_MAX_MODEL_MB)
+
+
+def max_model_bytes() -> int:
+    return int(max_model_mb() * 1024 * 1024)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ import streamlit as st
 import stca_engine as se
 from stca_engine.errors import StcaError
 
+from .text import plain  # noqa: F401  (re-exported: every page shows user text through it)
+
 APP_DIR = Path(__file__).resolve().parents[1]
 REPO_DIR = APP_DIR.parent
 log = logging.getLogger("stca_studio")
@@ -22,7 +24,20 @@ PLOTLY_CONFIG = {"displaylogo": False, "scrollZoom": False,
 def setup_page(title: str, icon: str = ":material/bolt:") -> None:
     """``set_page_config`` (wide layout) and the sidebar's engine/device box, shared by every page."""
     st.set_page_config(page_title=f"{title} · STCA Studio", page_icon=icon, layout="wide")
+    server_started()
     sidebar_device()
+
+
+@st.cache_resource(show_spinner=False)
+def server_started() -> list[str]:
+    """Once per server process (the first page anyone opens): remove the upload folders that sessions
+    of earlier, gone servers left in the temp folder (``data.uploads.remove_stale_upload_dirs``)."""
+    from stca_engine.data.uploads import remove_stale_upload_dirs
+
+    removed = remove_stale_upload_dirs()
+    if removed:
+        log.info("removed %d upload folder(s) of earlier servers", len(removed))
+    return removed
 
 
 @st.cache_data(show_spinner=False)
@@ -39,11 +54,11 @@ def show_error(exc: BaseException, what: str | None = None) -> None:
     """A user error shows its one-line message; anything else shows a short apology (the traceback goes to
     the server log only)."""
     if isinstance(exc, StcaError):
-        st.error(str(exc), icon=":material/error:")
+        st.error(plain(exc), icon=":material/error:")  # messages quote file names: never Markdown
     else:
         log.error("unexpected error%s", f" while {what}" if what else "", exc_info=exc)
-        st.error(f"Something went wrong{f' while {what}' if what else ''}: {type(exc).__name__}: {exc}. "
-                 "The details are in the server log.", icon=":material/bug_report:")
+        st.error(plain(f"Something went wrong{f' while {what}' if what else ''}: {type(exc).__name__}: {exc}. "
+                       "The details are in the server log."), icon=":material/bug_report:")
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import streamlit as st
 
-from components import explain, plot, setup_page, user_errors
+from components import explain, plain, plot, setup_page, user_errors
 from components.encoding import encoder_from_settings, split_result
 from figures import spectrogram, spike_raster, waveform
 from stca_engine import limits
@@ -96,9 +96,11 @@ def _clip_set():
         token = tuple((f.name, f.size) for f in files)
         cached = st.session_state.get("data.upload_set")
         if cached is None or cached[0] != token:
-            from stca_engine.data.uploads import uploads_clipset
+            from stca_engine.data.uploads import UploadFolder, uploads_clipset
 
-            cs = uploads_clipset([(f.getvalue(), f.name) for f in files])
+            # held only by this session's state: removed when the session ends or the next set replaces it
+            folder = st.session_state["data.upload_folder"] = UploadFolder()
+            cs = uploads_clipset([(f.getvalue(), f.name) for f in files], dest=folder.path)
             st.session_state["data.upload_set"] = (token, cs)
             return cs
         return cached[1]
@@ -109,7 +111,7 @@ def _clip_set():
             "Folder of class sub-folders": "<root>/<class>/*.wav"}[source]
     path = st.text_input(f"Folder on the server: {hint}", key="data.path",
                          placeholder=str(allowed_roots()[0]))
-    st.caption("Allowed folders: " + ", ".join(f"`{r}`" for r in allowed_roots()))
+    st.caption("Allowed folders: " + ", ".join(plain(r) for r in allowed_roots()))
     if not path.strip():
         return None
     return load_folder_set(source, path.strip())
@@ -180,7 +182,7 @@ with user_errors("loading the sounds"):
 
 if clips is not None:
     counts = clips.counts()
-    st.success(f"**{clips.source or 'dataset'}**: {len(clips.class_names)} classes, {len(clips.train_idx)} train / "
+    st.success(f"**{plain(clips.source or 'dataset')}**: {len(clips.class_names)} classes, {len(clips.train_idx)} train / "
                f"{len(clips.test_idx)} test clips", icon=":material/inventory_2:")
     with st.expander("Classes and splits", expanded=False):
         st.dataframe({"class": list(counts), "train": [a for a, _ in counts.values()],
@@ -254,4 +256,4 @@ if clips is not None:
                     plot(spike_raster(times, units, n_units, dt_ms, title="stream spikegram", events=stream.events,
                                       class_names=clips.class_names, n_steps=n_steps), key="data.stream_raster")
                     st.caption("target counts: " + ", ".join(
-                        f"{clips.class_names[c]} × {n}" for c, n in enumerate(stream.target) if n))
+                        f"{plain(clips.class_names[c])} × {n}" for c, n in enumerate(stream.target) if n))

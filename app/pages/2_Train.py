@@ -21,7 +21,7 @@ import models_ui  # noqa: E402
 import state  # noqa: E402
 import stca_engine as se  # noqa: E402
 import training_worker as tw  # noqa: E402
-from components import plot, setup_page, user_errors  # noqa: E402
+from components import plain, plot, setup_page, user_errors  # noqa: E402
 from stca_engine.errors import StcaError  # noqa: E402
 
 setup_page("Train", "🏋️")
@@ -161,12 +161,12 @@ if not classroom:
     st.caption("The address bar holds these settings: copy it to share this exact run (same data, same seed).")
 
 for p in ss.pop("train.url_problems", []) or []:
-    st.warning(f"Link setting ignored — {p}")
+    st.warning(f"Link setting ignored — {plain(p)}")  # p quotes the link: shown as plain text
 for p in widget_problems:
-    st.error(p)
+    st.error(plain(p))
 flash = ss.pop("train.flash", None)
 if flash:
-    getattr(st, flash[0])(flash[1])
+    getattr(st, flash[0])(plain(flash[1]))
 
 
 # ---- run control ------------------------------------------------------------------------------------
@@ -357,11 +357,11 @@ def ticker():
         done, total, msg = snap.progress
         st.progress(min(1.0, done / total) if total else 0.0, text=msg or "preparing the data…")
     if snap.status == tw.ERROR:
-        st.error(snap.error)
+        st.error(plain(snap.error))
     if snap.status == tw.PAUSED and snap.pause_reason:
-        st.info(f"Paused by itself: {snap.pause_reason}. Press **Resume** to go on.")
+        st.info(f"Paused by itself: {plain(snap.pause_reason)}. Press **Resume** to go on.")
     if snap.status == tw.STOPPED and snap.stop_reason and snap.stop_reason != "reset":
-        st.warning(f"Training stopped: {snap.stop_reason}. Press Start for a new run.")
+        st.warning(f"Training stopped: {plain(snap.stop_reason)}. Press Start for a new run.")
     if ss.get("train.polling") and _drawn_key(snap) != ss.get("train.drawn"):
         st.rerun(scope="app")
 
@@ -377,7 +377,11 @@ def live_view():
     s = run["settings"]
     info = snap.info
     if info.get("summary"):
-        st.caption(info["summary"])
+        st.caption(plain(info["summary"]))
+    if info.get("skipped"):
+        with st.expander(f"{len(info['skipped'])} file(s) left out", expanded=False):
+            st.dataframe({"file": [p for p, _ in info["skipped"]], "reason": [r for _, r in info["skipped"]]},
+                         hide_index=True, key="train.skipped")
     _publish_model(run, snap)
     if snap.epoch == 0:
         return
@@ -471,7 +475,7 @@ def live_view():
             continue
         with col:
             # the title goes above the figure: in two narrow columns the legend would cover it
-            st.markdown(f"**{names[lb]}** · epoch {epoch} · output neurons on *{probe.name}*")
+            st.markdown(f"**{names[lb]}** · epoch {epoch} · output neurons on *{plain(probe.name)}*")
             fig = _fig(("traces", lb, epoch, probe.index), lambda: se_figs.output_traces(
                 probe.voltages, probe.spikes, ncfg.theta, probe.dt_ms, ncfg.t_in_steps, class_names,
                 k_star=probe.k_star, sign=probe.sign, events=probe.events, title=None))

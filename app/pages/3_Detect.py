@@ -14,7 +14,7 @@ import math
 import numpy as np
 import streamlit as st
 
-from components import explain, plot, setup_page, user_errors
+from components import explain, plain, plot, setup_page, user_errors
 from components.encoding import encoder_from_settings
 from figures import detection_timeline, output_traces, spectrogram, waveform
 from stca_engine import limits
@@ -51,7 +51,7 @@ def _model_choice():
     elif src == options[1]:
         names = mu.list_saved()
         if not names:
-            st.info(f"No saved models in {mu.runs_root()} yet.")
+            st.info(f"No saved models in {plain(mu.runs_root())} yet.")
         else:
             pick = st.selectbox("Saved model", names, key="detect.saved_pick")
             cache = st.session_state.setdefault("detect.loaded", {})
@@ -70,7 +70,7 @@ def _model_choice():
                     cache[token] = mu.from_zip_bytes(up.getvalue(), up.name)
             model = cache.get(token)
     if model is not None:
-        st.success(f"**Model:** {mu.describe(model)}", icon=":material/neurology:")
+        st.success(f"**Model:** {plain(mu.describe(model))}", icon=":material/neurology:")  # archive text
         if model.get("task") == "classify":
             st.warning("This model was trained to **classify** single clips; it may still fire on events, but a "
                        "detection model (task *detect*) is what this page is made for.")
@@ -125,8 +125,9 @@ def _recording(model):
             limits.check_upload_size(len(data), up.name)
             from stca_engine.audio import load_audio_bytes
 
-            wave = load_audio_bytes(data, up.name, sr=SR, max_seconds=limits.max_audio_seconds())
-            cached = {"name": up.name, "wave": wave, "events": [], "token": token}
+            notes: list[str] = []
+            wave = load_audio_bytes(data, up.name, sr=SR, max_seconds=limits.max_audio_seconds(), warn=notes.append)
+            cached = {"name": up.name, "wave": wave, "events": [], "token": token, "warnings": notes}
             st.session_state["detect.upload_audio"] = cached
             return cached
         return None
@@ -173,7 +174,9 @@ rec = _recording(model)
 
 if rec is not None:
     dur = rec["wave"].size / SR
-    st.caption(f"**{rec['name']}** · {dur:.2f} s")
+    st.caption(f"**{plain(rec['name'])}** · {dur:.2f} s")
+    for note in rec.get("warnings") or []:
+        st.warning(plain(note), icon=":material/content_cut:")
     st.audio(rec["wave"], sample_rate=SR)
 
 st.subheader("3 · Detect")
@@ -194,7 +197,7 @@ if out is not None and out["token"] == run_token and rec is not None:
                + (f" (true events: {len(rec['events'])})" if rec["events"] else "") + ".", icon=":material/check_circle:")
     cols = st.columns(min(len(names), 6) or 1)
     for i, c in enumerate(names):
-        cols[i % len(cols)].metric(c, counts[c])
+        cols[i % len(cols)].metric(plain(c), counts[c])
 
     tab_t, tab_s, tab_v, tab_w = st.tabs(["Timeline", "Spectrogram", "Output voltages", "Waveform"])
     with tab_t:

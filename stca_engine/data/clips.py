@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat as stat_mod
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,64 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest
 
 
+def _kind_of_entry(mode: int) -> str:
+    if stat_mod.S_ISDIR(mode):
+        return "a folder"
+    if stat_mod.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat_mod.S_ISSOCK(mode):
+        return "a socket"
+    if stat_mod.S_ISCHR(mode) or stat_mod.S_ISBLK(mode):
+        return "a device file"
+    return "not a plain file"
+
+
+def header_seconds(path: str, kind: str = "audio") -> float | None:
+    """A file's duration from its header alone (nothing decoded): RWCP raw = bytes / 2 / 48 kHz,
+    other audio = ``soundfile.info`` frames / rate; None when libsndfile cannot read the header (the
+    file is then judged when it is decoded)."""
+    if kind == "rwcp_raw":
+        return os.stat(path).st_size / 2 / RWCP_SR
+    import soundfile as sf
+
+    try:
+        info = sf.info(path)
+    except Exception:  # noqa: BLE001 - libsndfile raises several types for "not audio"
+        return None
+    return info.frames / info.samplerate if info.samplerate > 0 else None
+
+
+def entry_problem(path: str | os.PathLike, kind: str = "audio", limit_s: float | None = None) -> str | None:
+    """Why a file listed in a dataset folder cannot be used, judged from its directory entry and
+    header only (nothing is decoded, a FIFO is never opened); None when it may be used.
+
+    Dangling links, FIFOs, sockets, devices, folders, empty files, and files whose header declares
+    more than ``limit_s`` seconds (default ``STCA_MAX_AUDIO_SECONDS``) are reasons to skip a file."""
+    p = str(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        if os.path.islink(p):
+            return "broken link (its target does not exist); not read"
+        return "file not found (it went away while the folder was read)"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc}); not read"
+    if not stat_mod.S_ISREG(st.st_mode):
+        return f"not a regular file ({_kind_of_entry(st.st_mode)}); not read"
+    if st.st_size == 0:
+        return "empty file (0 bytes)"
+    seconds = header_seconds(p, kind)
+    if seconds is not None:
+        from ..errors import StcaError
+        from ..limits import check_duration
+
+        try:
+            check_duration(seconds, p, limit_s)
+        except StcaError as exc:
+            return f"{exc.problem}; not read"
+    return None
+
+
 def _load_full(path: str, kind: str, sr: int) -> np.ndarray:
     """Whole file as mono float32 at ``sr``; the last file is kept so consecutive pieces of one
     long stem (MedleyDB) are decoded once."""
@@ -66,6 +125,9 @@ def _load_full(path: str, kind: str, sr: int) -> np.ndarray:
         return hit
     from .. import audio
 
+    problem = entry_problem(path, kind)  # a dataset file may have changed since it was listed
+    if problem is not None:
+        raise AudioError(problem, path)
     if kind == "rwcp_raw":
         wave = audio.read_raw_pcm16(path, byteorder="auto", sr_in=RWCP_SR, sr=sr)
     else:

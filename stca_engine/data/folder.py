@@ -5,15 +5,19 @@ unreadable is skipped then (``encode_clips`` lists it) without losing the rest.
 """
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DatasetError
-from .clips import AudioClip, ClipSet, class_keyword, split_half
+from .clips import AudioClip, ClipSet, class_keyword, entry_problem, split_half
 
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
+MAX_DEPTH = 4  # folders below a class folder that are searched for audio files
+MAX_ENTRIES = 200_000  # files and folders looked at in all; a dataset root is not a whole disk
+MAX_CLASSES = 1000
 
 
 def load_folder(root: str | os.PathLike, classes=None, max_per_class: int | None = None, seed: int = 0,
@@ -26,7 +30,17 @@ def load_folder(root: str | os.PathLike, classes=None, max_per_class: int | None
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DatasetError("dataset folder does not exist or is not a folder", root)
-    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if root.resolve() == Path(root.resolve().anchor):
+        raise DatasetError("is the root of the file system, not a dataset folder (expected "
+                           "<folder>/<class>/<file>.wav)", root)
+    entries = list(itertools.islice(root.iterdir(), MAX_ENTRIES + 1))
+    if len(entries) > MAX_ENTRIES:
+        raise DatasetError(f"holds more than {MAX_ENTRIES} entries; not a dataset folder (expected "
+                           "<folder>/<class>/<file>.wav)", root)
+    subdirs = sorted(d for d in entries if not d.name.startswith(".") and d.is_dir())
+    if len(subdirs) > MAX_CLASSES:
+        raise DatasetError(f"has {len(subdirs)} sub-folders, more than the {MAX_CLASSES} classes a dataset folder "
+                           "may have (expected <folder>/<class>/<file>.wav)", root)
     if not subdirs:
         raise DatasetError("no class sub-folders (expected <folder>/<class>/<file>.wav)", root)
     available = [d.name for d in subdirs]
@@ -43,18 +57,27 @@ def load_folder(root: str | os.PathLike, classes=None, max_per_class: int | None
     rng = np.random.default_rng(seed)
     clips, train_idx, test_idx, skipped, kept = [], [], [], [], []
     per_class = {}
+    seen = 0
     for cls in wanted:
         files = []
+        base_depth = len((root / cls).parts)
         for dirpath, dirnames, filenames in os.walk(root / cls):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            seen += len(dirnames) + len(filenames)
+            if seen > MAX_ENTRIES:
+                raise DatasetError(f"holds more than {MAX_ENTRIES} files and folders; not a dataset folder "
+                                   "(expected <folder>/<class>/<file>.wav)", root)
+            deep = len(Path(dirpath).parts) - base_depth >= MAX_DEPTH
+            dirnames[:] = [] if deep else sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 if name.startswith("."):
                     continue
                 f = Path(dirpath) / name
                 if f.suffix.lower() not in AUDIO_EXTS:
                     skipped.append((str(f), f"not an audio file (supported: {', '.join(AUDIO_EXTS)})"))
-                elif f.stat().st_size == 0:
-                    skipped.append((str(f), "empty file (0 bytes)"))
+                    continue
+                problem = entry_problem(f)
+                if problem is not None:
+                    skipped.append((str(f), problem))
                 else:
                     files.append(f)
         if len(files) < 2:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError
-from .clips import AudioClip, ClipSet, class_keyword
+from .clips import AudioClip, ClipSet, class_keyword, entry_problem
 
 PIECE_S = 1.5
 N_TRAIN, N_TEST = 160, 80
@@ -223,8 +223,12 @@ def load_medleydb(root: str | os.PathLike, classes=None, n_train: int = N_TRAIN,
                 continue
             fname = stem.get("filename") or f"{t}_STEM_{str(sid)[1:]}.wav"
             stem_path = tdir / f"{t}_STEMS" / str(fname)
-            if not stem_path.is_file():
+            if not stem_path.exists() and not stem_path.is_symlink():
                 skipped.append((str(stem_path), f"stem {sid} ({inst}) listed in the metadata but missing"))
+                continue
+            problem = entry_problem(stem_path)  # links, FIFOs, too long: from the entry, never decoded
+            if problem is not None:
+                skipped.append((str(stem_path), f"stem {sid} ({inst}): {problem}"))
                 continue
             try:
                 duration = sf.info(str(stem_path)).duration

@@ -14,7 +14,7 @@ import numpy as np
 from ..audio import detect_pcm16_byteorder
 from ..errors import DatasetError
 from .cache import _blas_single_thread
-from .clips import AudioClip, ClipSet, class_keyword, split_half
+from .clips import AudioClip, ClipSet, class_keyword, entry_problem, split_half
 
 PAPER_CLASSES = ["bank", "bells5", "bowl", "cherry1", "coin3", "cup1", "horn", "phone4", "ring", "whistle1"]
 AUTHORS_CLASSES = ["bells5", "bottle1", "buzzer", "cymbals", "horn", "kara", "metal15", "phone4", "ring", "whistle1"]
@@ -22,6 +22,7 @@ CLASS_LISTS = {"paper": PAPER_CLASSES, "authors": AUTHORS_CLASSES}
 SAMPLES_PER_CLASS = 80
 RATE_DIR = "48khz"
 _MAX_DEPTH = 6  # root/nospeech/drysrc/group/class/48khz is depth 5
+MAX_FOLDERS = 100_000  # folders looked at while searching for class folders: a dataset is not a disk
 
 
 def find_class_dirs(root: str | os.PathLike) -> dict[str, list[tuple[str, Path]]]:
@@ -29,7 +30,12 @@ def find_class_dirs(root: str | os.PathLike) -> dict[str, list[tuple[str, Path]]
     root = Path(root)
     found: dict[str, list[tuple[str, Path]]] = {}
     base_depth = len(root.parts)
+    seen = 0
     for dirpath, dirnames, _ in os.walk(root, followlinks=False):
+        seen += len(dirnames)
+        if seen > MAX_FOLDERS:
+            raise DatasetError(f"holds more than {MAX_FOLDERS} folders; not an RWCP folder (expected "
+                               "nospeech/drysrc/<group>/<class>/48khz/*.raw)", root)
         depth = len(Path(dirpath).parts) - base_depth
         dirnames.sort()
         hits = [d for d in dirnames if d.lower() == RATE_DIR]
@@ -84,6 +90,9 @@ def load_rwcp(root: str | os.PathLike, classes=None, n_per_class: int = SAMPLES_
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DatasetError("RWCP folder does not exist or is not a folder", root)
+    if root.resolve() == Path(root.resolve().anchor):
+        raise DatasetError("is the root of the file system, not an RWCP folder (expected "
+                           "nospeech/drysrc/<group>/<class>/48khz/*.raw)", root)
     if n_per_class < 2:
         raise DatasetError(f"need at least 2 samples per class, got n_per_class={n_per_class}", root)
     if pick not in ("first", "random"):
@@ -122,13 +131,16 @@ def load_rwcp(root: str | os.PathLike, classes=None, n_per_class: int = SAMPLES_
         files: list[tuple[str, Path]] = []
         for group, rate_dir in found[cls]:
             for f in sorted(rate_dir.iterdir()):
-                if f.is_file() and f.suffix.lower() == ".raw":
+                if f.suffix.lower() == ".raw" and (f.is_symlink() or not f.is_dir()):
                     files.append((group, f))
         usable = []
         for group, f in files:
-            size = f.stat().st_size
-            if size == 0:
+            problem = entry_problem(f, "rwcp_raw")  # links, FIFOs, too long: from the entry, never read
+            size = f.stat().st_size if problem is None else 0
+            if problem == "empty file (0 bytes)":
                 skipped.append((str(f), "empty file"))
+            elif problem is not None:
+                skipped.append((str(f), problem))
             elif size % 2:
                 skipped.append((str(f), f"odd size ({size} bytes) - not 16-bit PCM"))
             else:

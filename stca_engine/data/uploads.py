@@ -10,11 +10,15 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import tempfile
+import time
+import weakref
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_atomic
 from ..errors import DatasetError, StcaError
 from .clips import AudioClip, ClipSet, split_half
 from .folder import AUDIO_EXTS
@@ -55,17 +59,84 @@ def _safe_name(filename: str) -> str:
     return base.lstrip(".") or "upload"
 
 
+UPLOAD_PREFIX = "stca_uploads_"
+_OWNED = re.compile(rf"^{UPLOAD_PREFIX}(\d+)_")
+LEGACY_MAX_AGE_S = 24 * 3600  # folders from before the pid was in the name: removed when this old
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0  # exists under another user (or an absurd number: keep nothing for it)
+    return True
+
+
+class UploadFolder:
+    """A fresh ``<tmp>/stca_uploads_<pid>_*`` folder, removed when this object is garbage-collected,
+    on ``remove()`` or at exit. The app keeps one per browser session in ``st.session_state`` (and
+    nowhere else), so the folder goes when the session ends or a new upload set replaces it."""
+
+    def __init__(self, tmpdir: str | os.PathLike | None = None):
+        self.path = Path(tempfile.mkdtemp(prefix=f"{UPLOAD_PREFIX}{os.getpid()}_", dir=tmpdir))
+        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
+
+    def remove(self) -> None:
+        self._finalizer()
+
+
+def remove_stale_upload_dirs(tmpdir: str | os.PathLike | None = None) -> list[str]:
+    """Remove the per-session upload folders (``<tmp>/stca_uploads_<pid>_*``) of server processes that
+    are gone, and unowned ``stca_uploads_*`` folders older than a day; returns what was removed. The
+    app calls it once when the server starts; the live server's own folders are kept."""
+    root = Path(tmpdir) if tmpdir is not None else Path(tempfile.gettempdir())
+    removed = []
+    try:
+        entries = [p for p in root.iterdir() if p.name.startswith(UPLOAD_PREFIX)]
+    except OSError:
+        return removed
+    now = time.time()
+    for p in entries:
+        try:
+            if p.is_symlink() or not p.is_dir():
+                continue
+            m = _OWNED.match(p.name)
+            stale = (not _pid_alive(int(m.group(1)))) if m else now - p.stat().st_mtime > LEGACY_MAX_AGE_S
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(str(p))
+    return removed
+
+
 def uploads_clipset(files: list[tuple[bytes, str]], labels: list[str] | None = None,
                     dest: str | os.PathLike | None = None, seed: int = 0, max_mb: float | None = None,
                     max_seconds: float | None = None) -> ClipSet:
     """Uploads as a labelled ClipSet with a seeded half/half split per class.
 
-    Accepted uploads are written to ``dest`` (default: a new temporary folder) under a name that
-    starts with their content hash. Classes with fewer than two good uploads are left out and listed.
-    Raises ``DatasetError`` when no class is left."""
+    Accepted uploads are written to ``dest`` (default: a new temporary folder
+    ``stca_uploads_<pid>_*``, removed when the returned ClipSet is garbage-collected — the browser
+    session that held it ended, or it was replaced — or when the process exits). Classes with fewer
+    than two good uploads are left out and listed. Raises ``DatasetError`` when no class is left (a
+    temporary folder is removed then)."""
     if labels is not None and len(labels) != len(files):
         raise DatasetError(f"{len(labels)} labels for {len(files)} uploads", "uploads")
-    dest = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="stca_uploads_"))
+    if dest is not None:
+        return _uploads_clipset(files, labels, Path(dest), seed, max_mb, max_seconds)
+    folder = UploadFolder()
+    try:
+        cs = _uploads_clipset(files, labels, folder.path, seed, max_mb, max_seconds)
+    except BaseException:
+        folder.remove()
+        raise
+    weakref.finalize(cs, folder.remove)  # the folder lives as long as the clip set that reads it
+    return cs
+
+
+def _uploads_clipset(files, labels, dest: Path, seed, max_mb, max_seconds) -> ClipSet:
     dest.mkdir(parents=True, exist_ok=True)
     by_class: dict[str, list[tuple[Path, str]]] = {}
     skipped: list[tuple[str, str]] = []
@@ -84,9 +155,7 @@ def uploads_clipset(files: list[tuple[bytes, str]], labels: list[str] | None = N
             continue
         path = dest / f"{hashlib.sha256(data).hexdigest()[:16]}_{_safe_name(name)}"
         if not path.exists():
-            tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            write_atomic(path, data)
         by_class.setdefault(label, []).append((path, name))
     rng = np.random.default_rng(seed)
     clips, train_idx, test_idx, kept = [], [], [], []
