@@ -60,6 +60,9 @@ class TrainSettings:
     n_train: int = 40               # training streams / clips
     n_test: int = 20
     events_per_stream: int = 3
+    # against memorising the training clips: the suite-chosen recipe of stca_engine.defaults.REGULARISATION
+    # (spike jitter / dropped spikes / time stretch, hidden dropout, best epoch on a validation split)
+    regularise: bool = True
     # network
     hidden: str = "64"              # hidden layer sizes, comma separated ("" = no hidden layer)
     init_std: float = 0.01          # initial weights ~ N(0, init_std²) (paper: 0.01)
@@ -104,6 +107,7 @@ FIELD_SPEC: dict[str, tuple[str, Any]] = {
     "task": ("choice", tuple(TASKS)),
     "objective": ("choice", tuple(OBJECTIVES)),
     "compare": ("bool", None),
+    "regularise": ("bool", None),
     "compare_objective": ("choice", tuple(OBJECTIVES)),
     "data": ("str", None),
     "classes": ("names", None),

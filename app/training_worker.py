@@ -325,7 +325,7 @@ class EngineRunner:
             return None
         report = self.trainer.step_epoch(on_batch=on_batch)
         if report is not None:
-            weights = self.snapshot()
+            weights = self.current_weights()
             size = sum(w.numel() * w.element_size() for w in weights)
             if self._kept_bytes + size > MAX_KEPT_WEIGHT_BYTES and self.weights_by_epoch:
                 # thin out: drop every other kept epoch (the first and the newest always stay)
@@ -337,8 +337,16 @@ class EngineRunner:
             self._kept_bytes += size
         return report
 
-    def snapshot(self) -> list:
+    def current_weights(self) -> list:
         return [w.detach().to("cpu", copy=True) for w in self.trainer.net.weights]
+
+    def snapshot(self) -> list:
+        """The model to hand out: the best validation epoch's weights when the run selects on
+        validation (``select="best-val"``), else the latest."""
+        best = getattr(self.trainer, "_best_weights", None)
+        if self.trainer.cfg.select == "best-val" and best is not None:
+            return [w.detach().to("cpu", copy=True) for w in best]
+        return self.current_weights()
 
     # ---- for the page ---------------------------------------------------------------------------
     @property
@@ -389,18 +397,27 @@ class EngineRunner:
                               self.objective)
 
 
-def train_config_for(settings, objective: str):
+def train_config_for(settings, objective: str, has_val: bool = True):
     """``TrainConfig`` of one run from the page's ``TrainSettings`` (validated)."""
     from stca_engine.trainer import TrainConfig
 
     from state import SGD_MOMENTUM  # the page's "SGD (momentum 0.9)"
 
+    from stca_engine.defaults import REGULARISATION
+
+    reg = {k: REGULARISATION[k] for k in ("augment", "dropout", "select")} if _regularised(settings) else {}
+    if not has_val:
+        reg.pop("select", None)  # no validation split (the data came without one): keep the last epoch
     return TrainConfig(
         task=settings.task, objective=objective, hidden=settings.hidden_sizes(), epochs=settings.epochs,
         batch_size=settings.batch_size, optimizer=settings.optimizer, lr=float(settings.lr), seed=settings.seed,
         momentum=SGD_MOMENTUM if settings.optimizer == "sgd" else 0.0,
-        probe_index=0, device="auto", dtype="float32",
+        probe_index=0, device="auto", dtype="float32", **reg,
     ).validate()
+
+
+def _regularised(settings) -> bool:
+    return bool(getattr(settings, "regularise", False))
 
 
 def neuron_config_for(settings):
@@ -491,13 +508,14 @@ def make_engine_setup(settings, prepare_data=None) -> Setup:
         from stca_engine.network import SNN
 
         runners = {}
+        val = (info or {}).get("val") if _regularised(settings) else None
         for objective in settings.objectives():
-            cfg = train_config_for(settings, objective)
+            cfg = train_config_for(settings, objective, has_val=val is not None)
             sizes = [train.n_inputs, *cfg.hidden, len(train.class_names)]
             # built here (not by Trainer) for the chosen init scale; same seed -> same initial weights
             net = SNN(sizes, neuron_cfg, dtype=cfg.torch_dtype(), device=cfg.resolved_device(),
                       output_spiking=objective != "margin", seed=settings.seed, init_std=float(settings.init_std))
-            runners[objective] = EngineRunner(Trainer(net, train, test, neuron_cfg, cfg), objective)
+            runners[objective] = EngineRunner(Trainer(net, train, test, neuron_cfg, cfg, val=val), objective)
         probe_set = next(iter(runners.values())).probe_set
         class_names = list(train.class_names)
         out = {
@@ -510,7 +528,7 @@ def make_engine_setup(settings, prepare_data=None) -> Setup:
                         f"{'streams' if settings.task == 'detect' else 'clips'} · {len(class_names)} classes · "
                         f"{train.n_inputs} input afferents · network "
                         f"{'-'.join(str(n) for n in [train.n_inputs, *settings.hidden_sizes(), len(class_names)])}"),
-            **dict(info or {}),
+            **{k: v for k, v in dict(info or {}).items() if k != "val"},
         }
         return runners, out
 
@@ -547,6 +565,10 @@ def prepare_engine_data(settings, progress: ProgressFn):
             data = sources.load_clipset(spec, restrict=True, seed=int(settings.seed), classes=settings.class_list())
     else:
         kw["restrict"] = True
+    if _regularised(settings):
+        from stca_engine.defaults import REGULARISATION
+
+        kw["val_fraction"] = REGULARISATION["val_fraction"]
     if spec.kind == "demo":
         kw["workers"] = 1  # a few hundred short clips: a process pool would cost more to start than it saves
     return sources.prepare_datasets(data, settings.task, encoder=encoder, seed=int(settings.seed), progress=progress,

@@ -22,20 +22,13 @@ import sys
 import time
 from pathlib import Path
 
+from .defaults import TRAIN_DEFAULTS, train_defaults  # per task, chosen on the real-sound suite
 from .errors import ConfigError, StcaError, TrainingError
 
 EXIT_USAGE = 2
 DEFAULT_INIT_STD = 0.05
 DATA_HELP = "demo | rwcp:PATH | medleydb:PATH | folder:PATH | digits | mnist:PATH"
 
-# Defaults per task, chosen so `stca train --data demo --task detect` gives a good model in minutes
-# on a 2-core CPU (docs/RESULTS.md has what they reach). Detection: 1500 spliced training streams
-# (the paper used 3000; 300 overfit the 200 training clips, 3000 did no better), Adam at 1e-2
-# (1e-3 and 3e-3 generalised worse on two seeds).
-TRAIN_DEFAULTS = {
-    "detect": dict(epochs=10, hidden=[300], batch=16, optimizer="adam", lr=1e-2, streams=1500),
-    "classify": dict(epochs=10, hidden=[300], batch=16, optimizer="adam", lr=3e-3, streams=None),
-}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -201,10 +194,10 @@ def _lr_step(text: str | None):
 
 def train_settings(task: str, args=None) -> dict:
     """The run's settings: the task's defaults (``TRAIN_DEFAULTS``) with every flag the user set on top."""
-    d = dict(TRAIN_DEFAULTS[task])
+    d = train_defaults(task)
     if args is None:
         return d
-    pick = {"val_fraction": "val_fraction", "select": "select", "dropout": "dropout",
+    pick = {"objective": "objective", "val_fraction": "val_fraction", "select": "select", "dropout": "dropout",
             "weight_decay": "weight_decay"}
     for key, attr in pick.items():
         if getattr(args, attr, None) is not None:
@@ -252,8 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a network and save it with its metrics")
     t.add_argument("--data", required=True, help=DATA_HELP)
     t.add_argument("--task", required=True, choices=["detect", "classify"])
-    t.add_argument("--objective", default="stca", choices=["stca", "tdp1", "margin"],
-                   help="stca: spike clusters (paper Eq. 9/10); tdp1: a spike-count rule like the authors' "
+    t.add_argument("--objective", default=None, choices=["stca", "tdp1", "margin"],
+                   help="default: detect stca, classify margin (measured on real sound, docs/RESULTS.md); "
+                        "stca: spike clusters (paper Eq. 9/10); tdp1: a spike-count rule like the authors' "
                         "baseline code (N_d single spikes, k+ at the highest sub-threshold peak anywhere, "
                         "k- at the last spike), not the threshold-surface rule of TDP1's original paper "
                         "(Yu et al. 2018); margin: the authors' code's non-spiking readout (classify)")
@@ -386,7 +380,7 @@ def cmd_train(args) -> int:
     neuron_cfg = NeuronConfig(dt_ms=args.dt_ms, tau_m_ms=args.tau_m_ms, tau_s_ms=tau_s, theta=args.theta,
                               alpha=args.alpha, t_in_ms=args.t_in_ms)
     tc = TrainConfig(
-        task=args.task, objective=args.objective,
+        task=args.task, objective=defaults["objective"],
         hidden=list(args.hidden) if args.hidden else list(defaults["hidden"]),
         epochs=args.epochs if args.epochs is not None else defaults["epochs"],
         batch_size=args.batch if args.batch is not None else defaults["batch"],
@@ -401,7 +395,7 @@ def cmd_train(args) -> int:
     ctx = D.setup(None if args.device == "auto" else args.device)
     try:
         quiet = args.quiet or not ctx.is_main
-        out = Path(args.out) if args.out else Path("runs") / f"{args.task}-{args.objective}-{time.strftime('%Y%m%d-%H%M%S')}"
+        out = Path(args.out) if args.out else Path("runs") / f"{args.task}-{tc.objective}-{time.strftime('%Y%m%d-%H%M%S')}"
         if out.exists() and not out.is_dir():
             raise ConfigError("is a file, not a folder for the model", out)
         if ctx.enabled:

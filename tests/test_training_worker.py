@@ -389,3 +389,26 @@ def test_sgd_choice_gives_the_optimiser_momentum_0_9():
 
     assert isinstance(opt, torch.optim.SGD)
     assert [g["momentum"] for g in opt.param_groups] == [0.9] * len(opt.param_groups)
+
+
+def test_regularise_setting_brings_the_suite_recipe_and_a_validation_split():
+    """The Train page's "Guard against memorising" (on by default, off in the paper preset) gives the run
+    stca_engine.defaults.REGULARISATION: augmentation, dropout, a validation split and best-val selection."""
+    from dataclasses import replace
+
+    import state
+    from stca_engine.defaults import REGULARISATION
+
+    on = replace(state.TrainSettings(), classes="bells,horn", n_train=6, n_test=4, events_per_stream=2)
+    assert on.regularise is True
+    cfg = tw.train_config_for(on, "stca")
+    assert cfg.augment == {**cfg.augment, **REGULARISATION["augment"]} and cfg.dropout == REGULARISATION["dropout"]
+    assert cfg.select == "best-val"
+    assert tw.train_config_for(on, "stca", has_val=False).select == "last"
+    off = replace(on, regularise=False)
+    cfg_off = tw.train_config_for(off, "stca")
+    assert cfg_off.dropout == 0.0 and cfg_off.select == "last" and not any(cfg_off.augment.values())
+    train, test, info = tw.prepare_engine_data(on, lambda *a: None)
+    assert info["val"] is not None and len(info["val"]) == 4
+    assert tw.prepare_engine_data(off, lambda *a: None)[2].get("val") is None
+    assert state.load_presets()["paper"].settings.regularise is False

@@ -100,6 +100,11 @@ with st.sidebar:
         widget(st.selectbox, "compare_objective", "Second objective", options=objectives,
                format_func=state.OBJECTIVES.get)
     widget(st.number_input, "epochs", "Epochs", min_value=1, max_value=2000, step=1)
+    widget(st.toggle, "regularise", "Guard against memorising",
+           help="Each training batch is changed a little (spikes jittered by 2 steps, 15 % dropped, time "
+                "stretched by up to 10 %), 30 % dropout on the hidden spikes, and the epoch that scores best "
+                "on a validation split of the training clips is kept. Chosen on real recordings "
+                "(docs/RESULTS.md); the test clips are never used to choose.")
     widget(st.number_input, "seed", "Seed", min_value=0, max_value=2**31 - 1, step=1,
            help="Same seed, same settings → the same run, on every machine.")
 
