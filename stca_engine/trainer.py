@@ -157,7 +157,8 @@ class TrainConfig:
 
         try:
             check_setting_names(Augment, self.augment, "augment", _WHERE)
-            self.augment = Augment.from_dict(self.augment).to_dict()
+            full = Augment.from_dict(self.augment).to_dict()  # checks every value
+            self.augment = {k: full[k] for k in self.augment}
         except TypeError as exc:
             bad("augment", str(exc))
         if not isinstance(self.device, str) or not self.device:
