@@ -326,6 +326,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-segment", action="store_true",
                    help="encode each recording as one piece instead of sound region by sound region")
 
+    x = sub.add_parser("export", help="write a saved model in another format (NIR, docs/NIR.md)")
+    x.add_argument("model", help="model folder (from stca train)")
+    x.add_argument("--format", required=True, choices=["nir"],
+                   help="nir: the Neuromorphic Intermediate Representation (HDF5 .nir file)")
+    x.add_argument("--out", required=True, help="output file, e.g. model.nir")
+
     c = sub.add_parser("encode", help="encode audio (or a whole data set) into spikegrams (.npz)")
     c.add_argument("audio", nargs="*", help="audio files")
     c.add_argument("--out", required=True, help="output .npz")
@@ -873,7 +879,15 @@ def cmd_encode(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "detect": cmd_detect, "encode": cmd_encode}
+def cmd_export(args) -> int:
+    from .nir_export import export_nir
+
+    out = export_nir(args.model, args.out)
+    _say(f"wrote {out} (NIR; mapping and its limits: docs/NIR.md)", args.quiet)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "detect": cmd_detect, "encode": cmd_encode, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:
