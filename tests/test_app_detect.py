@@ -191,3 +191,33 @@ def test_demo_stream_is_scored_against_its_own_events():
     assert int(metrics["hits"]) + int(metrics["false alarms"]) == len(out.events)
     names = set(_timeline_traces(at))
     assert {"true event", f"missed event ({metrics['misses']})", f"hit ({metrics['hits']})"} <= names
+
+
+def test_ready_demo_model_is_shipped_small_and_selected_by_default(monkeypatch):
+    import models_ui as mu
+
+    from stca_engine.data.demo import CLASSES
+
+    monkeypatch.delenv("STCA_READY_MODEL", raising=False)
+    folder = mu.ready_model_dir()
+    assert mu.has_ready_model(), f"{folder} should hold the model made by scripts/make_demo_model.py"
+    assert sum(p.stat().st_size for p in folder.iterdir()) <= 2 * 1024 * 1024
+    at = AppTest.from_file(PAGE, default_timeout=180).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.radio(key="detect.model_src").value == "Ready demo model"
+    at.slider(key="detect.demo_events").set_value(5).run()
+    at.button(key="detect.run").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    model = at.session_state["detect.loaded"][("ready",)]
+    assert model["task"] == "detect" and sorted(model["class_names"]) == sorted(CLASSES)
+    metrics = {m.label: m.value for m in at.metric}
+    # a trained model: it finds most events of a demo stream it never saw
+    assert int(metrics["hits"]) >= 3, metrics
+
+
+def test_without_a_ready_model_the_saved_models_are_the_default(monkeypatch):
+    monkeypatch.setenv("STCA_READY_MODEL", "")
+    at = AppTest.from_file(PAGE, default_timeout=180).run()
+    assert not at.exception
+    radio = at.radio(key="detect.model_src")
+    assert radio.value == "Saved model (runs/)" and "Ready demo model" not in radio.options

@@ -23,6 +23,7 @@ from stca_engine.errors import AudioError, StcaError
 SR = 16000
 AUDIO_TYPES = ["wav", "flac", "ogg", "mp3"]
 TRACE_WINDOW_S = 30.0
+READY = "Ready demo model"
 
 def _cap_mb() -> int:
     """The operator's upload cap (STCA_MAX_UPLOAD_MB) for the browser-side check; the server checks again."""
@@ -40,15 +41,27 @@ def _model_choice():
     """The model to run, as the session's model dict (net, neuron_cfg, class_names, encoder_settings, task)."""
     import models_ui as mu
 
-    options = ["This session's model", "Saved model (runs/)", "Upload a model .zip"]
-    src = st.radio("Model", options, horizontal=True, key="detect.model_src",
-                   index=0 if st.session_state.get(mu.SESSION_KEY) is not None else 1)
+    options = ["This session's model", READY, "Saved model (runs/)", "Upload a model .zip"]
+    ready = mu.has_ready_model()
+    if not ready:
+        options.remove(READY)
+    default = 0 if st.session_state.get(mu.SESSION_KEY) is not None else 1
+    src = st.radio("Model", options, horizontal=True, key="detect.model_src", index=default)
     model = None
     if src == options[0]:
         model = st.session_state.get(mu.SESSION_KEY)
         if model is None:
             st.info("No model in this session yet: train one on the **Train** page, or load a saved one.")
-    elif src == options[1]:
+    elif src == READY:
+        cache = st.session_state.setdefault("detect.loaded", {})
+        if ("ready",) not in cache:
+            with user_errors("loading the built-in demo model"):
+                cache[("ready",)] = mu.load_ready()
+        model = cache.get(("ready",))
+        if model is not None:
+            st.caption("Trained on the built-in demo sounds (`scripts/make_demo_model.py`): try it on a demo stream, "
+                       "or on your own recording of similar sounds.")
+    elif src == "Saved model (runs/)":
         names = mu.list_saved()
         if not names:
             st.info(f"No saved models in {plain(mu.runs_root())} yet.")
