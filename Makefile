@@ -9,7 +9,7 @@ PORT ?= 8501
 ADDRESS ?= 127.0.0.1
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: app test bench bench-real setup setup-dev demo browser sound-tools real-sound-packages clean
+.PHONY: app test bench bench-real setup setup-dev demo demo-model browser sound-tools real-sound-packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ setup-dev: $(VENV)/.installed-dev
 ## the built-in demo sound set (deterministic, generated into assets/demo/ in the RWCP layout)
 demo: $(VENV)/.installed-app
 	$(BIN)/python scripts/make_demo.py
+
+## rebuild the ready detection model the Detect page selects by default (shipped in assets/models/demo-detect)
+demo-model: demo
+	$(BIN)/python scripts/make_demo_model.py
 
 ## Debian's Chromium for the browser tests: installed through apt when missing and running as root
 browser:

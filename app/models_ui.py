@@ -95,6 +95,31 @@ def load_from_disk(name: str, root: Path | None = None) -> dict:
     return _from_loaded(net, info, source=f"runs/{name}")
 
 
+READY_MODEL_DIR = REPO / "assets" / "models" / "demo-detect"
+
+
+def ready_model_dir() -> Path | None:
+    """The ready-made detection model for the demo set shipped with the repo (``scripts/make_demo_model.py``
+    made it); ``$STCA_READY_MODEL`` points elsewhere, or (empty) to none."""
+    env = os.environ.get("STCA_READY_MODEL")
+    if env is None:
+        return READY_MODEL_DIR
+    return Path(env).expanduser() if env.strip() else None
+
+
+def has_ready_model() -> bool:
+    d = ready_model_dir()
+    return d is not None and (d / "config.json").is_file() and (d / "model.safetensors").is_file()
+
+
+def load_ready() -> dict:
+    """The shipped demo detection model as a session model dict."""
+    from stca_engine.checkpoint import load_model
+
+    net, info = load_model(ready_model_dir(), device="cpu")
+    return _from_loaded(net, info, source="built-in demo model")
+
+
 def to_zip_bytes(model: dict) -> bytes:
     from stca_engine.checkpoint import model_to_zip_bytes
 

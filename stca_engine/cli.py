@@ -3,7 +3,9 @@
     stca train --data demo --task detect [--objective stca|tdp1|margin] [--epochs N] [--hidden 300 ...]
                [--seed S] [--batch B] [--lr X] [--optimizer sgd|adam] [--out DIR]
     stca eval MODEL_DIR --data DATA
-    stca detect MODEL_DIR AUDIO... [--json]
+    stca detect MODEL_DIR AUDIO... [--json] [--labels-out PATH [--labels-format audacity|csv]]
+               [--truth LABELS [--tolerance-s S]]
+    stca export MODEL_DIR --format nir --out model.nir
     stca encode AUDIO... --out FILE.npz            (or --data DATA / --source KIND --root PATH)
 
 DATA is ``demo``, ``rwcp:PATH``, ``medleydb:PATH``, ``folder:PATH``, ``digits`` or ``mnist:PATH``.
@@ -302,8 +304,27 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--chunk-seconds", type=_positive_float, default=60.0,
                    help="run the network in pieces this long (state carried across; results do not change)")
     d.add_argument("--min-spikes", type=_positive_int, default=1, help="drop clusters with fewer spikes")
+    d.add_argument("--labels-out", default=None, metavar="PATH",
+                   help="write the detections as labels: with one recording PATH is the file (unless it is an "
+                        "existing folder); with several PATH is a folder holding one <recording stem>.txt "
+                        "(or .csv) per recording")
+    d.add_argument("--labels-format", choices=["audacity", "csv"], default=None,
+                   help="audacity: start<TAB>end<TAB>label (Audacity's label track); csv: with a header row "
+                        "(default: csv when PATH ends in .csv, else audacity)")
+    d.add_argument("--truth", default=None, metavar="LABELS",
+                   help="ground truth as an Audacity label file (one recording) or a folder of "
+                        "<recording stem>.txt files (several): prints event precision / recall / F1")
+    d.add_argument("--tolerance-s", type=_nonneg_float, default=None,
+                   help="scoring: a detection hits an event of its class when it overlaps the event widened by "
+                        "this many seconds on each side (default 0.1)")
     d.add_argument("--no-segment", action="store_true",
                    help="encode each recording as one piece instead of sound region by sound region")
+
+    x = sub.add_parser("export", help="write a saved model in another format (NIR, docs/NIR.md)")
+    x.add_argument("model", help="model folder (from stca train)")
+    x.add_argument("--format", required=True, choices=["nir"],
+                   help="nir: the Neuromorphic Intermediate Representation (HDF5 .nir file)")
+    x.add_argument("--out", required=True, help="output file, e.g. model.nir")
 
     c = sub.add_parser("encode", help="encode audio (or a whole data set) into spikegrams (.npz)")
     c.add_argument("audio", nargs="*", help="audio files")
@@ -639,8 +660,62 @@ def _as_train(result, path):
     return result
 
 
+def _label_targets(paths: list[str], out: str, fmt: str | None) -> tuple[list[Path], str]:
+    """Where ``--labels-out`` writes each recording's labels, and the format.
+
+    One recording: ``out`` is the file, unless it is an existing folder. Several: ``out`` is a folder
+    (made when missing) with one ``<stem>.txt`` / ``<stem>.csv`` per recording (``<stem>-2`` ... when
+    two recordings share a stem).
+    """
+    target = Path(out)
+    single = len(paths) == 1 and not target.is_dir()
+    if fmt is None:
+        fmt = "csv" if single and target.suffix.lower() == ".csv" else "audacity"
+    if single:
+        return [target], fmt
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"is a file, but with {len(paths)} recordings --labels-out must be a folder "
+                          "(one label file per recording)", out)
+    ext = ".csv" if fmt == "csv" else ".txt"
+    seen: dict[str, int] = {}
+    files = []
+    for path in paths:
+        stem = Path(path).stem or "recording"
+        seen[stem] = seen.get(stem, 0) + 1
+        files.append(target / (stem + (f"-{seen[stem]}" if seen[stem] > 1 else "") + ext))
+    return files, fmt
+
+
+def _truth_files(paths: list[str], truth: str) -> list[Path]:
+    """The ground-truth label file of each recording: ``truth`` itself for one recording (or
+    ``truth/<stem>.txt`` when it is a folder), ``truth/<stem>.txt`` for several."""
+    t = Path(truth)
+    if len(paths) == 1 and not t.is_dir():
+        return [t]
+    if not t.is_dir():
+        raise ConfigError(f"with {len(paths)} recordings --truth must be a folder of <recording stem>.txt "
+                          "label files", truth)
+    return [t / (Path(p).stem + ".txt") for p in paths]
+
+
+def format_table(rows: list[dict]) -> str:
+    """The detection table with every column as wide as its longest entry (header included)."""
+    header = ["file", "class", "start_s", "end_s", "spikes"]
+    cells = [[str(r["file"]), str(r["class"]), f"{r['start_s']:.3f}", f"{r['end_s']:.3f}", str(r["n_spikes"])]
+             for r in rows]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(header)]
+    left = (True, True, False, False, False)
+
+    def line(vals):
+        return " ".join(v.ljust(w) if lft else v.rjust(w) for v, w, lft in zip(vals, widths, left)).rstrip()
+
+    return "\n".join([line(header)] + [line(c) for c in cells])
+
+
 def cmd_detect(args) -> int:
+    from .atomic import write_atomic
     from .detect import detect_events
+    from .labels import DEFAULT_TOLERANCE_S, format_labels, format_score, merge_scores, read_labels, score_events
 
     net, info = _load(args.model)
     if (info.task or "detect") != "detect":
@@ -653,21 +728,47 @@ def cmd_detect(args) -> int:
     class_names = info.class_names or [f"class{i}" for i in range(net.sizes[-1])]
     cfg = info.neuron_cfg
     chunk_steps = max(1, int(round(args.chunk_seconds * 1000.0 / cfg.dt_ms)))
-    if not args.json:
-        print(f"{'file':<40} {'class':<14} {'start_s':>8} {'end_s':>8} {'spikes':>6}")
-    for path in args.audio:
+    tolerance = DEFAULT_TOLERANCE_S if args.tolerance_s is None else float(args.tolerance_s)
+    label_files, label_fmt = (_label_targets(args.audio, args.labels_out, args.labels_format)
+                              if args.labels_out else ([None] * len(args.audio), None))
+    # every ground-truth file is read (and its errors reported) before any recording is run
+    truths = ([read_labels(f) for f in _truth_files(args.audio, args.truth)] if args.truth
+              else [None] * len(args.audio))
+    rows, scores = [], []
+    for path, label_file, truth in zip(args.audio, label_files, truths):
         if os.environ.get("STCA_DATA_ROOTS", "").strip():
             _confine_if_configured(path)
         spikes = encode_audio_file(path, encoder, cfg.dt_ms, segment=not args.no_segment)
         result = detect_events(net, cfg, spikes, class_names, chunk_steps=chunk_steps, keep_voltages=False,
                                min_spikes=args.min_spikes)
         for ev in result.events:
+            row = {"file": path, "class": ev["class"], "start_s": ev["start_s"], "end_s": ev["end_s"],
+                   "n_spikes": ev["n_spikes"]}
             if args.json:
-                print(json.dumps({"file": path, "class": ev["class"], "start_s": ev["start_s"],
-                                  "end_s": ev["end_s"], "n_spikes": ev["n_spikes"]}))
-            else:
-                print(f"{path:<40} {ev['class']:<14} {ev['start_s']:>8.3f} {ev['end_s']:>8.3f} {ev['n_spikes']:>6d}")
+                print(json.dumps(row), flush=True)
+            rows.append(row)
+        if label_file is not None:
+            write_atomic(label_file, format_labels(result.events, label_fmt, file=path).encode())
+            _say(f"wrote {label_file}", args.quiet)
+        if truth is not None:
+            scores.append((path, score_events(result.events, truth, tolerance, class_names)))
         _say(f"{path}: {len(result.events)} event(s) in {spikes.duration_s:.2f} s", args.quiet)
+    if not args.json:
+        print(format_table(rows))
+    keys = ("tp", "fp", "fn", "precision", "recall", "f1")
+    for path, sc in scores:
+        if args.json:
+            print(json.dumps({"file": path, "score": {**{k: sc[k] for k in keys}, "tolerance_s": sc["tolerance_s"],
+                                                      "per_class": sc["per_class"]}}))
+        else:
+            print(f"score {path}: {format_score(sc)}")
+            width = max(len(c) for c in sc["per_class"])
+            for c, pc in sc["per_class"].items():
+                if pc["tp"] + pc["fp"] + pc["fn"]:
+                    print(f"  {c:<{width}}  {format_score(pc)}")
+    if len(scores) > 1:
+        total = merge_scores([sc for _, sc in scores])
+        print(json.dumps({"total": total}) if args.json else f"score (all {len(scores)} recordings): {format_score(total)}")
     return 0
 
 
@@ -772,7 +873,15 @@ def cmd_encode(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "detect": cmd_detect, "encode": cmd_encode}
+def cmd_export(args) -> int:
+    from .nir_export import export_nir
+
+    out = export_nir(args.model, args.out)
+    _say(f"wrote {out} (NIR; mapping and its limits: docs/NIR.md)", args.quiet)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "detect": cmd_detect, "encode": cmd_encode, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

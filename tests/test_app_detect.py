@@ -65,7 +65,8 @@ def test_upload_detects_the_two_bursts_and_offers_csv():
     assert list(table["class"]) == ["bell", "bell"]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics == {"bell": "2", "horn": "0", "ring": "0"}
-    assert len(at.get("download_button")) == 1
+    labels = {b.proto.label for b in at.get("download_button")}
+    assert labels == {"Download labels (Audacity)", "Download detections (CSV)"}
 
 
 def test_demo_stream_runs_and_shows_true_events():
@@ -129,3 +130,94 @@ def test_long_recordings_are_encoded_in_pieces_like_one_piece(monkeypatch):
     # the spikes sit on the bursts (0.5 s and 1.7 s), nowhere else
     secs = pieces.times * 3.0 / 1000
     assert np.all(((secs > 0.45) & (secs < 0.65)) | ((secs > 1.65) & (secs < 1.85)))
+
+
+def _timeline_traces(at) -> dict:
+    import json
+
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    return {t.get("name"): t for t in spec["data"]}
+
+
+def test_uploaded_truth_labels_are_scored_and_drawn():
+    # truth: the first burst as a bell (hit), the second as a horn (missed; its bell detection is a false alarm)
+    truth = ("# two bursts\n"
+             f"{BURSTS_S[0]:.6f}\t{BURSTS_S[0] + 0.1:.6f}\tbell\n"
+             "\\\t300.0\t1200.0\n"
+             f"{BURSTS_S[1]:.6f}\t{BURSTS_S[1] + 0.1:.6f}\thorn\n")
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.session_state["trained_model"] = _model()
+    at.run()
+    at.radio(key="detect.audio_src").set_value("Upload a recording").run()
+    at.file_uploader(key="detect.upload").set_value(("two_bursts.wav", _burst_wav(), "audio/wav")).run()
+    at.file_uploader(key="detect.truth").set_value(("two_bursts.txt", truth.encode(), "text/plain")).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    at.button(key="detect.run").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["hits"], metrics["false alarms"], metrics["misses"]) == ("1", "1", "1")
+    assert (metrics["precision"], metrics["recall"], metrics["F1"]) == ("0.500", "0.500", "0.500")
+    traces = _timeline_traces(at)
+    assert traces["hit (1)"]["y"] == ["bell"]
+    assert traces["missed event (1)"]["y"] == ["horn"]
+    assert traces["false alarm (1)"]["y"] == ["bell"]
+    assert traces["false alarm (1)"]["x"][0] > BURSTS_S[1]
+    # a wider tolerance does not turn a wrong-class detection into a hit
+    at.slider(key="detect.tolerance").set_value(0.5).run()
+    assert {m.label: m.value for m in at.metric}["hits"] == "1"
+
+
+def test_bad_truth_labels_are_a_message_naming_the_line():
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.session_state["trained_model"] = _model()
+    at.run()
+    at.file_uploader(key="detect.truth").set_value(("truth.txt", b"0.5\t0.6\tbell\n0.7 later bell\n",
+                                                     "text/plain")).run()
+    assert not at.exception
+    assert any("truth.txt: line 2: end time 'later' is not a number" in e.value for e in at.error), \
+        [e.value for e in at.error]
+
+
+def test_demo_stream_is_scored_against_its_own_events():
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.session_state["trained_model"] = _model(("bells", "whistle", "horn"))
+    at.run()
+    at.slider(key="detect.demo_events").set_value(3).run()
+    at.button(key="detect.run").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    metrics = {m.label: m.value for m in at.metric}
+    out = at.session_state["detect.output"]["result"]
+    assert int(metrics["hits"]) + int(metrics["misses"]) == 3
+    assert int(metrics["hits"]) + int(metrics["false alarms"]) == len(out.events)
+    names = set(_timeline_traces(at))
+    assert {"true event", f"missed event ({metrics['misses']})", f"hit ({metrics['hits']})"} <= names
+
+
+def test_ready_demo_model_is_shipped_small_and_selected_by_default(monkeypatch):
+    import models_ui as mu
+
+    from stca_engine.data.demo import CLASSES
+
+    monkeypatch.delenv("STCA_READY_MODEL", raising=False)
+    folder = mu.ready_model_dir()
+    assert mu.has_ready_model(), f"{folder} should hold the model made by scripts/make_demo_model.py"
+    assert sum(p.stat().st_size for p in folder.iterdir()) <= 2 * 1024 * 1024
+    at = AppTest.from_file(PAGE, default_timeout=180).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.radio(key="detect.model_src").value == "Ready demo model"
+    at.slider(key="detect.demo_events").set_value(5).run()
+    at.button(key="detect.run").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    model = at.session_state["detect.loaded"][("ready",)]
+    assert model["task"] == "detect" and sorted(model["class_names"]) == sorted(CLASSES)
+    metrics = {m.label: m.value for m in at.metric}
+    # a trained model: it finds most events of a demo stream it never saw
+    assert int(metrics["hits"]) >= 3, metrics
+
+
+def test_without_a_ready_model_the_saved_models_are_the_default(monkeypatch):
+    monkeypatch.setenv("STCA_READY_MODEL", "")
+    at = AppTest.from_file(PAGE, default_timeout=180).run()
+    assert not at.exception
+    radio = at.radio(key="detect.model_src")
+    assert radio.value == "Saved model (runs/)" and "Ready demo model" not in radio.options

@@ -95,7 +95,8 @@ def server_with_saved_model(tmp_path):
         net.weights[0][2, : enc.n_units // 2] = 0.6  # low bands only
     save_model(tmp_path / "runs" / "demo-detector", net, cfg, class_names=list(CLASSES[:4]),
                encoder_settings=enc.settings(), task="detect", objective="stca")
-    server = StreamlitServer(env={"STCA_RUNS_DIR": str(tmp_path / "runs"), "STCA_CACHE_DIR": str(tmp_path / "cache")},
+    server = StreamlitServer(env={"STCA_RUNS_DIR": str(tmp_path / "runs"), "STCA_CACHE_DIR": str(tmp_path / "cache"),
+                                 "STCA_READY_MODEL": ""},  # the saved model, not the shipped one, is the default
                              log_path=tmp_path / "server.log")
     yield server
     server.stop()

@@ -252,3 +252,100 @@ def test_train_help_says_what_tdp1_is(capsys):
         cli.main(["train", "--help"])
     text = "".join(capsys.readouterr().out.split())  # argparse wraps (also at hyphens)
     assert "tdp1:aspike-countrulelikethe" in text and "notthethreshold-surfaceruleofTDP1'soriginalpaper" in text
+
+
+def _column_starts(line: str) -> list[int]:
+    import re
+
+    return [m.start() for m in re.finditer(r"\S+", line)]
+
+
+def test_detect_table_columns_stay_aligned_for_long_names(detect_model, tmp_path, capsys):
+    wav = tmp_path / "a_rather_long_recording_name_from_a_field_trip_2026.wav"
+    _write_wav(wav)
+    code, table, err = _run(["detect", str(detect_model), str(wav)], capsys)
+    assert code == 0, err
+    lines = table.rstrip("\n").splitlines()
+    assert len(lines) >= 2 and len(str(wav)) > 40  # longer than the old fixed 40-character column
+    # every row's class column starts where the header's does, numbers end where the header's do
+    head = lines[0]
+    for line in lines[1:]:
+        assert line.index(" ", len(str(wav))) + 1 == head.index("class")
+        assert len(line) == len(head)
+    # the pure formatter: a class name longer than the old 14-character column
+    rows = [{"file": "a.wav", "class": "very_long_class_name_indeed", "start_s": 1.0, "end_s": 2.5, "n_spikes": 12},
+            {"file": "bb.wav", "class": "x", "start_s": 10.25, "end_s": 100.0, "n_spikes": 3}]
+    out = cli.format_table(rows).splitlines()
+    assert out[0].split() == ["file", "class", "start_s", "end_s", "spikes"]
+    starts = [_column_starts(line) for line in out]
+    assert starts[0][:2] == starts[1][:2] == starts[2][:2]
+    assert len({len(line) for line in out}) == 1  # right-aligned numbers end in one column
+
+
+def test_detect_writes_labels_and_scores_against_truth(detect_model, tmp_path, capsys):
+    from stca_engine.labels import parse_audacity
+
+    wav = tmp_path / "stream.wav"
+    _write_wav(wav)
+    code, out, err = _run(["detect", str(detect_model), str(wav), "--json"], capsys)
+    rows = [json.loads(line) for line in out.strip().splitlines()]
+    assert code == 0 and rows
+    # Audacity label track, one file
+    lab = tmp_path / "stream_labels.txt"
+    code, out2, err = _run(["detect", str(detect_model), str(wav), "--json", "--labels-out", str(lab)], capsys)
+    assert code == 0 and out2 == out  # --json output unchanged by --labels-out
+    lines = lab.read_text().splitlines()
+    assert lines == [f"{r['start_s']:.6f}\t{r['end_s']:.6f}\t{r['class']}" for r in rows]
+    # CSV chosen by the extension
+    csv_path = tmp_path / "stream.csv"
+    assert _run(["detect", str(detect_model), str(wav), "--labels-out", str(csv_path)], capsys)[0] == 0
+    csv_lines = csv_path.read_text().splitlines()
+    assert csv_lines[0] == "file,class,start_s,end_s,n_spikes,peak_v" and len(csv_lines) == 1 + len(rows)
+    # several recordings: a folder, one file per recording, named by the recording (same stems disambiguated)
+    (tmp_path / "b").mkdir()
+    wav2 = tmp_path / "b" / "stream.wav"
+    _write_wav(wav2)
+    outdir = tmp_path / "labels"
+    assert _run(["detect", str(detect_model), str(wav), str(wav2), "--labels-out", str(outdir)], capsys)[0] == 0
+    assert sorted(p.name for p in outdir.iterdir()) == ["stream-2.txt", "stream.txt"]
+    assert (outdir / "stream.txt").read_text() == lab.read_text()
+
+    # ground truth = the detections themselves plus one event nobody detected -> recall < 1, precision 1
+    truth = tmp_path / "truth.txt"
+    truth.write_text("# ground truth\n" + lab.read_text() + "\\\t100.0\t2000.0\n9.0\t9.5\tbells\n")
+    code, out, err = _run(["detect", str(detect_model), str(wav), "--truth", str(truth)], capsys)
+    assert code == 0, err
+    score_line = [line for line in out.splitlines() if line.startswith("score ")]
+    n = len(rows)
+    assert score_line == [f"score {wav}: precision 1.000  recall {n / (n + 1):.3f}  F1 {2 * n / (2 * n + 1):.3f}  "
+                          f"(hits {n}, false alarms 0, misses 1)"]
+    code, out, err = _run(["detect", str(detect_model), str(wav), "--truth", str(truth), "--json"], capsys)
+    score = json.loads(out.strip().splitlines()[-1])
+    assert score["file"] == str(wav) and (score["score"]["tp"], score["score"]["fn"]) == (n, 1)
+    assert parse_audacity(truth.read_text())[-1]["class"] == "bells"
+    # several recordings: truth is a folder of <stem>.txt; totals printed
+    tdir = tmp_path / "truths"
+    tdir.mkdir()
+    (tdir / "stream.txt").write_text(lab.read_text())
+    code, out, err = _run(["detect", str(detect_model), str(wav), str(tmp_path / "stream_labels.txt"),
+                           "--truth", str(tdir)], capsys)
+    assert code == 2 and "stream_labels.txt" in err  # the second recording has no truth file: named
+    (tdir / "other.txt").write_text("")
+    wav3 = tmp_path / "other.wav"
+    _write_wav(wav3)
+    code, out, err = _run(["detect", str(detect_model), str(wav), str(wav3), "--truth", str(tdir)], capsys)
+    assert code == 0, err
+    assert "score (all 2 recordings): precision" in out
+
+
+def test_detect_bad_truth_file_is_one_line_naming_file_and_line(detect_model, tmp_path, capsys):
+    wav = tmp_path / "stream.wav"
+    _write_wav(wav)
+    truth = tmp_path / "truth.txt"
+    truth.write_text("0.5\t1.0\tbells\n\n1.0\tsoon\tbells\n")
+    code, out, err = _run(["detect", str(detect_model), str(wav), "--truth", str(truth)], capsys)
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [f"stca: error: {truth}: line 3: end time 'soon' is not a number "
+                                        "(expected start<TAB>end<TAB>label in seconds)"]
+    code, out, err = _run(["detect", str(detect_model), str(wav), str(wav), "--labels-out", str(truth)], capsys)
+    assert code == 2 and "must be a folder" in err

@@ -225,6 +225,35 @@ def test_spectrogram_tone_peaks_at_its_frequency():
     assert np.asarray(hm.x)[1] - np.asarray(hm.x)[0] == pytest.approx(0.010)
 
 
+def test_detection_timeline_shows_hits_misses_and_false_alarms():
+    from figures.audio import FALSE_ALARM_COLOR, HIT_COLOR, MISS_COLOR
+
+    from stca_engine.labels import score_events
+
+    sr = 16000
+    w = np.zeros(sr * 4, np.float32)
+    truth = [{"class": "bell", "start_s": 0.2, "end_s": 0.7}, {"class": "horn", "start_s": 1.5, "end_s": 2.0}]
+    dets = [{"class": "bell", "start_s": 0.3, "end_s": 0.5}, {"class": "bell", "start_s": 0.55, "end_s": 0.65},
+            {"class": "ring", "start_s": 3.0, "end_s": 3.2}]
+    score = score_events(dets, truth, tolerance_s=0.0)
+    fig = detection_timeline(w, sr, dets, ["bell", "horn", "ring"], events=truth, score=score)
+    by_name = {t.name: t for t in fig.data}
+    hit, miss, fa = by_name["hit (1)"], by_name["missed event (1)"], by_name["false alarm (2)"]
+    # one marker per outcome at the span's middle, in its class lane
+    assert list(hit.x) == pytest.approx([0.4]) and list(hit.y) == ["bell"]
+    assert list(miss.x) == pytest.approx([1.75]) and list(miss.y) == ["horn"]
+    assert list(fa.x) == pytest.approx([0.6, 3.1]) and list(fa.y) == ["bell", "ring"]
+    # distinct colours and marker shapes
+    assert {hit.marker.color, miss.marker.color, fa.marker.color} == {HIT_COLOR, MISS_COLOR, FALSE_ALARM_COLOR}
+    assert len({hit.marker.symbol, miss.marker.symbol, fa.marker.symbol}) == 3
+    # the false alarms' bars are hatched too
+    hatch = by_name["false alarm span"]
+    assert list(hatch.base) == [0.55, 3.0] and hatch.marker.pattern.shape == "x"
+    # no score: no outcome traces (the figure is as before)
+    plain = detection_timeline(w, sr, dets, ["bell", "horn", "ring"], events=truth)
+    assert not [t for t in plain.data if t.name and t.name.startswith(("hit", "missed", "false alarm"))]
+
+
 def test_detection_timeline_lanes():
     sr = 16000
     w = np.zeros(sr * 3, np.float32)

@@ -127,10 +127,37 @@ def spectrogram(wave, sr: int, detections=None, class_names: Sequence[str] | Non
     return finish(fig, uirevision="spectrogram", title=title, height=320, legend=False)
 
 
+HIT_COLOR = "#009E73"          # bluish green
+MISS_COLOR = "#332288"         # indigo
+FALSE_ALARM_COLOR = "#D55E00"  # vermilion
+OUTCOME_MARKERS = {  # trace name -> (marker symbol, colour)
+    "hit": ("circle", HIT_COLOR),
+    "missed event": ("triangle-down-open", MISS_COLOR),
+    "false alarm": ("x", FALSE_ALARM_COLOR),
+}
+
+
+def _outcome_trace(name: str, items, names: Sequence[str]) -> go.Scatter:
+    """Markers at the middle of each span in its class lane (hover: what it is, class, span)."""
+    symbol, color = OUTCOME_MARKERS[name]
+    spans = _spans_s(items, None)
+    return go.Scatter(
+        x=[(a + b) / 2 for _, a, b in spans], y=[_class_label(c, names) for c, _, _ in spans], mode="markers",
+        name=name, marker=dict(symbol=symbol, color=color, size=15, line=dict(width=2.5, color=color)),
+        customdata=[[a, b] for _, a, b in spans],
+        hovertemplate=f"{name}: %{{y}}<br>%{{customdata[0]:.2f}} s – %{{customdata[1]:.2f}} s<extra></extra>",
+    )
+
+
 def detection_timeline(wave, sr: int, detections, class_names: Sequence[str], events=None,
-                       dt_ms: float | None = 3.0, title: str | None = None) -> go.Figure:
+                       dt_ms: float | None = 3.0, title: str | None = None, score: Mapping | None = None
+                       ) -> go.Figure:
     """Waveform on top, one lane per class below with a bar per detection (hover: class, start, end) and,
-    if given, the true events as grey bars in the same lanes."""
+    if given, the true events as grey bars in the same lanes.
+
+    ``score`` (``stca_engine.labels.score_events``) adds its outcome as markers in the lanes: hits
+    (green dots on the detections that found an event), missed events (indigo open triangles) and
+    false alarms (vermilion crosses, their bars also hatched), each a legend entry with its count."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.45, 0.55], vertical_spacing=0.06)
     t, y = envelope(wave, sr)
     fig.add_trace(go.Scattergl(x=t, y=y, mode="lines", line=dict(color="#2b2b2b", width=1), name="waveform",
@@ -156,6 +183,20 @@ def detection_timeline(wave, sr: int, detections, class_names: Sequence[str], ev
             customdata=[[a, b] for _, a, b in items],
             hovertemplate="%{y}<br>%{customdata[0]:.2f} s – %{customdata[1]:.2f} s<extra></extra>",
         ), row=2, col=1)
+    if score is not None:
+        fa = _spans_s(score.get("false_alarms"), None)
+        if fa:  # hatch the false alarms' bars so they read as wrong even without colour
+            fig.add_trace(go.Bar(
+                y=[_class_label(c, names) for c, _, _ in fa], x=[b - a for _, a, b in fa], base=[a for _, a, _ in fa],
+                orientation="h", name="false alarm span", showlegend=False, width=0.5, hoverinfo="skip",
+                marker=dict(color="rgba(0,0,0,0)", line=dict(width=2, color=FALSE_ALARM_COLOR),
+                            pattern=dict(shape="x", fgcolor=FALSE_ALARM_COLOR, solidity=0.3)),
+            ), row=2, col=1)
+        for name, key in (("hit", "hits"), ("missed event", "misses"), ("false alarm", "false_alarms")):
+            items = score.get(key) or []
+            trace = _outcome_trace(name, items, names)
+            trace.name = f"{name} ({len(items)})"
+            fig.add_trace(trace, row=2, col=1)
     fig.update_layout(barmode="overlay")
     fig.update_yaxes(title_text="amplitude", range=[-1.05, 1.05], row=1, col=1)
     fig.update_yaxes(categoryorder="array", categoryarray=names[::-1], type="category", range=[-0.5, len(names) - 0.5],

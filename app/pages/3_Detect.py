@@ -1,13 +1,12 @@
 """Detect: run a trained detection network over a recording (uploaded, or a demo stream) and show when
-each class was heard: timeline, spectrogram, output voltages, a table and a CSV download."""
+each class was heard: timeline, spectrogram, output voltages, a table, Audacity-label and CSV downloads, and
+with ground truth (a demo stream's events or an uploaded Audacity label file) event precision / recall / F1
+with hits, misses and false alarms on the timeline."""
 import sys
 from pathlib import Path
 
 if str(Path(__file__).resolve().parents[1]) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # app/: `components`, `figures`
-
-import csv
-import io
 
 import math
 
@@ -18,11 +17,13 @@ from components import explain, plain, plot, setup_page, user_errors
 from components.encoding import encoder_from_settings
 from figures import detection_timeline, output_traces, spectrogram, waveform
 from stca_engine import limits
+from stca_engine.labels import DEFAULT_TOLERANCE_S, parse_label_bytes, score_events, to_audacity, to_csv
 from stca_engine.errors import AudioError, StcaError
 
 SR = 16000
 AUDIO_TYPES = ["wav", "flac", "ogg", "mp3"]
 TRACE_WINDOW_S = 30.0
+READY = "Ready demo model"
 
 def _cap_mb() -> int:
     """The operator's upload cap (STCA_MAX_UPLOAD_MB) for the browser-side check; the server checks again."""
@@ -40,15 +41,27 @@ def _model_choice():
     """The model to run, as the session's model dict (net, neuron_cfg, class_names, encoder_settings, task)."""
     import models_ui as mu
 
-    options = ["This session's model", "Saved model (runs/)", "Upload a model .zip"]
-    src = st.radio("Model", options, horizontal=True, key="detect.model_src",
-                   index=0 if st.session_state.get(mu.SESSION_KEY) is not None else 1)
+    options = ["This session's model", READY, "Saved model (runs/)", "Upload a model .zip"]
+    ready = mu.has_ready_model()
+    if not ready:
+        options.remove(READY)
+    default = 0 if st.session_state.get(mu.SESSION_KEY) is not None else 1
+    src = st.radio("Model", options, horizontal=True, key="detect.model_src", index=default)
     model = None
     if src == options[0]:
         model = st.session_state.get(mu.SESSION_KEY)
         if model is None:
             st.info("No model in this session yet: train one on the **Train** page, or load a saved one.")
-    elif src == options[1]:
+    elif src == READY:
+        cache = st.session_state.setdefault("detect.loaded", {})
+        if ("ready",) not in cache:
+            with user_errors("loading the built-in demo model"):
+                cache[("ready",)] = mu.load_ready()
+        model = cache.get(("ready",))
+        if model is not None:
+            st.caption("Trained on the built-in demo sounds (`scripts/make_demo_model.py`): try it on a demo stream, "
+                       "or on your own recording of similar sounds.")
+    elif src == "Saved model (runs/)":
         names = mu.list_saved()
         if not names:
             st.info(f"No saved models in {plain(mu.runs_root())} yet.")
@@ -157,20 +170,26 @@ def _run(model, rec) -> dict:
     return {"result": result, "spikes": spikes}
 
 
-def _csv_bytes(name: str, events: list[dict]) -> bytes:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["file", "class", "start_s", "end_s", "n_spikes", "peak_v"])
-    for ev in events:
-        w.writerow([name, ev["class"], f"{ev['start_s']:.3f}", f"{ev['end_s']:.3f}", ev["n_spikes"],
-                    f"{ev.get('peak_v', float('nan')):.4f}"])
-    return buf.getvalue().encode()
+def _truth(rec):
+    """Ground truth for scoring: an uploaded Audacity label file, else the demo stream's own events (or None)."""
+    up = st.file_uploader("Ground-truth labels (optional): an Audacity label file, start⇥end⇥label per line",
+                          type=["txt", "tsv", "labels"], key="detect.truth", max_upload_size=_cap_mb())
+    if up is not None:
+        with user_errors(f"reading {up.name}"):
+            truth = parse_label_bytes(up.getvalue(), up.name)
+            st.caption(f"{len(truth)} labelled event(s) from **{plain(up.name)}**")
+            return truth, up.name
+        return None, None
+    if rec is not None and rec["events"]:
+        return rec["events"], "the demo stream's true events"
+    return None, None
 
 
 st.subheader("1 · Choose a trained model")
 model = _model_choice()
 st.subheader("2 · Choose a recording")
 rec = _recording(model)
+truth, truth_name = _truth(rec)
 
 if rec is not None:
     dur = rec["wave"].size / SR
@@ -194,16 +213,37 @@ if out is not None and out["token"] == run_token and rec is not None:
     names = list(result.class_names)
     counts = result.counts()
     st.success(f"Found **{len(events)}** event(s) in {dur:.1f} s of audio"
-               + (f" (true events: {len(rec['events'])})" if rec["events"] else "") + ".", icon=":material/check_circle:")
+               + (f" (true events: {len(truth)})" if truth else "") + ".", icon=":material/check_circle:")
     cols = st.columns(min(len(names), 6) or 1)
     for i, c in enumerate(names):
         cols[i % len(cols)].metric(plain(c), counts[c])
+    score = None
+    if truth is not None:
+        tol = st.slider("scoring tolerance (s): a detection hits an event of its class when it overlaps the event "
+                        "widened by this much on each side", 0.0, 0.5, DEFAULT_TOLERANCE_S, 0.01, key="detect.tolerance")
+        score = score_events(events, truth, tolerance_s=float(tol), class_names=names)
+        st.markdown(f"**Scored against {plain(truth_name)}**")
+        m = st.columns(6)
+        m[0].metric("precision", f"{score['precision']:.3f}")
+        m[1].metric("recall", f"{score['recall']:.3f}")
+        m[2].metric("F1", f"{score['f1']:.3f}")
+        m[3].metric("hits", score["tp"])
+        m[4].metric("false alarms", score["fp"])
+        m[5].metric("misses", score["fn"])
+        unknown = sorted({str(e["class"]) for e in truth} - set(names))
+        if unknown:
+            st.warning("These labels are not classes of this model, so their events count as misses: "
+                       + plain(", ".join(unknown)))
 
     tab_t, tab_s, tab_v, tab_w = st.tabs(["Timeline", "Spectrogram", "Output voltages", "Waveform"])
     with tab_t:
-        plot(detection_timeline(rec["wave"], SR, events, names, events=rec["events"] or None,
-                                title="detections per class" + (" (grey: true events)" if rec["events"] else "")),
+        plot(detection_timeline(rec["wave"], SR, events, names, events=truth or None, score=score,
+                                title="detections per class" + (" (grey: true events)" if truth else "")),
              key="detect.timeline")
+        if score is not None:
+            explain("Green dots: detections that found a true event of their class (**hits**). Vermilion crosses "
+                    "and hatched bars: detections with no event to match (**false alarms**, also a second detection "
+                    "inside an event already found). Indigo triangles: true events nobody found (**misses**).")
     with tab_s:
         plot(spectrogram(rec["wave"], SR, detections=events, class_names=names,
                          title="log-mel spectrogram with detections (coloured boxes)"), key="detect.spec")
@@ -223,13 +263,13 @@ if out is not None and out["token"] == run_token and rec is not None:
             spk[sel, c] = 1
         true_ev = [{"class_index": names.index(e["class"]), "onset_step": int(e["start_s"] * 1000 / result.dt_ms),
                     "offset_step": int(np.ceil(e["end_s"] * 1000 / result.dt_ms))}
-                   for e in rec["events"] if e["class"] in names]
+                   for e in (truth or []) if e["class"] in names]
         plot(output_traces(V[t0:t1], spk, result.theta, result.dt_ms, model["neuron_cfg"].t_in_steps, names,
                            events=true_ev, t0_steps=t0), key="detect.traces")
         explain("Each row is one output neuron. Shaded blocks are its **spike clusters** – each one is reported as an "
-                "event. Dark bars at the bottom mark where the true events of that class are (demo streams only).")
+                "event. Dark bars at the bottom mark where the true events of that class are (a demo stream, or uploaded labels).")
     with tab_w:
-        plot(waveform(rec["wave"], SR, events=rec["events"] or None, class_names=names, detections=events),
+        plot(waveform(rec["wave"], SR, events=truth or None, class_names=names, detections=events),
              key="detect.wave")
 
     st.subheader("Detections")
@@ -240,8 +280,13 @@ if out is not None and out["token"] == run_token and rec is not None:
         st.dataframe(table, hide_index=True, key="detect.table")
     else:
         st.info("No output neuron fired a spike cluster on this recording.")
-    st.download_button("Download detections (CSV)", icon=":material/download:", data=_csv_bytes(out["name"], events),
-                       file_name=f"{Path(str(out['name'])).stem or 'detections'}_detections.csv", mime="text/csv",
-                       key="detect.csv")
+    stem = Path(str(out["name"])).stem or "detections"
+    d1, d2 = st.columns(2)
+    d1.download_button("Download labels (Audacity)", icon=":material/download:", data=to_audacity(events).encode(),
+                       file_name=f"{stem}_labels.txt", mime="text/plain", key="detect.labels",
+                       help="start⇥end⇥label per line: Audacity's File → Import → Labels reads it")
+    d2.download_button("Download detections (CSV)", icon=":material/download:",
+                       data=to_csv(events, file=str(out["name"])).encode(),
+                       file_name=f"{stem}_detections.csv", mime="text/csv", key="detect.csv")
 elif model is not None and rec is not None:
     st.caption("Press **Find events** to run the model on this recording.")
