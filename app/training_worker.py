@@ -488,7 +488,13 @@ def make_engine_setup(settings, prepare_data=None) -> Setup:
         train, test, info = prepare_data(settings, progress)
         if should_stop():
             raise StopRequested()
+        from stca_engine.memory import check_run, dataset_spike_bytes, longest_steps
         from stca_engine.network import SNN
+
+        # the exact estimate, now that the longest sample is known: refused above STCA_MAX_RUN_MB
+        val = (info or {}).get("val") if isinstance(info, dict) else None
+        est = check_run(run_estimate(settings, longest_steps(train, test, val), int(train.n_inputs),
+                                     len(train.class_names), dataset_spike_bytes(train, test, val)), "training run")
 
         runners = {}
         for objective in settings.objectives():
@@ -506,6 +512,7 @@ def make_engine_setup(settings, prepare_data=None) -> Setup:
             "n_train": len(train),
             "n_test": 0 if test is None else len(test),
             "probe_names": [_sample_label(smp, class_names) for smp in probe_set.samples[:200]],
+            "memory": est.describe(),
             "summary": (f"{len(train)} training and {0 if test is None else len(test)} test "
                         f"{'streams' if settings.task == 'detect' else 'clips'} · {len(class_names)} classes · "
                         f"{train.n_inputs} input afferents · network "
@@ -515,6 +522,68 @@ def make_engine_setup(settings, prepare_data=None) -> Setup:
         return runners, out
 
     return setup
+
+
+def run_estimate(settings, n_steps: int, n_inputs: int, n_classes: int, data_bytes: int = 0):
+    """``memory.RunEstimate`` of the page's run: every objective's network (compared runs keep both),
+    the weights kept per epoch for replay, one minibatch of the longest sample."""
+    from stca_engine.memory import estimate_run
+
+    cfg = train_config_for(settings, settings.objective)
+    sizes = [int(n_inputs), *cfg.hidden, int(n_classes)]
+    w_bytes = sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) * 4
+    kept = min(int(settings.epochs) * w_bytes, MAX_KEPT_WEIGHT_BYTES + w_bytes) + w_bytes  # + the probe net
+    return estimate_run(sizes, n_steps, cfg.batch_size, cfg.dtype, cfg.optimizer, cfg.momentum,
+                        n_runs=len(settings.objectives()), data_bytes=data_bytes, kept_weight_bytes=kept)
+
+
+def planned_estimate(settings, longest_clip_s: float | None, n_inputs: int | None = None,
+                     n_classes: int | None = None):
+    """The estimate shown before Start, from the settings and the longest clip of the source (its
+    header; ``longest_clip_s``): a stream is at most ``events_per_stream`` such clips plus its
+    longest gaps. The datasets' spikes are only counted once encoded (the check after encoding)."""
+    from stca_engine.data.streams import DEFAULT_GAP_S
+    from stca_engine.data.sources import parse_data_spec
+
+    spec = parse_data_spec(settings.data)
+    dt = float(settings.dt_ms)
+    if spec.is_image:
+        n_steps = 250  # the rate encoder's default
+    else:
+        seconds = float(longest_clip_s or 1.0)
+        if settings.task == "detect":
+            k = int(settings.events_per_stream)
+            seconds = k * seconds + (k + 1) * DEFAULT_GAP_S[1]
+        n_steps = int(np.ceil(seconds * 1000.0 / dt))
+    if n_inputs is None:
+        n_inputs = 64 if spec.is_image else encoder_for(settings).n_units
+    if n_classes is None:
+        n_classes = len(settings.class_list() or []) or 4
+    return run_estimate(settings, n_steps, n_inputs, n_classes)
+
+
+def source_outline(settings) -> dict:
+    """``{"longest_clip_s", "n_inputs" (images; None for sound: the encoder decides), "n_classes"}`` of
+    the settings' data source from its listing (file headers only, nothing decoded); what
+    ``planned_estimate`` needs. Raises ``StcaError``."""
+    from stca_engine.data import sources
+    from stca_engine.data.clips import header_seconds
+
+    spec = sources.parse_data_spec(settings.data)
+    opts = {"seed": int(settings.seed)}
+    if settings.class_list():
+        opts["classes"] = settings.class_list()
+    data = sources.load_clipset(spec, restrict=True, **opts)
+    if spec.is_image:
+        return {"longest_clip_s": None, "n_inputs": int(np.prod(data.images.shape[1:])),
+                "n_classes": len(data.class_names)}
+    longest = 0.0
+    for clip in data.clips:
+        full = header_seconds(clip.path, clip.kind)
+        end = clip.end_s if clip.end_s is not None else full
+        if end is not None:
+            longest = max(longest, float(end) - float(clip.start_s))
+    return {"longest_clip_s": longest or None, "n_inputs": None, "n_classes": len(data.class_names)}
 
 
 def encoder_for(settings):

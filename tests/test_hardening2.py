@@ -140,3 +140,147 @@ def test_spikegram_regions_do_not_depend_on_the_chunk_length(monkeypatch):
     assert out["1000"].n_spikes > 0
     np.testing.assert_array_equal(out["1"].times, out["1000"].times)
     np.testing.assert_array_equal(out["1"].units, out["1000"].units)
+
+
+# ------------------------------------------------------------------------------------------------
+# B. a run's memory is estimated and refused above STCA_MAX_RUN_MB
+# ------------------------------------------------------------------------------------------------
+def test_run_estimate_counts_activations_weights_and_data_and_is_refused_above_the_cap(monkeypatch):
+    from stca_engine import limits
+    from stca_engine.errors import ConfigError
+    from stca_engine.memory import check_run, estimate_run
+
+    monkeypatch.delenv("STCA_MAX_RUN_MB", raising=False)
+    assert limits.max_run_mb() == limits.DEFAULT_MAX_RUN_MB == 2048
+    base = estimate_run([128, 64, 4], 1000, 8, threads=2)
+    # activations grow with steps × batch, weights with the layer sizes, data as given
+    assert estimate_run([128, 64, 4], 2000, 8, threads=2).parts["activations"] == 2 * base.parts["activations"]
+    assert estimate_run([128, 64, 4], 1000, 16, threads=2).parts["activations"] == 2 * base.parts["activations"]
+    assert estimate_run([128, 64, 4], 1000, 8, "float64", threads=2).parts["weights"] == 2 * base.parts["weights"]
+    assert base.parts["activations"] == 1000 * 8 * (128 * 4 + (5 * 64 + 128) * 4 + 8 + (5 * 4 + 64) * 4 + 8)
+    assert base.parts["weights"] == (128 * 64 + 64 * 4) * 4 * (1 + 1 + 2 + 1 + 2 + 2)  # adam, 2 threads
+    assert estimate_run([128, 64, 4], 1000, 8, data_bytes=5 * 2**20).parts["data"] == 5 * 2**20
+    check_run(base)  # 26 MB: fine
+    big = estimate_run([128, 4096, 4096, 4096, 4096, 4], 1264, 1, threads=2)
+    assert 1500 < big.total_mb < 2048
+    monkeypatch.setenv("STCA_MAX_RUN_MB", "1000")
+    with pytest.raises(ConfigError) as err:
+        check_run(big, "training run")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"training run: needs an estimated {big.total_mb:.0f} MB of memory, over the limit of "
+                          "1000 MB (set by STCA_MAX_RUN_MB): ≈ ")
+    assert msg.endswith("for network 128-4096-4096-4096-4096-4, 1264 steps × batch 1, float32; "
+                        "use fewer or smaller hidden layers")
+    monkeypatch.setenv("STCA_MAX_RUN_MB", "20000")
+    check_run(big)
+    monkeypatch.setenv("STCA_MAX_RUN_MB", "lots")
+    with pytest.raises(ConfigError, match=r"^STCA_MAX_RUN_MB: must be a number, got 'lots'$"):
+        check_run(base)
+
+
+def _run_cli(argv, tmp_path, monkeypatch, capsys):
+    from stca_engine import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("STCA_DATA_ROOTS", raising=False)
+    capsys.readouterr()
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def test_cli_train_refuses_a_run_over_the_memory_cap_in_one_line(tmp_path, monkeypatch, capsys):
+    """``stca train`` with four hidden layers of 4096 and batch 64: exit 2, one line naming the
+    estimate, the cap and what to reduce, before any network is built or folder written."""
+    monkeypatch.delenv("STCA_MAX_RUN_MB", raising=False)
+    out = tmp_path / "run"
+    code, err = _run_cli(["--quiet", "train", "--data", "digits", "--task", "classify", "--classes", "0,1",
+                          "--hidden", "4096", "4096", "4096", "4096", "--batch", "64", "--epochs", "1", "--out", str(out)],
+                         tmp_path, monkeypatch, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith("stca: error: stca train: needs an estimated ")
+    assert "over the limit of 2048 MB (set by STCA_MAX_RUN_MB)" in lines[0]
+    assert "for network 64-4096-4096-4096-4096-2, 250 steps × batch 64, float32" in lines[0]
+    assert lines[0].endswith("; use a smaller batch, shorter samples (fewer events per stream) or fewer or "
+                             "smaller hidden layers")
+    assert not out.exists()
+    # the operator's cap applies to small runs too; a run under it trains and reports its estimate
+    monkeypatch.setenv("STCA_MAX_RUN_MB", "0.05")
+    code, err = _run_cli(["--quiet", "train", "--data", "digits", "--task", "classify", "--classes", "0,1",
+                          "--hidden", "8", "--epochs", "1", "--out", str(out)], tmp_path, monkeypatch, capsys)
+    assert code == 2 and "over the limit of 0.05 MB (set by STCA_MAX_RUN_MB)" in err and not out.exists()
+    monkeypatch.setenv("STCA_MAX_RUN_MB", "100")
+    code, err = _run_cli(["train", "--data", "digits", "--task", "classify", "--classes", "0,1",
+                          "--hidden", "8", "--epochs", "1", "--out", str(out)], tmp_path, monkeypatch, capsys)
+    assert code == 0, err
+    assert "memory: ≈ " in err and "(the limit is 100 MB, STCA_MAX_RUN_MB)" in err
+
+
+def _train_page(query, monkeypatch, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import REPO
+
+    monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("STCA_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(str(REPO / "app" / "pages" / "2_Train.py"), default_timeout=120)
+    for k, v in query.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def test_train_page_shows_the_estimate_and_refuses_start_above_the_cap(monkeypatch, tmp_path):
+    """The run that took the server from 1.3 to 6-7 GB (four hidden layers of 4096, 5000 streams,
+    batch 1): the page names the estimate and the cap before Start, and Start / Step are refused;
+    the classroom preset shows its (small) estimate and starts."""
+    monkeypatch.delenv("STCA_MAX_RUN_MB", raising=False)
+    at = _train_page({"preset": "classroom-fast", "hidden": "4096,4096,4096,4096", "n_train": "5000",
+                      "batch_size": "1"}, monkeypatch, tmp_path)
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("training run: needs an estimated ")
+    assert "over the limit of 2048 MB (set by STCA_MAX_RUN_MB)" in errors[0]
+    assert "network 128-4096-4096-4096-4096-4" in errors[0] and "use fewer or smaller hidden layers" in errors[0]
+    assert at.button(key="train.btn_start").disabled and at.button(key="train.btn_step").disabled
+    assert "train.run" not in at.session_state
+    at2 = _train_page({"preset": "classroom-fast"}, monkeypatch, tmp_path)
+    assert not at2.error and not at2.button(key="train.btn_start").disabled
+    shown = [c.value for c in at2.caption if "Estimated memory of this run" in c.value]
+    assert shown and "network 128-64-4" in shown[0] and "the server's limit is 2048 MB" in shown[0]
+
+
+def test_worker_refuses_a_run_whose_encoded_data_is_over_the_cap(monkeypatch):
+    """After encoding, the exact estimate (longest sample, the datasets' spikes) is checked again: the
+    worker ends in "error" with the one-line message, no network is built."""
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO / "app"))
+    import state
+    import training_worker as tw
+    from dataclasses import replace
+
+    from stca_engine.data.types import Sample, SpikeDataset, SpikeTrain
+
+    def prepare(settings, progress):
+        samples = [Sample(SpikeTrain(np.arange(4000) % 3000, np.arange(4000) % 32, 32, 3000, 3.0),
+                          np.array([1, 0]), [], f"s{i}") for i in range(4)]
+        ds = SpikeDataset(samples, 32, ["a", "b"], "detect", 3.0)
+        return ds, ds, {}
+
+    monkeypatch.setenv("STCA_MAX_RUN_MB", "1")
+    settings = replace(state.preset_settings("classroom-fast"), epochs=1)
+    worker = tw.TrainingWorker(tw.make_engine_setup(settings, prepare), n_epochs=1)
+    worker.start()
+    worker.join(60)
+    snap = worker.snapshot()
+    assert snap.status == tw.ERROR and not snap.labels
+    assert snap.error.startswith("training run: needs an estimated ") and "over the limit of 1 MB" in snap.error
+    assert "for network 32-64-2, 3000 steps × batch 8" in snap.error
