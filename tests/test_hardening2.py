@@ -284,3 +284,154 @@ def test_worker_refuses_a_run_whose_encoded_data_is_over_the_cap(monkeypatch):
     assert snap.status == tw.ERROR and not snap.labels
     assert snap.error.startswith("training run: needs an estimated ") and "over the limit of 1 MB" in snap.error
     assert "for network 32-64-2, 3000 steps × batch 8" in snap.error
+
+
+# ------------------------------------------------------------------------------------------------
+# C. sessions release what they hold
+# ------------------------------------------------------------------------------------------------
+def _app_modules():
+    import sys
+
+    from conftest import REPO
+
+    if str(REPO / "app") not in sys.path:
+        sys.path.insert(0, str(REPO / "app"))
+    import state
+    import training_worker as tw
+
+    return state, tw
+
+
+def _wait(pred, timeout=120.0, what="condition"):
+    import time
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if pred():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _synthetic(n, n_in=12, n_steps=200, seed=0):
+    from stca_engine.data.types import Event, Sample, SpikeDataset, SpikeTrain
+
+    rng = np.random.default_rng(seed)
+    samples = []
+    for i in range(n):
+        c = int(rng.integers(0, 2))
+        t = np.repeat(np.arange(40, 80, 2), n_in // 2)
+        u = np.tile(np.arange(c * n_in // 2, (c + 1) * n_in // 2), 20)
+        samples.append(Sample(SpikeTrain(t, u, n_in, n_steps, 3.0), np.bincount([c], minlength=2).astype(np.int64),
+                              [Event(c, 40, 80)], f"s{i}"))
+    return SpikeDataset(samples, n_in, ["a", "b"], "detect", 3.0)
+
+
+def _engine_worker(n_train=64, epochs=20, **worker_kw):
+    from dataclasses import replace
+
+    state, tw = _app_modules()
+    s = replace(state.TrainSettings(), hidden="8", init_std=0.3, lr=0.01, batch_size=1, epochs=epochs, seed=0,
+                compare=False)
+    train, test = _synthetic(n_train), _synthetic(4, seed=1)
+    return tw.TrainingWorker(tw.make_engine_setup(s, lambda settings, progress: (train, test, {})),
+                             n_epochs=epochs, **worker_kw)
+
+
+def test_pause_with_the_real_trainer_takes_effect_within_one_batch_and_resumes_the_epoch():
+    """A 64-batch epoch: Pause is honoured after the batch in flight (the Trainer keeps the epoch
+    pending), Resume finishes that same epoch, and its report covers every sample once."""
+    _, tw = _app_modules()
+    w = _engine_worker()
+    w.start()
+    _wait(lambda: w.runner("stca") is not None and w.runner("stca").trainer._pending is not None
+          and w.runner("stca").trainer._pending["next"] >= 2, what="a few batches of epoch 1")
+    trainer = w.runner("stca").trainer
+    w.pause()
+    _wait(lambda: w.snapshot().status == tw.PAUSED, what="paused")
+    assert w.snapshot().epoch == 0 and trainer.interrupted
+    cut_at = trainer._pending["next"]
+    assert 2 <= cut_at < trainer.n_batches == 64
+    w.start()
+    _wait(lambda: w.snapshot().epoch >= 1, what="epoch 1 finished")
+    rep = w.snapshot().reports["stca"][0]
+    assert rep.epoch == 1 and rep.n_samples == 64
+    w.stop("test over", wait_s=30)
+    assert not w.alive
+
+
+def test_a_closed_tab_stops_its_run_promptly_and_frees_it():
+    """The page gives the worker "is my session still connected?"; once that has been false for
+    ``tab_closed_s`` the thread stops (reason names the closed tab) and drops its trainer and
+    network, long before the 900 s heartbeat. A reconnect within the grace time keeps the run."""
+    import gc
+    import weakref
+
+    _, tw = _app_modules()
+    connected = {"v": True}
+    w = _engine_worker(epochs=500, owner_alive=lambda: connected["v"], tab_closed_s=0.5)
+    assert w.heartbeat_timeout_s == tw.DEFAULT_HEARTBEAT_S == 900
+    w.start()
+    _wait(lambda: w.snapshot().epoch >= 1, what="first epoch")
+    connected["v"] = False      # a blip: back within the grace time
+    connected["v"] = True
+    _wait(lambda: w.snapshot().epoch >= 2, what="second epoch")
+    assert w.alive and w.snapshot().status == tw.RUNNING
+    runner = w.runner("stca")
+    refs = [weakref.ref(runner.trainer), weakref.ref(runner.trainer.net), weakref.ref(runner.trainer.train)]
+    del runner
+    connected["v"] = False      # the tab is closed
+    w.join(60)
+    snap = w.snapshot()
+    assert not w.alive and snap.status == tw.STOPPED
+    assert snap.stop_reason == "the browser tab was closed (its session was gone for 0.5 s)"
+    assert w.runner("stca") is None and w.model("stca") is None
+    gc.collect()
+    assert [r() for r in refs] == [None, None, None], "the stopped run still holds its trainer / network / data"
+
+
+def test_tab_closed_setting_has_one_documented_default(monkeypatch):
+    from conftest import REPO
+
+    _, tw = _app_modules()
+    monkeypatch.delenv("STCA_TAB_CLOSED_S", raising=False)
+    assert tw.tab_closed_s() == tw.DEFAULT_TAB_CLOSED_S == 30.0
+    monkeypatch.setenv("STCA_TAB_CLOSED_S", "2.5")
+    assert tw.tab_closed_s() == 2.5
+    doc = (REPO / "docs" / "ROBUSTNESS.md").read_text()
+    row = next(line for line in doc.splitlines() if line.startswith("| `STCA_TAB_CLOSED_S` |"))
+    assert row.split("|")[2].strip() == "30"
+    assert tw.TrainingWorker(lambda p, s: {}, n_epochs=1).tab_closed_s == 30.0
+
+
+def test_reset_on_the_train_page_frees_the_run(monkeypatch, tmp_path):
+    """Reset mid-training: the thread ends within a batch and nothing keeps the run's trainer,
+    network or datasets alive (weak references die)."""
+    import gc
+    import weakref
+
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import REPO
+
+    _, tw = _app_modules()
+    monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(tw, "prepare_engine_data", lambda settings, progress: (_synthetic(400), _synthetic(4, seed=1), {}))
+    at = AppTest.from_file(str(REPO / "app" / "pages" / "2_Train.py"), default_timeout=120)
+    for k, v in {"preset": "classroom-fast", "hidden": "8", "batch_size": "1", "epochs": "50"}.items():
+        at.query_params[k] = v
+    at.run()
+    at.button(key="train.btn_start").click().run()
+    worker = at.session_state["train.run"]["worker"]
+    _wait(lambda: worker.runner("stca") is not None and worker.snapshot().status == tw.RUNNING, what="running")
+    trainer = worker.runner("stca").trainer
+    refs = [weakref.ref(trainer), weakref.ref(trainer.net), weakref.ref(trainer.train), weakref.ref(worker)]
+    del trainer
+    at.run()
+    at.button(key="train.btn_reset").click().run()
+    assert not at.exception
+    worker.join(60)
+    assert not worker.alive and worker.snapshot().status == tw.STOPPED
+    del worker
+    gc.collect()
+    assert [r() for r in refs] == [None, None, None, None], "Reset left the run's trainer / network / data alive"

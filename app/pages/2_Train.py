@@ -21,7 +21,7 @@ import models_ui  # noqa: E402
 import state  # noqa: E402
 import stca_engine as se  # noqa: E402
 import training_worker as tw  # noqa: E402
-from components import plain, plot, setup_page, user_errors  # noqa: E402
+from components import plain, plot, session_alive_check, setup_page, user_errors  # noqa: E402
 from stca_engine import limits as se_limits, memory as se_memory  # noqa: E402
 from stca_engine.errors import StcaError  # noqa: E402
 
@@ -184,7 +184,8 @@ def _new_run_checked(s: state.TrainSettings):
         return None
     try:
         worker = tw.TrainingWorker(tw.make_engine_setup(s), n_epochs=s.epochs,
-                                   heartbeat_timeout_s=tw.heartbeat_timeout_s(), idle_pause_s=tw.idle_pause_s())
+                                   heartbeat_timeout_s=tw.heartbeat_timeout_s(), idle_pause_s=tw.idle_pause_s(),
+                                   owner_alive=session_alive_check(), tab_closed_s=tw.tab_closed_s())
     except StcaError as exc:
         ss["train.flash"] = ("error", str(exc))
         return None
