@@ -5,10 +5,14 @@ The worker never calls Streamlit. The page talks to it only through thread-safe 
 immutable copy of its state, so a rerun of the page can never see half an epoch.
 
 Lifetime: each browser session owns one worker (kept in ``st.session_state``). The thread is a
-daemon, checks a stop flag between minibatches and stops by itself when the page has not polled
-(``heartbeat``) for ``heartbeat_timeout_s`` seconds, so a closed tab does not keep a CPU busy. With
-``idle_pause_s`` it first pauses (at the end of the epoch) when nobody has watched for that long: a
-student who opens another page finds the run paused, not lost, and resumes it.
+daemon and checks between minibatches for a stop (Reset) and a pause (Pause, or nobody watching):
+both take effect after the batch in flight, and a paused epoch resumes where it stopped. With
+``idle_pause_s`` it pauses when nobody has watched for that long: a student who opens another page
+finds the run paused, not lost, and resumes it. It stops for good, and drops its trainers,
+networks and datasets so they can be freed, when the page that owns it is gone: ``owner_alive()``
+(the page passes "is my Streamlit session still connected?") has been false for ``tab_closed_s``
+seconds (the tab was closed), or, as a fallback where that is unknown, the page has not polled
+(``heartbeat``) for ``heartbeat_timeout_s`` seconds.
 
 What is trained is pluggable (``setup`` returns one ``EpochRunner`` per run label), so the threading
 logic is tested with tiny fake runners and the engine glue (``EngineRunner``/``make_engine_setup``)
@@ -94,9 +98,13 @@ class TrainingWorker:
     """Runs ``setup`` then up to ``n_epochs`` epochs of every runner, on a daemon thread."""
 
     def __init__(self, setup: Setup, n_epochs: int, heartbeat_timeout_s: float | None = None, name: str = "stca-train",
-                 idle_pause_s: float | None = None):
+                 idle_pause_s: float | None = None, owner_alive: Callable[[], bool] | None = None,
+                 tab_closed_s: float | None = None):
         if n_epochs < 1:
             raise ValueError(f"n_epochs must be >= 1, got {n_epochs}")
+        self._owner_alive = owner_alive
+        self.tab_closed_s = float(DEFAULT_TAB_CLOSED_S if tab_closed_s is None else tab_closed_s)
+        self._owner_gone_since: float | None = None
         self.idle_pause_s = None if idle_pause_s is None else float(idle_pause_s)
         self._pause_reason: str | None = None
         self._setup = setup
@@ -205,14 +213,52 @@ class TrainingWorker:
     def _beat_expired(self) -> bool:
         return time.monotonic() - self._last_beat > self.heartbeat_timeout_s
 
+    def _owner_gone(self) -> bool:
+        """True once ``owner_alive()`` has said False for ``tab_closed_s`` seconds (a reconnect within
+        that time keeps the run). Never raises: an owner check that fails counts as alive."""
+        if self._owner_alive is None:
+            return False
+        try:
+            alive = bool(self._owner_alive())
+        except Exception:  # noqa: BLE001 - a broken check must not end a student's run
+            log.debug("owner check failed", exc_info=True)
+            alive = True
+        now = time.monotonic()
+        if alive:
+            self._owner_gone_since = None
+            return False
+        if self._owner_gone_since is None:
+            self._owner_gone_since = now
+        return now - self._owner_gone_since >= self.tab_closed_s
+
+    def _gone_reason(self) -> str | None:
+        if self._owner_gone():
+            return f"the browser tab was closed (its session was gone for {self.tab_closed_s:g} s)"
+        if self._beat_expired():
+            return f"the page stopped polling for {self.heartbeat_timeout_s:g} s"
+        return None
+
     def should_stop(self) -> bool:
         """Checked between minibatches: a stop request, or the page has gone away."""
         with self._cond:
-            if not self._stop and self._beat_expired():
-                self._stop = True
-                self._stop_reason = f"the page stopped polling for {self.heartbeat_timeout_s:g} s"
-                self._bump()
+            if not self._stop:
+                reason = self._gone_reason()
+                if reason is not None:
+                    self._stop = True
+                    self._stop_reason = reason
+                    self._bump()
+                    log.warning("training run %s stopped: %s", self._name, reason)
             return self._stop
+
+    def _pause_now(self) -> bool:
+        """(under the lock) True when the running epoch should pause after this batch: Pause was
+        pressed, or nobody has watched for ``idle_pause_s`` (then the pause reason says so)."""
+        if self._want == "run" and self.idle_pause_s is not None \
+                and time.monotonic() - self._last_beat > self.idle_pause_s:
+            self._want = "pause"
+            self._pause_reason = f"no page watched this run for {self.idle_pause_s:g} s"
+            self._bump()
+        return self._want == "pause"
 
     def _progress_cb(self, done: int, total: int, message: str = "") -> None:
         with self._cond:
@@ -241,6 +287,7 @@ class TrainingWorker:
                 self._runners = dict(runners)
                 self._info = {**self._info, **dict(info or {})}
                 self._bump()
+            new_reports, new_models, epoch_s = {}, {}, 0.0  # of the epoch in progress (across pauses)
             while True:
                 with self._cond:
                     if self._epoch >= self.n_epochs:
@@ -251,24 +298,37 @@ class TrainingWorker:
                         self._status = PAUSED
                         self._bump()
                     # wait for run/step, a stop, or the page going away (checked every 0.25 s)
-                    while self._want == "pause" and not self._stop and not self._beat_expired():
+                    while self._want == "pause" and not self._stop and self._gone_reason() is None:
                         self._cond.wait(0.25)
                 if self.should_stop():
                     raise StopRequested()
                 self._set(status=RUNNING)
                 t0 = time.perf_counter()
-                new_reports, new_models = {}, {}
+                cut = False
                 for label, runner in runners.items():
-                    new_reports[label] = runner.run_epoch(self._check_between_batches)
+                    if label in new_reports:  # finished before a pause cut this epoch
+                        continue
+                    try:
+                        report = runner.run_epoch(self._check_between_batches)
+                    except StopRequested:
+                        report = None
                     if self.should_stop():  # the epoch was cut short: never report it
                         raise StopRequested()
+                    if report is None:  # paused between batches: the runner resumes this epoch later
+                        cut = True
+                        break
+                    new_reports[label] = report
                     new_models[label] = runner.snapshot()
+                epoch_s += time.perf_counter() - t0
+                if cut:
+                    continue
                 with self._cond:
                     for label in runners:
                         self._reports[label].append(new_reports[label])
                     self._models.update(new_models)
+                    new_reports, new_models = {}, {}
                     self._epoch += 1
-                    self._epoch_seconds = time.perf_counter() - t0
+                    self._epoch_seconds, epoch_s = epoch_s, 0.0
                     if self._want == "step":
                         self._want = "pause"
                     idle = time.monotonic() - self._last_beat
@@ -277,6 +337,8 @@ class TrainingWorker:
                         self._pause_reason = f"no page watched this run for {self.idle_pause_s:g} s"
                     self._bump()
         except StopRequested:
+            runners = result = runner = report = new_reports = new_models = None  # noqa: F841 - drop this frame's references
+            self._release()
             self._set(status=STOPPED)
         except StcaError as exc:
             self._set(status=ERROR, error=str(exc))
@@ -285,8 +347,23 @@ class TrainingWorker:
             self._set(status=ERROR, error=f"internal error ({type(exc).__name__}): {exc}")
 
     def _check_between_batches(self) -> bool:
-        """Given to runners: True means 'stop now'; a runner may also just raise ``StopRequested``."""
-        return self.should_stop()
+        """Given to runners: True means 'stop after this batch' (a stop, or a pause: the runner then
+        returns None and continues the same epoch on its next ``run_epoch``); a runner may also just
+        raise ``StopRequested``."""
+        if self.should_stop():
+            return True
+        with self._cond:
+            return self._pause_now()
+
+    def _release(self) -> None:
+        """A stopped run is over: drop the trainers, networks, datasets and model copies (the page may
+        still hold the worker, or Streamlit the closed tab's session, for a while); what the
+        snapshot shows (status, reports) stays."""
+        with self._cond:
+            self._runners = {}
+            self._models = {}
+            self._setup = None
+            self._bump()
 
 
 # ================================================================================================
@@ -451,6 +528,7 @@ def check_settings(settings) -> list[str]:
 
 DEFAULT_HEARTBEAT_S = 900.0  # STCA_HEARTBEAT_S; docs/ROBUSTNESS.md's limits table states the same value
 DEFAULT_IDLE_PAUSE_S = 120.0  # STCA_IDLE_PAUSE_S
+DEFAULT_TAB_CLOSED_S = 30.0  # STCA_TAB_CLOSED_S
 
 
 def _env_seconds(name: str, default: float) -> float:
@@ -471,6 +549,13 @@ def heartbeat_timeout_s() -> float:
     ``DEFAULT_HEARTBEAT_S``): the tab was closed. Longer than the idle pause, so a student who opened
     another page finds the run paused (not stopped), and long enough for a throttled background tab."""
     return _env_seconds("STCA_HEARTBEAT_S", DEFAULT_HEARTBEAT_S)
+
+
+def tab_closed_s() -> float:
+    """Seconds a session's Streamlit connection may be gone before its worker stops for good
+    (``$STCA_TAB_CLOSED_S``, default ``DEFAULT_TAB_CLOSED_S``): the tab was closed. Switching pages
+    keeps the connection; a reconnect within this time (a network blip) keeps the run."""
+    return _env_seconds("STCA_TAB_CLOSED_S", DEFAULT_TAB_CLOSED_S)
 
 
 def idle_pause_s() -> float:
@@ -505,7 +590,13 @@ def make_engine_setup(settings, prepare_data=None) -> Setup:
         train, test, info = prepare_data(settings, progress)
         if should_stop():
             raise StopRequested()
+        from stca_engine.memory import check_run, dataset_spike_bytes, longest_steps
         from stca_engine.network import SNN
+
+        # the exact estimate, now that the longest sample is known: refused above STCA_MAX_RUN_MB
+        val = (info or {}).get("val") if isinstance(info, dict) else None
+        est = check_run(run_estimate(settings, longest_steps(train, test, val), int(train.n_inputs),
+                                     len(train.class_names), dataset_spike_bytes(train, test, val)), "training run")
 
         runners = {}
         val = (info or {}).get("val") if _regularised(settings) else None
@@ -524,6 +615,7 @@ def make_engine_setup(settings, prepare_data=None) -> Setup:
             "n_train": len(train),
             "n_test": 0 if test is None else len(test),
             "probe_names": [_sample_label(smp, class_names) for smp in probe_set.samples[:200]],
+            "memory": est.describe(),
             "summary": (f"{len(train)} training and {0 if test is None else len(test)} test "
                         f"{'streams' if settings.task == 'detect' else 'clips'} · {len(class_names)} classes · "
                         f"{train.n_inputs} input afferents · network "
@@ -533,6 +625,68 @@ def make_engine_setup(settings, prepare_data=None) -> Setup:
         return runners, out
 
     return setup
+
+
+def run_estimate(settings, n_steps: int, n_inputs: int, n_classes: int, data_bytes: int = 0):
+    """``memory.RunEstimate`` of the page's run: every objective's network (compared runs keep both),
+    the weights kept per epoch for replay, one minibatch of the longest sample."""
+    from stca_engine.memory import estimate_run
+
+    cfg = train_config_for(settings, settings.objective)
+    sizes = [int(n_inputs), *cfg.hidden, int(n_classes)]
+    w_bytes = sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) * 4
+    kept = min(int(settings.epochs) * w_bytes, MAX_KEPT_WEIGHT_BYTES + w_bytes) + w_bytes  # + the probe net
+    return estimate_run(sizes, n_steps, cfg.batch_size, cfg.dtype, cfg.optimizer, cfg.momentum,
+                        n_runs=len(settings.objectives()), data_bytes=data_bytes, kept_weight_bytes=kept)
+
+
+def planned_estimate(settings, longest_clip_s: float | None, n_inputs: int | None = None,
+                     n_classes: int | None = None):
+    """The estimate shown before Start, from the settings and the longest clip of the source (its
+    header; ``longest_clip_s``): a stream is at most ``events_per_stream`` such clips plus its
+    longest gaps. The datasets' spikes are only counted once encoded (the check after encoding)."""
+    from stca_engine.data.streams import DEFAULT_GAP_S
+    from stca_engine.data.sources import parse_data_spec
+
+    spec = parse_data_spec(settings.data)
+    dt = float(settings.dt_ms)
+    if spec.is_image:
+        n_steps = 250  # the rate encoder's default
+    else:
+        seconds = float(longest_clip_s or 1.0)
+        if settings.task == "detect":
+            k = int(settings.events_per_stream)
+            seconds = k * seconds + (k + 1) * DEFAULT_GAP_S[1]
+        n_steps = int(np.ceil(seconds * 1000.0 / dt))
+    if n_inputs is None:
+        n_inputs = 64 if spec.is_image else encoder_for(settings).n_units
+    if n_classes is None:
+        n_classes = len(settings.class_list() or []) or 4
+    return run_estimate(settings, n_steps, n_inputs, n_classes)
+
+
+def source_outline(settings) -> dict:
+    """``{"longest_clip_s", "n_inputs" (images; None for sound: the encoder decides), "n_classes"}`` of
+    the settings' data source from its listing (file headers only, nothing decoded); what
+    ``planned_estimate`` needs. Raises ``StcaError``."""
+    from stca_engine.data import sources
+    from stca_engine.data.clips import header_seconds
+
+    spec = sources.parse_data_spec(settings.data)
+    opts = {"seed": int(settings.seed)}
+    if settings.class_list():
+        opts["classes"] = settings.class_list()
+    data = sources.load_clipset(spec, restrict=True, **opts)
+    if spec.is_image:
+        return {"longest_clip_s": None, "n_inputs": int(np.prod(data.images.shape[1:])),
+                "n_classes": len(data.class_names)}
+    longest = 0.0
+    for clip in data.clips:
+        full = header_seconds(clip.path, clip.kind)
+        end = clip.end_s if clip.end_s is not None else full
+        if end is not None:
+            longest = max(longest, float(end) - float(clip.start_s))
+    return {"longest_clip_s": longest or None, "n_inputs": None, "n_classes": len(data.class_names)}
 
 
 def encoder_for(settings):

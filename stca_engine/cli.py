@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import limits
 from .defaults import TRAIN_DEFAULTS, train_defaults  # per task, chosen on the real-sound suite
 from .errors import ConfigError, StcaError, TrainingError
 
@@ -387,6 +388,15 @@ def prepare(spec: str, task: str, encoder=None, seed: int = 0, quiet: bool = Fal
 # ------------------------------------------------------------------------------------------------
 # commands
 # ------------------------------------------------------------------------------------------------
+def _check_run_memory(sizes, tc, train, test, val):
+    """The run's memory estimate (``stca_engine.memory``); ConfigError above ``STCA_MAX_RUN_MB``."""
+    from .memory import check_run, dataset_spike_bytes, estimate_run, longest_steps
+
+    est = estimate_run(sizes, longest_steps(train, test, val), tc.batch_size, tc.dtype, tc.optimizer, tc.momentum,
+                       data_bytes=dataset_spike_bytes(train, test, val))
+    return check_run(est, "stca train")
+
+
 def cmd_train(args) -> int:
     import torch
 
@@ -436,12 +446,14 @@ def cmd_train(args) -> int:
         _say(f"data: {_describe(train, test, info)}", quiet)
         device = tc.resolved_device() if not ctx.enabled else ctx.device
         sizes = [train.n_inputs, *tc.hidden, len(train.class_names)]
+        val = info.get("val") if isinstance(info, dict) else None
+        est = _check_run_memory(sizes, tc, train, test, val)
+        _say(f"memory: {est.describe()} (the limit is {limits.max_run_mb():g} MB, {limits.ENV_MAX_RUN_MB})", quiet)
         net = SNN(sizes, neuron_cfg, dtype=tc.torch_dtype(), device=device,
                   output_spiking=tc.objective != "margin", seed=tc.seed,
                   init_std=args.init_std if args.init_std is not None else DEFAULT_INIT_STD)
         D.check_batches(len(train), tc.batch_size, ctx)
         t_net, t_train = D.prepare_trainer_inputs(net, train, ctx)
-        val = info.get("val") if isinstance(info, dict) else None
         trainer = Trainer(t_net, t_train, test, neuron_cfg, tc, val=val)
         _say(f"network: {'-'.join(map(str, sizes))}, objective {tc.objective}, optimizer {tc.optimizer} "
              f"(lr {', '.join(f'{x:.3g}' for x in trainer.lrs)}), {tc.epochs} epochs, batch {tc.batch_size}, "

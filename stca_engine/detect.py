@@ -243,31 +243,52 @@ def encode_recording(wave: np.ndarray, sr: int, encoder, segment: bool = True,
     The encoders scale amplitudes to the loudest part of what they are given (the spikegram's
     amplitude bins are dB below the clip's largest atom), and training encoded every event on its
     own. So with ``segment`` each sound region (``sound_regions``) is encoded on its own and its
-    spikes are placed at its offset; silence stays silent. Regions (or, without ``segment``, the
-    whole recording) longer than ``piece_s`` (default ``limits.chunk_seconds()``) are encoded in
-    pieces, which bounds memory for recordings of any length. ``progress(done, total, message)`` is
-    called after each piece.
+    spikes are placed at its offset; silence stays silent.
+
+    A region is encoded **as if in one piece**, however long: cutting it and encoding the pieces on
+    their own made every seam a sound onset (spikes at every ``STCA_CHUNK_SECONDS`` on a steady tone,
+    detected as events) and scaled each piece to its own peak. An encoder with ``encode_pieces``
+    (the spectral one) works through a long region in pieces of ``piece_s`` (default
+    ``limits.chunk_seconds()``) with context on both sides of each piece, one level scale for the
+    region and its state carried across seams, so memory follows the piece and the spikes equal the
+    whole-region encoding. Other encoders get the region whole (the spikegram bounds its own memory:
+    its pursuit runs in ``chunk_seconds`` chunks with an exact carried residual).
+    ``progress(done, total, message)`` is called after each piece (each pass of a cut region).
     """
     from . import limits
 
     dt_ms = float(encoder.dt_ms)
     n_steps = max(1, int(math.ceil(wave.size / sr * 1000.0 / dt_ms)))
     spans = sound_regions(wave, sr) if segment else [(0, wave.size)]
+    spans = [(a, b) for a, b in spans if b > a and float(np.max(np.abs(wave[a:b]))) > 0]
     times, units = [], []
     n_units = int(encoder.n_units)
-    pieces = [(a + pa, a + pb) for a, b in spans for pa, pb in limits.chunk_spans(b - a, sr, piece_s)]
-    for i, (a, b) in enumerate(pieces):
-        piece = wave[a:b]
-        if piece.size and float(np.max(np.abs(piece))) > 0:
-            result = encoder.encode(piece)
+    piece_samples = max(1, int(round((limits.chunk_seconds() if piece_s is None else float(piece_s)) * sr)))
+    pieces = hasattr(encoder, "encode_pieces")
+    counts = [encoder.piece_count(b - a, piece_samples) if pieces else 1 for a, b in spans]
+    total = max(1, sum(counts))
+    done = 0
+    for (a, b), count in zip(spans, counts):
+        region = wave[a:b]
+        if pieces:
+            def sub(d, _t, msg, _base=done):
+                if progress is not None:
+                    progress(_base + d, total, msg)
+
+            tr = encoder.encode_pieces(region, piece_samples, sub)
+        else:
+            result = encoder.encode(region)
             tr = result[0] if isinstance(result, tuple) else result
-            t = tr.times + int(round(a / sr * 1000.0 / dt_ms))
-            keep = t < n_steps
-            times.append(t[keep])
-            units.append(tr.units[keep])
-        if progress is not None:
-            progress(i + 1, len(pieces), f"encoding piece {i + 1}/{len(pieces)}")
+            if progress is not None:
+                progress(done + 1, total, f"encoding region {len(times) + 1}/{len(spans)}")
+        done += count
+        t = tr.times + int(round(a / sr * 1000.0 / dt_ms))
+        keep = t < n_steps
+        times.append(t[keep])
+        units.append(tr.units[keep])
     if not times:
+        if progress is not None:
+            progress(1, 1, "nothing to encode (silent)")
         return SpikeTrain(np.zeros(0, np.int64), np.zeros(0, np.int64), n_units, n_steps, dt_ms)
     return SpikeTrain.merge([SpikeTrain(np.concatenate(times), np.concatenate(units), n_units, n_steps, dt_ms)],
                             n_steps)

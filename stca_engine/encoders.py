@@ -92,6 +92,20 @@ class SpectralEncoder(_ConfiguredEncoder):
     def encode(self, wave: np.ndarray):
         return encode_spectral(wave, self.config)
 
+    def piece_count(self, n_samples: int, piece_samples: int) -> int:
+        """Progress calls ``encode_pieces`` makes for a wave of ``n_samples`` (two passes when cut)."""
+        from .spectral import piece_cores
+
+        n = len(piece_cores(n_samples, self.config, piece_samples))
+        return 1 if n == 1 else 2 * n
+
+    def encode_pieces(self, wave: np.ndarray, piece_samples: int, progress=None):
+        """The spike train of ``encode(wave)``, computed in pieces of ``piece_samples`` (bounded memory,
+        identical spikes; see ``spectral.encode_spectral_pieces``)."""
+        from .spectral import encode_spectral_pieces
+
+        return encode_spectral_pieces(wave, self.config, piece_samples, progress)
+
 
 def make_encoder(name: str = "spikegram", **settings) -> Encoder:
     """``make_encoder("spikegram", spikes_per_second=2000)``, ``make_encoder("spikegram", preset="medleydb")``,

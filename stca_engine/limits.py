@@ -13,6 +13,7 @@ variable                   default  meaning
 ``STCA_MAX_AUDIO_SECONDS`` 600      longest clip / stream the app decodes and encodes, s
 ``STCA_CHUNK_SECONDS``     30       long recordings are encoded in pieces this long, s
 ``STCA_MAX_MODEL_MB``      256      largest model weights (declared by its config) loaded, MiB
+``STCA_MAX_RUN_MB``        2048     largest estimated memory of one training run, MiB
 =========================  =======  =====================================================
 """
 from __future__ import annotations
@@ -27,17 +28,19 @@ DEFAULT_MAX_UPLOAD_MB = 50.0
 DEFAULT_MAX_AUDIO_SECONDS = 600.0
 DEFAULT_CHUNK_SECONDS = 30.0
 DEFAULT_MAX_MODEL_MB = 256.0
+DEFAULT_MAX_RUN_MB = 2048.0
 MIN_CHUNK_SECONDS = 1.0  # shorter pieces would cut most gammatone atoms (up to ~25 ms) at the seams
 
 ENV_MAX_UPLOAD_MB = "STCA_MAX_UPLOAD_MB"
 ENV_MAX_AUDIO_SECONDS = "STCA_MAX_AUDIO_SECONDS"
 ENV_CHUNK_SECONDS = "STCA_CHUNK_SECONDS"
 ENV_MAX_MODEL_MB = "STCA_MAX_MODEL_MB"
+ENV_MAX_RUN_MB = "STCA_MAX_RUN_MB"
 
 __all__ = [
     "DEFAULT_MAX_UPLOAD_MB", "DEFAULT_MAX_AUDIO_SECONDS", "DEFAULT_CHUNK_SECONDS", "MIN_CHUNK_SECONDS",
     "ENV_MAX_UPLOAD_MB", "ENV_MAX_AUDIO_SECONDS", "ENV_CHUNK_SECONDS", "DEFAULT_MAX_MODEL_MB", "ENV_MAX_MODEL_MB",
-    "max_model_mb", "max_model_bytes",
+    "max_model_mb", "max_model_bytes", "DEFAULT_MAX_RUN_MB", "ENV_MAX_RUN_MB", "max_run_mb",
     "Limits", "current_limits", "max_upload_mb", "max_upload_bytes", "max_audio_seconds", "chunk_seconds",
     "check_upload_size", "check_duration", "chunk_spans",
 ]
@@ -85,6 +88,12 @@ def max_model_mb() -> float:
 
 def max_model_bytes() -> int:
     return int(max_model_mb() * 1024 * 1024)
+
+
+def max_run_mb() -> float:
+    """Largest estimated memory of one training run in MiB (``STCA_MAX_RUN_MB``, default 2048); see
+    ``stca_engine.memory``: checked by ``stca train`` and the Train page before training starts."""
+    return _positive_env(ENV_MAX_RUN_MB, DEFAULT_MAX_RUN_MB)
 
 
 @dataclass(frozen=True)

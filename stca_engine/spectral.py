@@ -18,7 +18,8 @@ import numpy as np
 from .data.types import SpikeTrain
 from .errors import AudioError, ConfigError
 
-__all__ = ["SpectralConfig", "SpectralReport", "band_levels_db", "crossings", "encode_spectral"]
+__all__ = ["SpectralConfig", "SpectralReport", "band_power", "band_levels_db", "context_samples", "crossings",
+           "encode_spectral", "encode_spectral_pieces"]
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,11 @@ class SpectralReport:
         return asdict(self)
 
 
-def band_levels_db(wave: np.ndarray, cfg: SpectralConfig) -> np.ndarray:
-    """``[n_steps, n_bands]`` band power in dB relative to the clip's maximum (<= 0), one row per step."""
+def band_power(wave: np.ndarray, cfg: SpectralConfig) -> np.ndarray:
+    """``[n_steps, n_bands]`` band power (not normalised), one row per step: row ``i`` covers the
+    samples around ``i * hop`` (mel: a window centred there; gammatone: the causal filter output over
+    ``[i * hop, (i + 1) * hop)``), so it depends only on the samples within ``context_samples(cfg)``
+    of ``i * hop`` (and on where the wave ends)."""
     x = np.asarray(wave, dtype=np.float64)
     hop = cfg.hop
     n_steps = max(1, -(-x.size // hop))
@@ -142,23 +146,45 @@ def band_levels_db(wave: np.ndarray, cfg: SpectralConfig) -> np.ndarray:
     P = P[:n_steps]
     if P.shape[0] < n_steps:
         P = np.pad(P, ((0, n_steps - P.shape[0]), (0, 0)))
-    peak = P.max()
+    return P
+
+
+def _to_db(P: np.ndarray, peak: float) -> np.ndarray:
     if not peak > 0:
         return np.full(P.shape, -np.inf)
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(P / peak)
 
 
+def band_levels_db(wave: np.ndarray, cfg: SpectralConfig) -> np.ndarray:
+    """``[n_steps, n_bands]`` band power in dB relative to the clip's maximum (<= 0), one row per step."""
+    P = band_power(wave, cfg)
+    return _to_db(P, float(P.max()))
+
+
+def context_samples(cfg: SpectralConfig) -> int:
+    """Samples on each side of ``i * hop`` that step ``i`` of ``band_power`` can depend on, rounded up
+    to whole steps (mel: half the FFT window, taken as a whole window so that even a short last piece
+    with its context is one window long; gammatone: the longest kernel), plus one step."""
+    if cfg.kind == "mel":
+        need = cfg.n_fft
+    else:
+        from .spikegram import gammatone_kernels
+
+        need = int(gammatone_kernels(cfg.n_bands, float(cfg.f_min), float(cfg.f_max), cfg.sr)[2].shape[1])
+    return (-(-need // cfg.hop) + 1) * cfg.hop
+
+
 @numba.njit(cache=True)
-def _crossings(levels, thresholds, hysteresis, sustain, out_t, out_u):
+def _crossings(levels, thresholds, hysteresis, sustain, armed_in, last_in, out_t, out_u):
     n_steps, n_bands = levels.shape
     n_lev = thresholds.size
     n = 0
     for b in range(n_bands):
         for li in range(n_lev):
             thr = thresholds[li]
-            armed = True  # silence before the clip: a clip that starts loud spikes at step 0
-            last = 0
+            armed = armed_in[b, li]  # a fresh state is armed: silence before the clip, so a loud start spikes
+            last = last_in[b, li]  # step of the last spike, relative to this block's first step
             for t in range(n_steps):
                 v = levels[t, b]
                 if armed and v >= thr:
@@ -174,20 +200,35 @@ def _crossings(levels, thresholds, hysteresis, sustain, out_t, out_u):
                     out_u[n] = b * n_lev + li
                     n += 1
                     last = t
+            armed_in[b, li] = armed  # carried to the next block of steps
+            last_in[b, li] = last - n_steps
     return n
 
 
+class CrossingState:
+    """Per (band, level) ``armed`` flag and last spike step, carried from one block of steps to the
+    next, so crossings of consecutive blocks equal those of the blocks joined (a fresh state is the
+    silence before a clip)."""
+
+    def __init__(self, n_bands: int, n_levels: int):
+        self.armed = np.ones((n_bands, n_levels), dtype=np.bool_)
+        self.last = np.zeros((n_bands, n_levels), dtype=np.int64)
+
+
 def crossings(levels_db: np.ndarray, thresholds_db: np.ndarray, hysteresis_db: float,
-              sustain_steps: int = 0) -> tuple[np.ndarray, np.ndarray]:
+              sustain_steps: int = 0, state: CrossingState | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Rising crossings (and, with ``sustain_steps``, repeats while the level stays up): (steps,
-    afferents ``band * n_levels + level``) sorted by step then afferent."""
+    afferents ``band * n_levels + level``) sorted by step then afferent. ``state`` (updated in place)
+    carries each afferent's state in from the previous block of steps and out to the next."""
     lv = np.ascontiguousarray(levels_db, dtype=np.float64)
     th = np.ascontiguousarray(thresholds_db, dtype=np.float64)
+    if state is None:
+        state = CrossingState(lv.shape[1], th.size)
     cap = lv.shape[0] * lv.shape[1] * th.size if sustain_steps else \
         (lv.shape[0] // 2 + 1) * lv.shape[1] * th.size  # crossings need a re-arm step between them
     t = np.empty(cap, dtype=np.int64)
     u = np.empty(cap, dtype=np.int64)
-    n = _crossings(lv, th, float(hysteresis_db), int(sustain_steps), t, u)
+    n = _crossings(lv, th, float(hysteresis_db), int(sustain_steps), state.armed, state.last, t, u)
     order = np.lexsort((u[:n], t[:n]))
     return t[:n][order], u[:n][order]
 
@@ -208,3 +249,62 @@ def encode_spectral(wave: np.ndarray, cfg: SpectralConfig | None = None) -> tupl
     audio_s = x.size / cfg.sr
     return train, SpectralReport(train.n_spikes, lv.shape[0], cfg.kind, audio_s, seconds,
                                  audio_s / seconds if seconds > 0 else float("inf"))
+
+
+def piece_cores(n_samples: int, cfg: SpectralConfig, piece_samples: int) -> list[tuple[int, int]]:
+    """The pieces ``encode_spectral_pieces`` cuts a wave into: ``[(c0, c1)]`` covering ``[0, n)``,
+    ``ceil(n / piece_samples)`` pieces of equal length in whole steps (the last one shorter)."""
+    hop = cfg.hop
+    n_pieces = max(1, -(-int(n_samples) // max(1, int(piece_samples))))
+    step = max(hop, -(-(-(-int(n_samples) // n_pieces)) // hop) * hop)
+    return [(c0, min(n_samples, c0 + step)) for c0 in range(0, max(1, n_samples), step)]
+
+
+def encode_spectral_pieces(wave: np.ndarray, cfg: SpectralConfig | None, piece_samples: int,
+                           progress=None) -> SpikeTrain:
+    """``encode_spectral(wave, cfg)[0]`` computed piece by piece, for recordings of any length.
+
+    Each piece's band power is computed with ``context_samples`` of the real signal on both sides
+    and only its own steps are kept, so every step sees the same samples as in one whole-wave run;
+    the dB scale is relative to the loudest step of the whole wave (a first pass over the pieces);
+    the crossing detector's state is carried from piece to piece. So the spikes do not depend on the
+    piece length (no onsets at the seams), while memory follows the piece, not the wave.
+    ``progress(done, total, message)`` is called after each piece of each pass.
+    """
+    cfg = cfg or SpectralConfig()
+    x = np.asarray(wave)
+    if x.ndim != 1 or x.size == 0:
+        raise AudioError(f"expected a non-empty mono 1-D waveform, got shape {x.shape}", "waveform")
+    if not np.all(np.isfinite(x)):
+        raise AudioError("waveform contains NaN/inf samples", "waveform")
+    cores = piece_cores(x.size, cfg, piece_samples)
+    if len(cores) == 1:
+        train = encode_spectral(x, cfg)[0]
+        if progress is not None:
+            progress(1, 1, "encoding")
+        return train
+    hop, n, margin = cfg.hop, x.size, context_samples(cfg)
+    n_steps = -(-n // hop)
+    total = 2 * len(cores)
+
+    def core_power(c0, c1):
+        e0, e1 = max(0, c0 - margin), min(n, c1 + margin)
+        P = band_power(x[e0:e1], cfg)
+        f0 = (c0 - e0) // hop
+        return P[f0: f0 + (-(-c1 // hop) - c0 // hop)]
+
+    peak = 0.0
+    for i, (c0, c1) in enumerate(cores):
+        peak = max(peak, float(core_power(c0, c1).max()))
+        if progress is not None:
+            progress(i + 1, total, f"measuring the level: piece {i + 1}/{len(cores)}")
+    state = CrossingState(cfg.n_bands, cfg.n_levels)
+    times, units = [], []
+    for i, (c0, c1) in enumerate(cores):
+        t, u = crossings(_to_db(core_power(c0, c1), peak), cfg.thresholds_db(), cfg.hysteresis_db,
+                         cfg.sustain_steps, state)
+        times.append(t + c0 // hop)
+        units.append(u)
+        if progress is not None:
+            progress(len(cores) + i + 1, total, f"encoding piece {i + 1}/{len(cores)}")
+    return SpikeTrain(np.concatenate(times), np.concatenate(units), cfg.n_units, n_steps, cfg.dt_ms)

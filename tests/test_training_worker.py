@@ -37,12 +37,17 @@ class FakeRunner:
         self.batches_run = 0
         self.weights = 0
         self.fail_at_epoch, self.error = fail_at_epoch, error
+        self.left = None  # batches left in the epoch in progress (None: between epochs)
 
     def run_epoch(self, should_stop):
-        self.epochs_started += 1
-        if self.fail_at_epoch == self.epochs_started:
-            raise self.error
-        for _ in range(self.n_batches):
+        """Like the Trainer: stopped between batches it returns None and the next call continues
+        the same epoch."""
+        if self.left is None:
+            self.epochs_started += 1
+            if self.fail_at_epoch == self.epochs_started:
+                raise self.error
+            self.left = self.n_batches
+        while self.left:
             if should_stop():
                 return None
             if self.gate is not None:
@@ -51,6 +56,8 @@ class FakeRunner:
                 time.sleep(self.batch_s)
             self.batches_run += 1
             self.weights += 1
+            self.left -= 1
+        self.left = None
         return {"epoch": self.epochs_started, "weights": self.weights}
 
     def snapshot(self):
@@ -99,21 +106,24 @@ def test_step_trains_exactly_one_epoch_then_pauses():
     assert w.snapshot().status == tw.STOPPED and not w.alive
 
 
-def test_pause_takes_effect_after_the_current_epoch_and_start_resumes():
-    gate = threading.Event()
-    r = FakeRunner(n_batches=2, gate=gate)
+def test_pause_takes_effect_after_the_batch_in_flight_and_start_resumes_the_same_epoch():
+    """Pause is seen between minibatches (issue #14: not at the end of a long epoch); the partial
+    epoch is never reported, and Resume continues it instead of starting a new one."""
+    r = FakeRunner(n_batches=100_000, batch_s=0.001)
     w = make_worker({"run": r}, n_epochs=10)
     w.start()
-    wait_until(lambda: w.snapshot().status == tw.RUNNING, what="running")
+    wait_until(lambda: r.batches_run >= 3, what="a few batches")
     w.pause()                     # requested mid-epoch
-    gate.set()                    # let the epoch finish
     wait_until(lambda: w.snapshot().status == tw.PAUSED, what="paused")
+    done = r.batches_run
     snap = w.snapshot()
-    assert snap.epoch == 1 and len(snap.reports["run"]) == 1   # the started epoch was completed, not cut
+    assert snap.epoch == 0 and snap.reports["run"] == () and done < 100_000   # cut, not completed
     time.sleep(0.1)
-    assert w.snapshot().epoch == 1
+    assert r.batches_run == done and w.alive  # nothing runs while paused
+    r.n_batches = r.left = 5     # (make the rest of the epoch short)
     w.start()
-    wait_until(lambda: w.snapshot().epoch >= 3, what="resumed")
+    wait_until(lambda: w.snapshot().epoch >= 1, what="resumed")
+    assert r.epochs_started >= 1 and w.snapshot().reports["run"][0] == {"epoch": 1, "weights": done + 5}
     w.stop(wait_s=5)
     assert not w.alive
 

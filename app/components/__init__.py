@@ -79,3 +79,17 @@ def plot(fig, key: str | None = None) -> None:
 def explain(text: str) -> None:
     """A short student-facing explanation next to a view."""
     st.info(text, icon=":material/lightbulb:")
+
+
+def session_alive_check():
+    """A thread-safe ``() -> bool`` saying whether this browser session is still connected to the
+    server (``Runtime.is_active_session``), for the training worker to notice a closed tab; None
+    where there is no Streamlit runtime (``AppTest``), so the worker falls back to its heartbeat."""
+    from streamlit import runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is None or not runtime.exists():
+        return None
+    rt, session_id = runtime.get_instance(), ctx.session_id
+    return lambda: rt.is_active_session(session_id)

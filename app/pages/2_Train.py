@@ -21,7 +21,8 @@ import models_ui  # noqa: E402
 import state  # noqa: E402
 import stca_engine as se  # noqa: E402
 import training_worker as tw  # noqa: E402
-from components import plain, plot, setup_page, user_errors  # noqa: E402
+from components import plain, plot, session_alive_check, setup_page, user_errors  # noqa: E402
+from stca_engine import limits as se_limits, memory as se_memory  # noqa: E402
 from stca_engine.errors import StcaError  # noqa: E402
 
 setup_page("Train", "🏋️")
@@ -179,7 +180,7 @@ def _run():
     return ss.get("train.run")
 
 
-def _new_run(s: state.TrainSettings):
+def _new_run_checked(s: state.TrainSettings):
     # a bad value typed into a widget blocks the run (never train silently with the fallback value)
     _, typed_problems = state.settings_from_session(ss, s)
     problems = list(dict.fromkeys([*typed_problems, *tw.check_settings(s)]))
@@ -188,7 +189,8 @@ def _new_run(s: state.TrainSettings):
         return None
     try:
         worker = tw.TrainingWorker(tw.make_engine_setup(s), n_epochs=s.epochs,
-                                   heartbeat_timeout_s=tw.heartbeat_timeout_s(), idle_pause_s=tw.idle_pause_s())
+                                   heartbeat_timeout_s=tw.heartbeat_timeout_s(), idle_pause_s=tw.idle_pause_s(),
+                                   owner_alive=session_alive_check(), tab_closed_s=tw.tab_closed_s())
     except StcaError as exc:
         ss["train.flash"] = ("error", str(exc))
         return None
@@ -230,16 +232,53 @@ def _on_reset():
     ss["train.follow"] = True
 
 
+def _planned_estimate(s: state.TrainSettings):
+    """(estimate or None, problem or None) of a run with these settings, before Start (the source's
+    listing is read once per data/classes/seed and kept in the session)."""
+    key = (s.data, s.classes, s.seed)
+    outlines = ss.setdefault("train.outline", {})
+    if key not in outlines:
+        try:
+            outlines.clear()
+            outlines[key] = tw.source_outline(s)
+        except StcaError:
+            outlines[key] = None  # the source's own error is shown when Start is pressed
+    outline = outlines[key]
+    if outline is None:
+        return None, None
+    try:
+        est = tw.planned_estimate(s, outline["longest_clip_s"], outline["n_inputs"], outline["n_classes"])
+        se_memory.check_run(est, "training run")
+        return est, None
+    except StcaError as exc:
+        return None, str(exc)
+
+
+def _new_run(s: state.TrainSettings):
+    _, too_big = _planned_estimate(s)
+    if too_big:
+        ss["train.flash"] = ("error", too_big)
+        return None
+    return _new_run_checked(s)
+
+
 run = _run()
 snap = run["worker"].snapshot() if run else None
 running = bool(snap and snap.status in (tw.PREPARING, tw.RUNNING) and snap.wants_run)
+estimate, too_big = _planned_estimate(settings) if run is None or snap.finished else (None, None)
+if too_big:
+    st.error(plain(too_big))
+elif estimate is not None:
+    st.caption(f"Estimated memory of this run: {plain(estimate.describe())} — the server's limit is "
+               f"{se_limits.max_run_mb():g} MB ({se_limits.ENV_MAX_RUN_MB}).")
 c1, c2, c3, c4, c5 = st.columns([1, 1, 1, 1, 3])
 c1.button("Resume" if snap is not None and snap.status == tw.PAUSED else "Start", icon=":material/play_arrow:",
-          on_click=_on_start, type="primary", width="stretch", key="train.btn_start", disabled=running)
+          on_click=_on_start, type="primary", width="stretch", key="train.btn_start",
+          disabled=running or bool(too_big))
 c2.button("Pause", icon=":material/pause:", on_click=_on_pause, width="stretch", key="train.btn_pause",
           disabled=not running)
 c3.button("Step", icon=":material/skip_next:", on_click=_on_step, width="stretch", key="train.btn_step",
-          disabled=running, help="Train exactly one epoch, then pause.")
+          disabled=running or bool(too_big), help="Train exactly one epoch, then pause.")
 c4.button("Reset", icon=":material/restart_alt:", on_click=_on_reset, width="stretch", key="train.btn_reset",
           disabled=run is None)
 if run is not None and run["settings"] != settings:
