@@ -233,14 +233,19 @@ def crossings(levels_db: np.ndarray, thresholds_db: np.ndarray, hysteresis_db: f
     return t[:n][order], u[:n][order]
 
 
-def encode_spectral(wave: np.ndarray, cfg: SpectralConfig | None = None) -> tuple[SpikeTrain, SpectralReport]:
-    """Waveform (mono, at ``cfg.sr``) -> spike raster of threshold crossings + report."""
-    cfg = cfg or SpectralConfig()
+def _checked_wave(wave) -> np.ndarray:
     x = np.asarray(wave)
     if x.ndim != 1 or x.size == 0:
         raise AudioError(f"expected a non-empty mono 1-D waveform, got shape {x.shape}", "waveform")
     if not np.all(np.isfinite(x)):
         raise AudioError("waveform contains NaN/inf samples", "waveform")
+    return x
+
+
+def encode_spectral(wave: np.ndarray, cfg: SpectralConfig | None = None) -> tuple[SpikeTrain, SpectralReport]:
+    """Waveform (mono, at ``cfg.sr``) -> spike raster of threshold crossings + report."""
+    cfg = cfg or SpectralConfig()
+    x = _checked_wave(wave)
     t0 = time.perf_counter()
     lv = band_levels_db(x, cfg)
     steps, units = crossings(lv, cfg.thresholds_db(), cfg.hysteresis_db, cfg.sustain_steps)
@@ -272,11 +277,7 @@ def encode_spectral_pieces(wave: np.ndarray, cfg: SpectralConfig | None, piece_s
     ``progress(done, total, message)`` is called after each piece of each pass.
     """
     cfg = cfg or SpectralConfig()
-    x = np.asarray(wave)
-    if x.ndim != 1 or x.size == 0:
-        raise AudioError(f"expected a non-empty mono 1-D waveform, got shape {x.shape}", "waveform")
-    if not np.all(np.isfinite(x)):
-        raise AudioError("waveform contains NaN/inf samples", "waveform")
+    x = _checked_wave(wave)
     cores = piece_cores(x.size, cfg, piece_samples)
     if len(cores) == 1:
         train = encode_spectral(x, cfg)[0]
