@@ -600,6 +600,7 @@ def make_engine_setup(settings, prepare_data=None) -> Setup:
 
         runners = {}
         val = (info or {}).get("val") if _regularised(settings) else None
+        val = val if val is not None and len(val) else None  # too few clips to hold any out
         for objective in settings.objectives():
             cfg = train_config_for(settings, objective, has_val=val is not None)
             sizes = [train.n_inputs, *cfg.hidden, len(train.class_names)]

@@ -418,6 +418,9 @@ def cmd_train(args) -> int:
         device = tc.resolved_device() if not ctx.enabled else ctx.device
         sizes = [train.n_inputs, *tc.hidden, len(train.class_names)]
         val = info.get("val") if isinstance(info, dict) else None
+        if tc.select == "best-val" and (val is None or len(val) == 0):
+            tc.select = "last"
+            _say("too few training clips to hold some out for validation: keeping the last epoch", quiet)
         est = _check_run_memory(sizes, tc, train, test, val)
         _say(f"memory: {est.describe()} (the limit is {limits.max_run_mb():g} MB, {limits.ENV_MAX_RUN_MB})", quiet)
         net = SNN(sizes, neuron_cfg, dtype=tc.torch_dtype(), device=device,

@@ -179,3 +179,29 @@ def test_best_val_keeps_the_best_epochs_weights():
 def test_best_val_without_a_validation_set_is_refused():
     with pytest.raises(ConfigError, match="validation"):
         Trainer(None, TRAIN, TEST, CFG, TrainConfig(task="detect", hidden=[8], device="cpu", select="best-val"))
+
+
+def test_cli_keeps_the_last_epoch_when_no_validation_clip_can_be_held_out(tmp_path, capsys, monkeypatch):
+    """Two clips per class: one trains, one tests, none is left to validate on; the run still trains (on
+    the last epoch) and says so, instead of refusing best-val selection."""
+    import json
+
+    import soundfile as sf
+
+    from stca_engine import cli
+
+    monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    for c, f0 in (("low", 300.0), ("high", 2000.0)):
+        (tmp_path / "data" / c).mkdir(parents=True)
+        for k in range(2):
+            t = np.arange(4000) / 16000
+            wave = np.sin(2 * np.pi * f0 * (1 + 0.05 * k) * t) * np.hanning(t.size) + 0.01 * rng.standard_normal(t.size)
+            sf.write(str(tmp_path / "data" / c / f"{k}.wav"), wave.astype(np.float32), 16000)
+    rc = cli.main(["train", "--data", f"folder:{tmp_path / 'data'}", "--task", "classify", "--epochs", "1",
+                   "--out", str(tmp_path / "m")])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert "keeping the last epoch" in out.out + out.err
+    m = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert m["select"] == "last" and m["selected_epoch"] == 1
