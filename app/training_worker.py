@@ -420,7 +420,7 @@ class EngineRunner:
     def snapshot(self) -> list:
         """The model to hand out: the best validation epoch's weights when the run selects on
         validation (``select="best-val"``), else the latest."""
-        best = getattr(self.trainer, "_best_weights", None)
+        best = self.trainer.best_weights()
         if self.trainer.cfg.select == "best-val" and best is not None:
             return [w.detach().to("cpu", copy=True) for w in best]
         return self.current_weights()

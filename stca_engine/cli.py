@@ -171,11 +171,9 @@ def train_settings(task: str, args=None) -> dict:
     d = train_defaults(task)
     if args is None:
         return d
-    pick = {"objective": "objective", "val_fraction": "val_fraction", "select": "select", "dropout": "dropout",
-            "weight_decay": "weight_decay"}
-    for key, attr in pick.items():
-        if getattr(args, attr, None) is not None:
-            d[key] = getattr(args, attr)
+    for key in ("objective", "val_fraction", "select", "dropout", "weight_decay"):  # flag name = setting name
+        if getattr(args, key, None) is not None:
+            d[key] = getattr(args, key)
     aug = dict(d.get("augment", {}))
     for key, attr in (("jitter_steps", "jitter_steps"), ("drop", "drop_spikes"), ("stretch", "stretch"),
                       ("noise_hz", "noise_hz")):

@@ -770,6 +770,10 @@ class Trainer:
             self._best_weights = self._snapshot()
         return m
 
+    def best_weights(self) -> list[torch.Tensor] | None:
+        """The kept weights of the best validation epoch so far (None before the first validation)."""
+        return self._best_weights
+
     def restore_best(self) -> int | None:
         """Put back the weights of the best validation epoch; returns that epoch (None: nothing kept)."""
         if self.best is None or self._best_weights is None:
