@@ -281,3 +281,34 @@ def test_output_traces_window_keeps_absolute_times(out_data):
     assert kp.x[0] == pytest.approx(125 * DT / 1000) and kp.y[0] == pytest.approx(v[25, 1])
     assert _traces(fig, "V")[0].x[0] == pytest.approx(100 * DT / 1000)
     assert len(_shapes(fig, "true event")) == 1  # the event at 400..500 lies outside the window
+
+
+def _span(c, a, b):
+    return {"class": c, "start_s": a, "end_s": b}
+
+
+EVIL = '<a href="http://evil.example/phish">click</a><img src=x>'
+
+
+def _all_text(fig: go.Figure) -> str:
+    return fig.to_json()
+
+
+@pytest.mark.parametrize("build", [
+    lambda: waveform(np.zeros(1600), 16000, events=[_span(0, 0.01, 0.05)], class_names=[EVIL],
+                     detections=[_span(0, 0.02, 0.04)], title=EVIL),
+    lambda: spike_raster(np.array([1, 2]), np.array([0, 1]), 4, 1.0, title=EVIL, events=[Event(0, 1, 3)],
+                         class_names=[EVIL]),
+    lambda: output_traces(np.zeros((20, 1)), np.zeros((20, 1)), 1.0, 1.0, 5, [EVIL], events=[Event(0, 2, 8)],
+                          title=EVIL),
+    lambda: detection_timeline(np.zeros(1600), 16000, [_span(0, 0.02, 0.04)], [EVIL], events=[_span(0, 0.01, 0.05)],
+                               title=EVIL),
+    lambda: spectrogram(np.random.default_rng(0).normal(size=4000), 16000, detections=[_span(0, 0.02, 0.1)],
+                        class_names=[EVIL], title=EVIL),
+], ids=["waveform", "spike_raster", "output_traces", "detection_timeline", "spectrogram"])
+def test_user_text_in_figures_is_shown_literally_never_as_plotly_markup(build):
+    """Class and file names reach titles, labels, legends and hovers, where Plotly reads <a href> and <b>."""
+    js = _all_text(build())
+    assert "evil.example" in js  # the text is there ...
+    assert "<a href" not in js and "<img" not in js  # ... but only as entities (&lt;a href=...)
+    assert "&lt;a href" in js

@@ -25,6 +25,7 @@ def setup_page(title: str, icon: str = ":material/bolt:") -> None:
     """``set_page_config`` (wide layout) and the sidebar's engine/device box, shared by every page."""
     st.set_page_config(page_title=f"{title} · STCA Studio", page_icon=icon, layout="wide")
     server_started()
+    watch_session()
     sidebar_device()
 
 
@@ -38,6 +39,41 @@ def server_started() -> list[str]:
     if removed:
         log.info("removed %d upload folder(s) of earlier servers", len(removed))
     return removed
+
+
+@st.cache_resource(show_spinner=False)
+def _session_reaper():
+    """The server's one ``SessionReaper`` (a daemon thread), or None without a Streamlit runtime."""
+    from streamlit import runtime
+
+    from training_worker import tab_closed_s
+
+    from .sessions import SessionReaper
+
+    if not runtime.exists():
+        return None
+    reaper = SessionReaper(runtime.get_instance(), grace_s=tab_closed_s())
+    reaper.start()
+    return reaper
+
+
+def watch_session() -> None:
+    """Register this browser session, so it is closed (and its uploads removed) once its tab is gone
+    for ``STCA_TAB_CLOSED_S`` (``components.sessions``)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx(suppress_warning=True)
+    reaper = _session_reaper()
+    if ctx is None or reaper is None:
+        return
+    state = ctx.session_state
+
+    def release() -> None:
+        for key in list(state.filtered_state):
+            with contextlib.suppress(Exception):  # a widget's own key may refuse; its value is small
+                del state[key]
+
+    reaper.watch(ctx.session_id, release)
 
 
 @st.cache_data(show_spinner=False)

@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .style import EVENT_COLOR, class_color, finish, rgba
+from .style import EVENT_COLOR, class_color, finish, rgba, text
 from .traces import _np
 
 MAX_ENVELOPE_POINTS = 4000   # buckets of the drawn waveform envelope
@@ -43,9 +43,11 @@ def _class_index(c, class_names: Sequence[str] | None) -> int:
 
 
 def _class_label(c, class_names: Sequence[str] | None) -> str:
+    """The class's name as figure text (escaped: class names come from users' folders and files)."""
     if isinstance(c, (int, np.integer)):
-        return class_names[int(c)] if class_names is not None and 0 <= int(c) < len(class_names) else f"class {c}"
-    return str(c)
+        return text(class_names[int(c)]) if class_names is not None and 0 <= int(c) < len(class_names) \
+            else f"class {c}"
+    return text(c)
 
 
 def _spans_s(items, dt_ms: float | None) -> list[tuple[object, float, float]]:

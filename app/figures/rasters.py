@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .style import class_color, finish, rgba
+from .style import class_color, finish, rgba, text
 from .traces import _event_fields, _np
 
 
@@ -14,7 +14,7 @@ def _event_shapes(fig: go.Figure, events, dt_ms: float, class_names: Sequence[st
     """Class-coloured spans with the class name on top: where the true sound events are."""
     for ev in events or []:
         c, on, off = _event_fields(ev)
-        label = class_names[c] if class_names is not None and 0 <= c < len(class_names) else f"class {c}"
+        label = text(class_names[c]) if class_names is not None and 0 <= c < len(class_names) else f"class {c}"
         fig.add_shape(type="rect", xref="x", yref="y domain", x0=on * dt_ms / 1000, x1=off * dt_ms / 1000,
                       y0=0, y1=1, fillcolor=rgba(class_color(c), 0.16), line=dict(width=1, color=class_color(c)),
                       layer="below", name="true event")

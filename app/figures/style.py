@@ -2,6 +2,8 @@
 colour-blind-safe palette (Okabe–Ito, extended with Paul Tol's muted set for up to 14 classes)."""
 from __future__ import annotations
 
+import html
+
 import plotly.graph_objects as go
 
 # Okabe & Ito (2008) without yellow/black first, then Tol "muted" colours that stay distinct from them.
@@ -30,14 +32,22 @@ def rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
+def text(s) -> str:
+    """User text (class names, file names) for Plotly to show literally. Plotly reads a small HTML subset
+    in titles, labels, legends and hovers (``<a href>`` makes a clickable link, ``<b>``, ``<br>``), so
+    ``&``, ``<`` and ``>`` become entities, which Plotly draws as the characters themselves."""
+    return html.escape(str(s), quote=False)
+
+
 def finish(fig: go.Figure, *, uirevision: str, title: str | None = None, height: int | None = None,
            legend: bool = True) -> go.Figure:
     """Apply the shared layout: template, fonts ≥ 14, hover font, legend on top, constant ``uirevision``
-    so that a user's zoom survives when the page redraws the figure with new data."""
+    so that a user's zoom survives when the page redraws the figure with new data. ``title`` is plain
+    text (it often names a user's file), never markup."""
     fig.update_layout(
         template=TEMPLATE,
         font=dict(size=FONT_SIZE, family="Inter, Segoe UI, Helvetica, Arial, sans-serif"),
-        title=dict(text=title, font=dict(size=TITLE_SIZE), x=0.0, xanchor="left") if title else None,
+        title=dict(text=text(title), font=dict(size=TITLE_SIZE), x=0.0, xanchor="left") if title else None,
         hoverlabel=dict(font_size=15),
         uirevision=uirevision,
         showlegend=legend,

@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .style import (EVENT_COLOR, K_MINUS_COLOR, K_PLUS_COLOR, PALETTE, THETA_COLOR, class_color, finish, rgba)
+from .style import (EVENT_COLOR, K_MINUS_COLOR, K_PLUS_COLOR, PALETTE, THETA_COLOR, class_color, finish, rgba, text)
 
 
 def _np(x) -> np.ndarray:
@@ -66,7 +66,7 @@ def output_traces(voltages, spikes, theta: float, dt_ms: float, t_in_steps: int,
     T, N = v.shape
     if s.shape != v.shape:
         raise ValueError(f"voltages {v.shape} and spikes {s.shape} must have the same [T, N] shape")
-    names = list(class_names) + [f"neuron {i}" for i in range(len(class_names), N)]
+    names = [text(n) for n in class_names] + [f"neuron {i}" for i in range(len(class_names), N)]
     t0 = int(t0_steps)
     t = (np.arange(T) + t0) * dt_ms / 1000.0
     k_star = None if k_star is None else _np(k_star).astype(np.int64).ravel() - t0
