@@ -60,7 +60,10 @@ class SessionReaper:
     def sweep(self) -> list[str]:
         """Close the sessions gone for longer than the grace; returns their ids."""
         if self._closed_last_sweep:
+            from stca_engine.kernels.cpu import release_free_heap
+
             gc.collect()  # what the closed sessions held in reference cycles goes now
+            release_free_heap()  # and the heap they used goes back to the OS
             self._closed_last_sweep = False
         now, closing = self._clock(), []
         with self._lock:

@@ -301,6 +301,25 @@ def _tune_malloc() -> None:
         pass
 
 
+def release_free_heap() -> bool:
+    """Give the heap's free memory back to the OS (glibc ``malloc_trim``); True where it ran.
+
+    The thresholds ``_tune_malloc`` raises keep a finished run's buffers in the heap for the next
+    step; a long-lived server (the app) calls this when runs and sessions are gone, so their peak does
+    not stay in its RSS."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
 # ------------------------------------------------------------------------------------------------
 # entry points (same contract as reference.py, plus the compressed input passed forward → backward)
 def _np(t: torch.Tensor) -> np.ndarray:
