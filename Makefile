@@ -9,7 +9,7 @@ PORT ?= 8501
 ADDRESS ?= 127.0.0.1
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: app test bench bench-real setup setup-dev demo demo-model browser sound-tools real-sound-packages clean
+.PHONY: app test lint format bench bench-real setup setup-dev demo demo-model browser sound-tools real-sound-packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,7 +76,16 @@ app: demo
 	$(BIN)/streamlit run app/Home.py --server.headless true --server.port $(PORT) --server.address $(ADDRESS) \
 	  --browser.gatherUsageStats false
 
-test: $(VENV)/.installed-dev browser sound-tools demo
+## lint + format check (ruff, configured in pyproject.toml); `make format` rewrites the files
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: $(VENV)/.installed-dev browser sound-tools demo lint
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-dev demo

@@ -7,6 +7,7 @@ as a plain dict (``MODEL_KEYS``) so the Detect page can run it without knowing w
 The functions above ``render_models_panel`` are Streamlit-free (tested directly); the panel is the
 UI around them.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,32 +35,52 @@ def check_run_name(name: str) -> str:
     Anything else (slashes, ``..``, spaces) is refused so a name can never point outside ``runs/``."""
     name = str(name).strip()
     if not _NAME_RE.match(name) or name in (".", ".."):
-        raise ConfigError("use 1–64 letters, digits, '.', '_' or '-' (starting with a letter or digit)",
-                          f"model name {name!r}")
+        raise ConfigError(
+            "use 1–64 letters, digits, '.', '_' or '-' (starting with a letter or digit)", f"model name {name!r}"
+        )
     return name
 
 
 def make_model(net, neuron_cfg, class_names, encoder_settings, task, objective, **extra) -> dict:
     """The session's model record (``MODEL_KEYS`` plus optional extras such as ``train_config``,
     ``epochs_trained``, ``source``)."""
-    model = {"net": net, "neuron_cfg": neuron_cfg, "class_names": list(class_names or []),
-             "encoder_settings": dict(encoder_settings or {}), "task": task, "objective": objective}
+    model = {
+        "net": net,
+        "neuron_cfg": neuron_cfg,
+        "class_names": list(class_names or []),
+        "encoder_settings": dict(encoder_settings or {}),
+        "task": task,
+        "objective": objective,
+    }
     model.update(extra)
     return model
 
 
 def _from_loaded(net, info, source: str) -> dict:
     extra = dict(info.extra or {})
-    return make_model(net, info.neuron_cfg, info.class_names or [f"class {i}" for i in range(net.n_outputs)],
-                      info.encoder_settings or {}, info.task or "detect", info.objective or "stca",
-                      train_config=info.train_config, epochs_trained=extra.get("epochs_trained"), source=source)
+    return make_model(
+        net,
+        info.neuron_cfg,
+        info.class_names or [f"class {i}" for i in range(net.n_outputs)],
+        info.encoder_settings or {},
+        info.task or "detect",
+        info.objective or "stca",
+        train_config=info.train_config,
+        epochs_trained=extra.get("epochs_trained"),
+        source=source,
+    )
 
 
 def _save_args(model: dict) -> dict:
     extra = {"epochs_trained": model.get("epochs_trained")} if model.get("epochs_trained") is not None else {}
-    return dict(train_cfg=model.get("train_config"), class_names=model["class_names"],
-                encoder_settings=model.get("encoder_settings") or {}, extra=extra, task=model["task"],
-                objective=model["objective"])
+    return dict(
+        train_cfg=model.get("train_config"),
+        class_names=model["class_names"],
+        encoder_settings=model.get("encoder_settings") or {},
+        extra=extra,
+        task=model["task"],
+        objective=model["objective"],
+    )
 
 
 def save_to_disk(model: dict, name: str, root: Path | None = None, overwrite: bool = False) -> Path:
@@ -69,8 +90,7 @@ def save_to_disk(model: dict, name: str, root: Path | None = None, overwrite: bo
     root = runs_root() if root is None else Path(root)
     folder = root / check_run_name(name)
     if folder.exists() and any(folder.iterdir()) and not overwrite:
-        raise CheckpointError("a saved model with this name exists; choose another name or allow overwriting",
-                              folder)
+        raise CheckpointError("a saved model with this name exists; choose another name or allow overwriting", folder)
     return save_model(folder, model["net"], model["neuron_cfg"], **_save_args(model))
 
 
@@ -144,16 +164,20 @@ def describe(model: dict) -> str:
     sizes = "-".join(str(n) for n in model["net"].sizes)
     ep = model.get("epochs_trained")
     trained = f", {ep} epochs" if ep is not None else ""
-    return (f"{sizes} network · {model['task']} · {model['objective'].upper()}{trained} · "
-            f"{len(model['class_names'])} classes ({', '.join(model['class_names'][:6])}"
-            f"{', …' if len(model['class_names']) > 6 else ''})")
+    return (
+        f"{sizes} network · {model['task']} · {model['objective'].upper()}{trained} · "
+        f"{len(model['class_names'])} classes ({', '.join(model['class_names'][:6])}"
+        f"{', …' if len(model['class_names']) > 6 else ''})"
+    )
 
 
 # ---- UI ------------------------------------------------------------------------------------------
 
+
 def render_models_panel(st: Any, default_name: str = "my-run") -> None:
     """Save / load / download / upload, around ``st.session_state["trained_model"]``."""
     from components import plain, show_error
+
     model = st.session_state.get(SESSION_KEY)
     if model is not None:
         st.success(f"Current model: {plain(describe(model))}. The **Detect** page uses it.")
@@ -173,8 +197,9 @@ def render_models_panel(st: Any, default_name: str = "my-run") -> None:
     with c_load:
         st.markdown("**Load from disk**")
         names = list_saved()
-        pick = st.selectbox("Saved models", names, key="models.pick", index=0 if names else None,
-                            placeholder="nothing saved yet")
+        pick = st.selectbox(
+            "Saved models", names, key="models.pick", index=0 if names else None, placeholder="nothing saved yet"
+        )
         if st.button("Load", icon=":material/folder_open:", key="models.load", disabled=not names):
             try:
                 st.session_state[SESSION_KEY] = load_from_disk(pick)
@@ -184,8 +209,14 @@ def render_models_panel(st: Any, default_name: str = "my-run") -> None:
     with c_zip:
         st.markdown("**Download / upload** (.zip: safetensors + JSON)")
         if model is not None:
-            st.download_button("Download model.zip", icon=":material/download:", data=lambda: to_zip_bytes(model),
-                               file_name=f"{default_name}.zip", mime="application/zip", key="models.download")
+            st.download_button(
+                "Download model.zip",
+                icon=":material/download:",
+                data=lambda: to_zip_bytes(model),
+                file_name=f"{default_name}.zip",
+                mime="application/zip",
+                key="models.download",
+            )
         up = st.file_uploader("Upload a model .zip", type=["zip"], key="models.upload")
         if up is not None:
             token = (up.name, up.size)

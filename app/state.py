@@ -8,14 +8,16 @@ field; a bad value is reported and falls back to the preset's value instead of b
 This module holds no per-session data in globals: the only module-level objects are the immutable
 field table and the presets read once from ``assets/presets/*.json``.
 """
+
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from stca_engine.errors import ConfigError
 
@@ -33,7 +35,8 @@ OBJECTIVE_HELP = (
     "(paper Eq. 9/10). TDP1: a spike-count rule like the authors' baseline code — fire exactly N_d single "
     "spikes, pushed up at the highest sub-threshold peak of V anywhere and down at the last spike; it is "
     "not the threshold-surface rule of TDP1's original paper (Yu et al. 2018). Margin: the authors' "
-    "code's non-spiking readout (classification only).")
+    "code's non-spiking readout (classification only)."
+)
 ENCODERS = {
     "spectral": "Fast spectral threshold crossings",
     "spikegram": "Spikegram (matching pursuit, Smith & Lewicki)",
@@ -49,23 +52,23 @@ class TrainSettings:
     preset: str = "classroom-fast"
     task: str = "detect"
     objective: str = "stca"
-    compare: bool = False           # train a second network with ``compare_objective`` side by side
+    compare: bool = False  # train a second network with ``compare_objective`` side by side
     compare_objective: str = "tdp1"
     # data
-    data: str = "demo"              # data spec understood by stca_engine.data.sources.parse_data_spec
-    classes: str = ""               # comma-separated class names to use ("" = all of the source's)
+    data: str = "demo"  # data spec understood by stca_engine.data.sources.parse_data_spec
+    classes: str = ""  # comma-separated class names to use ("" = all of the source's)
     encoder: str = "spectral"
-    n_channels: int = 32            # encoder frequency channels (spikegram kernels)
-    spike_rate: float = 400.0       # spikegram budget, atoms per second of audio
-    n_train: int = 40               # training streams / clips
+    n_channels: int = 32  # encoder frequency channels (spikegram kernels)
+    spike_rate: float = 400.0  # spikegram budget, atoms per second of audio
+    n_train: int = 40  # training streams / clips
     n_test: int = 20
     events_per_stream: int = 3
     # against memorising the training clips: the suite-chosen recipe of stca_engine.defaults.REGULARISATION
     # (spike jitter / dropped spikes / time stretch, hidden dropout, best epoch on a validation split)
     regularise: bool = True
     # network
-    hidden: str = "64"              # hidden layer sizes, comma separated ("" = no hidden layer)
-    init_std: float = 0.01          # initial weights ~ N(0, init_std²) (paper: 0.01)
+    hidden: str = "64"  # hidden layer sizes, comma separated ("" = no hidden layer)
+    init_std: float = 0.01  # initial weights ~ N(0, init_std²) (paper: 0.01)
     # neuron (SPEC §2)
     dt_ms: float = 3.0
     tau_m_ms: float = 30.0
@@ -209,6 +212,7 @@ def coerce_field(name: str, raw: Any) -> Any:
 
 # ---- presets ------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Preset:
     name: str
@@ -232,7 +236,9 @@ def _preset_from_json(path: Path) -> Preset:
             raise ConfigError(f"setting {k}: {exc.problem}", path) from None
     name = path.stem
     values["preset"] = name
-    return Preset(name, str(doc.get("label", name)), str(doc.get("description", "")), replace(TrainSettings(), **values))
+    return Preset(
+        name, str(doc.get("label", name)), str(doc.get("description", "")), replace(TrainSettings(), **values)
+    )
 
 
 @lru_cache(maxsize=1)

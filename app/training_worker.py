@@ -18,13 +18,15 @@ What is trained is pluggable (``setup`` returns one ``EpochRunner`` per run labe
 logic is tested with tiny fake runners and the engine glue (``EngineRunner``/``make_engine_setup``)
 with the real trainer.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -36,13 +38,13 @@ ProgressFn = Callable[[int, int, str], None]
 StopCheck = Callable[[], bool]
 
 # statuses
-IDLE = "idle"            # created, not started
+IDLE = "idle"  # created, not started
 PREPARING = "preparing"  # encoding datasets / building networks
-RUNNING = "running"      # an epoch is being trained
-PAUSED = "paused"        # waiting for start/step
-DONE = "done"            # all epochs trained
-STOPPED = "stopped"      # stopped by the page (reset) or because the page went away
-ERROR = "error"          # a StcaError (bad input, NaN loss) or an internal error; see ``error``
+RUNNING = "running"  # an epoch is being trained
+PAUSED = "paused"  # waiting for start/step
+DONE = "done"  # all epochs trained
+STOPPED = "stopped"  # stopped by the page (reset) or because the page went away
+ERROR = "error"  # a StcaError (bad input, NaN loss) or an internal error; see ``error``
 FINISHED = (DONE, STOPPED, ERROR)
 
 
@@ -70,15 +72,15 @@ class WorkerSnapshot:
     """What the page draws: an immutable view of the worker at one moment."""
 
     status: str
-    epoch: int                       # epochs finished (same for every run)
+    epoch: int  # epochs finished (same for every run)
     n_epochs: int
     labels: tuple[str, ...]
-    reports: dict[str, tuple]        # label -> one report per finished epoch
-    progress: tuple[int, int, str]   # dataset preparation: (done, total, message)
+    reports: dict[str, tuple]  # label -> one report per finished epoch
+    progress: tuple[int, int, str]  # dataset preparation: (done, total, message)
     error: str | None
     stop_reason: str | None
-    version: int                     # bumps on every change; the page skips redraws when equal
-    epoch_seconds: float | None      # wall time of the last epoch (all runs)
+    version: int  # bumps on every change; the page skips redraws when equal
+    epoch_seconds: float | None  # wall time of the last epoch (all runs)
     info: dict = field(default_factory=dict)  # whatever setup published (dataset summary, ...)
 
     @property
@@ -90,16 +92,23 @@ class WorkerSnapshot:
         """True while the page should keep polling (something may still change by itself)."""
         return self.status in (PREPARING, RUNNING) or (self.status in (IDLE, PAUSED) and self.wants_run)
 
-    wants_run: bool = False          # a start/step is pending or in progress
+    wants_run: bool = False  # a start/step is pending or in progress
     pause_reason: str | None = None  # set when the worker paused itself (nobody watching)
 
 
 class TrainingWorker:
     """Runs ``setup`` then up to ``n_epochs`` epochs of every runner, on a daemon thread."""
 
-    def __init__(self, setup: Setup, n_epochs: int, heartbeat_timeout_s: float | None = None, name: str = "stca-train",
-                 idle_pause_s: float | None = None, owner_alive: Callable[[], bool] | None = None,
-                 tab_closed_s: float | None = None):
+    def __init__(
+        self,
+        setup: Setup,
+        n_epochs: int,
+        heartbeat_timeout_s: float | None = None,
+        name: str = "stca-train",
+        idle_pause_s: float | None = None,
+        owner_alive: Callable[[], bool] | None = None,
+        tab_closed_s: float | None = None,
+    ):
         if n_epochs < 1:
             raise ValueError(f"n_epochs must be >= 1, got {n_epochs}")
         self._owner_alive = owner_alive
@@ -115,7 +124,7 @@ class TrainingWorker:
         self._thread: threading.Thread | None = None
         # state below is guarded by self._cond
         self._status = IDLE
-        self._want = "pause"          # "run" | "step" | "pause"
+        self._want = "pause"  # "run" | "step" | "pause"
         self._stop = False
         self._stop_reason: str | None = None
         self._error: str | None = None
@@ -168,11 +177,19 @@ class TrainingWorker:
     def snapshot(self) -> WorkerSnapshot:
         with self._cond:
             return WorkerSnapshot(
-                status=self._status, epoch=self._epoch, n_epochs=self.n_epochs, labels=self._labels,
-                reports={k: tuple(v) for k, v in self._reports.items()}, progress=self._progress,
-                error=self._error, stop_reason=self._stop_reason, version=self._version,
-                epoch_seconds=self._epoch_seconds, info=dict(self._info),
-                wants_run=self._want in ("run", "step"), pause_reason=self._pause_reason,
+                status=self._status,
+                epoch=self._epoch,
+                n_epochs=self.n_epochs,
+                labels=self._labels,
+                reports={k: tuple(v) for k, v in self._reports.items()},
+                progress=self._progress,
+                error=self._error,
+                stop_reason=self._stop_reason,
+                version=self._version,
+                epoch_seconds=self._epoch_seconds,
+                info=dict(self._info),
+                wants_run=self._want in ("run", "step"),
+                pause_reason=self._pause_reason,
             )
 
     def model(self, label: str) -> Any:
@@ -253,8 +270,11 @@ class TrainingWorker:
     def _pause_now(self) -> bool:
         """(under the lock) True when the running epoch should pause after this batch: Pause was
         pressed, or nobody has watched for ``idle_pause_s`` (then the pause reason says so)."""
-        if self._want == "run" and self.idle_pause_s is not None \
-                and time.monotonic() - self._last_beat > self.idle_pause_s:
+        if (
+            self._want == "run"
+            and self.idle_pause_s is not None
+            and time.monotonic() - self._last_beat > self.idle_pause_s
+        ):
             self._want = "pause"
             self._pause_reason = f"no page watched this run for {self.idle_pause_s:g} s"
             self._bump()
@@ -445,6 +465,7 @@ class EngineRunner:
     def build_net(self, weights):
         """A fresh network (own copy, CPU) holding ``weights``: safe to use while training goes on."""
         import torch
+
         from stca_engine.network import SNN
 
         net = SNN.from_dict(self.architecture(), dtype=weights[0].dtype, device="cpu")
@@ -470,26 +491,35 @@ class EngineRunner:
                     for p, w in zip(self._probe_net.weights, weights):
                         p.copy_(w)
             cfg = self.trainer.cfg
-            return make_probe(self._probe_net, self.probe_set, int(index), self.trainer.neuron_cfg, cfg.task,
-                              self.objective)
+            return make_probe(
+                self._probe_net, self.probe_set, int(index), self.trainer.neuron_cfg, cfg.task, self.objective
+            )
 
 
 def train_config_for(settings, objective: str, has_val: bool = True):
     """``TrainConfig`` of one run from the page's ``TrainSettings`` (validated)."""
-    from stca_engine.trainer import TrainConfig
-
     from state import SGD_MOMENTUM  # the page's "SGD (momentum 0.9)"
 
     from stca_engine.defaults import REGULARISATION
+    from stca_engine.trainer import TrainConfig
 
     reg = {k: REGULARISATION[k] for k in ("augment", "dropout", "select")} if _regularised(settings) else {}
     if not has_val:
         reg.pop("select", None)  # no validation split (the data came without one): keep the last epoch
     return TrainConfig(
-        task=settings.task, objective=objective, hidden=settings.hidden_sizes(), epochs=settings.epochs,
-        batch_size=settings.batch_size, optimizer=settings.optimizer, lr=float(settings.lr), seed=settings.seed,
+        task=settings.task,
+        objective=objective,
+        hidden=settings.hidden_sizes(),
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        optimizer=settings.optimizer,
+        lr=float(settings.lr),
+        seed=settings.seed,
         momentum=SGD_MOMENTUM if settings.optimizer == "sgd" else 0.0,
-        probe_index=0, device="auto", dtype="float32", **reg,
+        probe_index=0,
+        device="auto",
+        dtype="float32",
+        **reg,
     ).validate()
 
 
@@ -595,8 +625,16 @@ def make_engine_setup(settings, prepare_data=None) -> Setup:
 
         # the exact estimate, now that the longest sample is known: refused above STCA_MAX_RUN_MB
         val = (info or {}).get("val") if isinstance(info, dict) else None
-        est = check_run(run_estimate(settings, longest_steps(train, test, val), int(train.n_inputs),
-                                     len(train.class_names), dataset_spike_bytes(train, test, val)), "training run")
+        est = check_run(
+            run_estimate(
+                settings,
+                longest_steps(train, test, val),
+                int(train.n_inputs),
+                len(train.class_names),
+                dataset_spike_bytes(train, test, val),
+            ),
+            "training run",
+        )
 
         runners = {}
         val = (info or {}).get("val") if _regularised(settings) else None
@@ -605,8 +643,15 @@ def make_engine_setup(settings, prepare_data=None) -> Setup:
             cfg = train_config_for(settings, objective, has_val=val is not None)
             sizes = [train.n_inputs, *cfg.hidden, len(train.class_names)]
             # built here (not by Trainer) for the chosen init scale; same seed -> same initial weights
-            net = SNN(sizes, neuron_cfg, dtype=cfg.torch_dtype(), device=cfg.resolved_device(),
-                      output_spiking=objective != "margin", seed=settings.seed, init_std=float(settings.init_std))
+            net = SNN(
+                sizes,
+                neuron_cfg,
+                dtype=cfg.torch_dtype(),
+                device=cfg.resolved_device(),
+                output_spiking=objective != "margin",
+                seed=settings.seed,
+                init_std=float(settings.init_std),
+            )
             runners[objective] = EngineRunner(Trainer(net, train, test, neuron_cfg, cfg, val=val), objective)
         probe_set = next(iter(runners.values())).probe_set
         class_names = list(train.class_names)
@@ -617,10 +662,12 @@ def make_engine_setup(settings, prepare_data=None) -> Setup:
             "n_test": 0 if test is None else len(test),
             "probe_names": [_sample_label(smp, class_names) for smp in probe_set.samples[:200]],
             "memory": est.describe(),
-            "summary": (f"{len(train)} training and {0 if test is None else len(test)} test "
-                        f"{'streams' if settings.task == 'detect' else 'clips'} · {len(class_names)} classes · "
-                        f"{train.n_inputs} input afferents · network "
-                        f"{'-'.join(str(n) for n in [train.n_inputs, *settings.hidden_sizes(), len(class_names)])}"),
+            "summary": (
+                f"{len(train)} training and {0 if test is None else len(test)} test "
+                f"{'streams' if settings.task == 'detect' else 'clips'} · {len(class_names)} classes · "
+                f"{train.n_inputs} input afferents · network "
+                f"{'-'.join(str(n) for n in [train.n_inputs, *settings.hidden_sizes(), len(class_names)])}"
+            ),
             **{k: v for k, v in dict(info or {}).items() if k != "val"},
         }
         return runners, out
@@ -637,17 +684,25 @@ def run_estimate(settings, n_steps: int, n_inputs: int, n_classes: int, data_byt
     sizes = [int(n_inputs), *cfg.hidden, int(n_classes)]
     w_bytes = sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) * 4
     kept = min(int(settings.epochs) * w_bytes, MAX_KEPT_WEIGHT_BYTES + w_bytes) + w_bytes  # + the probe net
-    return estimate_run(sizes, n_steps, cfg.batch_size, cfg.dtype, cfg.optimizer, cfg.momentum,
-                        n_runs=len(settings.objectives()), data_bytes=data_bytes, kept_weight_bytes=kept)
+    return estimate_run(
+        sizes,
+        n_steps,
+        cfg.batch_size,
+        cfg.dtype,
+        cfg.optimizer,
+        cfg.momentum,
+        n_runs=len(settings.objectives()),
+        data_bytes=data_bytes,
+        kept_weight_bytes=kept,
+    )
 
 
-def planned_estimate(settings, longest_clip_s: float | None, n_inputs: int | None = None,
-                     n_classes: int | None = None):
+def planned_estimate(settings, longest_clip_s: float | None, n_inputs: int | None = None, n_classes: int | None = None):
     """The estimate shown before Start, from the settings and the longest clip of the source (its
     header; ``longest_clip_s``): a stream is at most ``events_per_stream`` such clips plus its
     longest gaps. The datasets' spikes are only counted once encoded (the check after encoding)."""
-    from stca_engine.data.streams import DEFAULT_GAP_S
     from stca_engine.data.sources import parse_data_spec
+    from stca_engine.data.streams import DEFAULT_GAP_S
 
     spec = parse_data_spec(settings.data)
     dt = float(settings.dt_ms)
@@ -679,8 +734,11 @@ def source_outline(settings) -> dict:
         opts["classes"] = settings.class_list()
     data = sources.load_clipset(spec, restrict=True, **opts)
     if spec.is_image:
-        return {"longest_clip_s": None, "n_inputs": int(np.prod(data.images.shape[1:])),
-                "n_classes": len(data.class_names)}
+        return {
+            "longest_clip_s": None,
+            "n_inputs": int(np.prod(data.images.shape[1:])),
+            "n_classes": len(data.class_names),
+        }
     longest = 0.0
     for clip in data.clips:
         full = header_seconds(clip.path, clip.kind)
@@ -695,8 +753,12 @@ def encoder_for(settings):
     from stca_engine.encoders import make_encoder
 
     if settings.encoder == "spikegram":
-        return make_encoder("spikegram", dt_ms=float(settings.dt_ms), n_kernels=int(settings.n_channels),
-                            spikes_per_second=float(settings.spike_rate))
+        return make_encoder(
+            "spikegram",
+            dt_ms=float(settings.dt_ms),
+            n_kernels=int(settings.n_channels),
+            spikes_per_second=float(settings.spike_rate),
+        )
     return make_encoder("spectral", dt_ms=float(settings.dt_ms), n_bands=int(settings.n_channels))
 
 
@@ -708,8 +770,11 @@ def prepare_engine_data(settings, progress: ProgressFn):
     encoder = None if spec.is_image else encoder_for(settings)
     kw = {}
     if settings.task == "detect":
-        kw.update(n_train_streams=int(settings.n_train), n_test_streams=int(settings.n_test),
-                  events_per_stream=int(settings.events_per_stream))
+        kw.update(
+            n_train_streams=int(settings.n_train),
+            n_test_streams=int(settings.n_test),
+            events_per_stream=int(settings.events_per_stream),
+        )
     data = spec
     if settings.class_list():
         if spec.kind == "demo":  # load_demo takes its options as **opts, which the generic loader refuses
@@ -726,5 +791,12 @@ def prepare_engine_data(settings, progress: ProgressFn):
         kw["val_fraction"] = REGULARISATION["val_fraction"]
     if spec.kind == "demo":
         kw["workers"] = 1  # a few hundred short clips: a process pool would cost more to start than it saves
-    return sources.prepare_datasets(data, settings.task, encoder=encoder, seed=int(settings.seed), progress=progress,
-                                    dt_ms=float(settings.dt_ms), **kw)
+    return sources.prepare_datasets(
+        data,
+        settings.task,
+        encoder=encoder,
+        seed=int(settings.seed),
+        progress=progress,
+        dt_ms=float(settings.dt_ms),
+        **kw,
+    )

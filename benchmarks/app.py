@@ -13,6 +13,7 @@ Measures and prints:
 
 Run: ``.venv/bin/python benchmarks/app.py [--epochs 8] [--compare] [--warm-cache]``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,8 +78,13 @@ def train_run(browser, url: str, epochs: int, compare: bool) -> dict:
     # the page polls twice a second, so several fast epochs can land in one redraw: per-epoch screen
     # time is (time the last epoch showed - time the first showed) / epochs in between
     per_epoch = (seen[last] - seen[first]) / (last - first) if last > first else None
-    return {"prep_s": seen[first] - t_start, "first_epoch": first, "last_epoch": last, "per_epoch": per_epoch,
-            "worker": sorted(worker_s.values())}
+    return {
+        "prep_s": seen[first] - t_start,
+        "first_epoch": first,
+        "last_epoch": last,
+        "per_epoch": per_epoch,
+        "worker": sorted(worker_s.values()),
+    }
 
 
 def main() -> int:
@@ -114,16 +120,24 @@ def main() -> int:
         server.stop()
         if tmp is not None:
             tmp.cleanup()
-    print(f"data preparation (Start -> first epoch on screen, epoch {r['first_epoch']}): {r['prep_s']:.1f} s"
-          f" ({'warm' if args.warm_cache else 'empty'} encoded-clip cache)")
+    print(
+        f"data preparation (Start -> first epoch on screen, epoch {r['first_epoch']}): {r['prep_s']:.1f} s"
+        f" ({'warm' if args.warm_cache else 'empty'} encoded-clip cache)"
+    )
     if r["per_epoch"] is not None:
-        print(f"epoch + redraw on screen, epochs {r['first_epoch']}..{r['last_epoch']}: {r['per_epoch']:.2f} s per epoch"
-              f"   (goal <= 2 s)")
+        print(
+            f"epoch + redraw on screen, epochs {r['first_epoch']}..{r['last_epoch']}: {r['per_epoch']:.2f} s per epoch"
+            f"   (goal <= 2 s)"
+        )
     else:
-        print(f"all {r['last_epoch']} epochs landed in one redraw, {r['prep_s']:.1f} s after Start   (goal <= 2 s per epoch)")
+        print(
+            f"all {r['last_epoch']} epochs landed in one redraw, {r['prep_s']:.1f} s after Start   (goal <= 2 s per epoch)"
+        )
     if r["worker"]:
-        print(f"  of which training (worker's epoch time incl. test evaluation): median "
-              f"{statistics.median(r['worker']):.2f} s")
+        print(
+            f"  of which training (worker's epoch time incl. test evaluation): median "
+            f"{statistics.median(r['worker']):.2f} s"
+        )
     return 0
 
 

@@ -11,6 +11,7 @@ factor (audio seconds per second of encoding) and, for the spikegram, the recons
 
 Run: ``.venv/bin/python benchmarks/encoder.py [--seconds 20] [--cores 2] [--sweep]``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,12 +45,12 @@ def synth(seconds: float = 20.0, seed: int = 0) -> np.ndarray:
             s = rng.standard_normal(L) * np.exp(-t * rng.uniform(5, 30))
         elif kind == 2:  # chirp (whistle-like)
             f0, f1 = rng.uniform(200, 6000, 2)
-            s = np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t ** 2 / (2 * t[-1] + 1e-9))) * np.hanning(L)
+            s = np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t**2 / (2 * t[-1] + 1e-9))) * np.hanning(L)
         else:  # click train through a short resonance
             s = np.zeros(L)
             s[rng.integers(0, L, 20)] = rng.standard_normal(20)
             s = np.convolve(s, np.exp(-np.arange(200) / 30) * np.cos(np.arange(200) * rng.uniform(0.2, 2)), "same")
-        x[t0: t0 + L] += amp * s / np.max(np.abs(s))
+        x[t0 : t0 + L] += amp * s / np.max(np.abs(s))
         t0 += L + int(rng.uniform(0.0, 0.3) * SR)
     x += 1e-3 * rng.standard_normal(n)
     return (x / np.max(np.abs(x))).astype(np.float32)
@@ -77,7 +78,7 @@ def plain_mp(x: np.ndarray, cfg, n_atoms: int):
         if a <= 0:
             break
         ks.append(k), ts.append(t), amps.append(a)
-        r[t: t + d.lengths[k]] -= a * d.kernels[k, : d.lengths[k]]
+        r[t : t + d.lengths[k]] -= a * d.kernels[k, : d.lengths[k]]
     return Atoms(np.array(ks, dtype=np.int64), np.array(ts, dtype=np.int64), np.array(amps))
 
 
@@ -94,12 +95,16 @@ def main(argv=None) -> int:
     from stca_engine.spectral import SpectralConfig, encode_spectral
     from stca_engine.spikegram import SpikegramConfig, encode_spikegram, matching_pursuit, reconstruct, snr_db
 
-    print(f"cores: {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}, "
-          f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(
+        f"cores: {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}, "
+        f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
+    )
     x = synth(args.seconds)
     cfg = SpikegramConfig()
-    print(f"test sound: {args.seconds:g} s synthetic mix; spikegram defaults: {cfg.n_kernels} kernels x {cfg.n_bins} "
-          f"bins, {cfg.spikes_per_second:g} spikes/s budget, dt {cfg.dt_ms:g} ms, {cfg.precision}")
+    print(
+        f"test sound: {args.seconds:g} s synthetic mix; spikegram defaults: {cfg.n_kernels} kernels x {cfg.n_bins} "
+        f"bins, {cfg.spikes_per_second:g} spikes/s budget, dt {cfg.dt_ms:g} ms, {cfg.precision}"
+    )
     encode_spikegram(x[:8000], cfg)  # compile / load numba caches, build the dictionary
     encode_spectral(x[:8000], SpectralConfig())
     encode_spectral(x[:8000], SpectralConfig(kind="gammatone"))
@@ -110,21 +115,27 @@ def main(argv=None) -> int:
         if best is None or wall < best[1]:
             best = (rep, wall, cpu)
     rep, wall, cpu = best
-    print(f"spikegram (fast MP)   : {rep.n_atoms} atoms -> {rep.n_spikes} spikes ({rep.n_merged} merged), "
-          f"SNR {rep.snr_db:.2f} dB, wall {wall:.3f} s (best of 3), cpu {cpu:.3f} s, "
-          f"real-time factor {args.seconds / wall:.1f}x (cpu-time basis {args.seconds / cpu:.1f}x)")
+    print(
+        f"spikegram (fast MP)   : {rep.n_atoms} atoms -> {rep.n_spikes} spikes ({rep.n_merged} merged), "
+        f"SNR {rep.snr_db:.2f} dB, wall {wall:.3f} s (best of 3), cpu {cpu:.3f} s, "
+        f"real-time factor {args.seconds / wall:.1f}x (cpu-time basis {args.seconds / cpu:.1f}x)"
+    )
 
-    piece = x[int(2.0 * SR): int((2.0 + args.plain_seconds) * SR)]
+    piece = x[int(2.0 * SR) : int((2.0 + args.plain_seconds) * SR)]
     budget = int(np.ceil(cfg.spikes_per_second * piece.size / SR))
     (fast_atoms), fw, fc = timed(matching_pursuit, piece, cfg, max_atoms=budget, residual_db=-200)
     plain, pw, pc = timed(plain_mp, piece, cfg, budget)
     same = np.mean((fast_atoms.kernel == plain.kernel) & (fast_atoms.time == plain.time))
-    print(f"straightforward MP    : {args.plain_seconds:g} s piece, {len(plain)} atoms, "
-          f"SNR {snr_db(piece, reconstruct(plain, cfg, piece.size)):.2f} dB, wall {pw:.2f} s, "
-          f"real-time factor {args.plain_seconds / pw:.3f}x")
-    print(f"fast MP, same piece   : SNR {snr_db(piece, reconstruct(fast_atoms, cfg, piece.size)):.2f} dB, "
-          f"wall {fw:.3f} s -> {pw / fw:.0f}x faster than the straightforward MP; "
-          f"{100 * same:.1f} % identical atoms")
+    print(
+        f"straightforward MP    : {args.plain_seconds:g} s piece, {len(plain)} atoms, "
+        f"SNR {snr_db(piece, reconstruct(plain, cfg, piece.size)):.2f} dB, wall {pw:.2f} s, "
+        f"real-time factor {args.plain_seconds / pw:.3f}x"
+    )
+    print(
+        f"fast MP, same piece   : SNR {snr_db(piece, reconstruct(fast_atoms, cfg, piece.size)):.2f} dB, "
+        f"wall {fw:.3f} s -> {pw / fw:.0f}x faster than the straightforward MP; "
+        f"{100 * same:.1f} % identical atoms"
+    )
 
     for kind in ("mel", "gammatone"):
         (tr, srep), w, c = timed(encode_spectral, x, SpectralConfig(kind=kind))
@@ -133,20 +144,30 @@ def main(argv=None) -> int:
     med = SpikegramConfig.medleydb()
     encode_spikegram(x[:8000], med)
     (tr, mrep), w, c = timed(encode_spikegram, x, med)
-    print(f"spikegram (MedleyDB preset, 128x3): SNR {mrep.snr_db:.2f} dB, wall {w:.3f} s, "
-          f"real-time factor {args.seconds / w:.1f}x")
+    print(
+        f"spikegram (MedleyDB preset, 128x3): SNR {mrep.snr_db:.2f} dB, wall {w:.3f} s, "
+        f"real-time factor {args.seconds / w:.1f}x"
+    )
 
     if args.sweep:
         for sps in (250, 500, 1000, 2000, 4000):
             (tr, r), w, c = timed(encode_spikegram, x, cfg.replace(spikes_per_second=sps))
-            print(f"  budget {sps:5d}/s: SNR {r.snr_db:6.2f} dB, {r.n_spikes} spikes, wall {w:.3f} s, "
-                  f"cpu {c:.3f} s, real-time factor {args.seconds / w:.1f}x")
+            print(
+                f"  budget {sps:5d}/s: SNR {r.snr_db:6.2f} dB, {r.n_spikes} spikes, wall {w:.3f} s, "
+                f"cpu {c:.3f} s, real-time factor {args.seconds / w:.1f}x"
+            )
     rt_wall, rt_cpu = args.seconds / wall, args.seconds / cpu
     load = os.getloadavg()[0]
-    print(f"goal >= 20x real time at default settings: wall-clock {rt_wall:.1f}x -> {'MET' if rt_wall >= 20 else 'NOT MET'}; "
-          f"CPU-time basis {rt_cpu:.1f}x -> {'MET' if rt_cpu >= 20 else 'NOT MET'}"
-          + (f" (load average {load:.1f} on {os.cpu_count()} cores: other processes share them, so the wall "
-             f"clock overstates the encoder's cost)" if load > (os.cpu_count() or 1) else ""))
+    print(
+        f"goal >= 20x real time at default settings: wall-clock {rt_wall:.1f}x -> {'MET' if rt_wall >= 20 else 'NOT MET'}; "
+        f"CPU-time basis {rt_cpu:.1f}x -> {'MET' if rt_cpu >= 20 else 'NOT MET'}"
+        + (
+            f" (load average {load:.1f} on {os.cpu_count()} cores: other processes share them, so the wall "
+            f"clock overstates the encoder's cost)"
+            if load > (os.cpu_count() or 1)
+            else ""
+        )
+    )
     return 0
 
 

@@ -11,6 +11,7 @@ busy 2-core machine steals the core the other thread needs; the benchmark theref
 OMP_WAIT_POLICY=PASSIVE (for every implementation alike) unless --active-wait is given or the
 variable is already set. Both are printed with the results.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,6 +56,7 @@ def engine_step(cfg, backend="auto"):
         loss, info = se.stca_loss(rec.voltages[-1], rec.spikes[-1], target, cfg, task="detect")
         loss.backward()
         return float(loss), rec
+
     return step, net
 
 
@@ -94,9 +96,10 @@ def plain_step(cfg):
                 vs.append(v)
                 os_.append(o)
             V, h = torch.stack(vs), torch.stack(os_)
-        loss = (V.max(0).values - cfg.theta).abs().sum() / x.shape[1]   # error at one step per neuron
+        loss = (V.max(0).values - cfg.theta).abs().sum() / x.shape[1]  # error at one step per neuron
         loss.backward()
         return float(loss)
+
     return step
 
 
@@ -104,6 +107,7 @@ def plain_step(cfg):
 def snntorch_step(cfg):
     import snntorch as snn
     from snntorch import surrogate
+
     torch.manual_seed(0)
     fc1, fc2 = torch.nn.Linear(128, 300, bias=False), torch.nn.Linear(300, 10, bias=False)
     grad = surrogate.fast_sigmoid()
@@ -124,17 +128,20 @@ def snntorch_step(cfg):
         loss = (torch.stack(mems).max(0).values - cfg.theta).abs().sum() / x.shape[1]
         loss.backward()
         return float(loss)
+
     return step
 
 
 # ---------------------------------------------------------------- SpikingJelly
 def spikingjelly_step(cfg):
     from spikingjelly.activation_based import functional, layer, neuron, surrogate
+
     torch.manual_seed(0)
     net = torch.nn.Sequential(
-        layer.Linear(128, 300, bias=False), neuron.LIFNode(tau=cfg.tau_m_ms / cfg.dt_ms, surrogate_function=surrogate.ATan()),
-        layer.Linear(300, 10, bias=False), neuron.LIFNode(tau=cfg.tau_m_ms / cfg.dt_ms, surrogate_function=surrogate.ATan(),
-                                                          store_v_seq=True),
+        layer.Linear(128, 300, bias=False),
+        neuron.LIFNode(tau=cfg.tau_m_ms / cfg.dt_ms, surrogate_function=surrogate.ATan()),
+        layer.Linear(300, 10, bias=False),
+        neuron.LIFNode(tau=cfg.tau_m_ms / cfg.dt_ms, surrogate_function=surrogate.ATan(), store_v_seq=True),
     )
     functional.set_step_mode(net, "m")
 
@@ -146,6 +153,7 @@ def spikingjelly_step(cfg):
         loss = (v.max(0).values - cfg.theta).abs().sum() / x.shape[1]
         loss.backward()
         return float(loss)
+
     return step
 
 
@@ -184,6 +192,7 @@ def probe_memory(name, T, batch, density):
     """Run in a fresh process: peak resident-set growth (MB) during one step, sampled every ~0.5 ms,
     after setup and a tiny warm-up (numba compilation and imports are not counted)."""
     import threading
+
     cfg = se.NeuronConfig()
     fn = _runners(cfg, only=name)[name]
     xs, ts = make_input(5, 2, density)
@@ -209,10 +218,23 @@ def probe_memory(name, T, batch, density):
 
 def _memory_table(names, args):
     import subprocess
+
     out = {}
     for name in names:
-        cmd = [sys.executable, __file__, "--probe-memory", name, "--T", str(args.T), "--batch", str(args.batch),
-               "--density", str(args.density), "--threads", str(args.threads)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--probe-memory",
+            name,
+            "--T",
+            str(args.T),
+            "--batch",
+            str(args.batch),
+            "--density",
+            str(args.density),
+            "--threads",
+            str(args.threads),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         try:
             out[name] = float(proc.stdout.strip().splitlines()[-1])
@@ -223,6 +245,7 @@ def _memory_table(names, args):
 
 def rss_mb():
     import resource
+
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -267,11 +290,17 @@ def main(argv=None):
     x, target = make_input(args.T, args.batch, args.density)
     eng, net = engine_step(cfg)
     _, rec = eng(x, target)  # compile the numba kernels outside the timing
-    print(f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, numba threads {numba.get_num_threads()} "
-          f"({numba.threading_layer() if _launched() else 'layer not started'}), cores {os.cpu_count()}")
-    print(f"device: {se.describe_device('cpu')}, torch threads {torch.get_num_threads()}, "
-          f"T={args.T}, batch={args.batch}, density={args.density:.0%}, sizes={SIZES}, float32")
-    print(f"engine activity: hidden rate {float(rec.spikes[0].mean()):.3f}, output rate {float(rec.spikes[1].mean()):.3f}")
+    print(
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, numba threads {numba.get_num_threads()} "
+        f"({numba.threading_layer() if _launched() else 'layer not started'}), cores {os.cpu_count()}"
+    )
+    print(
+        f"device: {se.describe_device('cpu')}, torch threads {torch.get_num_threads()}, "
+        f"T={args.T}, batch={args.batch}, density={args.density:.0%}, sizes={SIZES}, float32"
+    )
+    print(
+        f"engine activity: hidden rate {float(rec.spikes[0].mean()):.3f}, output rate {float(rec.spikes[1].mean()):.3f}"
+    )
     runners = _runners(cfg, eng)
     peers = ("plain torch loop", "snnTorch Synaptic", "SpikingJelly LIF (m)")
     res = {}
@@ -282,14 +311,18 @@ def main(argv=None):
     fastest_peer = min(peers, key=lambda n: res[n][0])
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"(1-min load average before timing: {load:.1f}; CPU ms = process CPU time over all threads)")
-    print(f"\n{'implementation':30s} {'median ms':>10s} {'vs fastest peer':>16s} {'CPU ms':>9s} "
-          f"{'peak RSS +MB':>13s} {'tracemalloc MB':>15s}")
+    print(
+        f"\n{'implementation':30s} {'median ms':>10s} {'vs fastest peer':>16s} {'CPU ms':>9s} "
+        f"{'peak RSS +MB':>13s} {'tracemalloc MB':>15s}"
+    )
     for name, (ms, cpu_ms, mb) in res.items():
         ratio = res[fastest_peer][0] / ms
         print(f"{name:30s} {ms:10.1f} {ratio:15.1f}x {cpu_ms:9.1f} {mem[name]:13.1f} {mb:15.1f}")
     print("(peak RSS +MB: growth of the resident set during one step, sampled, each in a fresh process)")
-    print(f"fastest peer: {fastest_peer}; engine speed-up: {res[fastest_peer][0] / res['stca_engine (numba)'][0]:.1f}x "
-          f"wall, {res[fastest_peer][1] / res['stca_engine (numba)'][1]:.1f}x CPU time")
+    print(
+        f"fastest peer: {fastest_peer}; engine speed-up: {res[fastest_peer][0] / res['stca_engine (numba)'][0]:.1f}x "
+        f"wall, {res[fastest_peer][1] / res['stca_engine (numba)'][1]:.1f}x CPU time"
+    )
     print(f"process max RSS: {rss_mb():.0f} MB")
 
     print("\nscaling with T (median ms, forward + backward)")

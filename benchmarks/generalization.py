@@ -15,6 +15,7 @@ Results are written as JSON lines (``--out``) and a Markdown table (median and m
     python benchmarks/generalization.py [--sources voices,speech,instruments,drums,instruments-medleydb]
         [--tasks detect,classify] [--seeds 0,1,2] [--extra "--epochs 5"] [--out runs/generalization]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,11 @@ def mfcc_features(wave: np.ndarray, sr: int = 16000) -> np.ndarray:
     import librosa
 
     m = librosa.feature.mfcc(y=wave, sr=sr, n_mfcc=20, n_fft=512, hop_length=160)
-    d = librosa.feature.delta(m, width=min(9, m.shape[1] - (1 - m.shape[1] % 2))) if m.shape[1] >= 3 \
+    d = (
+        librosa.feature.delta(m, width=min(9, m.shape[1] - (1 - m.shape[1] % 2)))
+        if m.shape[1] >= 3
         else np.zeros_like(m)
+    )
     return np.concatenate([m.mean(1), m.std(1), d.mean(1), d.std(1)])
 
 
@@ -70,17 +74,23 @@ def reference_scores(spec: str, seed: int) -> dict:
     clf.fit(xtr, ytr)
     pred = clf.predict(xte)
     counts = np.bincount(yte)
-    return {"ref_accuracy": float(accuracy_score(yte, pred)),
-            "ref_f1": float(f1_score(yte, pred, average="macro")),
-            "floor_accuracy": float(counts.max() / counts.sum()), "n_train_clips": len(ytr),
-            "n_test_clips": len(yte)}
+    return {
+        "ref_accuracy": float(accuracy_score(yte, pred)),
+        "ref_f1": float(f1_score(yte, pred, average="macro")),
+        "floor_accuracy": float(counts.max() / counts.sum()),
+        "n_train_clips": len(ytr),
+        "n_test_clips": len(yte),
+    }
 
 
 def detect_floor(metrics: dict) -> dict:
     """A silent network predicts 0 events of every class: count accuracy = share of (stream, class)
     pairs whose true count is 0; no stream is exact (every stream has events); no event is found."""
-    return {"floor_count_accuracy": metrics.get("count_accuracy_floor", float("nan")),
-            "floor_stream_accuracy": 0.0, "floor_event_f1": 0.0}
+    return {
+        "floor_count_accuracy": metrics.get("count_accuracy_floor", float("nan")),
+        "floor_stream_accuracy": 0.0,
+        "floor_event_f1": 0.0,
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -90,8 +100,18 @@ def run_one(spec: str, task: str, seed: int, extra: list[str], out_dir: Path, qu
     from stca_engine import cli
 
     run_dir = out_dir / "models" / f"{spec.split(':')[-1].rstrip('/').split('/')[-1]}-{task}-s{seed}"
-    argv = (["--quiet"] if quiet else []) + ["train", "--data", spec, "--task", task, "--seed", str(seed),
-                                             "--out", str(run_dir), *extra]
+    argv = (["--quiet"] if quiet else []) + [
+        "train",
+        "--data",
+        spec,
+        "--task",
+        task,
+        "--seed",
+        str(seed),
+        "--out",
+        str(run_dir),
+        *extra,
+    ]
     t0 = time.perf_counter()
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
@@ -100,9 +120,16 @@ def run_one(spec: str, task: str, seed: int, extra: list[str], out_dir: Path, qu
         raise RuntimeError(f"stca {' '.join(argv)} exited {rc}: {buf.getvalue()[-500:]}")
     m = json.loads((run_dir / "metrics.json").read_text())
     test = m["test"]
-    row = {"spec": spec, "task": task, "seed": seed, "extra": " ".join(extra), "seconds": time.perf_counter() - t0,
-           "epochs": len(m["epochs"]), "train_loss": m["epochs"][-1]["train_loss"] if m["epochs"] else None,
-           "mean_clusters": test.get("mean_clusters")}
+    row = {
+        "spec": spec,
+        "task": task,
+        "seed": seed,
+        "extra": " ".join(extra),
+        "seconds": time.perf_counter() - t0,
+        "epochs": len(m["epochs"]),
+        "train_loss": m["epochs"][-1]["train_loss"] if m["epochs"] else None,
+        "mean_clusters": test.get("mean_clusters"),
+    }
     if task == "detect":
         row.update({k: test.get(k) for k in (*DETECT_COLS, "event_precision", "event_recall")})
         row.update(detect_floor(test))
@@ -125,8 +152,11 @@ def _fmt(values: list[float]) -> str:
 
 def table(rows: list[dict]) -> str:
     """Markdown: one line per (source, task): median (min–max) over seeds, with floor and reference."""
-    lines = ["| source | task | seeds | count acc. | floor | exact-stream | event F1 | accuracy | macro F1 | "
-             "floor | MFCC+LR acc. | MFCC+LR F1 |", "|" + " --- |" * 13]
+    lines = [
+        "| source | task | seeds | count acc. | floor | exact-stream | event F1 | accuracy | macro F1 | "
+        "floor | MFCC+LR acc. | MFCC+LR F1 |",
+        "|" + " --- |" * 13,
+    ]
     keys = []
     for r in rows:
         k = (r["spec"], r["task"], r["extra"])
@@ -134,14 +164,32 @@ def table(rows: list[dict]) -> str:
             keys.append(k)
     for spec, task, extra in keys:
         rs = [r for r in rows if (r["spec"], r["task"], r["extra"]) == (spec, task, extra)]
-        col = lambda name: _fmt([r.get(name) for r in rs])  # noqa: E731
+        col = lambda name, rs=rs: _fmt([r.get(name) for r in rs])  # noqa: E731
         name = spec.split(":")[-1].rstrip("/").split("/")[-1] + (f" `{extra}`" if extra else "")
         if task == "detect":
-            cells = [col("count_accuracy"), col("floor_count_accuracy"), col("stream_accuracy"), col("event_f1"),
-                     "", "", "", "", ""]
+            cells = [
+                col("count_accuracy"),
+                col("floor_count_accuracy"),
+                col("stream_accuracy"),
+                col("event_f1"),
+                "",
+                "",
+                "",
+                "",
+                "",
+            ]
         else:
-            cells = ["", "", "", "", col("accuracy"), col("f1"), col("floor_accuracy"), col("ref_accuracy"),
-                     col("ref_f1")]
+            cells = [
+                "",
+                "",
+                "",
+                "",
+                col("accuracy"),
+                col("f1"),
+                col("floor_accuracy"),
+                col("ref_accuracy"),
+                col("ref_f1"),
+            ]
         lines.append(f"| {name} | {task} | {len(rs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -151,15 +199,16 @@ def main(argv=None) -> int:
     p.add_argument("--sources", default=",".join(SOURCES))
     p.add_argument("--tasks", default="detect,classify")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--extra", default="", help="more `stca train` flags, e.g. \"--epochs 5 --hidden 500\"")
+    p.add_argument("--extra", default="", help='more `stca train` flags, e.g. "--epochs 5 --hidden 500"')
     p.add_argument("--out", default="runs/generalization")
     p.add_argument("--root", default=None, help="where the sources are built (default: real_sounds.default_root())")
     a = p.parse_args(argv)
     root = Path(a.root) if a.root else None
     sources = [s for s in a.sources.split(",") if s]
     try:
-        specs = real_sounds.build_all(root, [s for s in sources if s in real_sounds.SOURCES],
-                                      medleydb="instruments-medleydb" in sources)
+        specs = real_sounds.build_all(
+            root, [s for s in sources if s in real_sounds.SOURCES], medleydb="instruments-medleydb" in sources
+        )
     except real_sounds.MissingPackage as exc:
         print(f"generalization: error: {exc}", file=sys.stderr)
         return 2
@@ -178,11 +227,17 @@ def main(argv=None) -> int:
                 rows.append(row)
                 with log.open("a") as f:
                     f.write(json.dumps(row) + "\n")
-                show = DETECT_COLS + ("floor_count_accuracy",) if task == "detect" else \
-                    CLASSIFY_COLS + ("floor_accuracy", "ref_accuracy")
-                print(f"{name:22s} {task:8s} seed {seed}: " +
-                      "  ".join(f"{k}={row[k]:.3f}" for k in show if row.get(k) is not None) +
-                      f"  ({row['seconds']:.0f} s)", flush=True)
+                show = (
+                    DETECT_COLS + ("floor_count_accuracy",)
+                    if task == "detect"
+                    else CLASSIFY_COLS + ("floor_accuracy", "ref_accuracy")
+                )
+                print(
+                    f"{name:22s} {task:8s} seed {seed}: "
+                    + "  ".join(f"{k}={row[k]:.3f}" for k in show if row.get(k) is not None)
+                    + f"  ({row['seconds']:.0f} s)",
+                    flush=True,
+                )
     print()
     print(table(rows))
     (out_dir / "table.md").write_text(table(rows) + "\n")

@@ -21,6 +21,7 @@ default ``~/.cache/stca/real_sounds``) and are rebuilt only when the builder's v
 
     python benchmarks/real_sounds.py [--out DIR] [--sources voices,speech,...] [--per-class N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,37 +45,89 @@ SNR_DB = (10.0, 30.0)
 LEVEL_DB = (-20.0, 0.0)
 
 HEDGEWARS = Path("/usr/share/games/hedgewars/Data/Sounds/voices")
-VOICE_PACKS = ["British", "Classic", "Default", "HillBilly", "Mobster", "Pirate", "Robot", "Russian", "Singer",
-               "Surfer"]
+VOICE_PACKS = [
+    "British",
+    "Classic",
+    "Default",
+    "HillBilly",
+    "Mobster",
+    "Pirate",
+    "Robot",
+    "Russian",
+    "Singer",
+    "Surfer",
+]
 PHRASES = ["Byebye", "Coward", "Hello", "Incoming", "Missed", "Oops", "Traitor", "Victory", "Yessir", "Hurry"]
 
 WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 ESPEAK_VOICES = ["en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029"]
-ESPEAK_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2",
-                   "klatt4", "croak", "whisper", "Andy", "Annie", "adam", "belinda", "benjamin", "david", "linda",
-                   "max", "michel", "paul", "steph"]
+ESPEAK_VARIANTS = [
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "klatt",
+    "klatt2",
+    "klatt4",
+    "croak",
+    "whisper",
+    "Andy",
+    "Annie",
+    "adam",
+    "belinda",
+    "benjamin",
+    "david",
+    "linda",
+    "max",
+    "michel",
+    "paul",
+    "steph",
+]
 FESTIVAL_VOICES = ["kal_diphone", "cmu_us_slt_arctic_hts"]
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 # class name -> (General MIDI program, lowest and highest MIDI note it plays)
 INSTRUMENTS = {
-    "piano": (0, 36, 96), "vibraphone": (11, 53, 89), "organ": (19, 36, 84), "guitar": (24, 40, 76),
-    "bass": (33, 28, 55), "violin": (40, 55, 91), "cello": (42, 36, 72), "trumpet": (56, 55, 82),
-    "clarinet": (71, 50, 86), "flute": (73, 60, 96),
+    "piano": (0, 36, 96),
+    "vibraphone": (11, 53, 89),
+    "organ": (19, 36, 84),
+    "guitar": (24, 40, 76),
+    "bass": (33, 28, 55),
+    "violin": (40, 55, 91),
+    "cello": (42, 36, 72),
+    "trumpet": (56, 55, 82),
+    "clarinet": (71, 50, 86),
+    "flute": (73, 60, 96),
 }
 
 HYDROGEN = Path("/usr/share/hydrogen/data/drumkits")
 # class -> regex on the kit's instrument name (first match wins, in this order)
 DRUMS = [
-    ("clap", r"clap"), ("cowbell", r"cowbell"), ("stick", r"stick|rim"), ("ride", r"ride"),
-    ("crash", r"crash|splash|china"), ("hihat-open", r"(open|opened)\b.*h|h.*(open|opened)"),
-    ("hihat-closed", r"(closed|chh|pedal).*h|h.*(closed|pedal)"), ("tom", r"\btom"),
-    ("snare", r"snare"), ("kick", r"kick|bass ?drum|\bbd\b"),
+    ("clap", r"clap"),
+    ("cowbell", r"cowbell"),
+    ("stick", r"stick|rim"),
+    ("ride", r"ride"),
+    ("crash", r"crash|splash|china"),
+    ("hihat-open", r"(open|opened)\b.*h|h.*(open|opened)"),
+    ("hihat-closed", r"(closed|chh|pedal).*h|h.*(closed|pedal)"),
+    ("tom", r"\btom"),
+    ("snare", r"snare"),
+    ("kick", r"kick|bass ?drum|\bbd\b"),
 ]
 
 DEBIAN_PACKAGES = {
-    "voices": ["hedgewars-data"], "speech": ["espeak-ng", "festival", "festvox-kallpc16k", "festvox-us-slt-hts"],
-    "instruments": ["fluidsynth", "fluid-soundfont-gm"], "drums": ["hydrogen-drumkits"],
+    "voices": ["hedgewars-data"],
+    "speech": ["espeak-ng", "festival", "festvox-kallpc16k", "festvox-us-slt-hts"],
+    "instruments": ["fluidsynth", "fluid-soundfont-gm"],
+    "drums": ["hydrogen-drumkits"],
 }
 SOURCES = ("voices", "speech", "instruments", "drums")
 LAYOUTS = {"voices": "rwcp", "speech": "rwcp", "instruments": "rwcp", "drums": "folder"}
@@ -108,7 +161,7 @@ def trim(x: np.ndarray, db: float = 40.0, pad_s: float = 0.02, sr: int = SR) -> 
     env = np.abs(x)
     idx = np.flatnonzero(env >= env.max() * 10 ** (-db / 20))
     pad = int(pad_s * sr)
-    return x[max(0, idx[0] - pad): idx[-1] + pad + 1]
+    return x[max(0, idx[0] - pad) : idx[-1] + pad + 1]
 
 
 def change_rate(x: np.ndarray, factor: float) -> np.ndarray:
@@ -126,7 +179,7 @@ def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     f = np.arange(len(spec), dtype=np.float64)
     f[0] = 1.0
     y = np.fft.irfft(spec / np.sqrt(f), n)
-    return (y / (np.sqrt(np.mean(y ** 2)) + 1e-12)).astype(np.float32)
+    return (y / (np.sqrt(np.mean(y**2)) + 1e-12)).astype(np.float32)
 
 
 def finish(x: np.ndarray, rng: np.random.Generator, max_s: float = 1.2) -> tuple[np.ndarray, dict]:
@@ -137,7 +190,7 @@ def finish(x: np.ndarray, rng: np.random.Generator, max_s: float = 1.2) -> tuple
     tail = int(rng.uniform(0.03, 0.08) * SR)
     y = np.concatenate([np.zeros(lead, np.float32), x, np.zeros(tail, np.float32)])
     snr = float(rng.uniform(*SNR_DB))
-    rms = float(np.sqrt(np.mean(x ** 2)))
+    rms = float(np.sqrt(np.mean(x**2)))
     y = y + pink_noise(len(y), rng) * rms * 10 ** (-snr / 20)
     level = float(rng.uniform(*LEVEL_DB))
     y = y / (np.abs(y).max() + 1e-12) * 0.9 * 10 ** (level / 20)
@@ -165,8 +218,11 @@ def voices_clips(n: int, rng: np.random.Generator, classes=PHRASES, packs=VOICE_
 
 
 def _espeak(word: str, voice: str, pitch: int, speed: int, out: Path) -> None:
-    subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "-w", str(out), word],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "-w", str(out), word],
+        check=True,
+        capture_output=True,
+    )
 
 
 def _festival(word: str, voice: str, out: Path) -> None:
@@ -189,8 +245,10 @@ def speech_clips(n: int, rng: np.random.Generator, classes=WORDS, festival: bool
                     factor = float(rng.uniform(0.9, 1.1))
                     yield cls, change_rate(read_audio(out), factor), {"voice": voice, "rate": round(factor, 3)}
                     continue
-                voice = f"{ESPEAK_VOICES[int(rng.integers(len(ESPEAK_VOICES)))]}+" \
-                        f"{ESPEAK_VARIANTS[int(rng.integers(len(ESPEAK_VARIANTS)))]}"
+                voice = (
+                    f"{ESPEAK_VOICES[int(rng.integers(len(ESPEAK_VOICES)))]}+"
+                    f"{ESPEAK_VARIANTS[int(rng.integers(len(ESPEAK_VARIANTS)))]}"
+                )
                 pitch, speed = int(rng.integers(20, 80)), int(rng.integers(130, 210))
                 _espeak(cls, voice, pitch, speed, out)
                 yield cls, read_audio(out), {"voice": voice, "pitch": pitch, "speed": speed}
@@ -219,14 +277,18 @@ def write_midi(path: Path, program: int, notes: list[tuple[float, float, int, in
         body += _vlq(t - now) + msg
         now = t
     body += b"\x00\xff\x2f\x00"
-    path.write_bytes(b"MThd" + struct.pack(">IHHH", 6, 0, 1, tpq) + b"MTrk" + struct.pack(">I", len(body))
-                     + bytes(body))
+    path.write_bytes(
+        b"MThd" + struct.pack(">IHHH", 6, 0, 1, tpq) + b"MTrk" + struct.pack(">I", len(body)) + bytes(body)
+    )
 
 
 def render_midi(mid: Path, wav: Path, gain: float = 0.6) -> np.ndarray:
     """fluidsynth renders the MIDI file with the FluidR3 sound font (reverb and chorus on, its defaults)."""
-    subprocess.run(["fluidsynth", "-ni", "-q", "-g", str(gain), "-r", str(SR), "-F", str(wav), str(SOUNDFONT),
-                    str(mid)], check=True, capture_output=True)
+    subprocess.run(
+        ["fluidsynth", "-ni", "-q", "-g", str(gain), "-r", str(SR), "-F", str(wav), str(SOUNDFONT), str(mid)],
+        check=True,
+        capture_output=True,
+    )
     return read_audio(wav)
 
 
@@ -238,13 +300,20 @@ def instrument_clips(n: int, rng: np.random.Generator, classes=tuple(INSTRUMENTS
     with tempfile.TemporaryDirectory(prefix="stca_inst_") as tmp:
         for cls in classes:
             program, lo, hi = INSTRUMENTS[cls]
-            notes = [(2.0 * i + 0.1, float(rng.uniform(0.35, 0.9)), int(rng.integers(lo, hi + 1)),
-                      int(rng.integers(50, 128))) for i in range(n)]
+            notes = [
+                (
+                    2.0 * i + 0.1,
+                    float(rng.uniform(0.35, 0.9)),
+                    int(rng.integers(lo, hi + 1)),
+                    int(rng.integers(50, 128)),
+                )
+                for i in range(n)
+            ]
             write_midi(Path(tmp) / "n.mid", program, notes)
             x = render_midi(Path(tmp) / "n.mid", Path(tmp) / "n.wav")
             for start, length, key, vel in notes:
                 a = int(start * SR)
-                piece = x[a: a + int((length + 0.35) * SR)]
+                piece = x[a : a + int((length + 0.35) * SR)]
                 yield cls, piece, {"key": key, "velocity": vel, "length_s": round(length, 3)}
 
 
@@ -277,8 +346,11 @@ def drum_clips(n: int, rng: np.random.Generator, classes=None):
         for i in range(n):
             kit, path = files[int(order[i % len(files)])]
             factor = 1.0 if i < len(files) else float(rng.uniform(0.92, 1.08))
-            yield cls, change_rate(read_audio(path), factor)[: int(0.8 * SR)], \
-                {"kit": kit, "file": path.name, "rate": round(factor, 3)}
+            yield (
+                cls,
+                change_rate(read_audio(path), factor)[: int(0.8 * SR)],
+                {"kit": kit, "file": path.name, "rate": round(factor, 3)},
+            )
 
 
 BUILDERS = {"voices": voices_clips, "speech": speech_clips, "instruments": instrument_clips, "drums": drum_clips}
@@ -309,13 +381,21 @@ def _write_folder(root: Path, cls: str, i: int, x: np.ndarray) -> Path:
     return path
 
 
-def build_source(name: str, root: Path, per_class: int = 40, seed: int = 0, classes=None,
-                 progress=None, **builder_kw) -> Path:
+def build_source(
+    name: str, root: Path, per_class: int = 40, seed: int = 0, classes=None, progress=None, **builder_kw
+) -> Path:
     """Write source ``name`` under ``root/name`` (its loader's layout) and a manifest; return the folder."""
     layout = LAYOUTS[name]
     out = root / name
-    manifest = {"version": VERSION, "source": name, "layout": layout, "per_class": per_class, "seed": seed,
-                "classes": list(classes) if classes else None, "options": builder_kw}
+    manifest = {
+        "version": VERSION,
+        "source": name,
+        "layout": layout,
+        "per_class": per_class,
+        "seed": seed,
+        "classes": list(classes) if classes else None,
+        "options": builder_kw,
+    }
     mpath = out / "manifest.json"
     if mpath.is_file():
         try:
@@ -338,8 +418,9 @@ def build_source(name: str, root: Path, per_class: int = 40, seed: int = 0, clas
         y, extra = finish(x, rng)
         path = writer(tmp, cls, i, y)
         counts[cls] = i + 1
-        clips.append({"class": cls, "file": str(path.relative_to(tmp)), "seconds": round(len(y) / SR, 3),
-                      **meta, **extra})
+        clips.append(
+            {"class": cls, "file": str(path.relative_to(tmp)), "seconds": round(len(y) / SR, 3), **meta, **extra}
+        )
         if progress is not None:
             progress(name, len(clips))
     manifest["counts"] = counts
@@ -353,8 +434,9 @@ def build_source(name: str, root: Path, per_class: int = 40, seed: int = 0, clas
 # ------------------------------------------------------------------------------------------------
 # MedleyDB layout: melodies of the sampled instruments, one track per take
 # ------------------------------------------------------------------------------------------------
-def build_medleydb(root: Path, tracks_per_class: int = 5, track_s: float = 14.0, seed: int = 0,
-                   classes=tuple(INSTRUMENTS)) -> Path:
+def build_medleydb(
+    root: Path, tracks_per_class: int = 5, track_s: float = 14.0, seed: int = 0, classes=tuple(INSTRUMENTS)
+) -> Path:
     """``root/instruments-medleydb/Audio/<T>/...``: per instrument ``tracks_per_class`` melody stems of
     ``track_s`` seconds with pauses, activation-confidence files, metadata YAML (MedleyDB's layout)."""
     import soundfile as sf
@@ -362,8 +444,14 @@ def build_medleydb(root: Path, tracks_per_class: int = 5, track_s: float = 14.0,
 
     _need(SOUNDFONT, "instruments")
     out = root / "instruments-medleydb"
-    manifest = {"version": VERSION, "layout": "medleydb", "tracks_per_class": tracks_per_class,
-                "track_s": track_s, "seed": seed, "classes": list(classes)}
+    manifest = {
+        "version": VERSION,
+        "layout": "medleydb",
+        "tracks_per_class": tracks_per_class,
+        "track_s": track_s,
+        "seed": seed,
+        "classes": list(classes),
+    }
     mpath = out / "manifest.json"
     if mpath.is_file():
         try:
@@ -401,8 +489,12 @@ def build_medleydb(root: Path, tracks_per_class: int = 5, track_s: float = 14.0,
                 tdir = tmp / "Audio" / name
                 (tdir / f"{name}_STEMS").mkdir(parents=True)
                 sf.write(str(tdir / f"{name}_STEMS" / f"{name}_STEM_01.wav"), x, SR, subtype="PCM_16")
-                meta = {"artist": "FluidR3 GM", "title": name, "has_bleed": "no",
-                        "stems": {"S01": {"instrument": cls, "filename": f"{name}_STEM_01.wav", "component": "melody"}}}
+                meta = {
+                    "artist": "FluidR3 GM",
+                    "title": name,
+                    "has_bleed": "no",
+                    "stems": {"S01": {"instrument": cls, "filename": f"{name}_STEM_01.wav", "component": "melody"}},
+                }
                 (tdir / f"{name}_METADATA.yaml").write_text(yaml.safe_dump(meta))
                 frames = np.arange(0.0, len(x) / SR, hop)
                 active = np.zeros(len(frames))
@@ -424,8 +516,9 @@ def data_spec(name: str, root: Path | None = None) -> str:
     return f"{LAYOUTS[name]}:{root / name}"
 
 
-def build_all(root: Path | None = None, sources=SOURCES, per_class: int = 40, medleydb: bool = True,
-              quiet: bool = False) -> dict[str, str]:
+def build_all(
+    root: Path | None = None, sources=SOURCES, per_class: int = 40, medleydb: bool = True, quiet: bool = False
+) -> dict[str, str]:
     """Build (or reuse) every source; ``{name: data spec}``."""
     from tqdm import tqdm
 
@@ -455,8 +548,9 @@ def main(argv=None) -> int:
     p.add_argument("--no-medleydb", action="store_true")
     a = p.parse_args(argv)
     try:
-        specs = build_all(Path(a.out) if a.out else None, [s for s in a.sources.split(",") if s],
-                          a.per_class, not a.no_medleydb)
+        specs = build_all(
+            Path(a.out) if a.out else None, [s for s in a.sources.split(",") if s], a.per_class, not a.no_medleydb
+        )
     except MissingPackage as exc:
         print(f"real_sounds: error: {exc}", file=sys.stderr)
         return 2

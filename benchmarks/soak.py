@@ -25,6 +25,7 @@ opens and closes a tab before the end is measured (on a real server other studen
 Run: ``.venv/bin/python benchmarks/soak.py [--minutes 10] [--sessions 5] [--train-seconds 20]``
 (not part of the test suite: it needs minutes of CPU). Exit code 0 when every goal is met, 1 if not.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -127,8 +128,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="how long to keep the sessions going (default 10)")
     ap.add_argument("--sessions", type=int, default=5, help="concurrent browser sessions (default 5)")
-    ap.add_argument("--train-seconds", type=float, default=20.0,
-                    help="how long each round lets the sessions train before they upload and close (default 20)")
+    ap.add_argument(
+        "--train-seconds",
+        type=float,
+        default=20.0,
+        help="how long each round lets the sessions train before they upload and close (default 20)",
+    )
     args = ap.parse_args(argv)
     if not Path(CHROMIUM).exists():
         print(f"{CHROMIUM} not found: install Debian's chromium", file=sys.stderr)
@@ -137,10 +142,15 @@ def main(argv=None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="stca_soak_"))
     wavs = make_wavs(work / "wavs")
-    server = StreamlitServer(env={"STCA_CACHE_DIR": str(work / "cache"), "STCA_RUNS_DIR": str(work / "runs"),
-                                  "STCA_TAB_CLOSED_S": str(TAB_CLOSED_S),
-                                  "STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": str(SESSION_TTL_S)},
-                             log_path=work / "server.log")
+    server = StreamlitServer(
+        env={
+            "STCA_CACHE_DIR": str(work / "cache"),
+            "STCA_RUNS_DIR": str(work / "runs"),
+            "STCA_TAB_CLOSED_S": str(TAB_CLOSED_S),
+            "STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": str(SESSION_TTL_S),
+        },
+        log_path=work / "server.log",
+    )
     pid = server.proc.pid
     settle_s = TAB_CLOSED_S + SESSION_TTL_S + 20
     rounds, uploads_ok, problems = 0, 0, []
@@ -208,10 +218,12 @@ def main(argv=None) -> int:
     print(f"leftover upload folders/files: {len(leftovers)}" + "".join(f"\n  {p}" for p in leftovers[:20]))
     for p in problems[:20]:
         print(f"problem: {p}")
-    goals = {"memory within 10 % of start": growth <= 0.10,
-             "no leftover threads": end["Threads"] <= start["Threads"],
-             "no leftover upload files": not leftovers,
-             "no session failed": not problems}
+    goals = {
+        "memory within 10 % of start": growth <= 0.10,
+        "no leftover threads": end["Threads"] <= start["Threads"],
+        "no leftover upload files": not leftovers,
+        "no session failed": not problems,
+    }
     for name, ok in goals.items():
         print(f"{'PASS' if ok else 'FAIL'}: {name}")
     print(f"server log: {work / 'server.log'}")

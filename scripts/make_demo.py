@@ -3,6 +3,7 @@
 
 Usage: python scripts/make_demo.py [--force] [--out DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,10 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     demo.generate_demo(root)
     size = sum(f.stat().st_size for f in root.rglob("*.raw"))
-    print(f"wrote {len(demo.CLASSES)} classes x {demo.CLIPS_PER_CLASS} clips ({size / 2**20:.1f} MiB) "
-          f"to {root} in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"wrote {len(demo.CLASSES)} classes x {demo.CLIPS_PER_CLASS} clips ({size / 2**20:.1f} MiB) "
+        f"to {root} in {time.perf_counter() - t0:.1f} s"
+    )
     return 0
 
 

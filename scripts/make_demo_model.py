@@ -11,6 +11,7 @@ It runs exactly this (every setting spelled out, so later changes of the CLI def
 and keeps config.json, model.safetensors and metrics.json (the test block it reached). About 2-3 min on 2 cores;
 the result is committed (< 2 MB) so `make app` needs no training.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,27 @@ sys.path.insert(0, str(REPO))
 
 from stca_engine import cli  # noqa: E402
 
-ARGS = ["train", "--data", "demo", "--task", "detect", "--seed", "0", "--epochs", "10", "--hidden", "300",
-        "--batch", "16", "--optimizer", "adam", "--lr", "0.01", "--streams", "1500"]
+ARGS = [
+    "train",
+    "--data",
+    "demo",
+    "--task",
+    "detect",
+    "--seed",
+    "0",
+    "--epochs",
+    "10",
+    "--hidden",
+    "300",
+    "--batch",
+    "16",
+    "--optimizer",
+    "adam",
+    "--lr",
+    "0.01",
+    "--streams",
+    "1500",
+]
 KEEP = ("config.json", "model.safetensors", "metrics.json")
 
 

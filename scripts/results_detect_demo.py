@@ -9,6 +9,7 @@ an event of its class, widened by T_in) and the per-class counts.
 
     python scripts/results_detect_demo.py MODEL_DIR [--recordings 20] [--events 5] [--chunk-seconds 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,7 @@ def main(argv=None):
     if list(clips.class_names) != list(info.class_names):
         sys.exit(f"model classes {info.class_names} differ from the demo's {clips.class_names}")
     waves = [(clips.clips[i].load(16000), clips.class_index(clips.clips[i])) for i in clips.test_idx]
-    recs = stream_audio(waves, a.recordings, a.events, seed=a.seed, n_classes=len(clips.class_names),
-                        dt_ms=cfg.dt_ms)
+    recs = stream_audio(waves, a.recordings, a.events, seed=a.seed, n_classes=len(clips.class_names), dt_ms=cfg.dt_ms)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     chunk = max(1, int(round(a.chunk_seconds * 1000 / cfg.dt_ms)))
@@ -67,10 +67,17 @@ def main(argv=None):
         pred.append([counts[c] for c in info.class_names])
         true.append(list(r.target))
     f1 = M.event_f1(rasters, events, cfg.t_in_steps, cfg.t_in_steps)
-    summary = {"recordings": len(recs), "events": int(np.sum(true)),
-               "count_accuracy": M.count_accuracy(pred, true), "stream_accuracy": M.stream_accuracy(pred, true),
-               "event_f1": f1["f1"], "event_precision": f1["precision"], "event_recall": f1["recall"],
-               "chunk_seconds": a.chunk_seconds, "wav_folder": str(out)}
+    summary = {
+        "recordings": len(recs),
+        "events": int(np.sum(true)),
+        "count_accuracy": M.count_accuracy(pred, true),
+        "stream_accuracy": M.stream_accuracy(pred, true),
+        "event_f1": f1["f1"],
+        "event_precision": f1["precision"],
+        "event_recall": f1["recall"],
+        "chunk_seconds": a.chunk_seconds,
+        "wav_folder": str(out),
+    }
     print(json.dumps(summary, indent=2))
 
 

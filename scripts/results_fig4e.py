@@ -8,6 +8,7 @@ time: the runs share the machine's cores), then plots the test count accuracy an
 
 Extra arguments after ``--`` go to every ``stca train`` call (e.g. ``-- --streams 200``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,26 @@ def train(runs: Path, objective: str, seed: int, epochs: int, extra: list[str], 
     if (out / "metrics.json").is_file() and json.loads((out / "metrics.json").read_text()).get("test"):
         print(f"{out}: already done", flush=True)
         return
-    cmd = [sys.executable, "-m", "stca_engine", *(["--quiet"] if quiet else []), "train", "--data", "demo", "--task", "detect",
-           "--objective", objective, "--seed", str(seed), "--epochs", str(epochs), "--out", str(out), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "stca_engine",
+        *(["--quiet"] if quiet else []),
+        "train",
+        "--data",
+        "demo",
+        "--task",
+        "detect",
+        "--objective",
+        objective,
+        "--seed",
+        str(seed),
+        "--epochs",
+        str(epochs),
+        "--out",
+        str(out),
+        *extra,
+    ]
     print("$ " + " ".join(cmd[1:]), flush=True)
     subprocess.run(cmd, check=True, cwd=REPO)
 
@@ -56,8 +75,10 @@ def plot(curves: dict, out_png: Path) -> dict:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=120)
     summary = {}
-    for ax, key, label in ((axes[0], "test_accuracy", "test count accuracy"),
-                           (axes[1], "test_event_f1", "test event F1")):
+    for ax, key, label in (
+        (axes[0], "test_accuracy", "test count accuracy"),
+        (axes[1], "test_event_f1", "test event F1"),
+    ):
         for obj, runs in curves.items():
             n = min(len(r) for r in runs)
             ys = np.array([[(e.get(key) if e.get(key) is not None else np.nan) for e in r[:n]] for r in runs])
@@ -65,10 +86,20 @@ def plot(curves: dict, out_png: Path) -> dict:
             for y in ys:
                 ax.plot(x, y, color=COLORS[obj], alpha=0.25, lw=1)
             mean = np.nanmean(ys, axis=0)
-            ax.plot(x, mean, color=COLORS[obj], lw=2.2, marker="o", ms=3,
-                    label=f"{obj.upper()} (mean of {len(runs)} run{'s' if len(runs) > 1 else ''})")
-            summary.setdefault(obj, {})[key] = {"final_mean": float(mean[-1]), "best_mean": float(np.nanmax(mean)),
-                                                "epochs": int(n)}
+            ax.plot(
+                x,
+                mean,
+                color=COLORS[obj],
+                lw=2.2,
+                marker="o",
+                ms=3,
+                label=f"{obj.upper()} (mean of {len(runs)} run{'s' if len(runs) > 1 else ''})",
+            )
+            summary.setdefault(obj, {})[key] = {
+                "final_mean": float(mean[-1]),
+                "best_mean": float(np.nanmax(mean)),
+                "epochs": int(n),
+            }
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -86,7 +117,7 @@ def main(argv=None):
     extra = []
     if "--" in argv:
         k = argv.index("--")
-        argv, extra = argv[:k], argv[k + 1:]
+        argv, extra = argv[:k], argv[k + 1 :]
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--epochs", type=int, default=10)

@@ -3,6 +3,7 @@
 Public names are imported lazily so that ``import stca_engine`` stays fast (numba kernels compile
 on first use, not at import).
 """
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """``python -m stca_engine`` (also what ``torchrun -m stca_engine train ...`` runs)."""
+
 import os
 import sys
 

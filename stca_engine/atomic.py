@@ -13,13 +13,15 @@ demo set, uploads) goes through :func:`write_atomic` / :func:`write_atomic_with`
 * a failed write (disk full, permission denied, ...) is a ``ConfigError`` naming the target, not
   the temporary file.
 """
+
 from __future__ import annotations
 
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from .errors import ConfigError
 
@@ -50,8 +52,9 @@ def check_target(path: str | os.PathLike) -> Path:
     except OSError as exc:
         raise ConfigError(f"cannot write here ({exc.strerror or exc})", given) from None
     if st is not None and not stat.S_ISREG(st.st_mode):
-        raise ConfigError(f"is {_what(st.st_mode)}, not a regular file; refusing to replace it "
-                          "(choose a file name)", given)
+        raise ConfigError(
+            f"is {_what(st.st_mode)}, not a regular file; refusing to replace it (choose a file name)", given
+        )
     parent = real.parent
     if parent.exists() and not parent.is_dir():
         raise ConfigError(f"cannot write here: {parent} is not a folder", given)

@@ -4,6 +4,7 @@ Everything downstream (encoders, caches, streams) assumes exactly this form, so 
 clip is usable happens here and fails with an :class:`~stca_engine.errors.AudioError` that names the
 file and the problem.
 """
+
 from __future__ import annotations
 
 import io
@@ -12,8 +13,8 @@ import os
 import struct
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -54,9 +55,9 @@ def wav_truncation(head: bytes, file_size: int) -> tuple[float, float] | None:
         return None
     pos, byte_rate = 12, None
     while pos + 8 <= len(head):
-        cid, size = head[pos:pos + 4], struct.unpack("<I", head[pos + 4:pos + 8])[0]
+        cid, size = head[pos : pos + 4], struct.unpack("<I", head[pos + 4 : pos + 8])[0]
         if cid == b"fmt " and pos + 16 <= len(head):
-            byte_rate = struct.unpack("<I", head[pos + 16:pos + 20])[0] if pos + 20 <= len(head) else None
+            byte_rate = struct.unpack("<I", head[pos + 16 : pos + 20])[0] if pos + 20 <= len(head) else None
         elif cid == b"data":
             if not byte_rate or size in (0, 0xFFFFFFFF):
                 return None
@@ -84,8 +85,10 @@ def truncation_warning(src, name: str) -> str | None:
     if cut is None:
         return None
     declared, present = cut
-    return (f"{name}: truncated: the header declares {declared:.2f} s of audio but only {present:.2f} s are "
-            f"present ({declared - present:.2f} s missing); using what is there")
+    return (
+        f"{name}: truncated: the header declares {declared:.2f} s of audio but only {present:.2f} s are "
+        f"present ({declared - present:.2f} s missing); using what is there"
+    )
 
 
 def _warn(message: str | None, warn: Callable[[str], None] | None) -> None:
@@ -112,8 +115,7 @@ def _decode_soundfile(src, name: str, max_seconds: float | None):
     if info.samplerate <= 0:
         raise AudioError(f"invalid sample rate {info.samplerate}", name)
     if max_seconds is not None and info.frames > 0 and info.frames / info.samplerate > max_seconds:
-        raise AudioError(
-            f"too long: {info.frames / info.samplerate:.2f} s (the limit is {max_seconds:g} s)", name)
+        raise AudioError(f"too long: {info.frames / info.samplerate:.2f} s (the limit is {max_seconds:g} s)", name)
     try:
         data, rate = sf.read(src, dtype="float32", always_2d=True)
     except Exception as exc:
@@ -131,16 +133,23 @@ def _decode_fallback(path: str, name: str):
             data, rate = librosa.load(path, sr=None, mono=False, dtype=np.float32)
     except Exception as exc:
         raise AudioError(
-            f"not a readable audio file (neither libsndfile nor audioread could decode it: {type(exc).__name__})",
-            name) from None
+            f"not a readable audio file (neither libsndfile nor audioread could decode it: {type(exc).__name__})", name
+        ) from None
     data = np.asarray(data, dtype=np.float32)
     data = data[:, None] if data.ndim == 1 else data.T  # librosa is channels-first
     return data, int(rate)
 
 
-def finish_wave(data: np.ndarray, sr_in: int, name: str, *, sr: int = TARGET_SR,
-                max_seconds: float | None = None, min_seconds: float = MIN_SECONDS,
-                silence_peak: float = SILENCE_PEAK) -> np.ndarray:
+def finish_wave(
+    data: np.ndarray,
+    sr_in: int,
+    name: str,
+    *,
+    sr: int = TARGET_SR,
+    max_seconds: float | None = None,
+    min_seconds: float = MIN_SECONDS,
+    silence_peak: float = SILENCE_PEAK,
+) -> np.ndarray:
     """Checks + mono + resample + peak-normalise; ``data`` is ``[frames]`` or ``[frames, channels]``."""
     data = np.asarray(data)
     if data.ndim == 1:
@@ -174,9 +183,15 @@ def finish_wave(data: np.ndarray, sr_in: int, name: str, *, sr: int = TARGET_SR,
     return out
 
 
-def load_audio(path: str | os.PathLike, sr: int = TARGET_SR, max_seconds: float | None = None, *,
-               min_seconds: float = MIN_SECONDS, silence_peak: float = SILENCE_PEAK,
-               warn: Callable[[str], None] | None = None) -> np.ndarray:
+def load_audio(
+    path: str | os.PathLike,
+    sr: int = TARGET_SR,
+    max_seconds: float | None = None,
+    *,
+    min_seconds: float = MIN_SECONDS,
+    silence_peak: float = SILENCE_PEAK,
+    warn: Callable[[str], None] | None = None,
+) -> np.ndarray:
     """Read wav/flac/ogg/mp3/... as mono float32 at ``sr`` Hz with peak 1 (raises AudioError).
 
     A usable but truncated WAV is read as far as it goes and reported through ``warn(message)``
@@ -195,15 +210,23 @@ def load_audio(path: str | os.PathLike, sr: int = TARGET_SR, max_seconds: float 
     if decoded is None:
         decoded = _decode_fallback(name, name)
     data, rate = decoded
-    wave = finish_wave(data, rate, name, sr=sr, max_seconds=max_seconds, min_seconds=min_seconds,
-                       silence_peak=silence_peak)
+    wave = finish_wave(
+        data, rate, name, sr=sr, max_seconds=max_seconds, min_seconds=min_seconds, silence_peak=silence_peak
+    )
     _warn(truncation_warning(name, name), warn)
     return wave
 
 
-def load_audio_bytes(data: bytes, filename: str, sr: int = TARGET_SR, max_seconds: float | None = None, *,
-                     min_seconds: float = MIN_SECONDS, silence_peak: float = SILENCE_PEAK,
-                     warn: Callable[[str], None] | None = None) -> np.ndarray:
+def load_audio_bytes(
+    data: bytes,
+    filename: str,
+    sr: int = TARGET_SR,
+    max_seconds: float | None = None,
+    *,
+    min_seconds: float = MIN_SECONDS,
+    silence_peak: float = SILENCE_PEAK,
+    warn: Callable[[str], None] | None = None,
+) -> np.ndarray:
     """Like :func:`load_audio` for an upload's bytes; ``filename`` names it in errors and picks the decoder."""
     if not data:
         raise AudioError("empty upload (0 bytes)", filename)
@@ -221,8 +244,9 @@ def load_audio_bytes(data: bytes, filename: str, sr: int = TARGET_SR, max_second
             except OSError:
                 pass
     wave, rate = decoded
-    wave = finish_wave(wave, rate, filename, sr=sr, max_seconds=max_seconds, min_seconds=min_seconds,
-                       silence_peak=silence_peak)
+    wave = finish_wave(
+        wave, rate, filename, sr=sr, max_seconds=max_seconds, min_seconds=min_seconds, silence_peak=silence_peak
+    )
     _warn(truncation_warning(data, filename), warn)
     return wave
 
@@ -256,9 +280,17 @@ def detect_pcm16_byteorder(raw: bytes) -> tuple[str, float]:
     return order, float(1.0 - math.exp(-abs(scores[0] - scores[1])))
 
 
-def read_raw_pcm16(path: str | os.PathLike, byteorder: str = "auto", sr_in: int = 48000, *,
-                   sr: int = TARGET_SR, max_seconds: float | None = None, min_seconds: float = MIN_SECONDS,
-                   silence_peak: float = SILENCE_PEAK, return_byteorder: bool = False):
+def read_raw_pcm16(
+    path: str | os.PathLike,
+    byteorder: str = "auto",
+    sr_in: int = 48000,
+    *,
+    sr: int = TARGET_SR,
+    max_seconds: float | None = None,
+    min_seconds: float = MIN_SECONDS,
+    silence_peak: float = SILENCE_PEAK,
+    return_byteorder: bool = False,
+):
     """Headerless mono 16-bit PCM (RWCP ``.raw``) -> mono float32 at ``sr`` with peak 1.
 
     ``byteorder="auto"`` detects it per file (see :func:`detect_pcm16_byteorder`). With
@@ -282,6 +314,7 @@ def read_raw_pcm16(path: str | os.PathLike, byteorder: str = "auto", sr_in: int 
     raw = p.read_bytes()
     order = detect_pcm16_byteorder(raw)[0] if byteorder == "auto" else byteorder
     pcm = np.frombuffer(raw, dtype="<i2" if order == "little" else ">i2").astype(np.float32) / 32768.0
-    wave = finish_wave(pcm, sr_in, name, sr=sr, max_seconds=max_seconds, min_seconds=min_seconds,
-                       silence_peak=silence_peak)
+    wave = finish_wave(
+        pcm, sr_in, name, sr=sr, max_seconds=max_seconds, min_seconds=min_seconds, silence_peak=silence_peak
+    )
     return (wave, order) if return_byteorder else wave

@@ -13,6 +13,7 @@ Everything is drawn from a ``numpy`` generator the caller seeds (the Trainer see
 the epoch and the batch), so a run stays repeatable and a paused epoch resumes identically.
 Test and validation data are never augmented.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,7 +51,7 @@ class Augment:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "Augment":
+    def from_dict(cls, d: dict | None) -> Augment:
         return cls(**(d or {}))
 
 

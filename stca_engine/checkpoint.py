@@ -12,6 +12,7 @@ sizes, the dtype, finiteness and the checksum; each problem raises ``CheckpointE
 and what does not match. The app moves models as one ``.zip`` holding both files
 (``model_to_zip_bytes`` / ``model_from_zip_bytes``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import NeuronConfig
 from .atomic import write_atomic
+from .config import NeuronConfig
 from .errors import CheckpointError, ConfigError, StcaError
 from .version import __version__
 
@@ -38,13 +39,23 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
-MAX_WEIGHTS_BYTES = 4 * 1024 ** 3
+MAX_WEIGHTS_BYTES = 4 * 1024**3
 MAX_LAYER_SIZE = 1_000_000
 MAX_PARAMETERS = 500_000_000
 MAX_HEADER_BYTES = 1024 * 1024  # a safetensors header (JSON) of a few layers is a few hundred bytes
 ST_DTYPES = {"float32": "F32", "float64": "F64"}  # safetensors' names of the DTYPES
-ST_NAMES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32", "F64": "float64", "I8": "int8", "U8": "uint8",
-            "I16": "int16", "I32": "int32", "I64": "int64", "BOOL": "bool"}
+ST_NAMES = {
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "F32": "float32",
+    "F64": "float64",
+    "I8": "int8",
+    "U8": "uint8",
+    "I16": "int16",
+    "I32": "int32",
+    "I64": "int64",
+    "BOOL": "bool",
+}
 TASKS = ("detect", "classify")
 OBJECTIVES = ("stca", "tdp1", "margin")
 
@@ -70,11 +81,18 @@ class ModelInfo:
     def describe(self) -> dict:
         """JSON-safe summary for display (no weights)."""
         return {
-            "sizes": list(self.sizes), "dtype": self.dtype, "output_spiking": self.output_spiking,
-            "neuron": self.neuron_cfg.to_dict(), "task": self.task, "objective": self.objective,
-            "class_names": self.class_names, "encoder": self.encoder_settings,
+            "sizes": list(self.sizes),
+            "dtype": self.dtype,
+            "output_spiking": self.output_spiking,
+            "neuron": self.neuron_cfg.to_dict(),
+            "task": self.task,
+            "objective": self.objective,
+            "class_names": self.class_names,
+            "encoder": self.encoder_settings,
             "train": self.train_config.to_dict() if self.train_config is not None else None,
-            "extra": self.extra, "format_version": self.format_version, "engine_version": self.engine_version,
+            "extra": self.extra,
+            "format_version": self.format_version,
+            "engine_version": self.engine_version,
             "source": self.source,
         }
 
@@ -107,8 +125,16 @@ def _weight_tensors(net) -> dict[str, torch.Tensor]:
     return {f"weights.{i}": w.detach().cpu().contiguous() for i, w in enumerate(net.weights)}
 
 
-def _serialize(net, neuron_cfg: NeuronConfig, train_cfg=None, class_names=None, encoder_settings=None,
-               extra=None, task=None, objective=None) -> tuple[bytes, bytes]:
+def _serialize(
+    net,
+    neuron_cfg: NeuronConfig,
+    train_cfg=None,
+    class_names=None,
+    encoder_settings=None,
+    extra=None,
+    task=None,
+    objective=None,
+) -> tuple[bytes, bytes]:
     """``(config_json_bytes, safetensors_bytes)`` for a network."""
     from safetensors.torch import save as st_save
 
@@ -120,8 +146,7 @@ def _serialize(net, neuron_cfg: NeuronConfig, train_cfg=None, class_names=None, 
         raise CheckpointError(f"weights of dtype {net.weights[0].dtype} cannot be saved", WEIGHTS_NAME)
     for i, w in enumerate(net.weights):
         if not bool(torch.isfinite(w.detach()).all()):
-            raise CheckpointError(f"weights.{i} holds NaN or inf values; refusing to save a broken model",
-                                  WEIGHTS_NAME)
+            raise CheckpointError(f"weights.{i} holds NaN or inf values; refusing to save a broken model", WEIGHTS_NAME)
     if class_names is not None:
         class_names = [str(c) for c in class_names]
         if len(class_names) != sizes[-1]:
@@ -156,9 +181,17 @@ def _serialize(net, neuron_cfg: NeuronConfig, train_cfg=None, class_names=None, 
     return text.encode("utf-8"), weights
 
 
-def save_model(directory, net, neuron_cfg: NeuronConfig, train_cfg=None, class_names=None,
-               encoder_settings: dict | None = None, extra: dict | None = None, task: str | None = None,
-               objective: str | None = None) -> Path:
+def save_model(
+    directory,
+    net,
+    neuron_cfg: NeuronConfig,
+    train_cfg=None,
+    class_names=None,
+    encoder_settings: dict | None = None,
+    extra: dict | None = None,
+    task: str | None = None,
+    objective: str | None = None,
+) -> Path:
     """Write ``model.safetensors`` and ``config.json`` into ``directory`` (created); returns the folder.
 
     Each file is written atomically (temp file + rename), weights first; a crash between the two
@@ -178,9 +211,16 @@ def save_model(directory, net, neuron_cfg: NeuronConfig, train_cfg=None, class_n
     return directory
 
 
-def model_to_zip_bytes(net, neuron_cfg: NeuronConfig, train_cfg=None, class_names=None,
-                       encoder_settings: dict | None = None, extra: dict | None = None, task: str | None = None,
-                       objective: str | None = None) -> bytes:
+def model_to_zip_bytes(
+    net,
+    neuron_cfg: NeuronConfig,
+    train_cfg=None,
+    class_names=None,
+    encoder_settings: dict | None = None,
+    extra: dict | None = None,
+    task: str | None = None,
+    objective: str | None = None,
+) -> bytes:
     """The model as one ``.zip`` (``config.json`` + ``model.safetensors``), for browser download."""
     config, weights = _serialize(net, neuron_cfg, train_cfg, class_names, encoder_settings, extra, task, objective)
     buf = io.BytesIO()
@@ -205,8 +245,9 @@ def _check_config(cfg) -> str | None:
     if isinstance(ver, bool) or not isinstance(ver, int):
         return f"'format_version' must be an integer, got {ver!r}"
     if ver > FORMAT_VERSION:
-        return (f"format version {ver} was written by a newer STCA Studio; this build reads up to "
-                f"version {FORMAT_VERSION}")
+        return (
+            f"format version {ver} was written by a newer STCA Studio; this build reads up to version {FORMAT_VERSION}"
+        )
     if ver < 1:
         return f"unknown format version {ver}"
     required = ("sizes", "dtype", "output_spiking", "neuron", "weights_sha256")
@@ -214,8 +255,11 @@ def _check_config(cfg) -> str | None:
     if missing:
         return f"missing key(s) {missing}"
     sizes = cfg["sizes"]
-    if (not isinstance(sizes, list) or len(sizes) < 2
-            or any(isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= MAX_LAYER_SIZE for s in sizes)):
+    if (
+        not isinstance(sizes, list)
+        or len(sizes) < 2
+        or any(isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= MAX_LAYER_SIZE for s in sizes)
+    ):
         return f"'sizes' must be a list of at least 2 integers in 1..{MAX_LAYER_SIZE}, got {sizes!r}"
     n_params = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     if n_params > MAX_PARAMETERS:
@@ -300,31 +344,45 @@ def _parse_weights(data: bytes, cfg: dict, where: str) -> list[torch.Tensor]:
             detail.append(f"missing {missing}")
         if unknown:
             detail.append(f"unexpected {unknown}")
-        raise CheckpointError(f"tensors do not match the {len(sizes) - 1} layers of sizes {sizes} in "
-                              f"{CONFIG_NAME}: {'; '.join(detail)}", where)
+        raise CheckpointError(
+            f"tensors do not match the {len(sizes) - 1} layers of sizes {sizes} in {CONFIG_NAME}: {'; '.join(detail)}",
+            where,
+        )
     want_dtype = DTYPES[cfg["dtype"]]
     out = []
     for i, name in enumerate(expected):
         t = tensors[name]
         shape = [sizes[i + 1], sizes[i]]
         if list(t.shape) != shape:
-            raise CheckpointError(f"{name} has shape {list(t.shape)}, but sizes {sizes} in {CONFIG_NAME} need "
-                                  f"{shape}", where)
+            raise CheckpointError(
+                f"{name} has shape {list(t.shape)}, but sizes {sizes} in {CONFIG_NAME} need {shape}", where
+            )
         if t.dtype != want_dtype:
-            raise CheckpointError(f"{name} is {str(t.dtype).replace('torch.', '')}, but {CONFIG_NAME} says "
-                                  f"{cfg['dtype']}", where)
+            raise CheckpointError(
+                f"{name} is {str(t.dtype).replace('torch.', '')}, but {CONFIG_NAME} says {cfg['dtype']}", where
+            )
         if not bool(torch.isfinite(t).all()):
             raise CheckpointError(f"{name} holds NaN or inf values", where)
         out.append(t)
     digest = hashlib.sha256(data).hexdigest()
     if digest != cfg["weights_sha256"]:
-        raise CheckpointError(f"does not belong to this {CONFIG_NAME}: its SHA-256 differs from "
-                              f"'weights_sha256' (the files come from different saves, or one was changed)", where)
+        raise CheckpointError(
+            f"does not belong to this {CONFIG_NAME}: its SHA-256 differs from "
+            f"'weights_sha256' (the files come from different saves, or one was changed)",
+            where,
+        )
     return out
 
 
-def _build(config_bytes: bytes, weights_bytes: bytes, config_where: str, weights_where: str, device,
-           source: str, backend: str = "auto"):
+def _build(
+    config_bytes: bytes,
+    weights_bytes: bytes,
+    config_where: str,
+    weights_where: str,
+    device,
+    source: str,
+    backend: str = "auto",
+):
     from .network import SNN
 
     cfg, neuron, train = _parse_config(config_bytes, config_where)
@@ -334,8 +392,15 @@ def _build(config_bytes: bytes, weights_bytes: bytes, config_where: str, weights
 
         device = default_device()
     try:
-        net = SNN(cfg["sizes"], neuron, dtype=DTYPES[cfg["dtype"]], device=device,
-                  output_spiking=cfg["output_spiking"], seed=0, backend=backend)
+        net = SNN(
+            cfg["sizes"],
+            neuron,
+            dtype=DTYPES[cfg["dtype"]],
+            device=device,
+            output_spiking=cfg["output_spiking"],
+            seed=0,
+            backend=backend,
+        )
     except StcaError as e:
         raise CheckpointError(f"cannot build the network: {e}", config_where) from None
     except (RuntimeError, AssertionError, ValueError) as e:  # e.g. device "cuda" on a machine without one
@@ -344,10 +409,20 @@ def _build(config_bytes: bytes, weights_bytes: bytes, config_where: str, weights
         for w, t in zip(net.weights, weights):
             w.copy_(t.to(device=w.device))
     info = ModelInfo(
-        sizes=list(cfg["sizes"]), dtype=cfg["dtype"], output_spiking=cfg["output_spiking"], neuron_cfg=neuron,
-        task=cfg.get("task"), objective=cfg.get("objective"), class_names=cfg.get("class_names"),
-        encoder_settings=cfg.get("encoder"), train_config=train, extra=dict(cfg.get("extra") or {}),
-        format_version=cfg["format_version"], engine_version=str(cfg.get("engine_version", "")), source=source)
+        sizes=list(cfg["sizes"]),
+        dtype=cfg["dtype"],
+        output_spiking=cfg["output_spiking"],
+        neuron_cfg=neuron,
+        task=cfg.get("task"),
+        objective=cfg.get("objective"),
+        class_names=cfg.get("class_names"),
+        encoder_settings=cfg.get("encoder"),
+        train_config=train,
+        extra=dict(cfg.get("extra") or {}),
+        format_version=cfg["format_version"],
+        engine_version=str(cfg.get("engine_version", "")),
+        source=source,
+    )
     return net, info
 
 
@@ -374,8 +449,11 @@ def weights_budget(cfg: dict, config_where: str) -> int:
     itemsize = torch.empty((), dtype=DTYPES[cfg["dtype"]]).element_size()
     n_bytes = sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) * itemsize
     if n_bytes > max_model_bytes():
-        raise CheckpointError(f"'sizes' {sizes} ({cfg['dtype']}) make {n_bytes / 2**20:.1f} MB of weights, over "
-                              f"the limit of {max_model_mb():g} MB (set by {ENV_MAX_MODEL_MB})", config_where)
+        raise CheckpointError(
+            f"'sizes' {sizes} ({cfg['dtype']}) make {n_bytes / 2**20:.1f} MB of weights, over "
+            f"the limit of {max_model_mb():g} MB (set by {ENV_MAX_MODEL_MB})",
+            config_where,
+        )
     return n_bytes
 
 
@@ -385,8 +463,11 @@ def _check_declared_size(n_bytes: int, cfg: dict, budget: int, where: str, verb:
         raise CheckpointError("is empty", where)
     most = 8 + MAX_HEADER_BYTES + budget
     if n_bytes > most:
-        raise CheckpointError(f"{verb} {n_bytes} bytes, but the layer sizes {cfg['sizes']} ({cfg['dtype']}) in "
-                              f"{CONFIG_NAME} need at most {most}; refused before reading it", where)
+        raise CheckpointError(
+            f"{verb} {n_bytes} bytes, but the layer sizes {cfg['sizes']} ({cfg['dtype']}) in "
+            f"{CONFIG_NAME} need at most {most}; refused before reading it",
+            where,
+        )
 
 
 def _check_header(header: bytes, cfg: dict, where: str) -> None:
@@ -406,8 +487,10 @@ def _check_header(header: bytes, cfg: dict, where: str) -> None:
     unknown = sorted(set(names) - set(expected))
     if missing or unknown:
         detail = ([f"missing {missing}"] if missing else []) + ([f"unexpected {unknown}"] if unknown else [])
-        raise CheckpointError(f"tensors do not match the {len(sizes) - 1} layers of sizes {sizes} in "
-                              f"{CONFIG_NAME}: {'; '.join(detail)}", where)
+        raise CheckpointError(
+            f"tensors do not match the {len(sizes) - 1} layers of sizes {sizes} in {CONFIG_NAME}: {'; '.join(detail)}",
+            where,
+        )
     itemsize = torch.empty((), dtype=DTYPES[cfg["dtype"]]).element_size()
     for i, name in enumerate(expected):
         entry = head[name]
@@ -418,13 +501,21 @@ def _check_header(header: bytes, cfg: dict, where: str) -> None:
             raise CheckpointError(f"{name} has shape {shape}, but sizes {sizes} in {CONFIG_NAME} need {want}", where)
         dtype = entry.get("dtype")
         if isinstance(dtype, str) and dtype != ST_DTYPES[cfg["dtype"]]:
-            raise CheckpointError(f"{name} is {ST_NAMES.get(dtype, dtype)}, but {CONFIG_NAME} says {cfg['dtype']}",
-                                  where)
+            raise CheckpointError(
+                f"{name} is {ST_NAMES.get(dtype, dtype)}, but {CONFIG_NAME} says {cfg['dtype']}", where
+            )
         offsets = entry.get("data_offsets")
-        if (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
-                and offsets[1] - offsets[0] != want[0] * want[1] * itemsize):
-            raise CheckpointError(f"{name} declares {offsets[1] - offsets[0]} bytes of data, but shape {want} "
-                                  f"({cfg['dtype']}) needs {want[0] * want[1] * itemsize}", where)
+        if (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(o, int) for o in offsets)
+            and offsets[1] - offsets[0] != want[0] * want[1] * itemsize
+        ):
+            raise CheckpointError(
+                f"{name} declares {offsets[1] - offsets[0]} bytes of data, but shape {want} "
+                f"({cfg['dtype']}) needs {want[0] * want[1] * itemsize}",
+                where,
+            )
 
 
 def _read_weights(f, n_bytes: int, cfg: dict, where: str) -> bytes:
@@ -491,8 +582,9 @@ def load_model(source, device=None, backend: str = "auto"):
             weights = _read_weights(f, size, cfg, str(weights_path))
     except OSError as e:
         raise CheckpointError(f"cannot be read: {e.strerror or e}", weights_path) from None
-    return _build(config, weights, str(config_path), str(weights_path), device,
-                  source=str(config_path.parent), backend=backend)
+    return _build(
+        config, weights, str(config_path), str(weights_path), device, source=str(config_path.parent), backend=backend
+    )
 
 
 def model_from_zip_bytes(data: bytes, device=None, name: str = "model.zip", backend: str = "auto"):
@@ -523,8 +615,9 @@ def _model_from_zip(fileobj, device, name: str, backend: str):
     try:
         z = zipfile.ZipFile(fileobj)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-        raise CheckpointError("is not a zip archive (expected a .zip with config.json and model.safetensors)",
-                              name) from None
+        raise CheckpointError(
+            "is not a zip archive (expected a .zip with config.json and model.safetensors)", name
+        ) from None
     with z:
         found: dict[str, zipfile.ZipInfo] = {}
         for info in z.infolist():
@@ -540,8 +633,9 @@ def _model_from_zip(fileobj, device, name: str, backend: str):
             raise CheckpointError(f"does not contain {' or '.join(missing)}", name)
         cinfo, winfo = found[CONFIG_NAME], found[WEIGHTS_NAME]
         if cinfo.file_size > MAX_CONFIG_BYTES:
-            raise CheckpointError(f"{CONFIG_NAME} unpacks to {cinfo.file_size} bytes, over the limit of "
-                                  f"{MAX_CONFIG_BYTES}", name)
+            raise CheckpointError(
+                f"{CONFIG_NAME} unpacks to {cinfo.file_size} bytes, over the limit of {MAX_CONFIG_BYTES}", name
+            )
         config_where, weights_where = f"{name}:{CONFIG_NAME}", f"{name}:{WEIGHTS_NAME}"
         config = _unpack(z, cinfo, name, lambda f: f.read(MAX_CONFIG_BYTES + 1))
         if len(config) > MAX_CONFIG_BYTES:

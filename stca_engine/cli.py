@@ -14,6 +14,7 @@ Scale-out: ``torchrun --nproc_per_node N -m stca_engine train ...`` (see ``distr
 Every ``StcaError`` becomes one line ``stca: error: <message>`` on stderr and exit code 2 (the
 same code argparse uses for bad arguments); no traceback reaches the user.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,6 @@ from .errors import ConfigError, StcaError, TrainingError
 EXIT_USAGE = 2
 DEFAULT_INIT_STD = 0.05
 DATA_HELP = "demo | rwcp:PATH | medleydb:PATH | folder:PATH | digits | mnist:PATH"
-
 
 
 # ------------------------------------------------------------------------------------------------
@@ -55,8 +55,9 @@ def make_progress(desc: str, enabled: bool = True):
         if b is None or b.total != total:
             if b is not None:
                 b.close()
-            b = bar["b"] = tqdm(total=total, desc=desc, unit="it", leave=False, file=sys.stderr,
-                                dynamic_ncols=True, mininterval=0.5)
+            b = bar["b"] = tqdm(
+                total=total, desc=desc, unit="it", leave=False, file=sys.stderr, dynamic_ncols=True, mininterval=0.5
+            )
         b.n = done
         if message:
             b.set_postfix_str(message[-60:], refresh=False)
@@ -95,10 +96,33 @@ def write_json(path: Path, obj) -> None:
     write_atomic(path, (json.dumps(jsonable(obj), indent=2) + "\n").encode("utf-8"))
 
 
-DETECT_KEYS = ("count_accuracy", "count_accuracy_floor", "stream_accuracy", "event_f1", "event_precision", "event_recall",
-               "event_tp", "event_fp", "event_fn", "loss", "mean_clusters", "n_no_kplus", "n_samples")
-CLASSIFY_KEYS = ("accuracy", "accuracy_floor", "precision", "recall", "f1", "loss", "mean_clusters", "n_no_kplus", "n_samples",
-                 "confusion_matrix")
+DETECT_KEYS = (
+    "count_accuracy",
+    "count_accuracy_floor",
+    "stream_accuracy",
+    "event_f1",
+    "event_precision",
+    "event_recall",
+    "event_tp",
+    "event_fp",
+    "event_fn",
+    "loss",
+    "mean_clusters",
+    "n_no_kplus",
+    "n_samples",
+)
+CLASSIFY_KEYS = (
+    "accuracy",
+    "accuracy_floor",
+    "precision",
+    "recall",
+    "f1",
+    "loss",
+    "mean_clusters",
+    "n_no_kplus",
+    "n_samples",
+    "confusion_matrix",
+)
 
 
 def test_block(metrics: dict, task: str) -> dict:
@@ -136,6 +160,7 @@ def _confine_if_configured(path: str) -> None:
 # ------------------------------------------------------------------------------------------------
 def _number_type(cast, ok, expected: str):
     """An argparse ``type=`` that casts and checks, naming what was expected."""
+
     def parse(text: str):
         try:
             v = cast(text)
@@ -175,8 +200,12 @@ def train_settings(task: str, args=None) -> dict:
         if getattr(args, key, None) is not None:
             d[key] = getattr(args, key)
     aug = dict(d.get("augment", {}))
-    for key, attr in (("jitter_steps", "jitter_steps"), ("drop", "drop_spikes"), ("stretch", "stretch"),
-                      ("noise_hz", "noise_hz")):
+    for key, attr in (
+        ("jitter_steps", "jitter_steps"),
+        ("drop", "drop_spikes"),
+        ("stretch", "stretch"),
+        ("noise_hz", "noise_hz"),
+    ):
         if getattr(args, attr, None) is not None:
             aug[key] = getattr(args, attr)
     d["augment"] = aug
@@ -189,15 +218,23 @@ def train_settings(task: str, args=None) -> dict:
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--encoder", default=None,
-                   help="sound encoder: spikegram (paper) or spectral (fast); default: the data source's")
+    g.add_argument(
+        "--encoder",
+        default=None,
+        help="sound encoder: spikegram (paper) or spectral (fast); default: the data source's",
+    )
     g.add_argument("--classes", default=None, help="comma-separated class names (default: all / the preset)")
-    g.add_argument("--streams", type=_positive_int, default=None,
-                   help="detection: number of training streams (default %d)" % TRAIN_DEFAULTS["detect"]["streams"])
+    g.add_argument(
+        "--streams",
+        type=_positive_int,
+        default=None,
+        help=f"detection: number of training streams (default {TRAIN_DEFAULTS['detect']['streams']})",
+    )
     g.add_argument("--test-streams", type=_positive_int, default=None, help="detection: number of test streams")
     g.add_argument("--events", type=_positive_int, default=None, help="detection: events per stream (default 5)")
-    g.add_argument("--workers", type=_positive_int, default=None,
-                   help="processes for encoding the dataset (default: all cores)")
+    g.add_argument(
+        "--workers", type=_positive_int, default=None, help="processes for encoding the dataset (default: all cores)"
+    )
     g.add_argument("--no-cache", action="store_true", help="do not read or write the encoded-clip cache")
 
 
@@ -217,12 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a network and save it with its metrics")
     t.add_argument("--data", required=True, help=DATA_HELP)
     t.add_argument("--task", required=True, choices=["detect", "classify"])
-    t.add_argument("--objective", default=None, choices=["stca", "tdp1", "margin"],
-                   help="default: detect stca, classify margin (measured on real sound, docs/RESULTS.md); "
-                        "stca: spike clusters (paper Eq. 9/10); tdp1: a spike-count rule like the authors' "
-                        "baseline code (N_d single spikes, k+ at the highest sub-threshold peak anywhere, "
-                        "k- at the last spike), not the threshold-surface rule of TDP1's original paper "
-                        "(Yu et al. 2018); margin: the authors' code's non-spiking readout (classify)")
+    t.add_argument(
+        "--objective",
+        default=None,
+        choices=["stca", "tdp1", "margin"],
+        help="default: detect stca, classify margin (measured on real sound, docs/RESULTS.md); "
+        "stca: spike clusters (paper Eq. 9/10); tdp1: a spike-count rule like the authors' "
+        "baseline code (N_d single spikes, k+ at the highest sub-threshold peak anywhere, "
+        "k- at the last spike), not the threshold-surface rule of TDP1's original paper "
+        "(Yu et al. 2018); margin: the authors' code's non-spiking readout (classify)",
+    )
     t.add_argument("--epochs", type=_nonneg_int, default=None)
     t.add_argument("--hidden", type=_positive_int, nargs="+", default=None, help="hidden layer sizes (default 300)")
     t.add_argument("--seed", type=_nonneg_int, default=0)
@@ -231,24 +272,44 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr-hidden", type=_positive_float, default=None)
     t.add_argument("--optimizer", choices=["sgd", "adam"], default=None)
     t.add_argument("--out", default=None, help="model folder (default runs/<task>-<objective>-<time>)")
-    t.add_argument("--init-std", type=_positive_float, default=None,
-                   help="initial weight std (default %g; the paper's 0.01 leaves the hidden layer silent "
-                        "on sparse spikegrams, and a silent network gets no gradient)" % DEFAULT_INIT_STD)
+    t.add_argument(
+        "--init-std",
+        type=_positive_float,
+        default=None,
+        help=f"initial weight std (default {DEFAULT_INIT_STD:g}; the paper's 0.01 leaves the hidden layer silent "
+        "on sparse spikegrams, and a silent network gets no gradient)",
+    )
     t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     r = t.add_argument_group("generalisation (against memorising the training clips; docs/RESULTS.md)")
-    r.add_argument("--val-fraction", type=_fraction, default=None,
-                   help="share of the training clips held out for validation (never the test clips)")
-    r.add_argument("--select", choices=["last", "best-val"], default=None,
-                   help="keep the last epoch's weights or those of the best validation epoch")
+    r.add_argument(
+        "--val-fraction",
+        type=_fraction,
+        default=None,
+        help="share of the training clips held out for validation (never the test clips)",
+    )
+    r.add_argument(
+        "--select",
+        choices=["last", "best-val"],
+        default=None,
+        help="keep the last epoch's weights or those of the best validation epoch",
+    )
     r.add_argument("--jitter-steps", type=_nonneg_int, default=None, help="training: move each spike by up to N steps")
-    r.add_argument("--drop-spikes", type=_fraction, default=None, help="training: drop each spike with this probability")
+    r.add_argument(
+        "--drop-spikes", type=_fraction, default=None, help="training: drop each spike with this probability"
+    )
     r.add_argument("--stretch", type=_fraction, default=None, help="training: time-stretch each sample by up to ±this")
-    r.add_argument("--noise-hz", type=_nonneg_float, default=None, help="training: random extra spikes per afferent per s")
+    r.add_argument(
+        "--noise-hz", type=_nonneg_float, default=None, help="training: random extra spikes per afferent per s"
+    )
     r.add_argument("--dropout", type=_fraction, default=None, help="dropout on the hidden layers' spikes (training)")
     r.add_argument("--weight-decay", type=_nonneg_float, default=None, help="L2 weight decay in the optimiser")
-    r.add_argument("--lr-step", default=None, metavar="EPOCH[:FACTOR]",
-                   help="multiply the learning rates by FACTOR (default 0.1) after epoch EPOCH")
+    r.add_argument(
+        "--lr-step",
+        default=None,
+        metavar="EPOCH[:FACTOR]",
+        help="multiply the learning rates by FACTOR (default 0.1) after epoch EPOCH",
+    )
     n = t.add_argument_group("neuron constants (SPEC §2 defaults)")
     n.add_argument("--dt-ms", type=_positive_float, default=3.0)
     n.add_argument("--tau-m-ms", type=_positive_float, default=30.0)
@@ -271,37 +332,68 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("model", help="model folder (from stca train --task detect)")
     d.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg, mp3, ...), any length")
     d.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
-    d.add_argument("--chunk-seconds", type=_positive_float, default=60.0,
-                   help="run the network in pieces this long (state carried across; results do not change)")
+    d.add_argument(
+        "--chunk-seconds",
+        type=_positive_float,
+        default=60.0,
+        help="run the network in pieces this long (state carried across; results do not change)",
+    )
     d.add_argument("--min-spikes", type=_positive_int, default=1, help="drop clusters with fewer spikes")
-    d.add_argument("--labels-out", default=None, metavar="PATH",
-                   help="write the detections as labels: with one recording PATH is the file (unless it is an "
-                        "existing folder); with several PATH is a folder holding one <recording stem>.txt "
-                        "(or .csv) per recording")
-    d.add_argument("--labels-format", choices=["audacity", "csv"], default=None,
-                   help="audacity: start<TAB>end<TAB>label (Audacity's label track); csv: with a header row "
-                        "(default: csv when PATH ends in .csv, else audacity)")
-    d.add_argument("--truth", default=None, metavar="LABELS",
-                   help="ground truth as an Audacity label file (one recording) or a folder of "
-                        "<recording stem>.txt files (several): prints event precision / recall / F1")
-    d.add_argument("--tolerance-s", type=_nonneg_float, default=None,
-                   help="scoring: a detection hits an event of its class when it overlaps the event widened by "
-                        "this many seconds on each side (default 0.1)")
-    d.add_argument("--no-segment", action="store_true",
-                   help="encode each recording as one piece instead of sound region by sound region")
+    d.add_argument(
+        "--labels-out",
+        default=None,
+        metavar="PATH",
+        help="write the detections as labels: with one recording PATH is the file (unless it is an "
+        "existing folder); with several PATH is a folder holding one <recording stem>.txt "
+        "(or .csv) per recording",
+    )
+    d.add_argument(
+        "--labels-format",
+        choices=["audacity", "csv"],
+        default=None,
+        help="audacity: start<TAB>end<TAB>label (Audacity's label track); csv: with a header row "
+        "(default: csv when PATH ends in .csv, else audacity)",
+    )
+    d.add_argument(
+        "--truth",
+        default=None,
+        metavar="LABELS",
+        help="ground truth as an Audacity label file (one recording) or a folder of "
+        "<recording stem>.txt files (several): prints event precision / recall / F1",
+    )
+    d.add_argument(
+        "--tolerance-s",
+        type=_nonneg_float,
+        default=None,
+        help="scoring: a detection hits an event of its class when it overlaps the event widened by "
+        "this many seconds on each side (default 0.1)",
+    )
+    d.add_argument(
+        "--no-segment",
+        action="store_true",
+        help="encode each recording as one piece instead of sound region by sound region",
+    )
 
     x = sub.add_parser("export", help="write a saved model in another format (NIR, docs/NIR.md)")
     x.add_argument("model", help="model folder (from stca train)")
-    x.add_argument("--format", required=True, choices=["nir"],
-                   help="nir: the Neuromorphic Intermediate Representation (HDF5 .nir file)")
+    x.add_argument(
+        "--format",
+        required=True,
+        choices=["nir"],
+        help="nir: the Neuromorphic Intermediate Representation (HDF5 .nir file)",
+    )
     x.add_argument("--out", required=True, help="output file, e.g. model.nir")
 
     c = sub.add_parser("encode", help="encode audio (or a whole data set) into spikegrams (.npz)")
     c.add_argument("audio", nargs="*", help="audio files")
     c.add_argument("--out", required=True, help="output .npz")
     c.add_argument("--data", default=None, help="encode a whole data set instead: " + DATA_HELP)
-    c.add_argument("--source", default=None, choices=["demo", "rwcp", "medleydb", "folder"],
-                   help="with --root: the data set kind (same as --data KIND:ROOT)")
+    c.add_argument(
+        "--source",
+        default=None,
+        choices=["demo", "rwcp", "medleydb", "folder"],
+        help="with --root: the data set kind (same as --data KIND:ROOT)",
+    )
     c.add_argument("--root", default=None, help="data set folder for --source")
     c.add_argument("--encoder", default="spikegram", help="spikegram | spectral (default spikegram)")
     c.add_argument("--workers", type=_positive_int, default=None)
@@ -340,16 +432,14 @@ def _check_data_spec(spec: str):
     return parsed
 
 
-def prepare(spec: str, task: str, encoder=None, seed: int = 0, quiet: bool = False, dt_ms: float = 3.0,
-            **kw):
+def prepare(spec: str, task: str, encoder=None, seed: int = 0, quiet: bool = False, dt_ms: float = 3.0, **kw):
     """``(train, test, info)`` for a data spec, with a progress bar while encoding."""
     from .data import sources
 
     _check_data_spec(spec)
     progress, close = make_progress("encoding", not quiet)
     try:
-        return sources.prepare_datasets(spec, task, encoder=encoder, seed=seed, progress=progress, dt_ms=dt_ms,
-                                        **kw)
+        return sources.prepare_datasets(spec, task, encoder=encoder, seed=seed, progress=progress, dt_ms=dt_ms, **kw)
     finally:
         close()
 
@@ -361,8 +451,15 @@ def _check_run_memory(sizes, tc, train, test, val):
     """The run's memory estimate (``stca_engine.memory``); ConfigError above ``STCA_MAX_RUN_MB``."""
     from .memory import check_run, dataset_spike_bytes, estimate_run, longest_steps
 
-    est = estimate_run(sizes, longest_steps(train, test, val), tc.batch_size, tc.dtype, tc.optimizer, tc.momentum,
-                       data_bytes=dataset_spike_bytes(train, test, val))
+    est = estimate_run(
+        sizes,
+        longest_steps(train, test, val),
+        tc.batch_size,
+        tc.dtype,
+        tc.optimizer,
+        tc.momentum,
+        data_bytes=dataset_spike_bytes(train, test, val),
+    )
     return check_run(est, "stca train")
 
 
@@ -377,25 +474,42 @@ def cmd_train(args) -> int:
 
     defaults = train_settings(args.task, args)
     tau_s = args.tau_s_ms if args.tau_s_ms is not None else args.tau_m_ms / 4.0
-    neuron_cfg = NeuronConfig(dt_ms=args.dt_ms, tau_m_ms=args.tau_m_ms, tau_s_ms=tau_s, theta=args.theta,
-                              alpha=args.alpha, t_in_ms=args.t_in_ms)
+    neuron_cfg = NeuronConfig(
+        dt_ms=args.dt_ms,
+        tau_m_ms=args.tau_m_ms,
+        tau_s_ms=tau_s,
+        theta=args.theta,
+        alpha=args.alpha,
+        t_in_ms=args.t_in_ms,
+    )
     tc = TrainConfig(
-        task=args.task, objective=defaults["objective"],
+        task=args.task,
+        objective=defaults["objective"],
         hidden=list(args.hidden) if args.hidden else list(defaults["hidden"]),
         epochs=args.epochs if args.epochs is not None else defaults["epochs"],
         batch_size=args.batch if args.batch is not None else defaults["batch"],
         optimizer=args.optimizer or defaults["optimizer"],
-        lr=args.lr if args.lr is not None else defaults["lr"], lr_hidden=args.lr_hidden,
-        seed=args.seed, device=args.device, dtype=args.dtype,
-        augment=defaults.get("augment", {}), dropout=defaults.get("dropout", 0.0),
-        weight_decay=defaults.get("weight_decay", 0.0), lr_step_epoch=defaults.get("lr_step_epoch"),
-        lr_step_factor=defaults.get("lr_step_factor", 0.1), select=defaults.get("select", "last"),
+        lr=args.lr if args.lr is not None else defaults["lr"],
+        lr_hidden=args.lr_hidden,
+        seed=args.seed,
+        device=args.device,
+        dtype=args.dtype,
+        augment=defaults.get("augment", {}),
+        dropout=defaults.get("dropout", 0.0),
+        weight_decay=defaults.get("weight_decay", 0.0),
+        lr_step_epoch=defaults.get("lr_step_epoch"),
+        lr_step_factor=defaults.get("lr_step_factor", 0.1),
+        select=defaults.get("select", "last"),
     ).validate()
 
     ctx = D.setup(None if args.device == "auto" else args.device)
     try:
         quiet = args.quiet or not ctx.is_main
-        out = Path(args.out) if args.out else Path("runs") / f"{args.task}-{tc.objective}-{time.strftime('%Y%m%d-%H%M%S')}"
+        out = (
+            Path(args.out)
+            if args.out
+            else Path("runs") / f"{args.task}-{tc.objective}-{time.strftime('%Y%m%d-%H%M%S')}"
+        )
         if out.exists() and not out.is_dir():
             raise ConfigError("is a file, not a folder for the model", out)
         if ctx.enabled:
@@ -408,8 +522,9 @@ def cmd_train(args) -> int:
         if defaults.get("val_fraction"):
             data_kw["val_fraction"] = defaults["val_fraction"]
         encoder = _encoder_name(args.encoder) if args.encoder else None  # built for the source (its preset)
-        train, test, info = prepare(args.data, args.task, encoder=encoder, seed=args.seed, quiet=quiet,
-                                    dt_ms=neuron_cfg.dt_ms, **data_kw)
+        train, test, info = prepare(
+            args.data, args.task, encoder=encoder, seed=args.seed, quiet=quiet, dt_ms=neuron_cfg.dt_ms, **data_kw
+        )
         if ctx.enabled and ctx.is_main:
             D.barrier(ctx)
         _say(f"data: {_describe(train, test, info)}", quiet)
@@ -421,20 +536,35 @@ def cmd_train(args) -> int:
             _say("too few training clips to hold some out for validation: keeping the last epoch", quiet)
         est = _check_run_memory(sizes, tc, train, test, val)
         _say(f"memory: {est.describe()} (the limit is {limits.max_run_mb():g} MB, {limits.ENV_MAX_RUN_MB})", quiet)
-        net = SNN(sizes, neuron_cfg, dtype=tc.torch_dtype(), device=device,
-                  output_spiking=tc.objective != "margin", seed=tc.seed,
-                  init_std=args.init_std if args.init_std is not None else DEFAULT_INIT_STD)
+        net = SNN(
+            sizes,
+            neuron_cfg,
+            dtype=tc.torch_dtype(),
+            device=device,
+            output_spiking=tc.objective != "margin",
+            seed=tc.seed,
+            init_std=args.init_std if args.init_std is not None else DEFAULT_INIT_STD,
+        )
         D.check_batches(len(train), tc.batch_size, ctx)
         t_net, t_train = D.prepare_trainer_inputs(net, train, ctx)
         trainer = Trainer(t_net, t_train, test, neuron_cfg, tc, val=val)
-        _say(f"network: {'-'.join(map(str, sizes))}, objective {tc.objective}, optimizer {tc.optimizer} "
-             f"(lr {', '.join(f'{x:.3g}' for x in trainer.lrs)}), {tc.epochs} epochs, batch {tc.batch_size}, "
-             f"device {device}" + (f", {ctx.world_size} processes" if ctx.enabled else ""), quiet)
+        _say(
+            f"network: {'-'.join(map(str, sizes))}, objective {tc.objective}, optimizer {tc.optimizer} "
+            f"(lr {', '.join(f'{x:.3g}' for x in trainer.lrs)}), {tc.epochs} epochs, batch {tc.batch_size}, "
+            f"device {device}" + (f", {ctx.world_size} processes" if ctx.enabled else ""),
+            quiet,
+        )
 
         epochs: list[dict] = []
         encoder_settings = _encoder_settings(info, encoder)
-        extra = {"data": args.data, "init_std": net.init_std, "data_options": jsonable(data_kw), "seed": args.seed,
-                 "n_train": len(train), "n_test": len(test)}
+        extra = {
+            "data": args.data,
+            "init_std": net.init_std,
+            "data_options": jsonable(data_kw),
+            "seed": args.seed,
+            "n_train": len(train),
+            "n_test": len(test),
+        }
         metrics_path = out / "metrics.json"
         t_start = time.perf_counter()
 
@@ -445,17 +575,31 @@ def cmd_train(args) -> int:
             except TrainingError as exc:
                 # the Trainer put back the last good weights: keep them and the epochs so far
                 if ctx.is_main:
-                    save_model(out, net, neuron_cfg, tc, class_names=list(train.class_names),
-                               encoder_settings=encoder_settings, extra={**extra, "stopped": str(exc)})
+                    save_model(
+                        out,
+                        net,
+                        neuron_cfg,
+                        tc,
+                        class_names=list(train.class_names),
+                        encoder_settings=encoder_settings,
+                        extra={**extra, "stopped": str(exc)},
+                    )
                     write_json(metrics_path, {"epochs": epochs, "test": None, "stopped": str(exc)})
                 raise
             finally:
                 close()
             D.merge_report(report, len(train), tc.batch_size, len(train.class_names), tc.task, ctx)
-            row = {"epoch": report.epoch, "train_loss": report.train_loss, "test_loss": report.test_loss,
-                   "test_accuracy": report.test_accuracy, "train_accuracy": report.train_accuracy,
-                   "mean_clusters": report.mean_clusters, "n_no_kplus": report.n_no_kplus,
-                   "seconds": report.seconds, "silent_layers": report.silent_layers}
+            row = {
+                "epoch": report.epoch,
+                "train_loss": report.train_loss,
+                "test_loss": report.test_loss,
+                "test_accuracy": report.test_accuracy,
+                "train_accuracy": report.train_accuracy,
+                "mean_clusters": report.mean_clusters,
+                "n_no_kplus": report.n_no_kplus,
+                "seconds": report.seconds,
+                "silent_layers": report.silent_layers,
+            }
             for k in ("count_accuracy", "stream_accuracy", "event_f1", "f1"):
                 if k in report.test_metrics:
                     row[f"test_{k}"] = report.test_metrics[k]
@@ -463,13 +607,20 @@ def cmd_train(args) -> int:
                 row["val_accuracy"] = report.val_metrics["accuracy"]
                 row["val_loss"] = report.val_metrics["loss"]
             epochs.append(jsonable(row))
-            _say(f"epoch {report.epoch:3d}: train loss {report.train_loss:.4f}  test loss {report.test_loss:.4f}  "
-                 f"test accuracy {report.test_accuracy:.4f}" +
-                 (f"  val accuracy {report.val_metrics['accuracy']:.4f}" if report.val_metrics else "") +
-                 (f"  event F1 {report.test_metrics['event_f1']:.4f}"
-                  if isinstance(report.test_metrics.get("event_f1"), float)
-                  and math.isfinite(report.test_metrics["event_f1"]) else "") +
-                 f"  ({report.seconds:.1f} s)" + _silent_warning(report), quiet)
+            _say(
+                f"epoch {report.epoch:3d}: train loss {report.train_loss:.4f}  test loss {report.test_loss:.4f}  "
+                f"test accuracy {report.test_accuracy:.4f}"
+                + (f"  val accuracy {report.val_metrics['accuracy']:.4f}" if report.val_metrics else "")
+                + (
+                    f"  event F1 {report.test_metrics['event_f1']:.4f}"
+                    if isinstance(report.test_metrics.get("event_f1"), float)
+                    and math.isfinite(report.test_metrics["event_f1"])
+                    else ""
+                )
+                + f"  ({report.seconds:.1f} s)"
+                + _silent_warning(report),
+                quiet,
+            )
             if quiet and report.silent_layers:  # a warning, not a status line: shown even with --quiet
                 print(f"stca: epoch {report.epoch}:{_silent_warning(report)}", file=sys.stderr, flush=True)
             if ctx.is_main:  # keep a readable record while the run goes on
@@ -478,19 +629,39 @@ def cmd_train(args) -> int:
         selected = None
         if tc.select == "best-val" and trainer.history:
             selected = trainer.restore_best()
-            _say(f"kept the weights of epoch {selected} (best validation accuracy "
-                 f"{trainer.best[1]:.4f}); the test set was not used to choose it", quiet)
+            _say(
+                f"kept the weights of epoch {selected} (best validation accuracy "
+                f"{trainer.best[1]:.4f}); the test set was not used to choose it",
+                quiet,
+            )
             metrics = trainer.evaluate()
         else:
             metrics = trainer.evaluate() if tc.epochs == 0 or not trainer.history else trainer.history[-1].test_metrics
         block = test_block(metrics, tc.task)
         if ctx.is_main:
-            save_model(out, net, neuron_cfg, tc, class_names=list(train.class_names),
-                       encoder_settings=encoder_settings, extra=extra)
-            write_json(metrics_path, {"epochs": epochs, "test": block, "task": tc.task, "objective": tc.objective,
-                                      "data": args.data, "seconds": time.perf_counter() - t_start,
-                                      "processes": ctx.world_size, "select": tc.select,
-                                      "selected_epoch": selected if selected is not None else len(epochs)})
+            save_model(
+                out,
+                net,
+                neuron_cfg,
+                tc,
+                class_names=list(train.class_names),
+                encoder_settings=encoder_settings,
+                extra=extra,
+            )
+            write_json(
+                metrics_path,
+                {
+                    "epochs": epochs,
+                    "test": block,
+                    "task": tc.task,
+                    "objective": tc.objective,
+                    "data": args.data,
+                    "seconds": time.perf_counter() - t_start,
+                    "processes": ctx.world_size,
+                    "select": tc.select,
+                    "selected_epoch": selected if selected is not None else len(epochs),
+                },
+            )
             print(f"test: {format_block(block)}")
             print(f"saved {out}/model.safetensors, config.json, metrics.json")
         return 0
@@ -503,9 +674,11 @@ def _silent_warning(report) -> str:
     silent = report.silent_layers
     if not silent:
         return ""
-    return (f"  WARNING: silent {', '.join(silent)} (no spikes this epoch"
-            + ("; the output's needed k⁺ found no step that depends on the weights" if "output" in silent else "")
-            + "; try a larger --init-std or a smaller --lr)")
+    return (
+        f"  WARNING: silent {', '.join(silent)} (no spikes this epoch"
+        + ("; the output's needed k⁺ found no step that depends on the weights" if "output" in silent else "")
+        + "; try a larger --init-std or a smaller --lr)"
+    )
 
 
 def _describe(train, test, info) -> str:
@@ -605,13 +778,18 @@ def cmd_eval(args) -> int:
     # the training run's data options (stream counts, classes) rebuild the same test set
     data_kw = {**(extra.get("data_options") or {}), **_data_kwargs(args)}
     seed = args.seed if args.seed is not None else int(extra.get("seed", 0))
-    encoder = _encoder_name(args.encoder) if args.encoder else (
-        _make_encoder(info.encoder_settings) if info.encoder_settings else None)
-    _, test, _ = prepare(args.data, task, encoder=encoder, seed=seed, quiet=args.quiet,
-                         dt_ms=info.neuron_cfg.dt_ms, **data_kw)
+    encoder = (
+        _encoder_name(args.encoder)
+        if args.encoder
+        else (_make_encoder(info.encoder_settings) if info.encoder_settings else None)
+    )
+    _, test, _ = prepare(
+        args.data, task, encoder=encoder, seed=seed, quiet=args.quiet, dt_ms=info.neuron_cfg.dt_ms, **data_kw
+    )
     if info.class_names and list(test.class_names) != list(info.class_names):
-        raise ConfigError(f"the data's classes {list(test.class_names)} differ from the model's "
-                          f"{list(info.class_names)}", args.data)
+        raise ConfigError(
+            f"the data's classes {list(test.class_names)} differ from the model's {list(info.class_names)}", args.data
+        )
     progress, close = make_progress("evaluating", not args.quiet)
     try:
         metrics = evaluate(net, test, info.neuron_cfg, task, objective, batch_size=args.batch, progress=progress)
@@ -619,8 +797,7 @@ def cmd_eval(args) -> int:
         close()
     block = test_block(metrics, task)
     out = Path(args.out) if args.out else Path(args.model) / "eval.json"
-    write_json(out, {"test": block, "data": args.data, "model": str(args.model), "task": task,
-                     "objective": objective})
+    write_json(out, {"test": block, "data": args.data, "model": str(args.model), "task": task, "objective": objective})
     print(json.dumps(block))
     _say(f"wrote {out}", args.quiet)
     return 0
@@ -658,8 +835,10 @@ def _label_targets(paths: list[str], out: str, fmt: str | None) -> tuple[list[Pa
     if single:
         return [target], fmt
     if target.exists() and not target.is_dir():
-        raise ConfigError(f"is a file, but with {len(paths)} recordings --labels-out must be a folder "
-                          "(one label file per recording)", out)
+        raise ConfigError(
+            f"is a file, but with {len(paths)} recordings --labels-out must be a folder (one label file per recording)",
+            out,
+        )
     ext = ".csv" if fmt == "csv" else ".txt"
     seen: dict[str, int] = {}
     files = []
@@ -677,16 +856,18 @@ def _truth_files(paths: list[str], truth: str) -> list[Path]:
     if len(paths) == 1 and not t.is_dir():
         return [t]
     if not t.is_dir():
-        raise ConfigError(f"with {len(paths)} recordings --truth must be a folder of <recording stem>.txt "
-                          "label files", truth)
+        raise ConfigError(
+            f"with {len(paths)} recordings --truth must be a folder of <recording stem>.txt label files", truth
+        )
     return [t / (Path(p).stem + ".txt") for p in paths]
 
 
 def format_table(rows: list[dict]) -> str:
     """The detection table with every column as wide as its longest entry (header included)."""
     header = ["file", "class", "start_s", "end_s", "spikes"]
-    cells = [[str(r["file"]), str(r["class"]), f"{r['start_s']:.3f}", f"{r['end_s']:.3f}", str(r["n_spikes"])]
-             for r in rows]
+    cells = [
+        [str(r["file"]), str(r["class"]), f"{r['start_s']:.3f}", f"{r['end_s']:.3f}", str(r["n_spikes"])] for r in rows
+    ]
     widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(header)]
     left = (True, True, False, False, False)
 
@@ -703,31 +884,40 @@ def cmd_detect(args) -> int:
 
     net, info = _load(args.model)
     if (info.task or "detect") != "detect":
-        raise ConfigError(f"was trained for task {info.task!r}; stca detect needs a detection model "
-                          "(stca train --task detect)", args.model)
+        raise ConfigError(
+            f"was trained for task {info.task!r}; stca detect needs a detection model (stca train --task detect)",
+            args.model,
+        )
     if not info.encoder_settings:
-        raise ConfigError("holds no encoder settings, so recordings cannot be encoded as in training",
-                          args.model)
+        raise ConfigError("holds no encoder settings, so recordings cannot be encoded as in training", args.model)
     encoder = _make_encoder(info.encoder_settings)
     class_names = info.class_names or [f"class{i}" for i in range(net.sizes[-1])]
     cfg = info.neuron_cfg
     chunk_steps = max(1, int(round(args.chunk_seconds * 1000.0 / cfg.dt_ms)))
     tolerance = DEFAULT_TOLERANCE_S if args.tolerance_s is None else float(args.tolerance_s)
-    label_files, label_fmt = (_label_targets(args.audio, args.labels_out, args.labels_format)
-                              if args.labels_out else ([None] * len(args.audio), None))
+    label_files, label_fmt = (
+        _label_targets(args.audio, args.labels_out, args.labels_format)
+        if args.labels_out
+        else ([None] * len(args.audio), None)
+    )
     # every ground-truth file is read (and its errors reported) before any recording is run
-    truths = ([read_labels(f) for f in _truth_files(args.audio, args.truth)] if args.truth
-              else [None] * len(args.audio))
+    truths = [read_labels(f) for f in _truth_files(args.audio, args.truth)] if args.truth else [None] * len(args.audio)
     rows, scores = [], []
     for path, label_file, truth in zip(args.audio, label_files, truths):
         if os.environ.get("STCA_DATA_ROOTS", "").strip():
             _confine_if_configured(path)
         spikes = encode_audio_file(path, encoder, cfg.dt_ms, segment=not args.no_segment)
-        result = detect_events(net, cfg, spikes, class_names, chunk_steps=chunk_steps, keep_voltages=False,
-                               min_spikes=args.min_spikes)
+        result = detect_events(
+            net, cfg, spikes, class_names, chunk_steps=chunk_steps, keep_voltages=False, min_spikes=args.min_spikes
+        )
         for ev in result.events:
-            row = {"file": path, "class": ev["class"], "start_s": ev["start_s"], "end_s": ev["end_s"],
-                   "n_spikes": ev["n_spikes"]}
+            row = {
+                "file": path,
+                "class": ev["class"],
+                "start_s": ev["start_s"],
+                "end_s": ev["end_s"],
+                "n_spikes": ev["n_spikes"],
+            }
             if args.json:
                 print(json.dumps(row), flush=True)
             rows.append(row)
@@ -742,8 +932,18 @@ def cmd_detect(args) -> int:
     keys = ("tp", "fp", "fn", "precision", "recall", "f1")
     for path, sc in scores:
         if args.json:
-            print(json.dumps({"file": path, "score": {**{k: sc[k] for k in keys}, "tolerance_s": sc["tolerance_s"],
-                                                      "per_class": sc["per_class"]}}))
+            print(
+                json.dumps(
+                    {
+                        "file": path,
+                        "score": {
+                            **{k: sc[k] for k in keys},
+                            "tolerance_s": sc["tolerance_s"],
+                            "per_class": sc["per_class"],
+                        },
+                    }
+                )
+            )
         else:
             print(f"score {path}: {format_score(sc)}")
             width = max(len(c) for c in sc["per_class"])
@@ -752,7 +952,11 @@ def cmd_detect(args) -> int:
                     print(f"  {c:<{width}}  {format_score(pc)}")
     if len(scores) > 1:
         total = merge_scores([sc for _, sc in scores])
-        print(json.dumps({"total": total}) if args.json else f"score (all {len(scores)} recordings): {format_score(total)}")
+        print(
+            json.dumps({"total": total})
+            if args.json
+            else f"score (all {len(scores)} recordings): {format_score(total)}"
+        )
     return 0
 
 
@@ -769,19 +973,22 @@ def save_spikegrams(path, trains, names, labels=None, class_names=None, encoder_
 
     check_target(path)  # before any work: a device, folder or FIFO is refused, naming --out
     offsets = np.concatenate([[0], np.cumsum([t.n_spikes for t in trains])]).astype(np.int64)
-    write_atomic_with(path, lambda f: np.savez_compressed(
-        f,
-        times=np.concatenate([t.times for t in trains]).astype(np.int64),
-        units=np.concatenate([t.units for t in trains]).astype(np.int32),
-        offsets=offsets,
-        n_steps=np.array([t.n_steps for t in trains], dtype=np.int64),
-        names=np.array([str(n) for n in names]),
-        labels=np.array([-1 if v is None else int(v) for v in (labels or [None] * len(trains))], dtype=np.int64),
-        class_names=np.array(list(class_names or []), dtype=str),
-        n_units=np.int64(trains[0].n_units),
-        dt_ms=np.float64(trains[0].dt_ms),
-        encoder=np.array(json.dumps(jsonable(encoder_settings or {}))),
-    ))
+    write_atomic_with(
+        path,
+        lambda f: np.savez_compressed(
+            f,
+            times=np.concatenate([t.times for t in trains]).astype(np.int64),
+            units=np.concatenate([t.units for t in trains]).astype(np.int32),
+            offsets=offsets,
+            n_steps=np.array([t.n_steps for t in trains], dtype=np.int64),
+            names=np.array([str(n) for n in names]),
+            labels=np.array([-1 if v is None else int(v) for v in (labels or [None] * len(trains))], dtype=np.int64),
+            class_names=np.array(list(class_names or []), dtype=str),
+            n_units=np.int64(trains[0].n_units),
+            dt_ms=np.float64(trains[0].dt_ms),
+            encoder=np.array(json.dumps(jsonable(encoder_settings or {}))),
+        ),
+    )
 
 
 def load_spikegrams(path):
@@ -792,10 +999,23 @@ def load_spikegrams(path):
 
     with np.load(path, allow_pickle=False) as z:
         off, n_steps = z["offsets"], z["n_steps"]
-        trains = [SpikeTrain(z["times"][off[i]:off[i + 1]], z["units"][off[i]:off[i + 1]], int(z["n_units"]),
-                             int(n_steps[i]), float(z["dt_ms"])) for i in range(len(n_steps))]
-        return (trains, [str(s) for s in z["names"]], [int(v) for v in z["labels"]],
-                [str(s) for s in z["class_names"]], json.loads(str(z["encoder"])))
+        trains = [
+            SpikeTrain(
+                z["times"][off[i] : off[i + 1]],
+                z["units"][off[i] : off[i + 1]],
+                int(z["n_units"]),
+                int(n_steps[i]),
+                float(z["dt_ms"]),
+            )
+            for i in range(len(n_steps))
+        ]
+        return (
+            trains,
+            [str(s) for s in z["names"]],
+            [int(v) for v in z["labels"]],
+            [str(s) for s in z["class_names"]],
+            json.loads(str(z["encoder"])),
+        )
 
 
 def cmd_encode(args) -> int:
@@ -812,8 +1032,9 @@ def cmd_encode(args) -> int:
     if spec and args.audio:
         raise ConfigError("give either audio files or a data set (--data / --source), not both", "stca encode")
     if not spec and not args.audio:
-        raise ConfigError("nothing to encode: give audio files, --data DATA or --source KIND --root PATH",
-                          "stca encode")
+        raise ConfigError(
+            "nothing to encode: give audio files, --data DATA or --source KIND --root PATH", "stca encode"
+        )
     from .atomic import check_target
 
     check_target(args.out)  # refuse a device, folder or FIFO as --out before encoding anything
@@ -827,13 +1048,15 @@ def cmd_encode(args) -> int:
         if not hasattr(clipset, "clips"):
             raise ConfigError("is an image set; stca encode writes spikegrams of sound data sets", spec)
         encoder = sources.encoder_by_name(args.encoder, clipset)  # a bare spikegram keeps the source's preset
-    settings = {"name": getattr(encoder, "name", args.encoder), **(encoder.settings() if hasattr(encoder, "settings") else {})}
+    settings = {
+        "name": getattr(encoder, "name", args.encoder),
+        **(encoder.settings() if hasattr(encoder, "settings") else {}),
+    }
     dt_ms = float(getattr(encoder, "dt_ms", 3.0))
     if spec:
         progress, close = make_progress("encoding", not args.quiet)
         try:
-            enc = encode_clips(clipset.clips, encoder, cache=not args.no_cache, progress=progress,
-                               workers=args.workers)
+            enc = encode_clips(clipset.clips, encoder, cache=not args.no_cache, progress=progress, workers=args.workers)
         finally:
             close()
         trains, names, labels = [], [], []

@@ -18,6 +18,7 @@ Rules (T_in in steps):
 - k⁻: the last spike of the cluster with the fewest spikes (ties: smaller sum of V over its spikes,
   then the earliest cluster); -1 when the neuron never fired.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -141,10 +142,12 @@ def _k_minus(v: torch.Tensor, spk: torch.Tensor, t_in: int | None):
     shape = (n_max, *v.shape[1:])
     counts = torch.zeros(shape, dtype=torch.long, device=v.device).scatter_add_(0, idx, spk.long())
     vsum = torch.zeros(shape, dtype=v.dtype, device=v.device).scatter_add_(
-        0, idx, torch.where(spk, v, torch.zeros_like(v)))
+        0, idx, torch.where(spk, v, torch.zeros_like(v))
+    )
     t = _time_index(v).expand_as(ids)
     last = torch.full(shape, -1, dtype=torch.long, device=v.device).scatter_reduce_(
-        0, idx, torch.where(spk, t, torch.full_like(t, -1)), reduce="amax")
+        0, idx, torch.where(spk, t, torch.full_like(t, -1)), reduce="amax"
+    )
     exists = counts > 0
     c_min = torch.where(exists, counts, torch.full_like(counts, _FAR)).min(dim=0, keepdim=True).values
     fewest = exists & (counts == c_min)
@@ -159,8 +162,9 @@ def _prepare(v, spikes):
         v = v.double()
     spk = _as_tensor(spikes, "spikes").to(v.device) != 0
     if v.shape != spk.shape or v.dim() < 1 or v.shape[0] < 1:
-        raise ConfigError(f"v and spikes must have the same shape [T, ...], got {list(v.shape)} and "
-                          f"{list(spk.shape)}", "clusters")
+        raise ConfigError(
+            f"v and spikes must have the same shape [T, ...], got {list(v.shape)} and {list(spk.shape)}", "clusters"
+        )
     return v, spk
 
 
@@ -212,8 +216,16 @@ def select(v: torch.Tensor, spikes: torch.Tensor, t_in_steps: int | None, theta:
         k_p = np.zeros((B, N), np.int64)
         k_m = np.zeros((B, N), np.int64)
         with _threads(T * B * N):
-            _sel(v.contiguous().numpy(), spk.contiguous().numpy(), t_in, v.new_tensor(theta).numpy()[()],
-                 cluster_mode, n_o, k_p, k_m)
+            _sel(
+                v.contiguous().numpy(),
+                spk.contiguous().numpy(),
+                t_in,
+                v.new_tensor(theta).numpy()[()],
+                cluster_mode,
+                n_o,
+                k_p,
+                k_m,
+            )
         return torch.from_numpy(n_o), torch.from_numpy(k_p), torch.from_numpy(k_m)
     n_o = count_clusters(spk, t_in) if cluster_mode else spk.sum(dim=0)
     t_sel = t_in if cluster_mode else None

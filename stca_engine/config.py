@@ -3,6 +3,7 @@
 ``NeuronConfig`` is frozen and validated on construction, so a bad setting is reported before any
 work starts (``ConfigError``), never as a NaN halfway through training.
 """
+
 from __future__ import annotations
 
 import math
@@ -66,7 +67,9 @@ class NeuronConfig:
         if self.tau_s_ms >= self.tau_m_ms:
             raise ConfigError(
                 f"tau_s_ms ({self.tau_s_ms}) must be smaller than tau_m_ms ({self.tau_m_ms}); "
-                "otherwise the PSP kernel exp(-t/τm) - exp(-t/τs) is not positive", _WHERE)
+                "otherwise the PSP kernel exp(-t/τm) - exp(-t/τs) is not positive",
+                _WHERE,
+            )
         if self.theta <= 0:
             raise ConfigError(f"theta (threshold) must be > 0, got {self.theta}", _WHERE)
         if self.alpha <= 0:
@@ -74,14 +77,15 @@ class NeuronConfig:
         if not math.isfinite(self.t_in_ms / self.dt_ms):
             raise ConfigError(f"t_in_ms ({self.t_in_ms}) is too many time steps of dt_ms ({self.dt_ms})", _WHERE)
         if self.t_in_ms <= 0 or self.t_in_steps < 1:
-            raise ConfigError(
-                f"t_in_ms ({self.t_in_ms}) must be at least one time step (dt_ms = {self.dt_ms})", _WHERE)
+            raise ConfigError(f"t_in_ms ({self.t_in_ms}) must be at least one time step (dt_ms = {self.dt_ms})", _WHERE)
         # extreme but positive constants can still round to a degenerate model (found by hypothesis)
         if not 0.0 <= self.beta_s < self.beta_m < 1.0:
             raise ConfigError(
                 f"dt_ms ({self.dt_ms}), tau_m_ms ({self.tau_m_ms}) and tau_s_ms ({self.tau_s_ms}) give decays "
                 f"beta_m = {self.beta_m:.17g}, beta_s = {self.beta_s:.17g}; they must satisfy "
-                "0 <= beta_s < beta_m < 1 (keep dt a usable fraction of the time constants)", _WHERE)
+                "0 <= beta_s < beta_m < 1 (keep dt a usable fraction of the time constants)",
+                _WHERE,
+            )
         try:
             v0 = self.v0
         except (ZeroDivisionError, OverflowError, ValueError):
@@ -89,7 +93,9 @@ class NeuronConfig:
         if not (math.isfinite(v0) and v0 > 0):
             raise ConfigError(
                 f"tau_m_ms ({self.tau_m_ms}) and tau_s_ms ({self.tau_s_ms}) are too far apart or too close: the PSP "
-                "kernel cannot be normalised to a finite V0", _WHERE)
+                "kernel cannot be normalised to a finite V0",
+                _WHERE,
+            )
 
     # ---- derived values -------------------------------------------------------------------------
     @property
@@ -119,17 +125,17 @@ class NeuronConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "NeuronConfig":
+    def from_dict(cls, d: dict) -> NeuronConfig:
         """Inverse of ``to_dict``; unknown keys are an error (a typo must not silently use a default)."""
         check_setting_names(cls, d, "neuron", _WHERE)
         return cls(**d)
 
-    def replace(self, **changes) -> "NeuronConfig":
+    def replace(self, **changes) -> NeuronConfig:
         """A copy with some constants changed (validated again)."""
         return self.from_dict({**self.to_dict(), **changes})
 
     # ---- presets --------------------------------------------------------------------------------
     @classmethod
-    def paper(cls) -> "NeuronConfig":
+    def paper(cls) -> NeuronConfig:
         """The constants of the paper / authors' code (= the defaults)."""
         return cls(dt_ms=3.0, tau_m_ms=30.0, tau_s_ms=7.5, theta=1.0, alpha=2.0, t_in_ms=141.0)

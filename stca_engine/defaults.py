@@ -10,6 +10,7 @@ dropped spikes, time stretch), dropout on the hidden spikes, and keeping the epo
 validation split carved from the training clips. Classification also generalises better with the authors'
 margin readout (a non-spiking output layer whose highest voltage names the class) than with Eq. 10.
 """
+
 from __future__ import annotations
 
 import copy
@@ -23,10 +24,12 @@ REGULARISATION = dict(
 )
 
 TRAIN_DEFAULTS = {
-    "detect": dict(objective="stca", epochs=10, hidden=[300], batch=16, optimizer="adam", lr=1e-2, streams=1000,
-                   **REGULARISATION),
-    "classify": dict(objective="margin", epochs=20, hidden=[300], batch=16, optimizer="adam", lr=3e-3, streams=None,
-                     **REGULARISATION),
+    "detect": dict(
+        objective="stca", epochs=10, hidden=[300], batch=16, optimizer="adam", lr=1e-2, streams=1000, **REGULARISATION
+    ),
+    "classify": dict(
+        objective="margin", epochs=20, hidden=[300], batch=16, optimizer="adam", lr=3e-3, streams=None, **REGULARISATION
+    ),
 }
 
 

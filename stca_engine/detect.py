@@ -10,11 +10,12 @@ chunked run gives bit-for-bit the same spikes and voltages as one unchunked run.
 ``encode_recording`` turns a recording into spikes the way training saw its events (each sound
 region encoded on its own). ``detect_events`` is used by ``stca detect`` and the app's Detect page.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -116,9 +117,15 @@ class DetectionResult:
         return out
 
 
-def run_streaming(net, neuron_cfg, spikes: SpikeTrain, chunk_steps: int = DEFAULT_CHUNK_STEPS,
-                  keep_voltages: bool = True, dtype=np.float64,
-                  progress: Callable[[int, int, str], None] | None = None):
+def run_streaming(
+    net,
+    neuron_cfg,
+    spikes: SpikeTrain,
+    chunk_steps: int = DEFAULT_CHUNK_STEPS,
+    keep_voltages: bool = True,
+    dtype=np.float64,
+    progress: Callable[[int, int, str], None] | None = None,
+):
     """Run the network over a whole raster in chunks, carrying state.
 
     Returns ``(V_out [T, C] or None, spike_steps list per output neuron, n_chunks)``.
@@ -129,7 +136,9 @@ def run_streaming(net, neuron_cfg, spikes: SpikeTrain, chunk_steps: int = DEFAUL
     if spikes.n_units != weights[0].shape[1]:
         raise ConfigError(
             f"the model expects {weights[0].shape[1]} input afferents but the spike train has "
-            f"{spikes.n_units} (was it encoded with the model's encoder settings?)", "detect")
+            f"{spikes.n_units} (was it encoded with the model's encoder settings?)",
+            "detect",
+        )
     WTs = [np.ascontiguousarray(w.T.astype(dtype)) for w in weights]
     states = [tuple(np.zeros(w.shape[0], dtype=dtype) for _ in range(4)) for w in weights]
     p = (float(neuron_cfg.v0), float(neuron_cfg.beta_m), float(neuron_cfg.beta_s), float(neuron_cfg.theta))
@@ -162,10 +171,16 @@ def run_streaming(net, neuron_cfg, spikes: SpikeTrain, chunk_steps: int = DEFAUL
     return V_keep, spike_steps, n_chunks
 
 
-def detect_events(net, neuron_cfg, spikes: SpikeTrain, class_names: Sequence[str],
-                  chunk_steps: int = DEFAULT_CHUNK_STEPS, keep_voltages: bool = True,
-                  min_spikes: int = 1, progress: Callable[[int, int, str], None] | None = None
-                  ) -> DetectionResult:
+def detect_events(
+    net,
+    neuron_cfg,
+    spikes: SpikeTrain,
+    class_names: Sequence[str],
+    chunk_steps: int = DEFAULT_CHUNK_STEPS,
+    keep_voltages: bool = True,
+    min_spikes: int = 1,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> DetectionResult:
     """Detect events in one recording's spike raster with a trained detection network.
 
     Each output spike cluster (spikes closer than T_in, SPEC §3) of neuron ``c`` is one event of
@@ -178,11 +193,15 @@ def detect_events(net, neuron_cfg, spikes: SpikeTrain, class_names: Sequence[str
     if len(class_names) != n_out:
         raise ConfigError(f"{len(class_names)} class names for a network with {n_out} outputs", "detect")
     if not bool(getattr(net, "output_spiking", True)):
-        raise ConfigError("this model has a non-spiking (margin) readout: it classifies clips and cannot "
-                          "detect events; train it with --task detect and objective stca or tdp1", "detect")
+        raise ConfigError(
+            "this model has a non-spiking (margin) readout: it classifies clips and cannot "
+            "detect events; train it with --task detect and objective stca or tdp1",
+            "detect",
+        )
     if abs(spikes.dt_ms - neuron_cfg.dt_ms) > 1e-9:
-        raise ConfigError(f"spike train dt {spikes.dt_ms} ms differs from the model's dt {neuron_cfg.dt_ms} ms",
-                          "detect")
+        raise ConfigError(
+            f"spike train dt {spikes.dt_ms} ms differs from the model's dt {neuron_cfg.dt_ms} ms", "detect"
+        )
     V, spike_steps, n_chunks = run_streaming(net, neuron_cfg, spikes, chunk_steps, keep_voltages, progress=progress)
     dt_s = neuron_cfg.dt_ms / 1000.0
     events = []
@@ -190,27 +209,54 @@ def detect_events(net, neuron_cfg, spikes: SpikeTrain, class_names: Sequence[str
         for first, last, n in cluster_spans(steps, neuron_cfg.t_in_steps):
             if n < min_spikes:
                 continue
-            ev = {"class": class_names[c], "class_index": c, "start_s": round(first * dt_s, 6),
-                  "end_s": round((last + 1) * dt_s, 6), "n_spikes": int(n)}
+            ev = {
+                "class": class_names[c],
+                "class_index": c,
+                "start_s": round(first * dt_s, 6),
+                "end_s": round((last + 1) * dt_s, 6),
+                "n_spikes": int(n),
+            }
             if V is not None:
-                ev["peak_v"] = float(V[first:last + 1, c].max())
+                ev["peak_v"] = float(V[first : last + 1, c].max())
             events.append(ev)
     events.sort(key=lambda ev: (ev["start_s"], ev["class_index"]))
-    return DetectionResult(events, V, spike_steps, class_names, float(neuron_cfg.dt_ms), int(spikes.n_steps),
-                           float(neuron_cfg.theta), n_chunks)
+    return DetectionResult(
+        events,
+        V,
+        spike_steps,
+        class_names,
+        float(neuron_cfg.dt_ms),
+        int(spikes.n_steps),
+        float(neuron_cfg.theta),
+        n_chunks,
+    )
 
 
 def events_to_rows(path: str, result: DetectionResult) -> list[dict]:
     """Table rows (file, class, start_s, end_s, n_spikes) for CSV/JSON output."""
-    return [{"file": str(path), "class": ev["class"], "start_s": ev["start_s"], "end_s": ev["end_s"],
-             "n_spikes": ev["n_spikes"]} for ev in result.events]
+    return [
+        {
+            "file": str(path),
+            "class": ev["class"],
+            "start_s": ev["start_s"],
+            "end_s": ev["end_s"],
+            "n_spikes": ev["n_spikes"],
+        }
+        for ev in result.events
+    ]
 
 
 # ------------------------------------------------------------------------------------------------
 # recordings -> spikes, the way training saw its events
 # ------------------------------------------------------------------------------------------------
-def sound_regions(wave: np.ndarray, sr: int, floor_db: float = 60.0, frame_s: float = 0.01,
-                  min_gap_s: float = 0.08, min_len_s: float = 0.03) -> list[tuple[int, int]]:
+def sound_regions(
+    wave: np.ndarray,
+    sr: int,
+    floor_db: float = 60.0,
+    frame_s: float = 0.01,
+    min_gap_s: float = 0.08,
+    min_len_s: float = 0.03,
+) -> list[tuple[int, int]]:
     """Sample spans ``[(a, b)]`` where the recording is within ``floor_db`` dB of its loudest 10 ms
     frame; gaps shorter than ``min_gap_s`` are bridged, regions shorter than ``min_len_s`` dropped."""
     wave = np.asarray(wave, dtype=np.float32)
@@ -218,7 +264,7 @@ def sound_regions(wave: np.ndarray, sr: int, floor_db: float = 60.0, frame_s: fl
     n = wave.size // hop
     if n == 0:
         return [(0, wave.size)] if wave.size else []
-    rms = np.sqrt(np.mean(wave[:n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1))
+    rms = np.sqrt(np.mean(wave[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1))
     peak = float(rms.max())
     if peak <= 0:
         return []
@@ -236,8 +282,14 @@ def sound_regions(wave: np.ndarray, sr: int, floor_db: float = 60.0, frame_s: fl
     return [(a * hop, min(wave.size, b * hop)) for a, b in regions if b - a >= min_frames]
 
 
-def encode_recording(wave: np.ndarray, sr: int, encoder, segment: bool = True,
-                     piece_s: float | None = None, progress: Callable | None = None) -> SpikeTrain:
+def encode_recording(
+    wave: np.ndarray,
+    sr: int,
+    encoder,
+    segment: bool = True,
+    piece_s: float | None = None,
+    progress: Callable | None = None,
+) -> SpikeTrain:
     """A whole recording as one ``SpikeTrain`` on the recording's time axis.
 
     The encoders scale amplitudes to the loudest part of what they are given (the spikegram's
@@ -271,6 +323,7 @@ def encode_recording(wave: np.ndarray, sr: int, encoder, segment: bool = True,
     for (a, b), count in zip(spans, counts):
         region = wave[a:b]
         if pieces:
+
             def sub(d, _t, msg, _base=done):
                 if progress is not None:
                     progress(_base + d, total, msg)
@@ -290,5 +343,6 @@ def encode_recording(wave: np.ndarray, sr: int, encoder, segment: bool = True,
         if progress is not None:
             progress(1, 1, "nothing to encode (silent)")
         return SpikeTrain(np.zeros(0, np.int64), np.zeros(0, np.int64), n_units, n_steps, dt_ms)
-    return SpikeTrain.merge([SpikeTrain(np.concatenate(times), np.concatenate(units), n_units, n_steps, dt_ms)],
-                            n_steps)
+    return SpikeTrain.merge(
+        [SpikeTrain(np.concatenate(times), np.concatenate(units), n_units, n_steps, dt_ms)], n_steps
+    )

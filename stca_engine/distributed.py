@@ -9,6 +9,7 @@ last one). So N processes follow the same trajectory as one process, up to float
 
 gloo on CPU, nccl on GPU. Outside torchrun (no ``WORLD_SIZE``) everything here is a no-op.
 """
+
 from __future__ import annotations
 
 import os
@@ -221,7 +222,9 @@ def check_batches(n_train: int, batch_size: int, ctx: DistContext) -> None:
         raise ConfigError(
             f"with {ctx.world_size} processes every minibatch needs at least {ctx.world_size} samples, but "
             f"{n_train} training samples in batches of {batch_size} leave one of {smallest}; "
-            "change --batch or the number of processes", "distributed")
+            "change --batch or the number of processes",
+            "distributed",
+        )
 
 
 def local_batch_sizes(n_train: int, batch_size: int, ctx: DistContext) -> list[int]:
@@ -306,12 +309,21 @@ def merge_report(report, n_train: int, batch_size: int, n_classes: int, task: st
     judged = n_local * (n_classes if task == "detect" else 1)
     total_judged = n_train * (n_classes if task == "detect" else 1)
     n_layers = len(report.layer_spikes)
-    sums = all_reduce_sum([report.train_loss, report.mean_clusters, report.n_no_kplus,
-                           report.train_accuracy * judged, report.n_kplus, *report.layer_spikes], ctx)
+    sums = all_reduce_sum(
+        [
+            report.train_loss,
+            report.mean_clusters,
+            report.n_no_kplus,
+            report.train_accuracy * judged,
+            report.n_kplus,
+            *report.layer_spikes,
+        ],
+        ctx,
+    )
     report.train_loss = float(sums[0])
     report.mean_clusters = float(sums[1])
     report.n_no_kplus = int(round(sums[2]))
     report.train_accuracy = float(sums[3] / total_judged)
     report.n_kplus = int(round(sums[4]))
-    report.layer_spikes = [int(round(x)) for x in sums[5:5 + n_layers]]
+    report.layer_spikes = [int(round(x)) for x in sums[5 : 5 + n_layers]]
     return report

@@ -4,6 +4,7 @@ which one is in use.
 ``settings()`` is a JSON-able dict that fully determines the output for a given waveform (it
 includes the encoder's name and algorithm version), so it can key the on-disk cache.
 """
+
 from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable

@@ -4,6 +4,7 @@ Every error raised for bad input is a ``StcaError``: its message names the file 
 the problem in one line, so the CLI can print it and exit 2 and the app can show it without a
 traceback. Anything else escaping the engine is a bug.
 """
+
 from __future__ import annotations
 
 import os

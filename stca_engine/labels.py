@@ -16,14 +16,15 @@
 
 Events are plain dicts ``{"class", "start_s", "end_s", ...}`` like ``DetectionResult.events``.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import math
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from .errors import DatasetError
 
@@ -42,8 +43,9 @@ def _label_text(name) -> str:
 
 def to_audacity(events: Iterable[dict]) -> str:
     """An Audacity label track: ``start<TAB>end<TAB>label`` per event, seconds with 6 decimals."""
-    return "".join(f"{float(ev['start_s']):.6f}\t{float(ev['end_s']):.6f}\t{_label_text(ev['class'])}\n"
-                   for ev in events)
+    return "".join(
+        f"{float(ev['start_s']):.6f}\t{float(ev['end_s']):.6f}\t{_label_text(ev['class'])}\n" for ev in events
+    )
 
 
 def to_csv(events: Iterable[dict], file: str = "") -> str:
@@ -53,8 +55,16 @@ def to_csv(events: Iterable[dict], file: str = "") -> str:
     w.writerow(CSV_COLUMNS)
     for ev in events:
         peak = ev.get("peak_v")
-        w.writerow([file, ev["class"], f"{float(ev['start_s']):.6f}", f"{float(ev['end_s']):.6f}",
-                    ev.get("n_spikes", ""), "" if peak is None else f"{float(peak):.4f}"])
+        w.writerow(
+            [
+                file,
+                ev["class"],
+                f"{float(ev['start_s']):.6f}",
+                f"{float(ev['end_s']):.6f}",
+                ev.get("n_spikes", ""),
+                "" if peak is None else f"{float(peak):.4f}",
+            ]
+        )
     return buf.getvalue()
 
 
@@ -74,8 +84,9 @@ def _time(text: str, what: str, where: str) -> float:
     try:
         t = float(text.strip().replace(",", "."))
     except ValueError:
-        raise DatasetError(f"{where}: {what} time {text.strip()!r} is not a number "
-                           "(expected start<TAB>end<TAB>label in seconds)") from None
+        raise DatasetError(
+            f"{where}: {what} time {text.strip()!r} is not a number (expected start<TAB>end<TAB>label in seconds)"
+        ) from None
     if not math.isfinite(t) or t < 0:
         raise DatasetError(f"{where}: {what} time {text.strip()!r} must be a finite number of seconds >= 0")
     return t
@@ -118,8 +129,11 @@ def _err(source: str, problem: str) -> DatasetError:
 def decode_label_bytes(data: bytes, source: str = "labels") -> str:
     """Label file bytes as text (UTF-8, a BOM allowed, Latin-1 as the fallback); refuses binary data."""
     if len(data) > MAX_LABEL_FILE_BYTES:
-        raise DatasetError(f"{len(data) / 1e6:.1f} MB is too large for a label file "
-                           f"(at most {MAX_LABEL_FILE_BYTES // (1024 * 1024)} MB)", source)
+        raise DatasetError(
+            f"{len(data) / 1e6:.1f} MB is too large for a label file "
+            f"(at most {MAX_LABEL_FILE_BYTES // (1024 * 1024)} MB)",
+            source,
+        )
     if b"\x00" in data:
         raise DatasetError("is not a text label file (it holds binary data)", source)
     try:
@@ -160,8 +174,12 @@ def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     return p, r, f
 
 
-def score_events(detections: Sequence[dict], truth: Sequence[dict], tolerance_s: float = DEFAULT_TOLERANCE_S,
-                 class_names: Sequence[str] | None = None) -> dict:
+def score_events(
+    detections: Sequence[dict],
+    truth: Sequence[dict],
+    tolerance_s: float = DEFAULT_TOLERANCE_S,
+    class_names: Sequence[str] | None = None,
+) -> dict:
     """Event precision / recall / F1 of ``detections`` against ``truth`` (rules in the module docstring).
 
     Returns ``{"tp", "fp", "fn", "precision", "recall", "f1", "tolerance_s", "per_class", "hits",
@@ -174,8 +192,9 @@ def score_events(detections: Sequence[dict], truth: Sequence[dict], tolerance_s:
     if tolerance_s < 0 or not math.isfinite(tolerance_s):
         raise DatasetError(f"the scoring tolerance must be a finite number of seconds >= 0, got {tolerance_s}")
     tol = float(tolerance_s)
-    det_order = sorted(range(len(detections)),
-                       key=lambda i: (float(detections[i]["start_s"]), float(detections[i]["end_s"])))
+    det_order = sorted(
+        range(len(detections)), key=lambda i: (float(detections[i]["start_s"]), float(detections[i]["end_s"]))
+    )
     matched_truth: dict[int, int] = {}
     pairs = []
     false_alarm_idx = []
@@ -212,7 +231,13 @@ def score_events(detections: Sequence[dict], truth: Sequence[dict], tolerance_s:
     fn = len(truth) - len(matched_truth)
     p, r, f = _prf(tp, fp, fn)
     return {
-        "tp": tp, "fp": fp, "fn": fn, "precision": p, "recall": r, "f1": f, "tolerance_s": tol,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "precision": p,
+        "recall": r,
+        "f1": f,
+        "tolerance_s": tol,
         "per_class": per_class,
         "hits": [detections[i] for i, _ in sorted(pairs)],
         "false_alarms": [detections[i] for i in sorted(false_alarm_idx)],
@@ -232,5 +257,7 @@ def merge_scores(scores: Sequence[dict]) -> dict:
 
 def format_score(score: dict) -> str:
     """One line: ``precision 0.750  recall 0.600  F1 0.667  (hits 3, false alarms 1, misses 2)``."""
-    return (f"precision {score['precision']:.3f}  recall {score['recall']:.3f}  F1 {score['f1']:.3f}  "
-            f"(hits {score['tp']}, false alarms {score['fp']}, misses {score['fn']})")
+    return (
+        f"precision {score['precision']:.3f}  recall {score['recall']:.3f}  F1 {score['f1']:.3f}  "
+        f"(hits {score['tp']}, false alarms {score['fp']}, misses {score['fn']})"
+    )

@@ -5,6 +5,7 @@ nodes; the backward is the reverse-time adjoint recurrence written next to the f
 kernels (``kernels/reference.py`` states the maths). Gradients flow into ``W`` and into ``x`` (the
 spikes of the layer below), which is how the error reaches hidden layers.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,11 @@ def kernel_module(backend: str, device: torch.device):
         try:
             from .kernels import cuda
         except ImportError:
-            raise ConfigError("backend 'cuda' needs the 'triton' package (it comes with CUDA builds of torch); "
-                              "use backend='torch' or 'auto'", "SNN") from None
+            raise ConfigError(
+                "backend 'cuda' needs the 'triton' package (it comes with CUDA builds of torch); "
+                "use backend='torch' or 'auto'",
+                "SNN",
+            ) from None
         return cuda
     from .kernels import reference
 
@@ -88,8 +92,9 @@ class CLIFLayerFunction(torch.autograd.Function):
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if gV is None and gO is None:
             return None, None, None, None, None
-        gx, gW = ctx.kernels.backward(x, W, V, gV, gO if ctx.params.spiking else None, ctx.params, need_x, need_w,
-                                      ctx.aux)
+        gx, gW = ctx.kernels.backward(
+            x, W, V, gV, gO if ctx.params.spiking else None, ctx.params, need_x, need_w, ctx.aux
+        )
         if gx is not None and gx.dtype != x.dtype:
             gx = gx.to(x.dtype)
         return gx, gW, None, None, None

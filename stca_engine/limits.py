@@ -16,6 +16,7 @@ variable                   default  meaning
 ``STCA_MAX_RUN_MB``        2048     largest estimated memory of one training run, MiB
 =========================  =======  =====================================================
 """
+
 from __future__ import annotations
 
 import math
@@ -38,11 +39,29 @@ ENV_MAX_MODEL_MB = "STCA_MAX_MODEL_MB"
 ENV_MAX_RUN_MB = "STCA_MAX_RUN_MB"
 
 __all__ = [
-    "DEFAULT_MAX_UPLOAD_MB", "DEFAULT_MAX_AUDIO_SECONDS", "DEFAULT_CHUNK_SECONDS", "MIN_CHUNK_SECONDS",
-    "ENV_MAX_UPLOAD_MB", "ENV_MAX_AUDIO_SECONDS", "ENV_CHUNK_SECONDS", "DEFAULT_MAX_MODEL_MB", "ENV_MAX_MODEL_MB",
-    "max_model_mb", "max_model_bytes", "DEFAULT_MAX_RUN_MB", "ENV_MAX_RUN_MB", "max_run_mb",
-    "Limits", "current_limits", "max_upload_mb", "max_upload_bytes", "max_audio_seconds", "chunk_seconds",
-    "check_upload_size", "check_duration", "chunk_spans",
+    "DEFAULT_MAX_UPLOAD_MB",
+    "DEFAULT_MAX_AUDIO_SECONDS",
+    "DEFAULT_CHUNK_SECONDS",
+    "MIN_CHUNK_SECONDS",
+    "ENV_MAX_UPLOAD_MB",
+    "ENV_MAX_AUDIO_SECONDS",
+    "ENV_CHUNK_SECONDS",
+    "DEFAULT_MAX_MODEL_MB",
+    "ENV_MAX_MODEL_MB",
+    "max_model_mb",
+    "max_model_bytes",
+    "DEFAULT_MAX_RUN_MB",
+    "ENV_MAX_RUN_MB",
+    "max_run_mb",
+    "Limits",
+    "current_limits",
+    "max_upload_mb",
+    "max_upload_bytes",
+    "max_audio_seconds",
+    "chunk_seconds",
+    "check_upload_size",
+    "check_duration",
+    "chunk_spans",
 ]
 
 
@@ -121,7 +140,8 @@ def check_upload_size(n_bytes: int, filename: str, limit_mb: float | None = None
     if n_bytes > limit_mb * 1024 * 1024:
         raise AudioError(
             f"upload too large: {n_bytes / 2**20:.1f} MB (the limit is {limit_mb:g} MB, set by {ENV_MAX_UPLOAD_MB})",
-            filename)
+            filename,
+        )
 
 
 def check_duration(seconds: float, name: str, limit_s: float | None = None) -> None:
@@ -129,7 +149,8 @@ def check_duration(seconds: float, name: str, limit_s: float | None = None) -> N
     limit_s = max_audio_seconds() if limit_s is None else float(limit_s)
     if seconds > limit_s:
         raise AudioError(
-            f"too long: {seconds:.2f} s (the limit is {limit_s:g} s, set by {ENV_MAX_AUDIO_SECONDS})", name)
+            f"too long: {seconds:.2f} s (the limit is {limit_s:g} s, set by {ENV_MAX_AUDIO_SECONDS})", name
+        )
 
 
 def chunk_spans(n_samples: int, sr: int, chunk_s: float | None = None, overlap_s: float = 0.0) -> list[tuple[int, int]]:
@@ -143,8 +164,9 @@ def chunk_spans(n_samples: int, sr: int, chunk_s: float | None = None, overlap_s
     if not (math.isfinite(chunk_s) and chunk_s > 0):
         raise ConfigError(f"chunk length must be > 0 s, got {chunk_s!r}", "chunk_spans")
     if overlap_s < 0 or overlap_s >= chunk_s:
-        raise ConfigError(f"overlap ({overlap_s} s) must be >= 0 and shorter than the chunk ({chunk_s} s)",
-                          "chunk_spans")
+        raise ConfigError(
+            f"overlap ({overlap_s} s) must be >= 0 and shorter than the chunk ({chunk_s} s)", "chunk_spans"
+        )
     if n_samples <= 0:
         return []
     step = max(1, int(round(chunk_s * sr)))

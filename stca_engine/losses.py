@@ -6,6 +6,7 @@ one step per neuron and the layer backward starts there.
 
 Batch loss = sum over output neurons, mean over samples.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,20 +58,23 @@ def _check(v, s, target, task, objective, need_spikes=True):
             raise ConfigError(f"objective {objective!r} needs the output spikes", "stca_loss")
         s = torch.zeros_like(v, dtype=torch.bool)
     elif not isinstance(s, torch.Tensor) or s.shape != v.shape:
-        raise ConfigError(f"spikes must have the shape of v {list(v.shape)}, got {getattr(s, 'shape', None)}",
-                          "stca_loss")
+        raise ConfigError(
+            f"spikes must have the shape of v {list(v.shape)}, got {getattr(s, 'shape', None)}", "stca_loss"
+        )
     target = torch.as_tensor(target, device=v.device)
     if task == "detect":
         if target.shape != (B, N) or torch.is_floating_point(target) and bool((target != target.round()).any()):
-            raise ConfigError(f"detect target must be integer counts [B, N] = [{B}, {N}], got {list(target.shape)}",
-                              "stca_loss")
+            raise ConfigError(
+                f"detect target must be integer counts [B, N] = [{B}, {N}], got {list(target.shape)}", "stca_loss"
+            )
         target = target.long()
         if bool((target < 0).any()):
             raise ConfigError("detect target counts must be >= 0", "stca_loss")
     else:
         if target.shape != (B,):
-            raise ConfigError(f"classify target must be class indices [B] = [{B}], got {list(target.shape)}",
-                              "stca_loss")
+            raise ConfigError(
+                f"classify target must be class indices [B] = [{B}], got {list(target.shape)}", "stca_loss"
+            )
         target = target.long()
         if bool(((target < 0) | (target >= N)).any()):
             raise ConfigError(f"classify target class index out of range 0..{N - 1}", "stca_loss")
@@ -109,8 +113,15 @@ def _per_length(fn, vd: torch.Tensor, spk: torch.Tensor, lengths: list[int] | No
     return tuple(outs)
 
 
-def stca_loss(v: torch.Tensor, s: torch.Tensor | None, target, cfg: NeuronConfig, task: str = "detect",
-              objective: str = "stca", lengths=None) -> tuple[torch.Tensor, LossInfo]:
+def stca_loss(
+    v: torch.Tensor,
+    s: torch.Tensor | None,
+    target,
+    cfg: NeuronConfig,
+    task: str = "detect",
+    objective: str = "stca",
+    lengths=None,
+) -> tuple[torch.Tensor, LossInfo]:
     """Loss over output voltages ``v [T, B, N]`` and spikes ``s``; returns ``(loss, LossInfo)``.
 
     ``lengths`` (optional, ``[B]`` steps): samples shorter than the batch were zero-padded; each is
@@ -132,8 +143,16 @@ def stca_loss(v: torch.Tensor, s: torch.Tensor | None, target, cfg: NeuronConfig
         vd = v.detach()
         zero = torch.zeros(B, N, dtype=torch.long, device=v.device)
         if objective == "margin":
-            n_o, vmax, k_top = _per_length(lambda v_, s_: (count_clusters(s_, cfg.t_in_steps), v_.max(dim=0).values,
-                                                           first_argmax(v_, torch.ones_like(s_))), vd, spk, lengths)
+            n_o, vmax, k_top = _per_length(
+                lambda v_, s_: (
+                    count_clusters(s_, cfg.t_in_steps),
+                    v_.max(dim=0).values,
+                    first_argmax(v_, torch.ones_like(s_)),
+                ),
+                vd,
+                spk,
+                lengths,
+            )
             pos = desired > 0
             up = pos & (vmax <= theta + MARGIN)
             down = ~pos & (vmax > theta - MARGIN)
@@ -162,8 +181,16 @@ def stca_loss(v: torch.Tensor, s: torch.Tensor | None, target, cfg: NeuronConfig
     terms = torch.where(sign > 0, up_term, torch.where(sign < 0, down_term, torch.zeros_like(v_k)))
     per_sample = terms.sum(dim=1)
     loss = per_sample.mean()
-    info = LossInfo(k_star=k_star, sign=sign, n_clusters=n_o, desired=desired, no_kplus=no_kplus,
-                    per_sample=per_sample.detach(), task=task, objective=objective)
+    info = LossInfo(
+        k_star=k_star,
+        sign=sign,
+        n_clusters=n_o,
+        desired=desired,
+        no_kplus=no_kplus,
+        per_sample=per_sample.detach(),
+        task=task,
+        objective=objective,
+    )
     return loss, info
 
 

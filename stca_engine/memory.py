@@ -20,6 +20,7 @@ What is counted (``dtype`` bytes ``b``; ``T`` = longest sample in steps, ``B`` =
 
 It is an estimate of the large arrays, not of Python's overhead (~300 MB per server process).
 """
+
 from __future__ import annotations
 
 import os
@@ -56,8 +57,10 @@ class RunEstimate:
         """'≈ 812 MB (activations 700 MB, weights 12 MB, data 100 MB) for network 32-64-4, 2000 steps × batch 8, float32'."""
         parts = ", ".join(f"{k} {_mb(v)}" for k, v in self.parts.items() if v)
         runs = f", {self.n_runs} runs" if self.n_runs > 1 else ""
-        return (f"≈ {_mb(self.total_bytes)} ({parts}) for network {'-'.join(map(str, self.sizes))}, "
-                f"{self.n_steps} steps × batch {self.batch_size}, {self.dtype}{runs}")
+        return (
+            f"≈ {_mb(self.total_bytes)} ({parts}) for network {'-'.join(map(str, self.sizes))}, "
+            f"{self.n_steps} steps × batch {self.batch_size}, {self.dtype}{runs}"
+        )
 
     def advice(self) -> str:
         """What to reduce, biggest part first."""
@@ -75,9 +78,18 @@ def _mb(n: int) -> str:
     return f"{mb:.0f} MB" if mb >= 10 else f"{mb:.1f} MB"
 
 
-def estimate_run(sizes, n_steps: int, batch_size: int, dtype: str = "float32", optimizer: str = "adam",
-                 momentum: float = 0.0, n_runs: int = 1, data_bytes: int = 0, kept_weight_bytes: int = 0,
-                 threads: int | None = None) -> RunEstimate:
+def estimate_run(
+    sizes,
+    n_steps: int,
+    batch_size: int,
+    dtype: str = "float32",
+    optimizer: str = "adam",
+    momentum: float = 0.0,
+    n_runs: int = 1,
+    data_bytes: int = 0,
+    kept_weight_bytes: int = 0,
+    threads: int | None = None,
+) -> RunEstimate:
     """The estimate of one run (see the module docstring); ``kept_weight_bytes``: the weight copies
     kept for replay per run (the app's cap), ``data_bytes``: the encoded datasets (``dataset_spike_bytes``)."""
     sizes = tuple(int(n) for n in sizes)
@@ -101,8 +113,11 @@ def check_run(est: RunEstimate, what: str = "training run") -> RunEstimate:
     ``STCA_MAX_RUN_MB``; else ``est``."""
     cap = limits.max_run_mb()
     if est.total_mb > cap:
-        raise ConfigError(f"needs an estimated {_mb(est.total_bytes)} of memory, over the limit of {cap:g} MB "
-                          f"(set by {limits.ENV_MAX_RUN_MB}): {est.describe()}; {est.advice()}", what)
+        raise ConfigError(
+            f"needs an estimated {_mb(est.total_bytes)} of memory, over the limit of {cap:g} MB "
+            f"(set by {limits.ENV_MAX_RUN_MB}): {est.describe()}; {est.advice()}",
+            what,
+        )
     return est
 
 

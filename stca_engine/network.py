@@ -1,4 +1,5 @@
 """The spiking network: a stack of C-LIF layers with weights ``[out, in]`` and no bias (SPEC §2, §5)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -69,9 +70,17 @@ class SNN(nn.Module):
     or ``cuda`` (no compiled CUDA kernel in this build: raises ``ConfigError``).
     """
 
-    def __init__(self, sizes, cfg: NeuronConfig | None = None, dtype=torch.float32, device=None,
-                 output_spiking: bool = True, seed: int | None = None, backend: str = "auto",
-                 init_std: float = 0.01):
+    def __init__(
+        self,
+        sizes,
+        cfg: NeuronConfig | None = None,
+        dtype=torch.float32,
+        device=None,
+        output_spiking: bool = True,
+        seed: int | None = None,
+        backend: str = "auto",
+        init_std: float = 0.01,
+    ):
         super().__init__()
         self.sizes = _check_sizes(sizes)
         if cfg is None:
@@ -120,16 +129,27 @@ class SNN(nn.Module):
 
     def to_dict(self) -> dict:
         """Architecture + neuron constants (JSON-able); weights travel separately (state_dict)."""
-        return {"sizes": list(self.sizes), "neuron": self.cfg.to_dict(), "output_spiking": self.output_spiking,
-                "init_std": self.init_std}
+        return {
+            "sizes": list(self.sizes),
+            "neuron": self.cfg.to_dict(),
+            "output_spiking": self.output_spiking,
+            "init_std": self.init_std,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict, dtype=torch.float32, device=None, backend: str = "auto") -> "SNN":
+    def from_dict(cls, d: dict, dtype=torch.float32, device=None, backend: str = "auto") -> SNN:
         if not isinstance(d, dict) or "sizes" not in d or "neuron" not in d:
             raise ConfigError("network description needs 'sizes' and 'neuron'", "SNN config")
-        return cls(d["sizes"], NeuronConfig.from_dict(d["neuron"]), dtype=dtype, device=device,
-                   output_spiking=bool(d.get("output_spiking", True)), backend=backend,
-                   init_std=float(d.get("init_std", 0.01)), seed=0)
+        return cls(
+            d["sizes"],
+            NeuronConfig.from_dict(d["neuron"]),
+            dtype=dtype,
+            device=device,
+            output_spiking=bool(d.get("output_spiking", True)),
+            backend=backend,
+            init_std=float(d.get("init_std", 0.01)),
+            seed=0,
+        )
 
     def layer_params(self, i: int) -> LayerParams:
         last = i == len(self.weights) - 1
@@ -138,17 +158,22 @@ class SNN(nn.Module):
     # ---- running --------------------------------------------------------------------------------
     def _check_input(self, x) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
-            raise ConfigError(f"input must be a torch.Tensor [T, B, {self.n_inputs}], got {type(x).__name__}",
-                              "SNN input")
+            raise ConfigError(
+                f"input must be a torch.Tensor [T, B, {self.n_inputs}], got {type(x).__name__}", "SNN input"
+            )
         if x.dim() != 3 or x.shape[2] != self.n_inputs or x.shape[0] < 1:
             raise ConfigError(f"input must have shape [T, B, {self.n_inputs}], got {list(x.shape)}", "SNN input")
-        if not torch.is_floating_point(x) and x.dtype != torch.bool and x.dtype not in (
-                torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64):
+        if (
+            not torch.is_floating_point(x)
+            and x.dtype != torch.bool
+            and x.dtype not in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+        ):
             raise ConfigError(f"input dtype {x.dtype} is not numeric", "SNN input")
         return x.to(device=self.device, dtype=self.dtype)
 
-    def forward(self, x: torch.Tensor, record: bool = False, dropout: float = 0.0,
-                generator: torch.Generator | None = None) -> Recording:
+    def forward(
+        self, x: torch.Tensor, record: bool = False, dropout: float = 0.0, generator: torch.Generator | None = None
+    ) -> Recording:
         """Run all layers on ``x [T, B, n_in]``; ``record=True`` also keeps M, S, E traces.
 
         ``dropout > 0`` (training only): each hidden neuron is silenced for the whole sample with that
@@ -183,7 +208,7 @@ class SNN(nn.Module):
                 raise ConfigError("record(x, sample=i) needs x of shape [T, B, n_in]", "SNN input")
             if not -x.shape[1] <= int(sample) < x.shape[1]:
                 raise ConfigError(f"sample {sample} out of range for a batch of {x.shape[1]}", "SNN input")
-            x = x[:, int(sample):int(sample) + 1]
+            x = x[:, int(sample) : int(sample) + 1]
         rec = self.forward(x, record=True)
         rec.sample_index = None if sample is None else int(sample)
         return rec

@@ -22,6 +22,7 @@ grid points, with each input spike a unit-area impulse at its step's time; sampl
 is exactly the engine's recursion, so spikes agree with the engine except where ``V`` lands exactly
 on ϑ (NIR's Threshold fires on ``v > ϑ``, the engine on ``V ≥ ϑ``).
 """
+
 from __future__ import annotations
 
 import io
@@ -37,8 +38,10 @@ FORMAT_VERSION = 1
 def _nir():
     try:
         import nir
-    except ImportError:  # pragma: no cover - nir is in requirements.txt
-        raise ConfigError("the 'nir' package is not installed (pip install -r requirements.txt)", "stca export")
+    except ImportError as exc:  # pragma: no cover - nir is in requirements.txt
+        raise ConfigError(
+            "the 'nir' package is not installed (pip install -r requirements.txt)", "stca export"
+        ) from exc
     return nir
 
 
@@ -61,17 +64,22 @@ def to_nir(net, neuron_cfg, class_names=None, encoder_settings=None):
         name = f"layer{li}"
         spiking = out_spiking or li < len(weights) - 1
         nodes[f"{name}.weights"] = nir.Linear(weight=W * scale)
-        nodes[f"{name}.psp"] = nir.CubaLI(tau_syn=ts * ones, tau_mem=tm * ones, r=ones.copy(), v_leak=np.zeros(n),
-                                          w_in=ones.copy())
+        nodes[f"{name}.psp"] = nir.CubaLI(
+            tau_syn=ts * ones, tau_mem=tm * ones, r=ones.copy(), v_leak=np.zeros(n), w_in=ones.copy()
+        )
         edges += [(prev, f"{name}.weights"), (f"{name}.weights", f"{name}.psp")]
         if spiking:
             nodes[f"{name}.spike"] = nir.Threshold(threshold=theta * ones)
             nodes[f"{name}.reset_delay"] = nir.Delay(delay=dt * ones)
             nodes[f"{name}.reset_scale"] = nir.Scale(scale=-theta * tm * ones)
             nodes[f"{name}.reset"] = nir.LI(tau=tm * ones, r=ones.copy(), v_leak=np.zeros(n))
-            edges += [(f"{name}.psp", f"{name}.spike"), (f"{name}.spike", f"{name}.reset_delay"),
-                      (f"{name}.reset_delay", f"{name}.reset_scale"), (f"{name}.reset_scale", f"{name}.reset"),
-                      (f"{name}.reset", f"{name}.spike")]
+            edges += [
+                (f"{name}.psp", f"{name}.spike"),
+                (f"{name}.spike", f"{name}.reset_delay"),
+                (f"{name}.reset_delay", f"{name}.reset_scale"),
+                (f"{name}.reset_scale", f"{name}.reset"),
+                (f"{name}.reset", f"{name}.spike"),
+            ]
             prev = f"{name}.spike"
         else:
             prev = f"{name}.psp"
@@ -79,10 +87,16 @@ def to_nir(net, neuron_cfg, class_names=None, encoder_settings=None):
     edges.append((prev, "output"))
     import json
 
-    meta = {"producer": "stca_engine", "format_version": FORMAT_VERSION, "neuron": "C-LIF (docs/NIR.md)",
-            "dt_s": dt, "neuron_cfg": json.dumps(neuron_cfg.to_dict()), "output_spiking": int(out_spiking),
-            "class_names": json.dumps(list(class_names) if class_names else []),
-            "encoder_settings": json.dumps(encoder_settings or {}, default=str)}
+    meta = {
+        "producer": "stca_engine",
+        "format_version": FORMAT_VERSION,
+        "neuron": "C-LIF (docs/NIR.md)",
+        "dt_s": dt,
+        "neuron_cfg": json.dumps(neuron_cfg.to_dict()),
+        "output_spiking": int(out_spiking),
+        "class_names": json.dumps(list(class_names) if class_names else []),
+        "encoder_settings": json.dumps(encoder_settings or {}, default=str),
+    }
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
 
 
@@ -146,7 +160,7 @@ def simulate(graph, x: np.ndarray, dt_s: float, record: tuple[str, ...] = ()) ->
     T = x.shape[0]
     order = _topological(nodes, edges)
     preds = {n: [a for a, b in edges if b == n] for n in nodes}
-    out = {}   # node -> value at the current step
+    out = {}  # node -> value at the current step
     state = {}
     delay_buf = {}
     rec = {name: [] for name in ("output", *record)}

@@ -4,6 +4,7 @@ Regular coding gives pixel ``p`` exactly ``round(max_spikes * p)`` evenly spaced
 steps (deterministic, so MNIST runs are reproducible); Poisson coding fires in each step with
 probability ``max_spikes * p / n_steps`` (same expected count).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,9 +37,15 @@ def _check(image, n_steps, max_spikes, mode, name) -> np.ndarray:
     return p
 
 
-def rate_encode(image: np.ndarray, n_steps: int = 250, max_spikes: int = 125, mode: str = "regular",
-                dt_ms: float = 1.0, rng: np.random.Generator | int | None = None,
-                name: str = "image") -> SpikeTrain:
+def rate_encode(
+    image: np.ndarray,
+    n_steps: int = 250,
+    max_spikes: int = 125,
+    mode: str = "regular",
+    dt_ms: float = 1.0,
+    rng: np.random.Generator | int | None = None,
+    name: str = "image",
+) -> SpikeTrain:
     """One image (any shape, pixels in [0, 1]) -> SpikeTrain with afferent ``i`` = flattened pixel ``i``."""
     p = _check(image, n_steps, max_spikes, mode, name)
     if mode == "regular":
@@ -57,9 +64,17 @@ def rate_encode(image: np.ndarray, n_steps: int = 250, max_spikes: int = 125, mo
     return SpikeTrain(np.asarray(times)[order], np.asarray(units)[order], p.size, n_steps, dt_ms)
 
 
-def rate_encode_batch(images: np.ndarray, n_steps: int = 250, max_spikes: int = 125, mode: str = "regular",
-                      dt_ms: float = 1.0, seed: int | None = 0) -> list[SpikeTrain]:
+def rate_encode_batch(
+    images: np.ndarray,
+    n_steps: int = 250,
+    max_spikes: int = 125,
+    mode: str = "regular",
+    dt_ms: float = 1.0,
+    seed: int | None = 0,
+) -> list[SpikeTrain]:
     """``[B, ...]`` images -> B spike trains; Poisson draws come from one seeded generator."""
     gen = np.random.default_rng(seed)
-    return [rate_encode(img, n_steps, max_spikes, mode, dt_ms, gen, name=f"image {i}")
-            for i, img in enumerate(np.asarray(images))]
+    return [
+        rate_encode(img, n_steps, max_spikes, mode, dt_ms, gen, name=f"image {i}")
+        for i, img in enumerate(np.asarray(images))
+    ]

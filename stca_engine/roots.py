@@ -5,6 +5,7 @@ A classroom server must not expose arbitrary files: the operator lists allowed r
 Paths are resolved (``..`` and symlinks followed) before the check, so ``../../etc`` and a symlink
 that points out of a root are both refused.
 """
+
 from __future__ import annotations
 
 import os

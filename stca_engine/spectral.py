@@ -6,6 +6,7 @@ after the level falls ``hysteresis_db`` below the threshold, so noise riding on 
 chatter. No pursuit, so it runs hundreds of times faster than real time -- meant for quick
 classroom runs; the spikegram keeps more temporal detail.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,16 @@ import numpy as np
 from .data.types import SpikeTrain
 from .errors import AudioError, ConfigError
 
-__all__ = ["SpectralConfig", "SpectralReport", "band_power", "band_levels_db", "context_samples", "crossings",
-           "encode_spectral", "encode_spectral_pieces"]
+__all__ = [
+    "SpectralConfig",
+    "SpectralReport",
+    "band_power",
+    "band_levels_db",
+    "context_samples",
+    "crossings",
+    "encode_spectral",
+    "encode_spectral_pieces",
+]
 
 
 @dataclass(frozen=True)
@@ -50,8 +59,9 @@ class SpectralConfig:
                 bad(name, "must be an integer")
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name != "kind" and (isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))
-                                     or not math.isfinite(v)):
+            if f.name != "kind" and (
+                isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v)
+            ):
                 bad(f.name, "must be a finite number")
         if not 1 <= self.n_bands <= 512:
             bad("n_bands", "must be between 1 and 512")
@@ -93,13 +103,13 @@ class SpectralConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SpectralConfig":
+    def from_dict(cls, d: dict) -> SpectralConfig:
         unknown = sorted(set(d) - {f.name for f in fields(cls)})
         if unknown:
             raise ConfigError(f"unknown setting(s) {', '.join(unknown)}", "spectral")
         return cls(**d)
 
-    def replace(self, **changes) -> "SpectralConfig":
+    def replace(self, **changes) -> SpectralConfig:
         return replace(self, **changes)
 
 
@@ -127,9 +137,17 @@ def band_power(wave: np.ndarray, cfg: SpectralConfig) -> np.ndarray:
     if cfg.kind == "mel":
         import librosa
 
-        S = librosa.feature.melspectrogram(y=x.astype(np.float32), sr=cfg.sr, n_fft=cfg.n_fft, hop_length=hop,
-                                           n_mels=cfg.n_bands, fmin=cfg.f_min, fmax=cfg.f_max, power=2.0,
-                                           center=True)  # frame i is centred on sample i * hop
+        S = librosa.feature.melspectrogram(
+            y=x.astype(np.float32),
+            sr=cfg.sr,
+            n_fft=cfg.n_fft,
+            hop_length=hop,
+            n_mels=cfg.n_bands,
+            fmin=cfg.f_min,
+            fmax=cfg.f_max,
+            power=2.0,
+            center=True,
+        )  # frame i is centred on sample i * hop
         P = S.T.astype(np.float64)
     else:
         from scipy.signal import oaconvolve
@@ -215,8 +233,13 @@ class CrossingState:
         self.last = np.zeros((n_bands, n_levels), dtype=np.int64)
 
 
-def crossings(levels_db: np.ndarray, thresholds_db: np.ndarray, hysteresis_db: float,
-              sustain_steps: int = 0, state: CrossingState | None = None) -> tuple[np.ndarray, np.ndarray]:
+def crossings(
+    levels_db: np.ndarray,
+    thresholds_db: np.ndarray,
+    hysteresis_db: float,
+    sustain_steps: int = 0,
+    state: CrossingState | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Rising crossings (and, with ``sustain_steps``, repeats while the level stays up): (steps,
     afferents ``band * n_levels + level``) sorted by step then afferent. ``state`` (updated in place)
     carries each afferent's state in from the previous block of steps and out to the next."""
@@ -224,8 +247,9 @@ def crossings(levels_db: np.ndarray, thresholds_db: np.ndarray, hysteresis_db: f
     th = np.ascontiguousarray(thresholds_db, dtype=np.float64)
     if state is None:
         state = CrossingState(lv.shape[1], th.size)
-    cap = lv.shape[0] * lv.shape[1] * th.size if sustain_steps else \
-        (lv.shape[0] // 2 + 1) * lv.shape[1] * th.size  # crossings need a re-arm step between them
+    cap = (
+        lv.shape[0] * lv.shape[1] * th.size if sustain_steps else (lv.shape[0] // 2 + 1) * lv.shape[1] * th.size
+    )  # crossings need a re-arm step between them
     t = np.empty(cap, dtype=np.int64)
     u = np.empty(cap, dtype=np.int64)
     n = _crossings(lv, th, float(hysteresis_db), int(sustain_steps), state.armed, state.last, t, u)
@@ -252,8 +276,9 @@ def encode_spectral(wave: np.ndarray, cfg: SpectralConfig | None = None) -> tupl
     train = SpikeTrain(steps, units, cfg.n_units, lv.shape[0], cfg.dt_ms)
     seconds = time.perf_counter() - t0
     audio_s = x.size / cfg.sr
-    return train, SpectralReport(train.n_spikes, lv.shape[0], cfg.kind, audio_s, seconds,
-                                 audio_s / seconds if seconds > 0 else float("inf"))
+    return train, SpectralReport(
+        train.n_spikes, lv.shape[0], cfg.kind, audio_s, seconds, audio_s / seconds if seconds > 0 else float("inf")
+    )
 
 
 def piece_cores(n_samples: int, cfg: SpectralConfig, piece_samples: int) -> list[tuple[int, int]]:
@@ -261,12 +286,14 @@ def piece_cores(n_samples: int, cfg: SpectralConfig, piece_samples: int) -> list
     ``ceil(n / piece_samples)`` pieces of equal length in whole steps (the last one shorter)."""
     hop = cfg.hop
     n_pieces = max(1, -(-int(n_samples) // max(1, int(piece_samples))))
-    step = max(hop, -(-(-(-int(n_samples) // n_pieces)) // hop) * hop)
+    per_piece = -(-int(n_samples) // n_pieces)  # ceil(n / n_pieces)
+    step = max(hop, -(-per_piece // hop) * hop)  # rounded up to whole steps
     return [(c0, min(n_samples, c0 + step)) for c0 in range(0, max(1, n_samples), step)]
 
 
-def encode_spectral_pieces(wave: np.ndarray, cfg: SpectralConfig | None, piece_samples: int,
-                           progress=None) -> SpikeTrain:
+def encode_spectral_pieces(
+    wave: np.ndarray, cfg: SpectralConfig | None, piece_samples: int, progress=None
+) -> SpikeTrain:
     """``encode_spectral(wave, cfg)[0]`` computed piece by piece, for recordings of any length.
 
     Each piece's band power is computed with ``context_samples`` of the real signal on both sides
@@ -292,7 +319,7 @@ def encode_spectral_pieces(wave: np.ndarray, cfg: SpectralConfig | None, piece_s
         e0, e1 = max(0, c0 - margin), min(n, c1 + margin)
         P = band_power(x[e0:e1], cfg)
         f0 = (c0 - e0) // hop
-        return P[f0: f0 + (-(-c1 // hop) - c0 // hop)]
+        return P[f0 : f0 + (-(-c1 // hop) - c0 // hop)]
 
     peak = 0.0
     for i, (c0, c1) in enumerate(cores):
@@ -302,8 +329,9 @@ def encode_spectral_pieces(wave: np.ndarray, cfg: SpectralConfig | None, piece_s
     state = CrossingState(cfg.n_bands, cfg.n_levels)
     times, units = [], []
     for i, (c0, c1) in enumerate(cores):
-        t, u = crossings(_to_db(core_power(c0, c1), peak), cfg.thresholds_db(), cfg.hysteresis_db,
-                         cfg.sustain_steps, state)
+        t, u = crossings(
+            _to_db(core_power(c0, c1), peak), cfg.thresholds_db(), cfg.hysteresis_db, cfg.sustain_steps, state
+        )
         times.append(t + c0 // hop)
         units.append(u)
         if progress is not None:

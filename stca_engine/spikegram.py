@@ -10,6 +10,7 @@ from a precomputed kernel-to-kernel cross-correlation table. The next best atom 
 two-level hierarchy of block maxima, so an iteration costs O(sum of kernel lengths) instead of
 O(n_kernels x n_samples). The loop is compiled with numba (cache=True, compiled on first use).
 """
+
 from __future__ import annotations
 
 import functools
@@ -112,7 +113,7 @@ class SpikegramConfig:
         return self.n_kernels * self.n_bins
 
     @classmethod
-    def medleydb(cls, **overrides) -> "SpikegramConfig":
+    def medleydb(cls, **overrides) -> SpikegramConfig:
         """The paper's MedleyDB encoding: 128 kernels x 3 amplitude bins = 384 afferents."""
         return cls(**{"n_kernels": 128, "n_bins": 3, **overrides})
 
@@ -120,14 +121,14 @@ class SpikegramConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SpikegramConfig":
+    def from_dict(cls, d: dict) -> SpikegramConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown setting(s) {', '.join(unknown)}", "spikegram")
         return cls(**d)
 
-    def replace(self, **changes) -> "SpikegramConfig":
+    def replace(self, **changes) -> SpikegramConfig:
         return replace(self, **changes)
 
 
@@ -223,7 +224,7 @@ class GammatoneDictionary:
     def cross(self, k: int, j: int) -> np.ndarray:
         """``X[d + L_j - 1] = sum_s g_k[s + d] g_j[s]`` for d in [-(L_j-1), L_k-1]."""
         o = self.table_offset[k, j]
-        return self.table[o: o + self.lengths[k] + self.lengths[j] - 1]
+        return self.table[o : o + self.lengths[k] + self.lengths[j] - 1]
 
 
 def _gammatone(fc: float, sr: int, max_len: int) -> np.ndarray:
@@ -238,8 +239,9 @@ def _gammatone(fc: float, sr: int, max_len: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def gammatone_kernels(n_kernels: int, f_min: float, f_max: float, sr: int = 16000,
-                      kernel_ms: float = 100.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def gammatone_kernels(
+    n_kernels: int, f_min: float, f_max: float, sr: int = 16000, kernel_ms: float = 100.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(centre_hz [K], lengths [K], kernels [K, Lmax] zero-padded), unit norm, read-only (cached)."""
     cf = erb_space(f_min, f_max, n_kernels)
     max_len = max(2, int(round(kernel_ms * sr / 1000.0)))
@@ -271,8 +273,8 @@ def _dictionary_cached(n_kernels: int, f_min: float, f_max: float, sr: int, kern
         for j in range(n_kernels):
             lk, lj = lengths[k], lengths[j]
             o = offset[k, j]
-            table[o: o + lj - 1] = c[j, nfft - (lj - 1):] if lj > 1 else c[j, :0]
-            table[o + lj - 1: o + lj - 1 + lk] = c[j, :lk]
+            table[o : o + lj - 1] = c[j, nfft - (lj - 1) :] if lj > 1 else c[j, :0]
+            table[o + lj - 1 : o + lj - 1 + lk] = c[j, :lk]
     for a in (table, offset):
         a.setflags(write=False)
     return GammatoneDictionary(cf, lengths, kernels, table, offset, sr)
@@ -281,12 +283,12 @@ def _dictionary_cached(n_kernels: int, f_min: float, f_max: float, sr: int, kern
 def gammatone_dictionary(cfg: SpikegramConfig | None = None) -> GammatoneDictionary:
     """Unit-norm 4th-order gammatones at ERB-spaced centres plus their cross-correlation table (cached)."""
     cfg = cfg or SpikegramConfig()
-    return _dictionary_cached(int(cfg.n_kernels), float(cfg.f_min), float(cfg.f_max), int(cfg.sr),
-                              float(cfg.kernel_ms))
+    return _dictionary_cached(int(cfg.n_kernels), float(cfg.f_min), float(cfg.f_max), int(cfg.sr), float(cfg.kernel_ms))
 
 
-def correlate_all(x: np.ndarray, d: GammatoneDictionary, n_positions: int | None = None,
-                  out: np.ndarray | None = None) -> np.ndarray:
+def correlate_all(
+    x: np.ndarray, d: GammatoneDictionary, n_positions: int | None = None, out: np.ndarray | None = None
+) -> np.ndarray:
     """``C[k, t] = sum_s x[t + s] g_k[s]`` (x zero beyond its end) for t < n_positions.
 
     Overlap-save FFT with a fixed block so the kernels' spectra are computed once per dictionary;
@@ -313,7 +315,7 @@ def correlate_all(x: np.ndarray, d: GammatoneDictionary, n_positions: int | None
     X = sfft.rfft(frames, nfft, axis=1, workers=workers)  # [n_blocks, nfft/2+1]
     if out is None:
         out = np.empty((K, n), dtype=real)
-    chunk = max(1, int(2 ** 24 // (nfft * max(1, n_blocks))))  # temporaries of ~256 MB at most
+    chunk = max(1, int(2**24 // (nfft * max(1, n_blocks))))  # temporaries of ~256 MB at most
     for k0 in range(0, K, chunk):
         k1 = min(K, k0 + chunk)
         y = sfft.irfft(X[None, :, :] * G[k0:k1, None, :], nfft, axis=2, workers=workers)[:, :, :hop]
@@ -350,8 +352,23 @@ def _max8(v):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _mp_core(corr, lvl1, lvl2, row_len, n_valid, n_kernels, table, toff, lengths, max_atoms,
-            energy, stop_energy, out_k, out_t, out_a):
+def _mp_core(
+    corr,
+    lvl1,
+    lvl2,
+    row_len,
+    n_valid,
+    n_kernels,
+    table,
+    toff,
+    lengths,
+    max_atoms,
+    energy,
+    stop_energy,
+    out_k,
+    out_t,
+    out_a,
+):
     n = 0
     reason = 0
     n1 = lvl1.size
@@ -413,7 +430,7 @@ def _mp_core(corr, lvl1, lvl2, row_len, n_valid, n_kernels, table, toff, lengths
                 u1 = hi + 1 if hi + 1 < e else e
                 # views indexed from 0 so LLVM can drop numba's negative-index wraparound and vectorise
                 cu = corr[u0:u1]
-                tu = table[off + u0: off + u1]
+                tu = table[off + u0 : off + u1]
                 for i in range(u1 - u0):
                     cu[i] -= a * tu[i]
                 lvl1[bb] = _max8(corr[s:e])
@@ -442,7 +459,7 @@ def _pursue(x: np.ndarray, n: int, d: GammatoneDictionary, dtype, max_atoms: int
     row_len = -(-n // _B1) * _B1
     total = -(-(K * row_len) // (_B1 * _B2)) * (_B1 * _B2)
     corr = np.empty(total, dtype=dtype)
-    corr[K * row_len:] = -np.inf
+    corr[K * row_len :] = -np.inf
     rows = corr[: K * row_len].reshape(K, row_len)
     rows[:, n:] = -np.inf
     correlate_all(x, d, n, out=rows)
@@ -454,15 +471,37 @@ def _pursue(x: np.ndarray, n: int, d: GammatoneDictionary, dtype, max_atoms: int
     out_t = np.zeros(max_atoms, dtype=np.int64)
     out_a = np.zeros(max_atoms, dtype=np.float64)
     energy0 = float(np.dot(x, x))
-    count, energy, reason = _mp_core(corr, lvl1, lvl2, row_len, n, K, d.table_as(dtype), d.table_offset,
-                                     d.lengths, max_atoms, energy0, stop_energy, out_k, out_t, out_a)
+    count, energy, reason = _mp_core(
+        corr,
+        lvl1,
+        lvl2,
+        row_len,
+        n,
+        K,
+        d.table_as(dtype),
+        d.table_offset,
+        d.lengths,
+        max_atoms,
+        energy0,
+        stop_energy,
+        out_k,
+        out_t,
+        out_a,
+    )
     if count == max_atoms and reason == 0 and energy <= stop_energy:
         reason = 1
     return out_k[:count], out_t[:count], out_a[:count], int(reason), float(energy)
 
 
-def matching_pursuit(wave: np.ndarray, cfg: SpikegramConfig | None = None, *, max_atoms: int | None = None,
-                     residual_db: float | None = None, precision: str | None = None, progress=None) -> Atoms:
+def matching_pursuit(
+    wave: np.ndarray,
+    cfg: SpikegramConfig | None = None,
+    *,
+    max_atoms: int | None = None,
+    residual_db: float | None = None,
+    precision: str | None = None,
+    progress=None,
+) -> Atoms:
     """Non-negative matching pursuit of ``wave`` over the gammatone dictionary.
 
     Atom onsets lie in ``[0, len(wave))``; an atom may run past the end (the signal is zero there).
@@ -504,7 +543,7 @@ def matching_pursuit(wave: np.ndarray, cfg: SpikegramConfig | None = None, *, ma
     for ci, c0 in enumerate(range(0, n, chunk)):
         c1 = min(n, c0 + chunk)
         budget = int(math.ceil(max_atoms * c1 / n)) - done
-        seg = resid[c0: c1 + L]
+        seg = resid[c0 : c1 + L]
         if budget <= 0:
             reasons.add(0)
         else:
@@ -517,8 +556,13 @@ def matching_pursuit(wave: np.ndarray, cfg: SpikegramConfig | None = None, *, ma
             progress(ci + 1, n_chunks, f"matching pursuit: chunk {ci + 1}/{n_chunks}, {done} atoms")
     reason = 0 if 0 in reasons else (2 if 2 in reasons else 1)
     cat = [np.concatenate([p[i] for p in parts]) if parts else np.zeros(0) for i in range(3)]
-    return Atoms(cat[0].astype(np.int64), cat[1].astype(np.int64), cat[2].astype(np.float64), _STOP_NAMES[reason],
-                 float(np.dot(resid, resid)))
+    return Atoms(
+        cat[0].astype(np.int64),
+        cat[1].astype(np.int64),
+        cat[2].astype(np.float64),
+        _STOP_NAMES[reason],
+        float(np.dot(resid, resid)),
+    )
 
 
 @numba.njit(cache=True, nogil=True)
@@ -537,8 +581,14 @@ def reconstruct(atoms: Atoms, cfg: SpikegramConfig | None, n_samples: int) -> np
         raise ValueError("atoms do not fit this dictionary")
     last = int(atoms.time.max()) if len(atoms) else 0
     out = np.zeros(max(n_samples, last + 1) + d.kernels.shape[1])
-    _add_atoms(out, d.kernels, d.lengths, atoms.kernel.astype(np.int64), atoms.time.astype(np.int64),
-               atoms.amplitude.astype(np.float64))
+    _add_atoms(
+        out,
+        d.kernels,
+        d.lengths,
+        atoms.kernel.astype(np.int64),
+        atoms.time.astype(np.int64),
+        atoms.amplitude.astype(np.float64),
+    )
     return out[:n_samples]
 
 
@@ -546,7 +596,7 @@ def snr_db(x: np.ndarray, approx: np.ndarray) -> float:
     """10 log10(|x|^2 / |x - approx|^2); inf for an exact match."""
     x = np.asarray(x, dtype=np.float64)
     err = float(np.sum((x - approx) ** 2))
-    sig = float(np.sum(x ** 2))
+    sig = float(np.sum(x**2))
     if err == 0.0:
         return float("inf")
     return 10.0 * math.log10(sig / err) if sig > 0 else float("-inf")
@@ -575,8 +625,9 @@ def atoms_to_spikes(atoms: Atoms, cfg: SpikegramConfig, n_samples: int) -> tuple
     return SpikeTrain(key // cfg.n_units, key % cfg.n_units, cfg.n_units, n_steps, cfg.dt_ms), info
 
 
-def encode_spikegram(wave: np.ndarray, cfg: SpikegramConfig | None = None,
-                     progress=None) -> tuple[SpikeTrain, SpikegramReport]:
+def encode_spikegram(
+    wave: np.ndarray, cfg: SpikegramConfig | None = None, progress=None
+) -> tuple[SpikeTrain, SpikegramReport]:
     """Waveform (mono, at ``cfg.sr``) -> spike raster + report (atoms, SNR, merges, speed)."""
     cfg = cfg or SpikegramConfig()
     x = _check_wave(wave)
@@ -589,7 +640,13 @@ def encode_spikegram(wave: np.ndarray, cfg: SpikegramConfig | None = None,
     seconds = time.perf_counter() - t0
     audio_s = x.size / cfg.sr
     return train, SpikegramReport(
-        n_atoms=len(atoms), n_spikes=train.n_spikes, n_merged=info["n_merged"],
-        n_below_range=info["n_below_range"], snr_db=float(snr), stop_reason=atoms.stop_reason,
-        audio_seconds=audio_s, seconds=seconds, realtime_factor=audio_s / seconds if seconds > 0 else float("inf"),
+        n_atoms=len(atoms),
+        n_spikes=train.n_spikes,
+        n_merged=info["n_merged"],
+        n_below_range=info["n_below_range"],
+        snr_db=float(snr),
+        stop_reason=atoms.stop_reason,
+        audio_seconds=audio_s,
+        seconds=seconds,
+        realtime_factor=audio_s / seconds if seconds > 0 else float("inf"),
     )

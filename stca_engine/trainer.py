@@ -9,13 +9,14 @@ A non-finite loss, voltage or gradient stops the run: the weights after the last
 optimiser step (or the initial ones) are put back and ``TrainingError`` says in which epoch and
 batch it happened. Weights edited from outside between epochs are not "good" until a step succeeds.
 """
+
 from __future__ import annotations
 
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -82,9 +83,10 @@ class TrainConfig:
     lr_step_factor: float = 0.1
     select: str = "last"
 
-    def validate(self, check_device: bool = True) -> "TrainConfig":
+    def validate(self, check_device: bool = True) -> TrainConfig:
         """Check and normalise every setting (``ConfigError`` naming it). ``check_device=False`` skips
         asking whether a CUDA device is present (a saved config may come from another machine)."""
+
         def bad(name, problem):
             raise ConfigError(f"{name}: {problem}", _WHERE)
 
@@ -179,7 +181,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict, check_device: bool = True) -> "TrainConfig":
+    def from_dict(cls, d: dict, check_device: bool = True) -> TrainConfig:
         """Inverse of ``to_dict`` (validated); unknown keys are an error, missing keys take defaults."""
         check_setting_names(cls, d, "training", _WHERE)
         return cls(**d).validate(check_device=check_device)
@@ -294,12 +296,26 @@ class EpochReport:
 
     def summary(self) -> dict:
         """The scalar part, JSON-safe (for CLI logs and history tables)."""
-        keys = ("epoch", "train_loss", "test_loss", "train_accuracy", "test_accuracy", "mean_clusters",
-                "n_no_kplus", "seconds", "n_samples")
+        keys = (
+            "epoch",
+            "train_loss",
+            "test_loss",
+            "train_accuracy",
+            "test_accuracy",
+            "mean_clusters",
+            "n_no_kplus",
+            "seconds",
+            "n_samples",
+        )
         out = {k: getattr(self, k) for k in keys}
         out["silent_layers"] = ", ".join(self.silent_layers)
-        out.update({f"test_{k}": v for k, v in self.test_metrics.items()
-                    if isinstance(v, (int, float)) and k not in ("loss", "accuracy")})
+        out.update(
+            {
+                f"test_{k}": v
+                for k, v in self.test_metrics.items()
+                if isinstance(v, (int, float)) and k not in ("loss", "accuracy")
+            }
+        )
         if self.val_metrics:
             out.update({f"val_{k}": v for k, v in self.val_metrics.items() if isinstance(v, (int, float))})
         return out
@@ -350,10 +366,12 @@ def _check_compatible(net, dataset: SpikeDataset, neuron_cfg: NeuronConfig, task
         raise ConfigError(f"{what} dataset has {dataset.n_inputs} inputs, the network expects {sizes[0]}", what)
     if len(dataset.class_names) != sizes[-1]:
         raise ConfigError(
-            f"{what} dataset has {len(dataset.class_names)} classes, the network has {sizes[-1]} outputs", what)
+            f"{what} dataset has {len(dataset.class_names)} classes, the network has {sizes[-1]} outputs", what
+        )
     if abs(dataset.dt_ms - neuron_cfg.dt_ms) > 1e-9:
-        raise ConfigError(f"{what} dataset is encoded at dt = {dataset.dt_ms} ms, the neurons use "
-                          f"dt = {neuron_cfg.dt_ms} ms", what)
+        raise ConfigError(
+            f"{what} dataset is encoded at dt = {dataset.dt_ms} ms, the neurons use dt = {neuron_cfg.dt_ms} ms", what
+        )
 
 
 def _net_device_dtype(net):
@@ -426,7 +444,7 @@ def evaluate(
             if all(T_i == v.shape[0] for T_i in lengths):  # no padding: judge the batch at once
                 pieces = [(v, s)]
             else:
-                pieces = [(v[:T_i, j:j + 1], s[:T_i, j:j + 1]) for j, T_i in enumerate(lengths)]
+                pieces = [(v[:T_i, j : j + 1], s[:T_i, j : j + 1]) for j, T_i in enumerate(lengths)]
             for v_p, s_p in pieces:
                 preds.extend(_predictions(v_p, s_p, neuron_cfg, task, objective).cpu().numpy())
                 cluster_sum += float(output_counts(s_p, neuron_cfg, "stca").double().sum().item())
@@ -446,16 +464,27 @@ def evaluate(
         events = [dataset[i].events for i in range(n)]
         if any(events) or not true.any():
             f1 = M.event_f1(rasters, events, neuron_cfg.t_in_steps, tol)
-            out.update(event_f1=f1["f1"], event_precision=f1["precision"], event_recall=f1["recall"],
-                       event_tp=f1["tp"], event_fp=f1["fp"], event_fn=f1["fn"])
+            out.update(
+                event_f1=f1["f1"],
+                event_precision=f1["precision"],
+                event_recall=f1["recall"],
+                event_tp=f1["tp"],
+                event_fp=f1["fp"],
+                event_fn=f1["fn"],
+            )
         else:
             out.update(event_f1=float("nan"), event_precision=float("nan"), event_recall=float("nan"))
         out["accuracy"] = out["count_accuracy"]
     else:
         rep = M.classification_report(pred.astype(np.int64).ravel(), true.ravel(), n_classes)
-        out.update(accuracy=rep["accuracy"], precision=rep["precision"], recall=rep["recall"], f1=rep["f1"],
-                   confusion_matrix=rep["confusion_matrix"].tolist(),
-                   accuracy_floor=float(np.bincount(true.ravel().astype(np.int64)).max() / true.size))
+        out.update(
+            accuracy=rep["accuracy"],
+            precision=rep["precision"],
+            recall=rep["recall"],
+            f1=rep["f1"],
+            confusion_matrix=rep["confusion_matrix"].tolist(),
+            accuracy_floor=float(np.bincount(true.ravel().astype(np.int64)).max() / true.size),
+        )
     return out
 
 
@@ -464,16 +493,25 @@ def weight_stats(net, bins: int = HIST_BINS) -> list[WeightStats]:
     stats = []
     for i, w in enumerate(net.weights):
         a = w.detach().double().cpu().numpy()
-        counts, edges = np.histogram(a, bins=bins) if np.isfinite(a).all() else (np.zeros(bins, np.int64),
-                                                                               np.zeros(bins + 1))
-        stats.append(WeightStats(
-            layer=i, shape=tuple(a.shape), mean=float(a.mean()), std=float(a.std()), min=float(a.min()),
-            max=float(a.max()), hist_counts=counts.astype(np.int64), hist_edges=edges.astype(np.float32)))
+        counts, edges = (
+            np.histogram(a, bins=bins) if np.isfinite(a).all() else (np.zeros(bins, np.int64), np.zeros(bins + 1))
+        )
+        stats.append(
+            WeightStats(
+                layer=i,
+                shape=tuple(a.shape),
+                mean=float(a.mean()),
+                std=float(a.std()),
+                min=float(a.min()),
+                max=float(a.max()),
+                hist_counts=counts.astype(np.int64),
+                hist_edges=edges.astype(np.float32),
+            )
+        )
     return stats
 
 
-def make_probe(net, dataset: SpikeDataset, index: int, neuron_cfg: NeuronConfig, task: str,
-               objective: str) -> Probe:
+def make_probe(net, dataset: SpikeDataset, index: int, neuron_cfg: NeuronConfig, task: str, objective: str) -> Probe:
     """Run one sample through ``net`` and keep what the UI draws (see ``Probe``)."""
     from .clusters import cluster_spans
 
@@ -494,15 +532,23 @@ def make_probe(net, dataset: SpikeDataset, index: int, neuron_cfg: NeuronConfig,
         else:
             h_t, h_u, n_hidden = np.zeros(0, np.int32), np.zeros(0, np.int32), 0
     spikes = s[:, 0].to(torch.uint8).cpu().numpy()
-    clusters = [[(a, b) for a, b, _ in cluster_spans(np.flatnonzero(spikes[:, c]), neuron_cfg.t_in_steps)]
-                for c in range(spikes.shape[1])]
+    clusters = [
+        [(a, b) for a, b, _ in cluster_spans(np.flatnonzero(spikes[:, c]), neuron_cfg.t_in_steps)]
+        for c in range(spikes.shape[1])
+    ]
     return Probe(
-        index=index, name=sample.name, dt_ms=neuron_cfg.dt_ms,
-        voltages=v[:, 0].float().cpu().numpy(), spikes=spikes,
-        hidden_times=h_t, hidden_units=h_u, n_hidden=int(n_hidden),
+        index=index,
+        name=sample.name,
+        dt_ms=neuron_cfg.dt_ms,
+        voltages=v[:, 0].float().cpu().numpy(),
+        spikes=spikes,
+        hidden_times=h_t,
+        hidden_units=h_u,
+        n_hidden=int(n_hidden),
         k_star=info.k_star[0].cpu().numpy().astype(np.int64),
         sign=info.sign[0].cpu().numpy().astype(np.int8),
-        n_clusters=n_clusters, clusters=clusters,
+        n_clusters=n_clusters,
+        clusters=clusters,
         prediction=pred if task == "detect" else int(pred),
         target=np.asarray(sample.target).copy() if task == "detect" else int(sample.target),
         events=list(sample.events),
@@ -523,9 +569,16 @@ class Trainer:
     unpaused one.
     """
 
-    def __init__(self, net, train: SpikeDataset, test: SpikeDataset | None, neuron_cfg: NeuronConfig,
-                 train_cfg: TrainConfig, on_batch: Callable[[BatchReport], None] | None = None,
-                 val: SpikeDataset | None = None):
+    def __init__(
+        self,
+        net,
+        train: SpikeDataset,
+        test: SpikeDataset | None,
+        neuron_cfg: NeuronConfig,
+        train_cfg: TrainConfig,
+        on_batch: Callable[[BatchReport], None] | None = None,
+        val: SpikeDataset | None = None,
+    ):
         if not isinstance(neuron_cfg, NeuronConfig):
             raise ConfigError(f"neuron_cfg must be a NeuronConfig, got {type(neuron_cfg).__name__}", "Trainer")
         self.cfg = train_cfg.validate()
@@ -533,17 +586,22 @@ class Trainer:
         self.train, self.test = train, test
         self.val = val if val is not None and len(val) else None
         if self.cfg.select == "best-val" and self.val is None:
-            raise ConfigError("select 'best-val' needs a validation set (carve one from the training clips)",
-                              _WHERE)
+            raise ConfigError("select 'best-val' needs a validation set (carve one from the training clips)", _WHERE)
         if len(train) == 0:
             raise ConfigError("the training set is empty", "train")
         if net is None:
             from .network import SNN
 
             sizes = [train.n_inputs, *self.cfg.hidden, len(train.class_names)]
-            net = SNN(sizes, neuron_cfg, dtype=self.cfg.torch_dtype(), device=self.cfg.resolved_device(),
-                      output_spiking=self.cfg.objective != "margin", seed=self.cfg.seed,
-                      init_std=self.cfg.init_std)
+            net = SNN(
+                sizes,
+                neuron_cfg,
+                dtype=self.cfg.torch_dtype(),
+                device=self.cfg.resolved_device(),
+                output_spiking=self.cfg.objective != "margin",
+                seed=self.cfg.seed,
+                init_std=self.cfg.init_std,
+            )
         else:  # the given network decides the architecture; keep the config truthful (it is saved)
             self.cfg.hidden = [int(h) for h in list(net.sizes)[1:-1]]
             dtype_name = {v: k for k, v in DTYPES.items()}.get(net.weights[0].dtype)
@@ -560,8 +618,9 @@ class Trainer:
         if test is not None and len(test):
             _check_compatible(net, test, neuron_cfg, self.cfg.task, "test")
         if self.cfg.probe_index >= len(probe_set):
-            raise ConfigError(f"probe_index: {self.cfg.probe_index} is past the last sample "
-                              f"({len(probe_set) - 1})", _WHERE)
+            raise ConfigError(
+                f"probe_index: {self.cfg.probe_index} is past the last sample ({len(probe_set) - 1})", _WHERE
+            )
         self._probe_set = probe_set
         self.device, self.dtype = _net_device_dtype(net)
         if not all(torch.isfinite(w).all() for w in net.weights):
@@ -620,7 +679,9 @@ class Trainer:
         self._pending = None
         raise TrainingError(
             f"epoch {epoch}, batch {batch}: {what}; training stopped and the weights of the last good "
-            f"step were restored (try a smaller learning rate)", "training")
+            f"step were restored (try a smaller learning rate)",
+            "training",
+        )
 
     def epoch_order(self, epoch: int) -> torch.Tensor:
         """The shuffled sample order of (1-based) ``epoch``; depends only on seed and epoch.
@@ -628,13 +689,16 @@ class Trainer:
         The generator seed mixes the two (not ``seed + epoch``, which would give seed 1 the orders
         of seed 0 shifted by one epoch).
         """
-        g = torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + epoch) % (2 ** 63))
+        g = torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + epoch) % (2**63))
         return torch.randperm(len(self.train), generator=g)
 
     # ---- training -------------------------------------------------------------------------------
-    def step_epoch(self, progress: Progress | None = None,
-                   on_batch: Callable[[BatchReport], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None) -> EpochReport | None:
+    def step_epoch(
+        self,
+        progress: Progress | None = None,
+        on_batch: Callable[[BatchReport], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> EpochReport | None:
         """Run (or finish) one epoch. Returns its report, or ``None`` if it was stopped between batches
         (``stop_event`` set or ``should_stop()`` true); the next call then continues that epoch.
 
@@ -646,15 +710,23 @@ class Trainer:
     def _stopping(self, should_stop) -> bool:
         return self.stop_event.is_set() or (should_stop is not None and bool(should_stop()))
 
-    def _run_epoch(self, progress, on_batch, should_stop, done_before: int,
-                   total: int | None) -> EpochReport | None:
+    def _run_epoch(self, progress, on_batch, should_stop, done_before: int, total: int | None) -> EpochReport | None:
         stca_loss, _ = _loss_fns()
         on_batch = on_batch or self.on_batch
         cfg, net = self.cfg, self.net
         if self._pending is None:
             epoch = self.epoch + 1
-            self._pending = dict(epoch=epoch, order=self.epoch_order(epoch), next=0, loss_sum=0.0,
-                                 correct=0.0, n_judged=0, clusters=0.0, no_kplus=0, seconds=0.0)
+            self._pending = dict(
+                epoch=epoch,
+                order=self.epoch_order(epoch),
+                next=0,
+                loss_sum=0.0,
+                correct=0.0,
+                n_judged=0,
+                clusters=0.0,
+                no_kplus=0,
+                seconds=0.0,
+            )
         st = self._pending
         epoch, order = st["epoch"], st["order"]
         n, nb = len(self.train), self.n_batches
@@ -666,7 +738,7 @@ class Trainer:
                 st["seconds"] += time.perf_counter() - t0
                 return None
             b = st["next"]
-            idx = order[b * cfg.batch_size:min(n, (b + 1) * cfg.batch_size)].tolist()
+            idx = order[b * cfg.batch_size : min(n, (b + 1) * cfg.batch_size)].tolist()
             x, target = self._train_batch(epoch, b, idx)
             if cfg.dropout:
                 g = torch.Generator(device=self.device).manual_seed(self._batch_seed(epoch, b, 1))
@@ -674,8 +746,9 @@ class Trainer:
             else:
                 rec = net(x)
             v, s = rec.voltages[-1], rec.spikes[-1]
-            loss, info = stca_loss(v, s, target, self.neuron_cfg, task=cfg.task, objective=cfg.objective,
-                                   lengths=self.train.lengths(idx))  # padding never picks k*
+            loss, info = stca_loss(
+                v, s, target, self.neuron_cfg, task=cfg.task, objective=cfg.objective, lengths=self.train.lengths(idx)
+            )  # padding never picks k*
             loss_value = float(loss.detach().item())
             if not math.isfinite(loss_value):
                 self._fail(epoch, b + 1, f"the loss became {loss_value}")
@@ -744,8 +817,9 @@ class Trainer:
         return report
 
     def _batch_seed(self, epoch: int, batch: int, what: int) -> int:
-        return int(np.random.SeedSequence([self.cfg.seed, epoch, batch, what]).generate_state(1, np.uint64)[0]
-                   % (2 ** 63))
+        return int(
+            np.random.SeedSequence([self.cfg.seed, epoch, batch, what]).generate_state(1, np.uint64)[0] % (2**63)
+        )
 
     def _train_batch(self, epoch: int, b: int, idx: list[int]):
         """The minibatch, augmented when the run asks for it (seeded by run seed, epoch and batch)."""
@@ -754,8 +828,9 @@ class Trainer:
         from .augment import augment_train
 
         rng = np.random.default_rng(self._batch_seed(epoch, b, 0))
-        return self.train.batch(idx, dtype=self.dtype, device=self.device,
-                                transform=lambda tr: augment_train(tr, self.augment, rng))
+        return self.train.batch(
+            idx, dtype=self.dtype, device=self.device, transform=lambda tr: augment_train(tr, self.augment, rng)
+        )
 
     def _validate(self, epoch: int) -> dict | None:
         """Score the epoch on the validation set and keep the best weights so far (higher headline
@@ -786,12 +861,18 @@ class Trainer:
 
     def probe(self) -> Probe:
         """The probe sample (``probe_index`` of the test set, else of the train set) under the current weights."""
-        return make_probe(self.net, self._probe_set, self.cfg.probe_index, self.neuron_cfg, self.cfg.task,
-                          self.cfg.objective)
+        return make_probe(
+            self.net, self._probe_set, self.cfg.probe_index, self.neuron_cfg, self.cfg.task, self.cfg.objective
+        )
 
-    def fit(self, epochs: int | None = None, callback: Callable[[EpochReport], object] | None = None,
-            progress: Progress | None = None, on_batch: Callable[[BatchReport], None] | None = None,
-            should_stop: Callable[[], bool] | None = None) -> list[EpochReport]:
+    def fit(
+        self,
+        epochs: int | None = None,
+        callback: Callable[[EpochReport], object] | None = None,
+        progress: Progress | None = None,
+        on_batch: Callable[[BatchReport], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> list[EpochReport]:
         """Train ``epochs`` more epochs (default ``cfg.epochs``); returns this call's reports.
 
         ``callback(report)`` runs after each epoch; returning ``False`` stops the run. Setting
@@ -825,8 +906,15 @@ class Trainer:
         tol = None
         if self.cfg.event_tolerance_ms is not None:
             tol = int(round(self.cfg.event_tolerance_ms / self.neuron_cfg.dt_ms))
-        return evaluate(self.net, dataset, self.neuron_cfg, self.cfg.task, self.cfg.objective,
-                        batch_size=max(self.cfg.batch_size, 32), tolerance_steps=tol)
+        return evaluate(
+            self.net,
+            dataset,
+            self.neuron_cfg,
+            self.cfg.task,
+            self.cfg.objective,
+            batch_size=max(self.cfg.batch_size, 32),
+            tolerance_steps=tol,
+        )
 
     def save(self, directory, encoder_settings: dict | None = None, extra: dict | None = None):
         """Save the current network with its configs and class names (see ``checkpoint.save_model``)."""
@@ -834,5 +922,12 @@ class Trainer:
 
         extra = dict(extra or {})
         extra.setdefault("epochs_trained", self.epoch)
-        return save_model(directory, self.net, self.neuron_cfg, self.cfg, class_names=list(self.train.class_names),
-                          encoder_settings=encoder_settings, extra=extra)
+        return save_model(
+            directory,
+            self.net,
+            self.neuron_cfg,
+            self.cfg,
+            class_names=list(self.train.class_names),
+            encoder_settings=encoder_settings,
+            extra=extra,
+        )

@@ -3,6 +3,7 @@
 Deliberately naive: a Python loop over time with one matmul per step and torch autograd through
 everything; the spike uses the rectangular surrogate h(V) = 1/α for |V − ϑ| < α/2 as dO/dV.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,8 +1,8 @@
 """Shared fixtures: a real Streamlit server and a headless Chromium page driving it."""
+
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -15,8 +15,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("STCA_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
 ]
 
 
@@ -34,9 +40,21 @@ class StreamlitServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         cmd = [
-            sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "Home.py"),
-            "--server.headless", "true", "--server.port", str(self.port), "--server.address", "127.0.0.1",
-            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(REPO / "app" / "Home.py"),
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(self.port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
         ]
         full_env = {**os.environ, **(env or {})}
         self._log = open(log_path, "wb") if log_path else subprocess.DEVNULL
@@ -80,7 +98,9 @@ def streamlit_server(tmp_path_factory):
 def chromium():
     """Debian's Chromium through Playwright. Missing browser is an error, never a skip."""
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: install it with `apt-get install -y chromium` (make test does this as root)")
+        pytest.fail(
+            f"{CHROMIUM} not found: install it with `apt-get install -y chromium` (make test does this as root)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -1,14 +1,14 @@
 """Data page through AppTest: the demo source loads, a clip is shown and encoded, settings re-encode live,
 and bad folders give messages instead of tracebacks."""
+
 from __future__ import annotations
 
 import io
 
 import numpy as np
 import soundfile as sf
-from streamlit.testing.v1 import AppTest
-
 from conftest import REPO
+from streamlit.testing.v1 import AppTest
 
 PAGE = str(REPO / "app" / "pages" / "1_Data.py")
 
@@ -75,8 +75,11 @@ def test_generic_folder_source(monkeypatch, tmp_path):
         (tmp_path / "set" / cls).mkdir(parents=True)
         for k in range(2):
             t = np.arange(int(0.4 * sr)) / sr
-            sf.write(tmp_path / "set" / cls / f"{cls}{k}.wav", (0.5 * np.sin(2 * np.pi * f * (1 + 0.1 * k) * t)).astype(
-                np.float32), sr)
+            sf.write(
+                tmp_path / "set" / cls / f"{cls}{k}.wav",
+                (0.5 * np.sin(2 * np.pi * f * (1 + 0.1 * k) * t)).astype(np.float32),
+                sr,
+            )
     at = AppTest.from_file(PAGE, default_timeout=300).run()
     at.radio(key="data.source").set_value("Folder of class sub-folders").run()
     at.text_input(key="data.path").input(str(tmp_path / "set")).run()

@@ -1,8 +1,8 @@
 """Neuron playground page through AppTest: widgets, the loss's k point, and an STCA update that moves V."""
-import numpy as np
-from streamlit.testing.v1 import AppTest
 
+import numpy as np
 from conftest import REPO
+from streamlit.testing.v1 import AppTest
 
 PAGE = str(REPO / "app" / "pages" / "4_Neuron_playground.py")
 
@@ -17,8 +17,15 @@ def _run():
 def test_widgets_and_first_view():
     at = _run()
     labels = {s.label for s in at.slider}
-    for want in ("τ_m membrane time constant (ms)", "τ_s synaptic time constant (ms)", "ϑ threshold",
-                 "T_in cluster interval (ms)", "input rate (Hz)", "mean weight", "desired number of clusters N_d"):
+    for want in (
+        "τ_m membrane time constant (ms)",
+        "τ_s synaptic time constant (ms)",
+        "ϑ threshold",
+        "T_in cluster interval (ms)",
+        "input rate (Hz)",
+        "mean weight",
+        "desired number of clusters N_d",
+    ):
         assert want in labels
     assert at.number_input(key="pg_seed").value == 0
     view = at.session_state["playground_view"]

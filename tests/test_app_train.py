@@ -1,23 +1,23 @@
 """The Train page: settings/URL codec and presets (pure), model save/load, and the page through AppTest
 (widgets, presets, query params, classroom mode, a few real epochs through the worker, reset)."""
+
 from __future__ import annotations
 
 import json
 import sys
 import time
 from dataclasses import fields, replace
-from pathlib import Path
 
 import pytest
 import torch
-from streamlit.testing.v1 import AppTest
-
 from conftest import REPO
+from streamlit.testing.v1 import AppTest
 
 sys.path.insert(0, str(REPO / "app"))
 
 import models_ui  # noqa: E402
 import state  # noqa: E402
+
 import stca_engine as se  # noqa: E402
 from stca_engine.errors import CheckpointError, ConfigError  # noqa: E402
 
@@ -26,13 +26,14 @@ PAGE = str(REPO / "app" / "pages" / "2_Train.py")
 
 # ---- settings, presets, URL ------------------------------------------------------------------------
 
+
 def test_presets_exist_validate_and_classroom_comes_first():
     presets = state.load_presets()
     assert list(presets)[:2] == ["classroom-fast", "paper"]
     for name, p in presets.items():
         raw = json.loads((REPO / "assets" / "presets" / f"{name}.json").read_text())
         assert p.settings.preset == name
-        for k, v in raw["settings"].items():   # every value in the file made it into the settings
+        for k, v in raw["settings"].items():  # every value in the file made it into the settings
             got = getattr(p.settings, k)
             assert (got == v) or (k == "hidden" and got == str(v)), (name, k, got, v)
         assert p.label and p.description
@@ -59,12 +60,25 @@ def test_query_roundtrip_is_exact_and_short():
 
 
 def test_bad_query_values_are_reported_and_keep_the_preset_value():
-    q = {"preset": "paper", "lr": "fast", "epochs": "0", "hidden": "64,x", "task": "dance", "seed": "3",
-         "compare": "maybe", "unknown_thing": "1"}
+    q = {
+        "preset": "paper",
+        "lr": "fast",
+        "epochs": "0",
+        "hidden": "64,x",
+        "task": "dance",
+        "seed": "3",
+        "compare": "maybe",
+        "unknown_thing": "1",
+    }
     s, problems = state.settings_from_query(q)
     paper = state.preset_settings("paper")
-    assert (s.lr, s.epochs, s.hidden, s.task, s.compare) == (paper.lr, paper.epochs, paper.hidden, paper.task,
-                                                             paper.compare)
+    assert (s.lr, s.epochs, s.hidden, s.task, s.compare) == (
+        paper.lr,
+        paper.epochs,
+        paper.hidden,
+        paper.task,
+        paper.compare,
+    )
     assert s.seed == 3
     text = " | ".join(problems)
     for name in ("lr", "epochs", "hidden", "task", "compare"):
@@ -73,19 +87,37 @@ def test_bad_query_values_are_reported_and_keep_the_preset_value():
     assert s2 == state.default_settings() and "unknown preset 'nope'" in problems2[0]
 
 
-@pytest.mark.parametrize("name,raw,expected", [
-    ("epochs", "12", 12), ("epochs", "12.0", 12), ("lr", "1e-3", 0.001), ("compare", "true", True),
-    ("compare", "0", False), ("hidden", " 300 , 100 ", "300,100"), ("hidden", "", ""), ("task", "Classify", "classify"),
-])
+@pytest.mark.parametrize(
+    "name,raw,expected",
+    [
+        ("epochs", "12", 12),
+        ("epochs", "12.0", 12),
+        ("lr", "1e-3", 0.001),
+        ("compare", "true", True),
+        ("compare", "0", False),
+        ("hidden", " 300 , 100 ", "300,100"),
+        ("hidden", "", ""),
+        ("task", "Classify", "classify"),
+    ],
+)
 def test_coerce_field_accepts(name, raw, expected):
     assert state.coerce_field(name, raw) == expected
 
 
-@pytest.mark.parametrize("name,raw,msg", [
-    ("epochs", "1.5", "whole number"), ("epochs", "-1", "outside"), ("lr", "nan", "finite"), ("lr", "inf", "finite"),
-    ("hidden", "0", "outside"), ("hidden", "1,2,3,4,5", "at most 4"), ("objective", "sgd", "not one of"),
-    ("seed", True, "not a number"), ("nope", "1", "unknown setting"),
-])
+@pytest.mark.parametrize(
+    "name,raw,msg",
+    [
+        ("epochs", "1.5", "whole number"),
+        ("epochs", "-1", "outside"),
+        ("lr", "nan", "finite"),
+        ("lr", "inf", "finite"),
+        ("hidden", "0", "outside"),
+        ("hidden", "1,2,3,4,5", "at most 4"),
+        ("objective", "sgd", "not one of"),
+        ("seed", True, "not a number"),
+        ("nope", "1", "unknown setting"),
+    ],
+)
 def test_coerce_field_refuses_with_the_setting_named(name, raw, msg):
     with pytest.raises(ConfigError) as e:
         state.coerce_field(name, raw)
@@ -100,11 +132,13 @@ def test_classroom_flag_from_query():
 
 # ---- models: disk and zip ----------------------------------------------------------------------------
 
+
 def _model(objective="stca"):
     cfg = se.NeuronConfig()
     net = se.SNN([6, 5, 3], cfg, seed=3, init_std=0.2)
-    return models_ui.make_model(net, cfg, ["a", "b", "c"], {"name": "spectral", "n_channels": 2}, "detect",
-                                objective, epochs_trained=4)
+    return models_ui.make_model(
+        net, cfg, ["a", "b", "c"], {"name": "spectral", "n_channels": 2}, "detect", objective, epochs_trained=4
+    )
 
 
 def test_save_load_roundtrip_on_disk(tmp_path):
@@ -150,6 +184,7 @@ def test_zip_roundtrip_and_bad_uploads(monkeypatch):
 
 # ---- the page through AppTest --------------------------------------------------------------------------
 
+
 def _page(query=None, env=None) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=120)
     for k, v in (query or {}).items():
@@ -170,7 +205,7 @@ def test_page_shows_controls_device_and_default_preset():
     assert at.selectbox(key=state.widget_key("preset")).value == "classroom-fast"
     assert at.number_input(key=state.widget_key("epochs")).value == state.preset_settings("classroom-fast").epochs
     assert any("**Device:**" in m.value and se.describe_device() in m.value for m in at.sidebar.markdown)
-    assert dict(at.query_params) .get("preset") in ("classroom-fast", ["classroom-fast"])
+    assert dict(at.query_params).get("preset") in ("classroom-fast", ["classroom-fast"])
     for key in ("hidden", "tau_m_ms", "lr", "batch_size", "encoder"):
         assert at.get_by_key(state.widget_key(key)) is not None
 
@@ -216,8 +251,16 @@ def test_classroom_mode_hides_the_advanced_controls():
     assert state.widget_key("tau_m_ms") in keys
 
 
-SMALL_RUN = {"classes": "bells,horn", "n_train": "8", "n_test": "4", "events_per_stream": "2", "hidden": "16",
-             "epochs": "3", "batch_size": "4", "seed": "1"}
+SMALL_RUN = {
+    "classes": "bells,horn",
+    "n_train": "8",
+    "n_test": "4",
+    "events_per_stream": "2",
+    "hidden": "16",
+    "epochs": "3",
+    "batch_size": "4",
+    "seed": "1",
+}
 
 
 def _epoch_counter(at):
@@ -242,13 +285,13 @@ def _wait(at, pred, timeout=240.0):
 
 
 def test_epochs_run_through_the_worker_then_reset_clears():
-    at = _page({**SMALL_RUN, "compare": "1"})                 # STCA and TDP1 side by side
-    assert _epoch_counter(at) is None                        # nothing before Start
+    at = _page({**SMALL_RUN, "compare": "1"})  # STCA and TDP1 side by side
+    assert _epoch_counter(at) is None  # nothing before Start
     at.button(key="train.btn_start").click().run()
     assert not at.exception
     worker = at.session_state["train.run"]["worker"]
     assert worker.alive or worker.snapshot().finished
-    other = _page(SMALL_RUN)                                  # another browser session: its own state
+    other = _page(SMALL_RUN)  # another browser session: its own state
     assert _epoch_counter(other) is None and "train.run" not in other.session_state
     seen = set()
 
@@ -257,15 +300,16 @@ def test_epochs_run_through_the_worker_then_reset_clears():
         if c:
             seen.add(c[0])
         return c is not None and c[0] == 3 and worker.snapshot().finished
+
     _wait(at, advanced)
     assert _epoch_counter(at) == (3, 3)
     assert worker.snapshot().status == "done" and not at.error
-    assert len(seen) >= 2                                   # the counter advanced while we polled
-    assert len(at.get("plotly_chart")) >= 5                 # curves, traces ×2, raster, weights
+    assert len(seen) >= 2  # the counter advanced while we polled
+    assert len(at.get("plotly_chart")) >= 5  # curves, traces ×2, raster, weights
     snap = worker.snapshot()
     assert snap.labels == ("stca", "tdp1") and all(len(snap.reports[lb]) == 3 for lb in snap.labels)
     r_stca, r_tdp1 = worker.runner("stca"), worker.runner("tdp1")
-    assert r_stca.trainer.train is r_tdp1.trainer.train        # the same data for both objectives
+    assert r_stca.trainer.train is r_tdp1.trainer.train  # the same data for both objectives
     assert r_tdp1.trainer.cfg.objective == "tdp1" and r_tdp1.trainer.cfg.seed == r_stca.trainer.cfg.seed
     model = at.session_state["trained_model"]
     assert set(models_ui.MODEL_KEYS) <= set(model)
@@ -309,7 +353,7 @@ def test_step_trains_one_epoch_then_pauses():
 
 
 def test_settings_that_cannot_run_are_refused_at_start():
-    at = _page({"data": "ftp://nowhere", "tau_s_ms": "40"})       # τs must be < τm (30 ms)
+    at = _page({"data": "ftp://nowhere", "tau_s_ms": "40"})  # τs must be < τm (30 ms)
     at.button(key="train.btn_start").click().run()
     assert "train.run" not in at.session_state and not at.exception
     text = " ".join(e.value for e in at.error)
@@ -317,8 +361,19 @@ def test_settings_that_cannot_run_are_refused_at_start():
 
 
 def test_classification_with_the_margin_readout_next_to_stca():
-    at = _page({"task": "classify", "data": "digits", "classes": "0,1", "objective": "margin", "compare": "1",
-                "compare_objective": "stca", "hidden": "8", "epochs": "1", "batch_size": "32"})
+    at = _page(
+        {
+            "task": "classify",
+            "data": "digits",
+            "classes": "0,1",
+            "objective": "margin",
+            "compare": "1",
+            "compare_objective": "stca",
+            "hidden": "8",
+            "epochs": "1",
+            "batch_size": "32",
+        }
+    )
     assert at.selectbox(key=state.widget_key("objective")).value == "margin"
     at.button(key="train.btn_start").click().run()
     worker = at.session_state["train.run"]["worker"]

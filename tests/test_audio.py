@@ -1,4 +1,5 @@
 """Audio loading: formats, mono/resampling/normalisation, RWCP raw byte order, every bad-input message."""
+
 from __future__ import annotations
 
 import io
@@ -28,10 +29,16 @@ def dominant_hz(x, sr=16000):
     return np.argmax(spec) * sr / x.size
 
 
-@pytest.mark.parametrize("ext,fmt,subtype", [
-    ("wav", "WAV", "PCM_16"), ("wav", "WAV", "FLOAT"), ("flac", "FLAC", "PCM_24"), ("ogg", "OGG", "VORBIS"),
-    ("mp3", "MP3", "MPEG_LAYER_III"),
-])
+@pytest.mark.parametrize(
+    "ext,fmt,subtype",
+    [
+        ("wav", "WAV", "PCM_16"),
+        ("wav", "WAV", "FLOAT"),
+        ("flac", "FLAC", "PCM_24"),
+        ("ogg", "OGG", "VORBIS"),
+        ("mp3", "MP3", "MPEG_LAYER_III"),
+    ],
+)
 def test_formats_rates_channels(tmp_path, ext, fmt, subtype):
     sr = 44100
     left = tone(440, 0.5, sr, 0.4)
@@ -75,16 +82,19 @@ def _write_nan_wav(path):
     sf.write(path, x, 16000, subtype="FLOAT")
 
 
-@pytest.mark.parametrize("name,make,message", [
-    ("text.wav", lambda p: p.write_text("this is not audio\n" * 10), "not a readable audio file"),
-    ("empty.wav", lambda p: p.write_bytes(b""), r"empty file \(0 bytes\)"),
-    ("noframes.wav", lambda p: sf.write(p, np.zeros((0, 1)), 16000), "no audio samples"),
-    ("zeros.wav", lambda p: sf.write(p, np.zeros(16000), 16000), "silent"),
-    ("tiny.wav", lambda p: sf.write(p, np.full(16000, 1e-6), 16000, subtype="FLOAT"), "silent"),
-    ("short.flac", lambda p: sf.write(p, tone(440, 0.02, 16000), 16000), r"too short: 20\.0 ms"),
-    ("nan.wav", _write_nan_wav, r"2 NaN/inf samples"),
-    ("garbage.mp3", lambda p: p.write_bytes(bytes(range(256)) * 40), "not a readable audio file"),
-])
+@pytest.mark.parametrize(
+    "name,make,message",
+    [
+        ("text.wav", lambda p: p.write_text("this is not audio\n" * 10), "not a readable audio file"),
+        ("empty.wav", lambda p: p.write_bytes(b""), r"empty file \(0 bytes\)"),
+        ("noframes.wav", lambda p: sf.write(p, np.zeros((0, 1)), 16000), "no audio samples"),
+        ("zeros.wav", lambda p: sf.write(p, np.zeros(16000), 16000), "silent"),
+        ("tiny.wav", lambda p: sf.write(p, np.full(16000, 1e-6), 16000, subtype="FLOAT"), "silent"),
+        ("short.flac", lambda p: sf.write(p, tone(440, 0.02, 16000), 16000), r"too short: 20\.0 ms"),
+        ("nan.wav", _write_nan_wav, r"2 NaN/inf samples"),
+        ("garbage.mp3", lambda p: p.write_bytes(bytes(range(256)) * 40), "not a readable audio file"),
+    ],
+)
 def test_bad_files_name_file_and_problem(tmp_path, name, make, message):
     p = tmp_path / name
     make(p)
@@ -168,7 +178,7 @@ def test_raw_bad_inputs(tmp_path):
     seconds=st.one_of(st.just(0.0), st.floats(0.0, 0.06), st.floats(0.06, 0.6), st.floats(0.06, 0.6)),
     amp=st.sampled_from([0.0, 1e-6, 1e-3, 0.5, 1.0]),
     fmt=st.sampled_from([("wav", "PCM_16"), ("wav", "FLOAT"), ("flac", "PCM_16")]),
-    seed=st.integers(0, 2 ** 16),
+    seed=st.integers(0, 2**16),
     as_upload=st.booleans(),
 )
 def test_load_audio_property(tmp_path, rate, channels, seconds, amp, fmt, seed, as_upload):

@@ -1,9 +1,9 @@
 """Data, Detect and Neuron playground pages in a real headless Chromium: they render without an exception,
 their main figures appear, and a full-page screenshot of each is kept under tests/artifacts/ for a human look."""
+
 from __future__ import annotations
 
 import pytest
-
 from conftest import REPO, StreamlitServer, wait_for_app
 
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -93,11 +93,23 @@ def server_with_saved_model(tmp_path):
     with torch.no_grad():
         net.weights[0][0, :] = 0.4
         net.weights[0][2, : enc.n_units // 2] = 0.6  # low bands only
-    save_model(tmp_path / "runs" / "demo-detector", net, cfg, class_names=list(CLASSES[:4]),
-               encoder_settings=enc.settings(), task="detect", objective="stca")
-    server = StreamlitServer(env={"STCA_RUNS_DIR": str(tmp_path / "runs"), "STCA_CACHE_DIR": str(tmp_path / "cache"),
-                                 "STCA_READY_MODEL": ""},  # the saved model, not the shipped one, is the default
-                             log_path=tmp_path / "server.log")
+    save_model(
+        tmp_path / "runs" / "demo-detector",
+        net,
+        cfg,
+        class_names=list(CLASSES[:4]),
+        encoder_settings=enc.settings(),
+        task="detect",
+        objective="stca",
+    )
+    server = StreamlitServer(
+        env={
+            "STCA_RUNS_DIR": str(tmp_path / "runs"),
+            "STCA_CACHE_DIR": str(tmp_path / "cache"),
+            "STCA_READY_MODEL": "",
+        },  # the saved model, not the shipped one, is the default
+        log_path=tmp_path / "server.log",
+    )
     yield server
     server.stop()
 

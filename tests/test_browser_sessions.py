@@ -3,21 +3,27 @@
 The Train page hands its worker ``components.session_alive_check()`` (Streamlit's
 ``Runtime.is_active_session`` for the page's own session); this drives it through a real server and
 Chromium and reads the server's log, where the worker says why it stopped."""
+
 from __future__ import annotations
 
 import time
 
 import pytest
-from playwright.sync_api import expect
-
 from conftest import StreamlitServer, wait_for_app
+from playwright.sync_api import expect
 
 
 @pytest.mark.browser
 def test_closing_the_tab_stops_its_training_run(chromium, tmp_path):
     log_path = tmp_path / "server.log"
-    server = StreamlitServer(env={"STCA_CACHE_DIR": str(tmp_path / "cache"), "STCA_TAB_CLOSED_S": "2",
-                                  "STCA_RUNS_DIR": str(tmp_path / "runs")}, log_path=log_path)
+    server = StreamlitServer(
+        env={
+            "STCA_CACHE_DIR": str(tmp_path / "cache"),
+            "STCA_TAB_CLOSED_S": "2",
+            "STCA_RUNS_DIR": str(tmp_path / "runs"),
+        },
+        log_path=log_path,
+    )
     try:
         context = chromium.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
@@ -34,8 +40,9 @@ def test_closing_the_tab_stops_its_training_run(chromium, tmp_path):
             if "stopped: the browser tab was closed" in text:
                 break
             time.sleep(0.5)
-        assert "training run stca-train stopped: the browser tab was closed (its session was gone for 2 s)" in text, \
+        assert "training run stca-train stopped: the browser tab was closed (its session was gone for 2 s)" in text, (
             text[-3000:]
+        )
         assert "stopped polling" not in text
     finally:
         server.stop()
@@ -57,11 +64,19 @@ def test_closing_the_tab_removes_its_upload_folder_on_a_quiet_server(chromium, t
     for name, f0 in (("bell", 880.0), ("horn", 220.0)):
         for i in (1, 2):
             p = tmp_path / f"{name}_{i:02d}.wav"
-            sf.write(str(p), (0.5 * np.sin(2 * np.pi * f0 * (1 + 0.01 * i) * t) * np.hanning(t.size)).astype(np.float32), sr)
+            sf.write(
+                str(p), (0.5 * np.sin(2 * np.pi * f0 * (1 + 0.01 * i) * t) * np.hanning(t.size)).astype(np.float32), sr
+            )
             wavs.append(str(p))
     log_path = tmp_path / "server.log"
-    server = StreamlitServer(env={"STCA_CACHE_DIR": str(tmp_path / "cache"), "STCA_TAB_CLOSED_S": "2",
-                                  "STCA_RUNS_DIR": str(tmp_path / "runs")}, log_path=log_path)
+    server = StreamlitServer(
+        env={
+            "STCA_CACHE_DIR": str(tmp_path / "cache"),
+            "STCA_TAB_CLOSED_S": "2",
+            "STCA_RUNS_DIR": str(tmp_path / "runs"),
+        },
+        log_path=log_path,
+    )
     mine = os.path.join(tempfile.gettempdir(), f"stca_uploads_{server.proc.pid}_*")
     try:
         context = chromium.new_context(viewport={"width": 1400, "height": 1000})

@@ -1,14 +1,14 @@
 """The Train page in a real headless Chromium: classroom preset, Start, the epoch counter advances
 while the page stays responsive, and a screenshot lands in tests/artifacts/ for a human to look at."""
+
 from __future__ import annotations
 
 import re
 import time
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
-
 from conftest import REPO, wait_for_app
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 ARTIFACTS = REPO / "tests" / "artifacts"
 COUNTER = re.compile(r"Epoch (\d+) / (\d+)")

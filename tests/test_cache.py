@@ -1,4 +1,5 @@
 """Encoded-clip cache: keys, hits and misses, bad clips, process pool, atomic concurrent writes."""
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -52,8 +53,11 @@ def reference(clip, enc):
 
 
 def same(a, b):
-    return (np.array_equal(a.times, b.times) and np.array_equal(a.units, b.units)
-            and (a.n_units, a.n_steps, a.dt_ms) == (b.n_units, b.n_steps, b.dt_ms))
+    return (
+        np.array_equal(a.times, b.times)
+        and np.array_equal(a.units, b.units)
+        and (a.n_units, a.n_steps, a.dt_ms) == (b.n_units, b.n_steps, b.dt_ms)
+    )
 
 
 def test_miss_then_hit_and_settings_change_misses(tmp_path):
@@ -94,8 +98,12 @@ def test_bad_clips_are_skipped_and_listed(tmp_path):
     silent = tmp_path / "silent.raw"
     silent.write_bytes(np.zeros(4800, "<i2").tobytes())
     gone = AudioClip(str(tmp_path / "missing.raw"), "c", kind="rwcp_raw")
-    out = encode_clips([good, AudioClip(str(silent), "c", kind="rwcp_raw"), gone], FrameLevelEncoder(),
-                       cache=SpikeCache(tmp_path / "cache"), workers=1)
+    out = encode_clips(
+        [good, AudioClip(str(silent), "c", kind="rwcp_raw"), gone],
+        FrameLevelEncoder(),
+        cache=SpikeCache(tmp_path / "cache"),
+        workers=1,
+    )
     assert out[0] is not None and out[1] is None and out[2] is None
     reasons = dict(out.skipped)
     assert "silent" in reasons[str(silent)]
@@ -117,8 +125,13 @@ def test_process_pool_matches_serial_and_fills_the_cache(tmp_path):
     clips = [write_clip(tmp_path / f"d/{k}.raw", 150 + 37 * k, n=2400) for k in range(8)]
     clips.append(AudioClip(str(tmp_path / "d/none.raw"), "c", kind="rwcp_raw"))
     seen = []
-    par = encode_clips(clips, FrameLevelEncoder(), cache=SpikeCache(tmp_path / "c1"), workers=2,
-                       progress=lambda d, t, m: seen.append((d, t)))
+    par = encode_clips(
+        clips,
+        FrameLevelEncoder(),
+        cache=SpikeCache(tmp_path / "c1"),
+        workers=2,
+        progress=lambda d, t, m: seen.append((d, t)),
+    )
     ser = encode_clips(clips, FrameLevelEncoder(), cache=False, workers=1)
     assert par.misses == 8 and par[-1] is None and ser[-1] is None  # the missing file fails hashing
     assert len(par.skipped) == 1 and "none.raw" in par.skipped[0][0]

@@ -1,4 +1,5 @@
 """Checkpoints: exact round trips (folder and zip), and a clear CheckpointError for every defect."""
+
 import hashlib
 import io
 import json
@@ -42,9 +43,15 @@ def _x(T=80, B=3, n=12, seed=0):
 def test_round_trip_identical_outputs(tmp_path, dtype):
     net = _net(dtype)
     tc = TrainConfig(task="classify", objective="stca", hidden=[7], epochs=3, seed=5, device="cpu")
-    save_model(tmp_path / "m", net, CFG, train_cfg=tc, class_names=["a", "b", "c"],
-               encoder_settings={"name": "spikegram", "n_kernels": 32, "snr": np.float32(11.5)},
-               extra={"test_accuracy": 0.75, "nan_metric": float("nan")})
+    save_model(
+        tmp_path / "m",
+        net,
+        CFG,
+        train_cfg=tc,
+        class_names=["a", "b", "c"],
+        encoder_settings={"name": "spikegram", "n_kernels": 32, "snr": np.float32(11.5)},
+        extra={"test_accuracy": 0.75, "nan_metric": float("nan")},
+    )
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [CONFIG_NAME, WEIGHTS_NAME]
     net2, info = load_model(tmp_path / "m", device="cpu")
     x = _x()
@@ -171,21 +178,24 @@ def test_wrong_dtype_nan_and_checksum(saved, tmp_path):
     _error(saved, WEIGHTS_NAME, "SHA-256")
 
 
-@pytest.mark.parametrize("changes, needles", [
-    ({"format_version": 99}, ["version 99", "newer"]),
-    ({"format_version": 0}, ["unknown format version 0"]),
-    ({"format": "something-else"}, ["not an STCA Studio model"]),
-    ({"neuron": {**CFG.to_dict(), "tau_s_ms": 50.0}}, ["neuron settings out of range", "tau_s_ms"]),
-    ({"neuron": {**CFG.to_dict(), "theta": -1.0}}, ["neuron settings out of range", "theta"]),
-    ({"neuron": {**CFG.to_dict(), "bogus": 1}}, ["unknown setting", "bogus"]),
-    ({"sizes": [12, 0, 3]}, ["'sizes'"]),
-    ({"dtype": "int8"}, ["'dtype'"]),
-    ({"class_names": ["a"]}, ["'class_names' has 1 names", "3 neurons"]),
-    ({"objective": "margin"}, ["non-spiking output"]),
-    ({"task": "segment"}, ["'task'"]),
-    ({"train": {"epochs": -1}}, ["training settings out of range", "epochs"]),
-    ({"weights_sha256": "xyz"}, ["weights_sha256"]),
-])
+@pytest.mark.parametrize(
+    "changes, needles",
+    [
+        ({"format_version": 99}, ["version 99", "newer"]),
+        ({"format_version": 0}, ["unknown format version 0"]),
+        ({"format": "something-else"}, ["not an STCA Studio model"]),
+        ({"neuron": {**CFG.to_dict(), "tau_s_ms": 50.0}}, ["neuron settings out of range", "tau_s_ms"]),
+        ({"neuron": {**CFG.to_dict(), "theta": -1.0}}, ["neuron settings out of range", "theta"]),
+        ({"neuron": {**CFG.to_dict(), "bogus": 1}}, ["unknown setting", "bogus"]),
+        ({"sizes": [12, 0, 3]}, ["'sizes'"]),
+        ({"dtype": "int8"}, ["'dtype'"]),
+        ({"class_names": ["a"]}, ["'class_names' has 1 names", "3 neurons"]),
+        ({"objective": "margin"}, ["non-spiking output"]),
+        ({"task": "segment"}, ["'task'"]),
+        ({"train": {"epochs": -1}}, ["training settings out of range", "epochs"]),
+        ({"weights_sha256": "xyz"}, ["weights_sha256"]),
+    ],
+)
 def test_config_out_of_range(saved, changes, needles):
     _edit_config(saved, **changes)
     _error(saved, CONFIG_NAME, *needles)

@@ -1,4 +1,5 @@
 """The ``stca`` command end to end on tiny data: train -> eval -> detect, encode, and its errors."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,28 @@ REPO = Path(__file__).resolve().parents[1]
 # tiny but real: a folder data set of synthetic event sounds (3 classes x 8 clips) through the fast
 # encoder, a few short streams, a small network
 CLASSES = ("bells", "whistle", "horn")
-TINY_DETECT = ["--task", "detect", "--encoder", "spectral", "--streams", "12", "--test-streams", "6",
-               "--events", "2", "--hidden", "16", "--epochs", "2", "--batch", "4", "--lr", "0.01", "--init-std", "0.2"]
+TINY_DETECT = [
+    "--task",
+    "detect",
+    "--encoder",
+    "spectral",
+    "--streams",
+    "12",
+    "--test-streams",
+    "6",
+    "--events",
+    "2",
+    "--hidden",
+    "16",
+    "--epochs",
+    "2",
+    "--batch",
+    "4",
+    "--lr",
+    "0.01",
+    "--init-std",
+    "0.2",
+]
 
 
 def _sound_folder(root: Path) -> Path:
@@ -127,8 +148,26 @@ def test_detect_prints_events_and_json(detect_model, tmp_path, capsys):
 
 def test_classify_digits_metrics_schema(tmp_path, capsys):
     out = tmp_path / "dig"
-    code, _, err = _run(["train", "--data", "digits", "--task", "classify", "--classes", "0,1,2", "--hidden", "20",
-                         "--epochs", "1", "--lr", "0.01", "--out", str(out)], capsys)
+    code, _, err = _run(
+        [
+            "train",
+            "--data",
+            "digits",
+            "--task",
+            "classify",
+            "--classes",
+            "0,1,2",
+            "--hidden",
+            "20",
+            "--epochs",
+            "1",
+            "--lr",
+            "0.01",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0, err
     m = json.loads((out / "metrics.json").read_text())
     assert len(m["epochs"]) == 1
@@ -191,15 +230,33 @@ def test_subprocess_errors_and_argparse_exit_codes(tmp_path):
     """The real ``python -m stca_engine`` process: StcaError -> exit 2 one line; argparse -> exit 2."""
     env = {**os.environ, "STCA_CACHE_DIR": str(tmp_path / "c")}
     env.pop("WORLD_SIZE", None)
-    r = subprocess.run([sys.executable, "-m", "stca_engine", "train", "--data", "bogus:thing", "--task", "detect"],
-                       capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "stca_engine", "train", "--data", "bogus:thing", "--task", "detect"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+    )
     assert r.returncode == 2 and r.stderr.startswith("stca: error: ") and len(r.stderr.strip().splitlines()) == 1
     assert "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, "-m", "stca_engine", "train", "--task", "detect"],
-                       capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "stca_engine", "train", "--task", "detect"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+    )
     assert r.returncode == 2 and "--data" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "stca_engine", "train", "--data", "demo", "--task", "dance"],
-                       capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "stca_engine", "train", "--data", "demo", "--task", "dance"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+    )
     assert r.returncode == 2 and "invalid choice" in r.stderr
 
 
@@ -229,21 +286,44 @@ def test_training_error_keeps_last_good_weights_and_epochs(sound_data, tmp_path,
 
 def test_epoch_line_warns_about_a_silent_network(sound_data, tmp_path, capsys):
     """Weights too small to make the hidden layer fire: the epoch line says so (even with --quiet)."""
-    argv = ["train", "--data", sound_data, *TINY_DETECT, "--init-std", "1e-6", "--epochs", "1",
-            "--out", str(tmp_path / "m")]
+    argv = [
+        "train",
+        "--data",
+        sound_data,
+        *TINY_DETECT,
+        "--init-std",
+        "1e-6",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "m"),
+    ]
     code, _, err = _run(argv, capsys)
     assert code == 0
     assert "stca: epoch 1:  WARNING: silent hidden 1, output (no spikes this epoch" in err
     assert "no step that depends on the weights" in err
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert metrics["epochs"][0]["silent_layers"] == ["hidden 1", "output"]
-    code = cli.main(["train", "--data", sound_data, *TINY_DETECT, "--init-std", "1e-6", "--epochs", "1",
-                     "--out", str(tmp_path / "m2")])
+    code = cli.main(
+        [
+            "train",
+            "--data",
+            sound_data,
+            *TINY_DETECT,
+            "--init-std",
+            "1e-6",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "m2"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0 and "test accuracy" in err and "WARNING: silent hidden 1, output" in err
     # a network that fires carries no warning
-    code, _, err = _run(["train", "--data", sound_data, *TINY_DETECT, "--epochs", "1", "--out", str(tmp_path / "ok")],
-                        capsys)
+    code, _, err = _run(
+        ["train", "--data", sound_data, *TINY_DETECT, "--epochs", "1", "--out", str(tmp_path / "ok")], capsys
+    )
     assert code == 0 and "WARNING" not in err
 
 
@@ -273,8 +353,10 @@ def test_detect_table_columns_stay_aligned_for_long_names(detect_model, tmp_path
         assert line.index(" ", len(str(wav))) + 1 == head.index("class")
         assert len(line) == len(head)
     # the pure formatter: a class name longer than the old 14-character column
-    rows = [{"file": "a.wav", "class": "very_long_class_name_indeed", "start_s": 1.0, "end_s": 2.5, "n_spikes": 12},
-            {"file": "bb.wav", "class": "x", "start_s": 10.25, "end_s": 100.0, "n_spikes": 3}]
+    rows = [
+        {"file": "a.wav", "class": "very_long_class_name_indeed", "start_s": 1.0, "end_s": 2.5, "n_spikes": 12},
+        {"file": "bb.wav", "class": "x", "start_s": 10.25, "end_s": 100.0, "n_spikes": 3},
+    ]
     out = cli.format_table(rows).splitlines()
     assert out[0].split() == ["file", "class", "start_s", "end_s", "spikes"]
     starts = [_column_starts(line) for line in out]
@@ -317,8 +399,10 @@ def test_detect_writes_labels_and_scores_against_truth(detect_model, tmp_path, c
     assert code == 0, err
     score_line = [line for line in out.splitlines() if line.startswith("score ")]
     n = len(rows)
-    assert score_line == [f"score {wav}: precision 1.000  recall {n / (n + 1):.3f}  F1 {2 * n / (2 * n + 1):.3f}  "
-                          f"(hits {n}, false alarms 0, misses 1)"]
+    assert score_line == [
+        f"score {wav}: precision 1.000  recall {n / (n + 1):.3f}  F1 {2 * n / (2 * n + 1):.3f}  "
+        f"(hits {n}, false alarms 0, misses 1)"
+    ]
     code, out, err = _run(["detect", str(detect_model), str(wav), "--truth", str(truth), "--json"], capsys)
     score = json.loads(out.strip().splitlines()[-1])
     assert score["file"] == str(wav) and (score["score"]["tp"], score["score"]["fn"]) == (n, 1)
@@ -327,8 +411,9 @@ def test_detect_writes_labels_and_scores_against_truth(detect_model, tmp_path, c
     tdir = tmp_path / "truths"
     tdir.mkdir()
     (tdir / "stream.txt").write_text(lab.read_text())
-    code, out, err = _run(["detect", str(detect_model), str(wav), str(tmp_path / "stream_labels.txt"),
-                           "--truth", str(tdir)], capsys)
+    code, out, err = _run(
+        ["detect", str(detect_model), str(wav), str(tmp_path / "stream_labels.txt"), "--truth", str(tdir)], capsys
+    )
     assert code == 2 and "stream_labels.txt" in err  # the second recording has no truth file: named
     (tdir / "other.txt").write_text("")
     wav3 = tmp_path / "other.wav"
@@ -345,7 +430,8 @@ def test_detect_bad_truth_file_is_one_line_naming_file_and_line(detect_model, tm
     truth.write_text("0.5\t1.0\tbells\n\n1.0\tsoon\tbells\n")
     code, out, err = _run(["detect", str(detect_model), str(wav), "--truth", str(truth)], capsys)
     assert code == 2 and out == ""
-    assert err.strip().splitlines() == [f"stca: error: {truth}: line 3: end time 'soon' is not a number "
-                                        "(expected start<TAB>end<TAB>label in seconds)"]
+    assert err.strip().splitlines() == [
+        f"stca: error: {truth}: line 3: end time 'soon' is not a number (expected start<TAB>end<TAB>label in seconds)"
+    ]
     code, out, err = _run(["detect", str(detect_model), str(wav), str(wav), "--labels-out", str(truth)], capsys)
     assert code == 2 and "must be a folder" in err

@@ -1,5 +1,6 @@
 """Spike clusters, k⁺ and k⁻ on hand-made traces (every rule of SPEC §3) and vs a brute-force
 per-trace implementation written here in plain Python."""
+
 import random
 
 import numpy as np
@@ -35,8 +36,8 @@ def test_cluster_interval_boundary():
 
 def test_count_clusters_batched_shape_and_silent_neuron():
     s = torch.zeros(30, 2, 3)
-    s[[0, 1, 2], 0, 0] = 1          # one cluster of 3
-    s[[0, 10, 20], 1, 1] = 1        # three clusters (T_in 5)
+    s[[0, 1, 2], 0, 0] = 1  # one cluster of 3
+    s[[0, 10, 20], 1, 1] = 1  # three clusters (T_in 5)
     out = count_clusters(s, 5)
     assert out.dtype == torch.long and out.shape == (2, 3)
     assert out.tolist() == [[1, 0, 0], [0, 3, 0]]
@@ -53,15 +54,15 @@ def test_bad_t_in():
 def test_k_plus_highest_local_max_outside_clusters():
     T, t_in = 40, 5
     v, s = _trace(T, [20], base=0.1)
-    v[10], v[30], v[17] = 0.6, 0.8, 0.95   # 17 is within 5 steps of the spike at 20: excluded
+    v[10], v[30], v[17] = 0.6, 0.8, 0.95  # 17 is within 5 steps of the spike at 20: excluded
     assert k_plus(v, s, t_in) == 30
 
 
 def test_k_plus_distance_exactly_t_in_is_allowed():
     v, s = _trace(40, [20], base=0.1)
-    v[15], v[25], v[5] = 0.9, 0.85, 0.3    # |15-20| = 5 = T_in allowed; 16 would not be
+    v[15], v[25], v[5] = 0.9, 0.85, 0.3  # |15-20| = 5 = T_in allowed; 16 would not be
     assert k_plus(v, s, 5) == 15
-    v[15], v[16] = 0.1, 0.9                # 16 is at distance 4: excluded
+    v[15], v[16] = 0.1, 0.9  # 16 is at distance 4: excluded
     assert k_plus(v, s, 5) == 25
 
 
@@ -73,7 +74,7 @@ def test_k_plus_ties_take_earliest():
 
 def test_k_plus_plateau_left_edge_is_the_local_max():
     v, s = _trace(30, [], base=0.1)
-    v[10], v[11] = 0.7, 0.7      # V[9] < V[10] >= V[11]: 10 is a maximum, 11 is not (V[10] !< V[11])
+    v[10], v[11] = 0.7, 0.7  # V[9] < V[10] >= V[11]: 10 is a maximum, 11 is not (V[10] !< V[11])
     v[20] = 0.69
     assert k_plus(v, s, 5) == 10
 
@@ -100,9 +101,11 @@ def test_k_plus_falls_back_to_highest_allowed_step_when_no_local_max():
 
 def test_k_plus_fallback_ties_take_earliest():
     # two allowed windows, each without a local max, both topping out at 0.4
-    v = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.2, 0.8, 0.6, 0.35, 0.3, 0.25, 0.2, 0.1, 0.2, 0.3,
-                      0.35, 0.4, 0.6, 0.8, 1.2], dtype=torch.float64)
-    s = (v >= 1.0).double()   # spikes at 6 and 20
+    v = torch.tensor(
+        [0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.2, 0.8, 0.6, 0.35, 0.3, 0.25, 0.2, 0.1, 0.2, 0.3, 0.35, 0.4, 0.6, 0.8, 1.2],
+        dtype=torch.float64,
+    )
+    s = (v >= 1.0).double()  # spikes at 6 and 20
     # T_in 3: allowed = 0..3 and 9..17; both windows have no local max (9 follows a higher step,
     # 17 precedes one) and both top out at 0.4 (steps 3 and 17)
     assert float(v[17]) == float(v[3]) == 0.4
@@ -113,12 +116,12 @@ def test_k_plus_fallback_ties_take_earliest():
 
 def test_k_plus_no_qualifying_step():
     v, s = _trace(12, [0, 4, 8], base=0.2)
-    assert k_plus(v, s, 4) == -1   # every step is within 3 of a spike
+    assert k_plus(v, s, 4) == -1  # every step is within 3 of a spike
 
 
 def test_k_plus_tdp1_rule_ignores_clusters_and_spikes():
     v, s = _trace(30, [10], base=0.1)
-    v[12], v[25] = 0.9, 0.5          # 12 is next to the spike: fine for TDP1, not for STCA (T_in 5)
+    v[12], v[25] = 0.9, 0.5  # 12 is next to the spike: fine for TDP1, not for STCA (T_in 5)
     assert k_plus(v, s, None) == 12
     assert k_plus(v, s, 5) == 25
     assert k_plus(v, s, 5, cluster_mask=False) == 12
@@ -126,19 +129,19 @@ def test_k_plus_tdp1_rule_ignores_clusters_and_spikes():
 
 # ---------------------------------------------------------------- k-
 def test_k_minus_fewest_spikes_last_spike():
-    v, s = _trace(60, [2, 3, 4, 20, 22, 40, 41, 42, 43])   # clusters of 3, 2, 4 (T_in 5)
+    v, s = _trace(60, [2, 3, 4, 20, 22, 40, 41, 42, 43])  # clusters of 3, 2, 4 (T_in 5)
     assert k_minus(v, s, 5) == 22
 
 
 def test_k_minus_tie_smaller_voltage_sum_then_earliest():
-    v, s = _trace(60, [2, 4, 20, 22, 40, 42])   # three clusters of 2 spikes
+    v, s = _trace(60, [2, 4, 20, 22, 40, 42])  # three clusters of 2 spikes
     v[[2, 4]] = 1.3
     v[[20, 22]] = 1.1
     v[[40, 42]] = 1.2
     assert k_minus(v, s, 5) == 22
     v[[20, 22]] = 1.3
     v[[40, 42]] = 1.3
-    assert k_minus(v, s, 5) == 4      # all sums equal: earliest cluster
+    assert k_minus(v, s, 5) == 4  # all sums equal: earliest cluster
 
 
 def test_k_minus_no_spikes_and_tdp1_last_spike():
@@ -195,6 +198,7 @@ def _brute_k_minus(v, spikes, t_in):
 @pytest.fixture(params=["numba", "torch"])
 def impl(request, monkeypatch):
     import stca_engine.clusters as c
+
     monkeypatch.setattr(c, "USE_NUMBA", request.param == "numba")
     return request.param
 
@@ -271,9 +275,9 @@ def test_silent_input_gives_no_kplus_and_no_loss_without_gradient(impl):
     net = se.SNN([4, 2], cfg, dtype=torch.float64, device="cpu", seed=0)
     with torch.no_grad():
         net.weights[0][0].fill_(-0.3)  # neuron 0: inhibited by its inputs
-        net.weights[0][1].fill_(0.1)   # neuron 1: excited, stays below ϑ
+        net.weights[0][1].fill_(0.1)  # neuron 1: excited, stays below ϑ
     x = torch.zeros(60, 2, 4, dtype=torch.float64)
-    x[10, 0, :] = 1                    # sample 0 has input; sample 1 is silent
+    x[10, 0, :] = 1  # sample 0 has input; sample 1 is silent
     rec = net(x)
     target = torch.ones(2, 2, dtype=torch.long)
     loss, info = se.stca_loss(rec.voltages[-1], rec.spikes[-1], target, cfg, task="detect")

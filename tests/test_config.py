@@ -1,4 +1,5 @@
 """NeuronConfig: derived constants and validation."""
+
 import dataclasses
 import math
 
@@ -21,26 +22,42 @@ def test_derived_defaults():
 def test_v0_normalises_psp_peak_for_any_ratio(tau_m):
     for ratio in (4.0, 2.0, 1.5):
         cfg = se.NeuronConfig(tau_m_ms=tau_m, tau_s_ms=tau_m / ratio)
-        peak = max(math.exp(-t / cfg.tau_m_ms) - math.exp(-t / cfg.tau_s_ms)
-                   for t in (i * tau_m / 20000 for i in range(1, 200000)))
+        peak = max(
+            math.exp(-t / cfg.tau_m_ms) - math.exp(-t / cfg.tau_s_ms)
+            for t in (i * tau_m / 20000 for i in range(1, 200000))
+        )
         assert cfg.v0 * peak == pytest.approx(1.0, rel=1e-7)
         if ratio == 4.0:
             assert cfg.v0 == pytest.approx(2.1165, abs=5e-5)
 
 
 def test_t_in_rounding():
-    assert se.NeuronConfig(dt_ms=3.0, t_in_ms=4.5).t_in_steps == 2   # 1.5 rounds up (not to even)
-    assert se.NeuronConfig(dt_ms=2.0, t_in_ms=5.0).t_in_steps == 3   # 2.5 -> 3
+    assert se.NeuronConfig(dt_ms=3.0, t_in_ms=4.5).t_in_steps == 2  # 1.5 rounds up (not to even)
+    assert se.NeuronConfig(dt_ms=2.0, t_in_ms=5.0).t_in_steps == 3  # 2.5 -> 3
     assert se.NeuronConfig(dt_ms=1.0, t_in_ms=141.4).t_in_steps == 141
 
 
-@pytest.mark.parametrize("kw,word", [
-    (dict(dt_ms=0), "dt_ms"), (dict(dt_ms=-1), "dt_ms"), (dict(tau_m_ms=0), "tau_m_ms"),
-    (dict(tau_s_ms=-2), "tau_s_ms"), (dict(tau_s_ms=30.0), "smaller"), (dict(tau_s_ms=40.0), "smaller"),
-    (dict(alpha=0), "alpha"), (dict(alpha=-1), "alpha"), (dict(theta=0), "theta"), (dict(theta=-0.5), "theta"),
-    (dict(t_in_ms=1.0), "t_in_ms"), (dict(t_in_ms=0), "t_in_ms"), (dict(dt_ms=float("nan")), "finite"),
-    (dict(theta=float("inf")), "finite"), (dict(alpha="2"), "number"), (dict(dt_ms=True), "number"),
-])
+@pytest.mark.parametrize(
+    "kw,word",
+    [
+        (dict(dt_ms=0), "dt_ms"),
+        (dict(dt_ms=-1), "dt_ms"),
+        (dict(tau_m_ms=0), "tau_m_ms"),
+        (dict(tau_s_ms=-2), "tau_s_ms"),
+        (dict(tau_s_ms=30.0), "smaller"),
+        (dict(tau_s_ms=40.0), "smaller"),
+        (dict(alpha=0), "alpha"),
+        (dict(alpha=-1), "alpha"),
+        (dict(theta=0), "theta"),
+        (dict(theta=-0.5), "theta"),
+        (dict(t_in_ms=1.0), "t_in_ms"),
+        (dict(t_in_ms=0), "t_in_ms"),
+        (dict(dt_ms=float("nan")), "finite"),
+        (dict(theta=float("inf")), "finite"),
+        (dict(alpha="2"), "number"),
+        (dict(dt_ms=True), "number"),
+    ],
+)
 def test_validation(kw, word):
     with pytest.raises(ConfigError, match=word) as e:
         se.NeuronConfig(**kw)

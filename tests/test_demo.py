@@ -1,4 +1,5 @@
 """The built-in demo set: deterministic, in the RWCP layout, varied, small and clearly separable."""
+
 from __future__ import annotations
 
 import hashlib

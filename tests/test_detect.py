@@ -1,4 +1,5 @@
 """detect_events: chunked streaming equals the unchunked run and the plain-torch reference layer."""
+
 from __future__ import annotations
 
 import types
@@ -11,8 +12,7 @@ from stca_engine.config import NeuronConfig
 from stca_engine.data.types import SpikeTrain
 from stca_engine.detect import detect_events, run_streaming
 from stca_engine.errors import ConfigError
-from stca_engine.kernels import LayerParams
-from stca_engine.kernels import reference
+from stca_engine.kernels import LayerParams, reference
 
 CFG = NeuronConfig()
 
@@ -20,8 +20,10 @@ CFG = NeuronConfig()
 def _fake_net(sizes, seed=0, scale=0.4):
     """Just what detect needs: ``weights`` [out, in] (the SNN contract, SPEC §5)."""
     g = torch.Generator().manual_seed(seed)
-    ws = [torch.nn.Parameter(torch.randn(b, a, generator=g, dtype=torch.float64) * scale)
-          for a, b in zip(sizes[:-1], sizes[1:])]
+    ws = [
+        torch.nn.Parameter(torch.randn(b, a, generator=g, dtype=torch.float64) * scale)
+        for a, b in zip(sizes[:-1], sizes[1:])
+    ]
     return types.SimpleNamespace(weights=ws)
 
 
@@ -94,7 +96,8 @@ def test_events_are_output_clusters_with_times():
     assert len(groups) == 3
     dt = CFG.dt_ms / 1000
     assert [(e["class"], e["start_s"], e["end_s"], e["n_spikes"]) for e in res.events] == [
-        ("bell", round(g[0] * dt, 6), round((g[-1] + 1) * dt, 6), len(g)) for g in groups]
+        ("bell", round(g[0] * dt, 6), round((g[-1] + 1) * dt, 6), len(g)) for g in groups
+    ]
     assert res.counts() == {"bell": 3, "horn": 0}
     assert res.voltages.shape == (600, 2)
     assert all(e["peak_v"] >= CFG.theta for e in res.events)

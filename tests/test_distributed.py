@@ -1,4 +1,5 @@
 """Data-parallel training: 2 CPU processes under torchrun follow the same trajectory as 1 process."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # A tiny detection problem built directly from the shared types: 2 classes, each a fixed burst
 # pattern on its own afferents; streams hold 1-2 events. Trained for 2 epochs with SGD.
-SCRIPT = r'''
+SCRIPT = r"""
 import json, sys
 import numpy as np, torch
 from stca_engine import distributed as D
@@ -59,7 +60,7 @@ if ctx.is_main:
 D.teardown(ctx)
 if ctx.enabled:
     D.exit_worker(0)
-'''
+"""
 
 
 def _run(cmd, env_extra=None):
@@ -75,8 +76,23 @@ def test_two_processes_match_one(tmp_path):
     script.write_text(SCRIPT)
     one, two = tmp_path / "one.json", tmp_path / "two.json"
     _run([sys.executable, str(script), str(one)])
-    _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
-          "--rdzv_backend", "c10d", "--rdzv_endpoint", "127.0.0.1:0", str(script), str(two)])
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "0",
+            "--rdzv_backend",
+            "c10d",
+            "--rdzv_endpoint",
+            "127.0.0.1:0",
+            str(script),
+            str(two),
+        ]
+    )
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
     for wa, wb in zip(a["weights"], b["weights"]):
         np.testing.assert_allclose(np.array(wb), np.array(wa), rtol=1e-9, atol=1e-12)
@@ -109,15 +125,25 @@ def test_gradient_scaling_reproduces_the_full_batch_gradient():
     def grad_of(rows, scale):
         w.grad = None
         out = D._GradScale.apply(torch.tanh(xs[rows] @ w), scale)
-        (out ** 2).mean().backward()
+        (out**2).mean().backward()
         return w.grad.clone()
 
     full = grad_of(list(range(7)), 1.0)
     world = 3
-    avg = sum(grad_of(list(range(*D.shard_bounds(7, r, world))),
-                      D.loss_scale(D.shard_bounds(7, r, world)[1] - D.shard_bounds(7, r, world)[0], 7,
-                                   D.DistContext(rank=r, world_size=world)))
-              for r in range(world)) / world
+    avg = (
+        sum(
+            grad_of(
+                list(range(*D.shard_bounds(7, r, world))),
+                D.loss_scale(
+                    D.shard_bounds(7, r, world)[1] - D.shard_bounds(7, r, world)[0],
+                    7,
+                    D.DistContext(rank=r, world_size=world),
+                ),
+            )
+            for r in range(world)
+        )
+        / world
+    )
     torch.testing.assert_close(avg, full, rtol=1e-12, atol=1e-14)
 
 

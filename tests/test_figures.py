@@ -1,4 +1,5 @@
 """Figure functions: the right traces and shapes at the right places, checked on hand-built data."""
+
 from __future__ import annotations
 
 import sys
@@ -6,13 +7,24 @@ import sys
 import numpy as np
 import plotly.graph_objects as go
 import pytest
-
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "app"))
-from figures import (detection_timeline, hidden_raster, learning_curves, neuron_traces, output_traces,  # noqa: E402
-                     spectrogram, spike_raster, waveform, weight_histogram, weight_stats, weight_stats_record)
+from figures import (  # noqa: E402
+    detection_timeline,
+    hidden_raster,
+    learning_curves,
+    neuron_traces,
+    output_traces,
+    spectrogram,
+    spike_raster,
+    waveform,
+    weight_histogram,
+    weight_stats,
+    weight_stats_record,
+)
 from figures.audio import envelope  # noqa: E402
+
 from stca_engine.data.types import Event  # noqa: E402
 
 DT = 3.0
@@ -38,8 +50,8 @@ def out_data():
     T, N = 120, 3
     v = np.linspace(0, 0.9, T)[:, None] * np.array([1.0, 0.5, 0.2])
     s = np.zeros((T, N))
-    s[[10, 12, 15, 40, 90], 0] = 1      # t_in = 10: clusters {10,12,15}, {40}, {90}
-    s[[50, 59], 2] = 1                  # one cluster {50, 59} (gap 9 < 10)
+    s[[10, 12, 15, 40, 90], 0] = 1  # t_in = 10: clusters {10,12,15}, {40}, {90}
+    s[[50, 59], 2] = 1  # one cluster {50, 59} (gap 9 < 10)
     v[[10, 12, 15, 40, 90], 0] = 1.2
     v[[50, 59], 2] = 1.1
     return v, s
@@ -48,8 +60,9 @@ def out_data():
 def test_output_traces_rows_clusters_k_markers_and_events(out_data):
     v, s = out_data
     events = [Event(1, 20, 60), Event(0, 5, 30), Event(1, 80, 100)]
-    fig = output_traces(v, s, 1.0, DT, 10, ["bell", "horn", "ring"], k_star=[40, 25, -1], sign=[-1, 1, 0],
-                        events=events, title="probe")
+    fig = output_traces(
+        v, s, 1.0, DT, 10, ["bell", "horn", "ring"], k_star=[40, 25, -1], sign=[-1, 1, 0], events=events, title="probe"
+    )
     assert isinstance(fig, go.Figure)
     _projector_ready(fig, "output_traces")
     clusters = _shapes(fig, "spike cluster")
@@ -60,7 +73,10 @@ def test_output_traces_rows_clusters_k_markers_and_events(out_data):
     assert [c.xref for c in clusters].count("x3") == 1
     ev = _shapes(fig, "true event")
     assert sorted((e.xref, round(e.x0, 6), round(e.x1, 6)) for e in ev) == [
-        ("x", 0.015, 0.09), ("x2", 0.06, 0.18), ("x2", 0.24, 0.3)]
+        ("x", 0.015, 0.09),
+        ("x2", 0.06, 0.18),
+        ("x2", 0.24, 0.3),
+    ]
     (kp,) = _traces(fig, "k⁺")
     assert kp.xaxis == "x2" and kp.marker.symbol == "triangle-up"
     assert kp.x[0] == pytest.approx(25 * DT / 1000) and kp.y[0] == pytest.approx(v[25, 1])
@@ -150,10 +166,14 @@ def test_hidden_raster_from_dense():
 
 
 def test_learning_curves_overlays_runs():
-    stca = [dict(epoch=e, train_loss=1 / e, test_loss=1.2 / e, train_accuracy=0.1 * e, test_accuracy=0.08 * e)
-            for e in range(1, 4)]
-    tdp1 = [dict(epoch=e, train_loss=2 / e, test_loss=None, train_accuracy=0.05 * e, test_accuracy=float("nan"))
-            for e in range(1, 3)]
+    stca = [
+        dict(epoch=e, train_loss=1 / e, test_loss=1.2 / e, train_accuracy=0.1 * e, test_accuracy=0.08 * e)
+        for e in range(1, 4)
+    ]
+    tdp1 = [
+        dict(epoch=e, train_loss=2 / e, test_loss=None, train_accuracy=0.05 * e, test_accuracy=float("nan"))
+        for e in range(1, 3)
+    ]
     fig = learning_curves(None, {"STCA": stca, "TDP1": tdp1})
     _projector_ready(fig, "learning_curves")
     names = sorted({t.name for t in fig.data})
@@ -200,8 +220,14 @@ def test_envelope_keeps_extremes_and_bounds_points():
 def test_waveform_events_and_detections():
     sr = 16000
     w = np.sin(np.arange(sr * 2) * 0.01).astype(np.float32)
-    fig = waveform(w, sr, events=[Event(0, 100, 200)], class_names=["bell", "horn"],
-                   detections=[{"class": "horn", "start_s": 0.5, "end_s": 0.9}], dt_ms=DT)
+    fig = waveform(
+        w,
+        sr,
+        events=[Event(0, 100, 200)],
+        class_names=["bell", "horn"],
+        detections=[{"class": "horn", "start_s": 0.5, "end_s": 0.9}],
+        dt_ms=DT,
+    )
     _projector_ready(fig, "waveform")
     (ev,) = _shapes(fig, "true event")
     assert (ev.x0, ev.x1) == pytest.approx((0.3, 0.6))
@@ -233,8 +259,11 @@ def test_detection_timeline_shows_hits_misses_and_false_alarms():
     sr = 16000
     w = np.zeros(sr * 4, np.float32)
     truth = [{"class": "bell", "start_s": 0.2, "end_s": 0.7}, {"class": "horn", "start_s": 1.5, "end_s": 2.0}]
-    dets = [{"class": "bell", "start_s": 0.3, "end_s": 0.5}, {"class": "bell", "start_s": 0.55, "end_s": 0.65},
-            {"class": "ring", "start_s": 3.0, "end_s": 3.2}]
+    dets = [
+        {"class": "bell", "start_s": 0.3, "end_s": 0.5},
+        {"class": "bell", "start_s": 0.55, "end_s": 0.65},
+        {"class": "ring", "start_s": 3.0, "end_s": 3.2},
+    ]
     score = score_events(dets, truth, tolerance_s=0.0)
     fig = detection_timeline(w, sr, dets, ["bell", "horn", "ring"], events=truth, score=score)
     by_name = {t.name: t for t in fig.data}
@@ -257,8 +286,11 @@ def test_detection_timeline_shows_hits_misses_and_false_alarms():
 def test_detection_timeline_lanes():
     sr = 16000
     w = np.zeros(sr * 3, np.float32)
-    dets = [{"class": "bell", "start_s": 0.2, "end_s": 0.6}, {"class": "ring", "start_s": 1.0, "end_s": 1.5},
-            {"class": "bell", "start_s": 2.0, "end_s": 2.2}]
+    dets = [
+        {"class": "bell", "start_s": 0.2, "end_s": 0.6},
+        {"class": "ring", "start_s": 1.0, "end_s": 1.5},
+        {"class": "bell", "start_s": 2.0, "end_s": 2.2},
+    ]
     fig = detection_timeline(w, sr, dets, ["bell", "horn", "ring"], events=[Event(0, 50, 150)], dt_ms=DT)
     _projector_ready(fig, "detection_timeline")
     bars = {t.name: t for t in fig.data if isinstance(t, go.Bar)}
@@ -273,8 +305,18 @@ def test_detection_timeline_lanes():
 def test_output_traces_window_keeps_absolute_times(out_data):
     v, s = out_data
     # the window [100, 220) of a longer recording: the cluster at local steps 10..15 is at absolute 110..115
-    fig = output_traces(v, s, 1.0, DT, 10, ["a", "b", "c"], k_star=[-1, 125, -1], sign=[0, 1, 0],
-                        events=[Event(0, 0, 105), Event(0, 400, 500)], t0_steps=100)
+    fig = output_traces(
+        v,
+        s,
+        1.0,
+        DT,
+        10,
+        ["a", "b", "c"],
+        k_star=[-1, 125, -1],
+        sign=[0, 1, 0],
+        events=[Event(0, 0, 105), Event(0, 400, 500)],
+        t0_steps=100,
+    )
     first = min((c.x0, c.x1) for c in _shapes(fig, "spike cluster") if c.xref == "x")
     assert first == pytest.approx(((110 - 0.5) * DT / 1000, (115 + 0.5) * DT / 1000))
     (kp,) = _traces(fig, "k⁺")
@@ -294,18 +336,36 @@ def _all_text(fig: go.Figure) -> str:
     return fig.to_json()
 
 
-@pytest.mark.parametrize("build", [
-    lambda: waveform(np.zeros(1600), 16000, events=[_span(0, 0.01, 0.05)], class_names=[EVIL],
-                     detections=[_span(0, 0.02, 0.04)], title=EVIL),
-    lambda: spike_raster(np.array([1, 2]), np.array([0, 1]), 4, 1.0, title=EVIL, events=[Event(0, 1, 3)],
-                         class_names=[EVIL]),
-    lambda: output_traces(np.zeros((20, 1)), np.zeros((20, 1)), 1.0, 1.0, 5, [EVIL], events=[Event(0, 2, 8)],
-                          title=EVIL),
-    lambda: detection_timeline(np.zeros(1600), 16000, [_span(0, 0.02, 0.04)], [EVIL], events=[_span(0, 0.01, 0.05)],
-                               title=EVIL),
-    lambda: spectrogram(np.random.default_rng(0).normal(size=4000), 16000, detections=[_span(0, 0.02, 0.1)],
-                        class_names=[EVIL], title=EVIL),
-], ids=["waveform", "spike_raster", "output_traces", "detection_timeline", "spectrogram"])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: waveform(
+            np.zeros(1600),
+            16000,
+            events=[_span(0, 0.01, 0.05)],
+            class_names=[EVIL],
+            detections=[_span(0, 0.02, 0.04)],
+            title=EVIL,
+        ),
+        lambda: spike_raster(
+            np.array([1, 2]), np.array([0, 1]), 4, 1.0, title=EVIL, events=[Event(0, 1, 3)], class_names=[EVIL]
+        ),
+        lambda: output_traces(
+            np.zeros((20, 1)), np.zeros((20, 1)), 1.0, 1.0, 5, [EVIL], events=[Event(0, 2, 8)], title=EVIL
+        ),
+        lambda: detection_timeline(
+            np.zeros(1600), 16000, [_span(0, 0.02, 0.04)], [EVIL], events=[_span(0, 0.01, 0.05)], title=EVIL
+        ),
+        lambda: spectrogram(
+            np.random.default_rng(0).normal(size=4000),
+            16000,
+            detections=[_span(0, 0.02, 0.1)],
+            class_names=[EVIL],
+            title=EVIL,
+        ),
+    ],
+    ids=["waveform", "spike_raster", "output_traces", "detection_timeline", "spectrogram"],
+)
 def test_user_text_in_figures_is_shown_literally_never_as_plotly_markup(build):
     """Class and file names reach titles, labels, legends and hovers, where Plotly reads <a href> and <b>."""
     js = _all_text(build())

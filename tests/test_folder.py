@@ -1,4 +1,5 @@
 """Generic folder loader (one sub-folder per class) and browser uploads."""
+
 from __future__ import annotations
 
 import io
@@ -85,8 +86,12 @@ def test_label_from_filename():
 
 
 def test_load_uploads_decodes_good_and_lists_bad():
-    files = [(wav_bytes(440), "a.wav"), (b"not audio at all" * 50, "b.wav"), (b"", "c.wav"),
-             (wav_bytes(440, seconds=3.0), "long.wav")]
+    files = [
+        (wav_bytes(440), "a.wav"),
+        (b"not audio at all" * 50, "b.wav"),
+        (b"", "c.wav"),
+        (wav_bytes(440, seconds=3.0), "long.wav"),
+    ]
     waves, skipped = load_uploads(files, max_seconds=2.0)
     assert [n for n, _ in waves] == ["a.wav"]
     assert waves[0][1].shape == (int(0.3 * 16000),)

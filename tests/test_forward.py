@@ -1,10 +1,11 @@
 """Forward pass of the engine vs an independent step-by-step float64 loop (tests/_plain_clif.py)."""
+
 import pytest
 import torch
+from _plain_clif import constants, plain_net
 
 import stca_engine as se
 from stca_engine.errors import ConfigError
-from _plain_clif import constants, plain_net
 
 
 def _net(sizes, backend, std, seed=0, output_spiking=True, cfg=None):
@@ -121,8 +122,9 @@ def test_compressed_rows_hold_exactly_the_nonzeros(dtype, n_in):
     from stca_engine.kernels.cpu import compress
 
     g = torch.Generator().manual_seed(n_in)
-    x = torch.where(torch.rand(13, 3, n_in, generator=g) < 0.08, torch.randn(13, 3, n_in, generator=g),
-                    torch.zeros(())).to(dtype)
+    x = torch.where(
+        torch.rand(13, 3, n_in, generator=g) < 0.08, torch.randn(13, 3, n_in, generator=g), torch.zeros(())
+    ).to(dtype)
     x[0, 0, 0] = 2.5
     rows = compress(x, max_density=1.0)
     dense = torch.zeros(13 * 3, n_in, dtype=dtype)
@@ -139,8 +141,11 @@ def test_non_binary_inputs(backend):
     """Graded inputs (not only 0/1 spikes) are weighted by their value."""
     net = _net([12, 9, 3], backend, std=[0.3, 0.5])
     g = torch.Generator().manual_seed(5)
-    x = torch.where(torch.rand(50, 2, 12, generator=g) < 0.1, torch.rand(50, 2, 12, generator=g) * 3,
-                    torch.zeros((), dtype=torch.float64)).double()
+    x = torch.where(
+        torch.rand(50, 2, 12, generator=g) < 0.1,
+        torch.rand(50, 2, 12, generator=g) * 3,
+        torch.zeros((), dtype=torch.float64),
+    ).double()
     rec = net(x)
     bm, bs, v0 = constants()
     ref = plain_net(x, [w.detach() for w in net.weights], v0, bm, bs, 1.0, 2.0)
@@ -215,8 +220,7 @@ def test_triton_kernels_in_interpreter_match_torch_path():
     import sys
 
     env = {**os.environ, "TRITON_INTERPRET": "1"}
-    proc = subprocess.run([sys.executable, "-c", _TRITON_CHECK], env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, "-c", _TRITON_CHECK], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(out) == 4

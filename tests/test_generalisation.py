@@ -1,18 +1,17 @@
 """What keeps a network from memorising its training clips: spike augmentation, dropout, weight decay,
 the learning-rate step, and model selection on a validation split carved from the training clips."""
+
 import numpy as np
 import pytest
 import torch
+from test_trainer import CFG, TEST, TRAIN
 
 from stca_engine.augment import Augment, augment_train
-from stca_engine.config import NeuronConfig
 from stca_engine.data.sources import carve_validation, prepare_datasets
 from stca_engine.data.types import SpikeTrain
 from stca_engine.errors import ConfigError
 from stca_engine.network import SNN
 from stca_engine.trainer import TrainConfig, Trainer
-
-from test_trainer import CFG, TEST, TRAIN
 
 
 def _train(n=400, seed=0):
@@ -44,8 +43,9 @@ def test_drop_removes_about_that_share_and_noise_adds_spikes():
     tr = _train(4000)
     dropped = augment_train(tr, Augment(drop=0.3), np.random.default_rng(2))
     assert 0.6 < dropped.n_spikes / tr.n_spikes < 0.8
-    noisy = augment_train(SpikeTrain(np.zeros(0), np.zeros(0), 16, 1000, 3.0), Augment(noise_hz=10.0),
-                          np.random.default_rng(3))
+    noisy = augment_train(
+        SpikeTrain(np.zeros(0), np.zeros(0), 16, 1000, 3.0), Augment(noise_hz=10.0), np.random.default_rng(3)
+    )
     assert 300 < noisy.n_spikes < 660  # 10 Hz x 16 afferents x 3 s = 480 expected
 
 
@@ -62,16 +62,22 @@ def test_augment_is_repeatable_for_a_seed():
     assert np.array_equal(x.times, y.times) and np.array_equal(x.units, y.units)
 
 
-@pytest.mark.parametrize("bad", [dict(jitter_steps=-1), dict(drop=1.0), dict(stretch=0.9), dict(noise_hz=-1.0),
-                                 dict(jitter_steps=1.5)])
+@pytest.mark.parametrize(
+    "bad", [dict(jitter_steps=-1), dict(drop=1.0), dict(stretch=0.9), dict(noise_hz=-1.0), dict(jitter_steps=1.5)]
+)
 def test_augment_settings_are_validated(bad):
     with pytest.raises(ConfigError):
         Augment(**bad)
 
 
 def test_train_config_checks_new_settings():
-    for bad in (dict(dropout=1.0), dict(select="best-test"), dict(weight_decay=-1.0), dict(augment={"jiter": 1}),
-                dict(lr_step_epoch=0)):
+    for bad in (
+        dict(dropout=1.0),
+        dict(select="best-test"),
+        dict(weight_decay=-1.0),
+        dict(augment={"jiter": 1}),
+        dict(lr_step_epoch=0),
+    ):
         with pytest.raises(ConfigError):
             TrainConfig(**bad).validate(check_device=False)
     cfg = TrainConfig(augment={"jitter_steps": 2}).validate(check_device=False)
@@ -99,8 +105,24 @@ def test_dropout_zero_is_the_plain_network_and_dropout_silences_whole_neurons():
 
 def test_dropout_run_is_repeatable_and_differs_from_no_dropout():
     def run(**kw):
-        t = Trainer(None, TRAIN, TEST, CFG, TrainConfig(task="detect", hidden=[32], batch_size=8, optimizer="adam",
-                                                        lr=1e-2, seed=0, device="cpu", init_std=0.2, epochs=2, **kw))
+        t = Trainer(
+            None,
+            TRAIN,
+            TEST,
+            CFG,
+            TrainConfig(
+                task="detect",
+                hidden=[32],
+                batch_size=8,
+                optimizer="adam",
+                lr=1e-2,
+                seed=0,
+                device="cpu",
+                init_std=0.2,
+                epochs=2,
+                **kw,
+            ),
+        )
         t.fit()
         return [w.detach().clone() for w in t.net.weights]
 
@@ -110,8 +132,18 @@ def test_dropout_run_is_repeatable_and_differs_from_no_dropout():
 
 
 def test_augmented_training_is_repeatable_and_pause_resume_safe():
-    cfg = dict(task="detect", hidden=[32], batch_size=8, optimizer="adam", lr=1e-2, seed=0, device="cpu",
-               init_std=0.2, epochs=1, augment={"jitter_steps": 2, "drop": 0.1})
+    cfg = dict(
+        task="detect",
+        hidden=[32],
+        batch_size=8,
+        optimizer="adam",
+        lr=1e-2,
+        seed=0,
+        device="cpu",
+        init_std=0.2,
+        epochs=1,
+        augment={"jitter_steps": 2, "drop": 0.1},
+    )
     t1 = Trainer(None, TRAIN, TEST, CFG, TrainConfig(**cfg))
     t1.fit()
     t2 = Trainer(None, TRAIN, TEST, CFG, TrainConfig(**cfg))
@@ -130,9 +162,23 @@ def test_augmented_training_is_repeatable_and_pause_resume_safe():
 
 
 def test_weight_decay_and_lr_step_reach_the_optimiser():
-    t = Trainer(None, TRAIN, TEST, CFG, TrainConfig(task="detect", hidden=[16], optimizer="adam", lr=1e-2,
-                                                    device="cpu", weight_decay=1e-3, lr_step_epoch=1,
-                                                    lr_step_factor=0.5, epochs=2))
+    t = Trainer(
+        None,
+        TRAIN,
+        TEST,
+        CFG,
+        TrainConfig(
+            task="detect",
+            hidden=[16],
+            optimizer="adam",
+            lr=1e-2,
+            device="cpu",
+            weight_decay=1e-3,
+            lr_step_epoch=1,
+            lr_step_factor=0.5,
+            epochs=2,
+        ),
+    )
     assert all(g["weight_decay"] == 1e-3 for g in t.optimizer.param_groups)
     t.fit(1)
     assert [g["lr"] for g in t.optimizer.param_groups] == pytest.approx([5e-3, 5e-3])
@@ -151,23 +197,48 @@ def test_carve_validation_is_per_class_seeded_and_disjoint():
 
 
 def test_prepare_datasets_carves_validation_from_training_clips_only():
-    train, test, info = prepare_datasets("demo", "classify", seed=0, val_fraction=0.25, cache=False,
-                                         classes=["bells", "horn"], n_per_class=8)
+    train, test, info = prepare_datasets(
+        "demo", "classify", seed=0, val_fraction=0.25, cache=False, classes=["bells", "horn"], n_per_class=8
+    )
     val = info["val"]
     names = lambda ds: {s.name for s in ds.samples}  # noqa: E731
     assert len(val) == 2 * 1 and not names(val) & names(train) and not names(val) & names(test)
     full, _, _ = prepare_datasets("demo", "classify", seed=0, cache=False, classes=["bells", "horn"], n_per_class=8)
     assert names(val) | names(train) == names(full)
-    det_train, det_test, det_info = prepare_datasets("demo", "detect", seed=0, val_fraction=0.25, cache=False,
-                                                     classes=["bells", "horn"], n_per_class=8, n_train_streams=10,
-                                                     n_test_streams=5)
+    det_train, det_test, det_info = prepare_datasets(
+        "demo",
+        "detect",
+        seed=0,
+        val_fraction=0.25,
+        cache=False,
+        classes=["bells", "horn"],
+        n_per_class=8,
+        n_train_streams=10,
+        n_test_streams=5,
+    )
     assert len(det_info["val"]) == 5 and det_info["val"].samples[0].name.startswith("val")
 
 
 def test_best_val_keeps_the_best_epochs_weights():
-    t = Trainer(None, TRAIN, TEST, CFG, TrainConfig(task="detect", hidden=[32], batch_size=8, optimizer="adam",
-                                                    lr=1e-2, seed=0, device="cpu", init_std=0.2, epochs=4,
-                                                    select="best-val"), val=TEST)
+    t = Trainer(
+        None,
+        TRAIN,
+        TEST,
+        CFG,
+        TrainConfig(
+            task="detect",
+            hidden=[32],
+            batch_size=8,
+            optimizer="adam",
+            lr=1e-2,
+            seed=0,
+            device="cpu",
+            init_std=0.2,
+            epochs=4,
+            select="best-val",
+        ),
+        val=TEST,
+    )
     snapshots = []
     t.fit(callback=lambda r: snapshots.append([w.detach().clone() for w in t.net.weights]))
     scores = [(r.val_metrics["accuracy"], -r.val_metrics["loss"]) for r in t.history]
@@ -198,8 +269,19 @@ def test_cli_keeps_the_last_epoch_when_no_validation_clip_can_be_held_out(tmp_pa
             t = np.arange(4000) / 16000
             wave = np.sin(2 * np.pi * f0 * (1 + 0.05 * k) * t) * np.hanning(t.size) + 0.01 * rng.standard_normal(t.size)
             sf.write(str(tmp_path / "data" / c / f"{k}.wav"), wave.astype(np.float32), 16000)
-    rc = cli.main(["train", "--data", f"folder:{tmp_path / 'data'}", "--task", "classify", "--epochs", "1",
-                   "--out", str(tmp_path / "m")])
+    rc = cli.main(
+        [
+            "train",
+            "--data",
+            f"folder:{tmp_path / 'data'}",
+            "--task",
+            "classify",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "m"),
+        ]
+    )
     out = capsys.readouterr()
     assert rc == 0, out.err
     assert "keeping the last epoch" in out.out + out.err

@@ -5,11 +5,12 @@ including the reset path O[k-1] → E[k] and the next layer's input current. The
 (k*) come from the engine's LossInfo (their selection is tested in test_clusters/test_losses), and
 the loss is rebuilt from the reference voltages, so only the gradient machinery is compared.
 """
+
 import pytest
 import torch
+from _plain_clif import constants, plain_net
 
 import stca_engine as se
-from _plain_clif import constants, plain_net
 
 MARGIN = 0.3
 
@@ -84,7 +85,7 @@ def test_weight_gradients_match_autograd(backend, objective, task, case):
     for i in range(len(sizes) - 2):
         assert rec.spikes[i].sum() > 5, f"hidden layer {i} silent"
         k_max = int(info.k_star.max())
-        window = ((ref["V"][i][: k_max + 1] - cfg.theta).abs() < alpha / 2)
+        window = (ref["V"][i][: k_max + 1] - cfg.theta).abs() < alpha / 2
         assert window.any() and not window.all(), "surrogate window must be hit and also missed"
     for g_eng, g_ref in zip((w.grad for w in net.weights), ref_grads):
         assert float(g_ref.abs().max()) > 0
@@ -120,9 +121,18 @@ def test_input_gradient_and_float32():
     xr = x.clone().requires_grad_(True)
     ref = plain_net(xr, [w.detach() for w in net.weights], v0, bm, bs, 1.0, 1.0)
     V = ref["V"][-1]
-    lr = sum((1.0 - V[int(info.k_star[b, n]), b, n]) if info.sign[b, n] > 0 else
-             (V[int(info.k_star[b, n]), b, n] - 1.0) if info.sign[b, n] < 0 else V.new_zeros(())
-             for b in range(2) for n in range(3)) / 2
+    lr = (
+        sum(
+            (1.0 - V[int(info.k_star[b, n]), b, n])
+            if info.sign[b, n] > 0
+            else (V[int(info.k_star[b, n]), b, n] - 1.0)
+            if info.sign[b, n] < 0
+            else V.new_zeros(())
+            for b in range(2)
+            for n in range(3)
+        )
+        / 2
+    )
     lr.backward()
     assert float(xr.grad.abs().max()) > 0
     torch.testing.assert_close(xg.grad, xr.grad, rtol=1e-9, atol=1e-12)
@@ -148,7 +158,7 @@ def test_backward_truncates_after_k_star():
     for b in range(2):
         kb = int(info.k_star[b].max())
         assert kb >= 0
-        assert not xg.grad[kb + 1:, b].any()
+        assert not xg.grad[kb + 1 :, b].any()
         assert xg.grad[: kb + 1, b].any()
 
 

@@ -5,6 +5,7 @@ Each test builds the bad input in ``tmp_path`` and goes through the entry point 
 ``stca`` CLI in-process, or an app page through ``AppTest``). docs/ROBUSTNESS.md lists the cases with
 their messages.
 """
+
 from __future__ import annotations
 
 import io
@@ -81,6 +82,7 @@ def peak_python_bytes(fn):
 
 # ---- 1. model archives: sizes checked from the zip directory and the safetensors header -----------
 
+
 def _tiny_net(sizes=(6, 5, 3), seed=0):
     from stca_engine.network import SNN
 
@@ -90,9 +92,14 @@ def _tiny_net(sizes=(6, 5, 3), seed=0):
 def _good_zip(sizes=(6, 5, 3)) -> bytes:
     from stca_engine.checkpoint import model_to_zip_bytes
 
-    return model_to_zip_bytes(_tiny_net(sizes), NeuronConfig(), class_names=[f"c{i}" for i in range(sizes[-1])],
-                              task="detect", objective="stca",
-                              encoder_settings={"name": "spectral"})
+    return model_to_zip_bytes(
+        _tiny_net(sizes),
+        NeuronConfig(),
+        class_names=[f"c{i}" for i in range(sizes[-1])],
+        task="detect",
+        objective="stca",
+        encoder_settings={"name": "spectral"},
+    )
 
 
 def _bomb_zip(path: Path, zeros_bytes: int) -> Path:
@@ -101,9 +108,13 @@ def _bomb_zip(path: Path, zeros_bytes: int) -> Path:
     with zipfile.ZipFile(io.BytesIO(_good_zip())) as z:
         config = z.read("config.json")
     n = zeros_bytes // 4
-    header = json.dumps({"weights.0": {"dtype": "F32", "shape": [5, 6], "data_offsets": [0, 120]},
-                         "weights.1": {"dtype": "F32", "shape": [3, 5], "data_offsets": [120, 180]},
-                         "padding": {"dtype": "F32", "shape": [n], "data_offsets": [180, 180 + 4 * n]}}).encode()
+    header = json.dumps(
+        {
+            "weights.0": {"dtype": "F32", "shape": [5, 6], "data_offsets": [0, 120]},
+            "weights.1": {"dtype": "F32", "shape": [3, 5], "data_offsets": [120, 180]},
+            "padding": {"dtype": "F32", "shape": [n], "data_offsets": [180, 180 + 4 * n]},
+        }
+    ).encode()
     chunk = bytes(MiB)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as z:
         z.writestr("config.json", config)
@@ -157,8 +168,9 @@ def test_sparse_weights_file_in_a_model_folder_is_refused_before_reading(tmp_pat
     os.truncate(w, BOMB_BYTES)  # sparse: takes no disk, reads as zeros
     err, peak = peak_python_bytes(lambda: load_model(d, device="cpu"))
     assert isinstance(err, CheckpointError), err
-    assert str(err).startswith(f"{w}: is {BOMB_BYTES} bytes, but the layer sizes [6, 5, 3] (float32) in "
-                               "config.json need at most "), err
+    assert str(err).startswith(
+        f"{w}: is {BOMB_BYTES} bytes, but the layer sizes [6, 5, 3] (float32) in config.json need at most "
+    ), err
     assert peak < 16 * MiB, f"{peak / MiB:.0f} MiB allocated: the file was read"
 
 
@@ -176,8 +188,10 @@ def test_config_declaring_huge_layers_is_refused_by_the_operator_cap(tmp_path, m
     monkeypatch.setattr(checkpoint, "_read_weights", never)
     with pytest.raises(CheckpointError) as ei:
         load_model(d, device="cpu")
-    assert str(ei.value) == (f"{d / 'config.json'}: 'sizes' [1000, 600] (float32) make 2.3 MB of weights, over the "
-                             "limit of 1 MB (set by STCA_MAX_MODEL_MB)")
+    assert str(ei.value) == (
+        f"{d / 'config.json'}: 'sizes' [1000, 600] (float32) make 2.3 MB of weights, over the "
+        "limit of 1 MB (set by STCA_MAX_MODEL_MB)"
+    )
     with pytest.raises(CheckpointError) as ei:
         model_from_zip_bytes(blob, name="big.zip")
     assert str(ei.value).startswith("big.zip:config.json: 'sizes' [1000, 600] (float32) make 2.3 MB")
@@ -196,15 +210,21 @@ def test_safetensors_header_is_checked_against_the_config_before_tensor_data(tmp
     b = save_model(tmp_path / "b", _tiny_net((6, 7, 3)), NeuronConfig(), task="detect")
     (a / "model.safetensors").write_bytes((b / "model.safetensors").read_bytes())
     c = save_model(tmp_path / "c", _tiny_net((6, 5, 3)), NeuronConfig(), task="detect")
-    (c / "model.safetensors").write_bytes(st.save({"weights.0": torch.zeros(5, 6, dtype=torch.float64),
-                                                   "weights.1": torch.zeros(3, 5, dtype=torch.float64)}))
+    (c / "model.safetensors").write_bytes(
+        st.save(
+            {"weights.0": torch.zeros(5, 6, dtype=torch.float64), "weights.1": torch.zeros(3, 5, dtype=torch.float64)}
+        )
+    )
 
     def never(*a, **k):
         raise AssertionError("tensor data was parsed before the header was checked")
 
     monkeypatch.setattr(st, "load", never)
-    with pytest.raises(CheckpointError, match=r"weights\.0 has shape \[7, 6\], but sizes \[6, 5, 3\] in config\.json "
-                                              r"need \[5, 6\]$"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"weights\.0 has shape \[7, 6\], but sizes \[6, 5, 3\] in config\.json "
+        r"need \[5, 6\]$",
+    ):
         load_model(a, device="cpu")
     with pytest.raises(CheckpointError, match=r"weights\.0 is float64, but config\.json says float32$"):
         load_model(c, device="cpu")
@@ -227,18 +247,25 @@ def test_app_detect_page_refuses_a_zip_bomb_upload(tmp_path, monkeypatch):
 
 # ---- 2 + 5. dataset entries judged from the directory entry and header: never decoded when unusable --
 
+
 def sparse_wav(path: Path, data_bytes: int, sr=SR) -> Path:
     """A PCM16 mono WAV whose header declares ``data_bytes`` of samples, made sparse (no disk used)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, sr,
-              2 * sr, 2, 16) + b"data" + struct.pack("<I", data_bytes))
+    header = (
+        b"RIFF"
+        + struct.pack("<I", 36 + data_bytes)
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, sr, 2 * sr, 2, 16)
+        + b"data"
+        + struct.pack("<I", data_bytes)
+    )
     with open(path, "wb") as f:
         f.write(header)
     os.truncate(path, len(header) + data_bytes)
     return path
 
 
-TWO_GIB = 2 ** 31 - 64
+TWO_GIB = 2**31 - 64
 
 
 def class_folder(root: Path, n=2, classes=("cat", "dog")) -> Path:
@@ -259,9 +286,11 @@ def bad_entries(folder: Path, ext=".wav") -> dict[str, str]:
         os.truncate(folder / "huge.raw", TWO_GIB)
     else:
         sparse_wav(folder / f"huge{ext}", TWO_GIB)
-    return {f"dangling{ext}": "broken link (its target does not exist); not read",
-            f"pipe{ext}": "not a regular file (a named pipe (FIFO)); not read",
-            f"huge{ext}": "too long: "}
+    return {
+        f"dangling{ext}": "broken link (its target does not exist); not read",
+        f"pipe{ext}": "not a regular file (a named pipe (FIFO)); not read",
+        f"huge{ext}": "too long: ",
+    }
 
 
 def reasons_by_name(skipped) -> dict[str, str]:
@@ -331,8 +360,9 @@ def test_medleydb_loader_skips_linked_away_fifo_and_oversized_stems(tmp_path, mo
     assert sorted(cs.class_names) == ["flute", "violin"] and len(cs.clips) > 0
     cs = load_medleydb(root, classes=None, min_pieces=1)
     got = reasons_by_name(cs.skipped)
-    assert got["D_STEM_03.wav"] == ("stem S03 (cello): too long: 60.00 s (the limit is 30 s, set by "
-                                    "STCA_MAX_AUDIO_SECONDS); not read")
+    assert got["D_STEM_03.wav"] == (
+        "stem S03 (cello): too long: 60.00 s (the limit is 30 s, set by STCA_MAX_AUDIO_SECONDS); not read"
+    )
 
 
 def test_a_dataset_file_grown_past_the_limit_after_listing_is_refused_before_decoding(tmp_path, monkeypatch):
@@ -344,8 +374,11 @@ def test_a_dataset_file_grown_past_the_limit_after_listing_is_refused_before_dec
 
     monkeypatch.setenv("STCA_MAX_AUDIO_SECONDS", "5")
     p = sparse_wav(tmp_path / "grown.wav", 2 * SR * 60)
-    with pytest.raises(AudioError, match=r"grown\.wav: too long: 60\.00 s \(the limit is 5 s, set by "
-                                         r"STCA_MAX_AUDIO_SECONDS\); not read$"):
+    with pytest.raises(
+        AudioError,
+        match=r"grown\.wav: too long: 60\.00 s \(the limit is 5 s, set by "
+        r"STCA_MAX_AUDIO_SECONDS\); not read$",
+    ):
         AudioClip(str(p), "x").load()
     enc = encode_clips([AudioClip(str(p), "x")], make_encoder("spectral"), cache=False, workers=1)
     assert list(enc) == [None] and "too long: 60.00 s" in enc.skipped[0][1]
@@ -387,8 +420,25 @@ def test_cli_train_lists_skipped_files_and_finishes(tmp_path, monkeypatch, capsy
     monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("STCA_DATA_ROOTS", raising=False)
     capsys.readouterr()
-    code = cli.main(["train", "--data", f"folder:{root}", "--task", "classify", "--epochs", "1", "--hidden", "4",
-                     "--encoder", "spectral", "--out", str(tmp_path / "run"), "--device", "cpu"])
+    code = cli.main(
+        [
+            "train",
+            "--data",
+            f"folder:{root}",
+            "--task",
+            "classify",
+            "--epochs",
+            "1",
+            "--hidden",
+            "4",
+            "--encoder",
+            "spectral",
+            "--out",
+            str(tmp_path / "run"),
+            "--device",
+            "cpu",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
     assert "Traceback" not in err
@@ -399,8 +449,12 @@ def test_cli_train_lists_skipped_files_and_finishes(tmp_path, monkeypatch, capsy
 
 
 def test_cli_train_on_the_filesystem_root_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
-    code, err = run_cli(["train", "--data", "folder:/", "--task", "classify", "--out", str(tmp_path / "run")],
-                        tmp_path, monkeypatch, capsys)
+    code, err = run_cli(
+        ["train", "--data", "folder:/", "--task", "classify", "--out", str(tmp_path / "run")],
+        tmp_path,
+        monkeypatch,
+        capsys,
+    )
     assert_one_line_error(code, err, "/: is the root of the file system, not a dataset folder")
     assert not (tmp_path / "run").exists()
 
@@ -429,6 +483,7 @@ def test_app_data_page_lists_unreadable_entries_and_keeps_working(tmp_path, monk
 
 # ---- 3. --out and every other write: regular files only, temp file beside the target, always removed --
 
+
 def _full_device(p: Path) -> Path:
     """A character device like /dev/full (1, 7) inside tmp_path, so the real /dev/full is never at risk."""
     import stat
@@ -450,9 +505,11 @@ def _folder(p: Path) -> Path:
     return p
 
 
-TARGETS = {"device": (_full_device, "is a device file, not a regular file; refusing to replace it"),
-           "fifo": (_fifo, "is a named pipe (FIFO), not a regular file; refusing to replace it"),
-           "folder": (_folder, "is a folder, not a regular file; refusing to replace it")}
+TARGETS = {
+    "device": (_full_device, "is a device file, not a regular file; refusing to replace it"),
+    "fifo": (_fifo, "is a named pipe (FIFO), not a regular file; refusing to replace it"),
+    "folder": (_folder, "is a folder, not a regular file; refusing to replace it"),
+}
 
 
 def _unchanged(p: Path, kind: str) -> bool:
@@ -471,8 +528,9 @@ def test_cli_encode_refuses_a_non_regular_out_target(kind, tmp_path, monkeypatch
     make, problem = TARGETS[kind]
     out = make(tmp_path / "out.npz")
     wav = write_wav(tmp_path / "tone.wav", tone())
-    code, err = run_cli(["encode", str(wav), "--out", str(out), "--encoder", "spectral", "--no-cache"],
-                        tmp_path, monkeypatch, capsys)
+    code, err = run_cli(
+        ["encode", str(wav), "--out", str(out), "--encoder", "spectral", "--no-cache"], tmp_path, monkeypatch, capsys
+    )
     assert_one_line_error(code, err, f"stca: error: {out}: {problem}")
     assert _unchanged(out, kind), "the target was replaced"
     assert _leftovers(tmp_path) == []
@@ -519,8 +577,9 @@ def test_cli_encode_failed_write_names_the_out_path_exits_2_and_leaves_no_temp_f
     monkeypatch.setattr(np, "savez_compressed", disk_full)
     wav = write_wav(tmp_path / "tone.wav", tone())
     out = tmp_path / "out" / "spikes.npz"
-    code, err = run_cli(["encode", str(wav), "--out", str(out), "--encoder", "spectral", "--no-cache"],
-                        tmp_path, monkeypatch, capsys)
+    code, err = run_cli(
+        ["encode", str(wav), "--out", str(out), "--encoder", "spectral", "--no-cache"], tmp_path, monkeypatch, capsys
+    )
     line = assert_one_line_error(code, err)
     assert line == f"stca: error: {out}: cannot write the file (No space left on device)"
     assert not out.exists() and _leftovers(out.parent) == []
@@ -554,6 +613,7 @@ def test_failed_model_save_names_the_model_file_and_leaves_no_temp_file(tmp_path
 
 # ---- 4. text from links, file names and archives is shown as plain text, never Markdown --------------
 
+
 def _app_path():
     import sys
 
@@ -574,10 +634,16 @@ EVIL = "[click here](http://evil.example/phish) ![x](http://evil.example/pixel.p
 HOSTILE = [
     EVIL,
     "<a href='http://evil.example'>x</a> <img src=x onerror=alert(1)>",
-    "# Heading", "1. a list", "- a list", "> quote", "**bold** *em* _em_ __b__ ~~gone~~ `code`",
+    "# Heading",
+    "1. a list",
+    "- a list",
+    "> quote",
+    "**bold** *em* _em_ __b__ ~~gone~~ `code`",
     ":red[red] :material/home: :smile: $x^2$ $$y$$",
     "see http://evil.example or www.evil.example or mail me@evil.example",
-    "two\n\n# lines", "&lt;b&gt; &amp;", "back\\slash [a]: http://evil.example",
+    "two\n\n# lines",
+    "&lt;b&gt; &amp;",
+    "back\\slash [a]: http://evil.example",
 ]
 
 
@@ -596,7 +662,9 @@ def test_plain_shows_hostile_text_as_plain_text(text):
     # the reader sees the same characters (newlines as spaces); nothing else was added or dropped
     shown = html.unescape(re.sub(r"</?p>", "", out)).replace(ZWSP, "")
     assert shown == " ".join(text.split()).replace("\n", " ") or shown == " ".join(text.split("\n")).strip(), (
-        shown, text)
+        shown,
+        text,
+    )
     # Streamlit's extensions: no ":name:" shortcode, ":color[" directive, unescaped "$" or autolink left
     assert not re.search(r":[A-Za-z0-9_+\-/]+:", src.replace("\\", ""))
     assert not re.search(r"(?<!\\)\$", src)
@@ -607,9 +675,12 @@ def test_plain_keeps_ordinary_messages_unchanged():
     _app_path()
     from components.text import plain
 
-    for msg in ("/tmp/x/rwcp: no class folders found", "tau_s_ms (40.0) must be smaller than tau_m_ms (30.0)",
-                "big.wav: upload too large: 3.0 MB (the limit is 3 MB, set by STCA_MAX_UPLOAD_MB)",
-                "rwcp:/data/x: missing class(es) cup1; found: bells5, horn"):
+    for msg in (
+        "/tmp/x/rwcp: no class folders found",
+        "tau_s_ms (40.0) must be smaller than tau_m_ms (30.0)",
+        "big.wav: upload too large: 3.0 MB (the limit is 3 MB, set by STCA_MAX_UPLOAD_MB)",
+        "rwcp:/data/x: missing class(es) cup1; found: bells5, horn",
+    ):
         assert plain(msg) == msg
 
 
@@ -632,8 +703,14 @@ def test_train_link_with_markdown_in_the_preset_is_shown_as_plain_text(tmp_path,
 def _zip_with_class_names(names) -> bytes:
     from stca_engine.checkpoint import model_to_zip_bytes
 
-    return model_to_zip_bytes(_tiny_net((6, 5, len(names))), NeuronConfig(), class_names=list(names), task="detect",
-                              objective="stca", encoder_settings={"name": "spectral"})
+    return model_to_zip_bytes(
+        _tiny_net((6, 5, len(names))),
+        NeuronConfig(),
+        class_names=list(names),
+        task="detect",
+        objective="stca",
+        encoder_settings={"name": "spectral"},
+    )
 
 
 def test_detect_page_shows_archive_class_names_and_file_names_as_plain_text(tmp_path, monkeypatch):
@@ -645,8 +722,9 @@ def test_detect_page_shows_archive_class_names_and_file_names_as_plain_text(tmp_
     at = AppTest.from_file(str(APP_PAGES / "3_Detect.py"), default_timeout=120)
     at.run()
     at.radio(key="detect.model_src").set_value("Upload a model .zip").run()
-    at.file_uploader(key="detect.model_zip").set_value(("[a](http://evil.example).zip", _zip_with_class_names(names),
-                                                        "application/zip")).run()
+    at.file_uploader(key="detect.model_zip").set_value(
+        ("[a](http://evil.example).zip", _zip_with_class_names(names), "application/zip")
+    ).run()
     assert not at.exception, [e.value for e in at.exception]
     model_lines = [s.value for s in at.success if "Model:" in s.value]
     assert model_lines, [s.value for s in at.success]
@@ -655,8 +733,9 @@ def test_detect_page_shows_archive_class_names_and_file_names_as_plain_text(tmp_
         assert "<a" not in out and "<img" not in out, out
         assert ":red[" not in body.replace("\\", "")
     # an archive whose name carries Markdown and that fails to load: the error is plain text too
-    at.file_uploader(key="detect.model_zip").set_value(("[b](http://evil.example).zip", b"not a zip",
-                                                        "application/zip")).run()
+    at.file_uploader(key="detect.model_zip").set_value(
+        ("[b](http://evil.example).zip", b"not a zip", "application/zip")
+    ).run()
     errs = [e.value for e in at.error]
     assert errs and all("<a" not in rendered(e) for e in errs), errs
 
@@ -685,6 +764,7 @@ def test_data_page_shows_a_folder_name_with_markdown_as_plain_text(tmp_path, mon
 
 # ---- 6. a truncated WAV is read as far as it goes, with a warning naming what is missing -------------
 
+
 def truncated_wav_bytes(declared_s=2.0, missing_s=1.38) -> bytes:
     b = io.BytesIO()
     sf.write(b, tone(declared_s, freq=500), SR, subtype="PCM_16", format="WAV")
@@ -692,8 +772,9 @@ def truncated_wav_bytes(declared_s=2.0, missing_s=1.38) -> bytes:
     return data[: len(data) - int(round(missing_s * SR)) * 2]
 
 
-CUT_MESSAGE = ("truncated: the header declares 2.00 s of audio but only 0.62 s are present (1.38 s missing); "
-               "using what is there")
+CUT_MESSAGE = (
+    "truncated: the header declares 2.00 s of audio but only 0.62 s are present (1.38 s missing); using what is there"
+)
 
 
 def test_truncated_wav_warns_naming_how_much_is_missing(tmp_path):
@@ -722,8 +803,15 @@ def _detect_model(tmp_path) -> Path:
 
     enc = make_encoder("spectral")
     settings = {"name": enc.name, **enc.settings()}
-    return save_model(tmp_path / "model", _tiny_net((enc.n_units, 5, 2)), NeuronConfig(), class_names=["a", "b"],
-                      task="detect", objective="stca", encoder_settings=settings)
+    return save_model(
+        tmp_path / "model",
+        _tiny_net((enc.n_units, 5, 2)),
+        NeuronConfig(),
+        class_names=["a", "b"],
+        task="detect",
+        objective="stca",
+        encoder_settings=settings,
+    )
 
 
 def test_cli_detect_warns_about_a_truncated_wav_and_goes_on(tmp_path, monkeypatch, capsys):
@@ -754,6 +842,7 @@ def test_app_detect_page_warns_about_a_truncated_upload(tmp_path, monkeypatch):
 
 # ---- 7. one heartbeat value in code and docs; per-session upload folders are removed ----------------
 
+
 def test_heartbeat_and_idle_pause_defaults_are_the_documented_ones(monkeypatch):
     import re
 
@@ -763,8 +852,10 @@ def test_heartbeat_and_idle_pause_defaults_are_the_documented_ones(monkeypatch):
     monkeypatch.delenv("STCA_HEARTBEAT_S", raising=False)
     monkeypatch.delenv("STCA_IDLE_PAUSE_S", raising=False)
     doc = (REPO / "docs" / "ROBUSTNESS.md").read_text()
-    documented = {name: float(v) for name, v in re.findall(r"^\| `(STCA_HEARTBEAT_S|STCA_IDLE_PAUSE_S)` \| (\d+) \|",
-                                                           doc, flags=re.M)}
+    documented = {
+        name: float(v)
+        for name, v in re.findall(r"^\| `(STCA_HEARTBEAT_S|STCA_IDLE_PAUSE_S)` \| (\d+) \|", doc, flags=re.M)
+    }
     assert documented == {"STCA_HEARTBEAT_S": tw.heartbeat_timeout_s(), "STCA_IDLE_PAUSE_S": tw.idle_pause_s()}
     assert tw.heartbeat_timeout_s() == tw.DEFAULT_HEARTBEAT_S > tw.idle_pause_s()
     w = tw.TrainingWorker(lambda p, s: {}, n_epochs=1)
@@ -811,7 +902,7 @@ def test_stale_upload_folders_of_gone_servers_are_removed_at_server_start(tmp_pa
 
     from stca_engine.data.uploads import remove_stale_upload_dirs
 
-    gone = tmp_path / "stca_uploads_999999999_ab12"   # a pid above any pid_max: that server is gone
+    gone = tmp_path / "stca_uploads_999999999_ab12"  # a pid above any pid_max: that server is gone
     mine = tmp_path / f"stca_uploads_{os.getpid()}_cd34"
     old = tmp_path / "stca_uploads_legacy1"
     fresh = tmp_path / "stca_uploads_legacy2"
@@ -881,8 +972,15 @@ def test_train_page_lists_the_files_its_dataset_left_out(tmp_path, monkeypatch):
     monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("STCA_RUNS_DIR", str(tmp_path / "runs"))
     at = AppTest.from_file(str(APP_PAGES / "2_Train.py"), default_timeout=120)
-    for k, v in {"task": "classify", "data": f"folder:{root}", "classes": "cat,dog", "encoder": "spectral",
-                 "hidden": "4", "epochs": "1", "batch_size": "2"}.items():
+    for k, v in {
+        "task": "classify",
+        "data": f"folder:{root}",
+        "classes": "cat,dog",
+        "encoder": "spectral",
+        "hidden": "4",
+        "epochs": "1",
+        "batch_size": "2",
+    }.items():
         at.query_params[k] = v
     at.run()
     at.button(key="train.btn_start").click().run()

@@ -4,6 +4,7 @@ what they hold.
 Each test goes through the entry point a user reaches (engine, ``stca`` CLI in-process, or an app
 page / the app's training worker). docs/ROBUSTNESS.md lists the cases with their messages.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,7 @@ def _steady_tone_with_events(seconds=70.0):
     rng = np.random.default_rng(0)
     for s in (e for e in EVENTS_S if e + 0.3 < seconds):
         a, n = int(s * SR), int(0.3 * SR)
-        w[a:a + n] += rng.standard_normal(n) * 0.5 * np.hanning(n)
+        w[a : a + n] += rng.standard_normal(n) * 0.5 * np.hanning(n)
     return (w / np.abs(w).max()).astype(np.float32)
 
 
@@ -60,7 +61,7 @@ def test_chunk_length_changes_no_spike_and_no_detection(monkeypatch, kind):
     for chunk in ("5", "30", "1000"):
         monkeypatch.setenv("STCA_CHUNK_SECONDS", chunk)
         calls = []
-        trains[chunk] = encode_recording(wave, SR, enc, progress=lambda d, t, m: calls.append((d, t)))
+        trains[chunk] = encode_recording(wave, SR, enc, progress=lambda d, t, m, calls=calls: calls.append((d, t)))
         assert calls and calls[-1][0] == calls[-1][1]
         events[chunk] = detect_events(net, cfg, trains[chunk], ["onset"], chunk_steps=1667).events
     whole = trains["1000"]
@@ -105,8 +106,15 @@ def test_cli_detect_reports_the_same_events_whatever_the_chunk_length(tmp_path, 
     from stca_engine.encoders import make_encoder
 
     enc = make_encoder("spectral")
-    model = save_model(tmp_path / "m", _onset_detector(enc.n_units), NeuronConfig(), class_names=["onset"],
-                       encoder_settings=enc.settings(), task="detect", objective="stca")
+    model = save_model(
+        tmp_path / "m",
+        _onset_detector(enc.n_units),
+        NeuronConfig(),
+        class_names=["onset"],
+        encoder_settings=enc.settings(),
+        task="detect",
+        objective="stca",
+    )
     rec = tmp_path / "hour.wav"
     sf.write(str(rec), _steady_tone_with_events(), SR, subtype="FLOAT")
     monkeypatch.delenv("STCA_DATA_ROOTS", raising=False)
@@ -131,7 +139,7 @@ def test_spikegram_regions_do_not_depend_on_the_chunk_length(monkeypatch):
 
     t = np.arange(int(4.0 * SR)) / SR
     wave = (0.5 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
-    wave[int(2.6 * SR):int(2.8 * SR)] += 0.4
+    wave[int(2.6 * SR) : int(2.8 * SR)] += 0.4
     enc = make_encoder("spikegram", spikes_per_second=300, chunk_seconds=1.5)
     out = {}
     for chunk in ("1", "1000"):
@@ -168,10 +176,13 @@ def test_run_estimate_counts_activations_weights_and_data_and_is_refused_above_t
         check_run(big, "training run")
     msg = str(err.value)
     assert "\n" not in msg
-    assert msg.startswith(f"training run: needs an estimated {big.total_mb:.0f} MB of memory, over the limit of "
-                          "1000 MB (set by STCA_MAX_RUN_MB): ≈ ")
-    assert msg.endswith("for network 128-4096-4096-4096-4096-4, 1264 steps × batch 1, float32; "
-                        "use fewer or smaller hidden layers")
+    assert msg.startswith(
+        f"training run: needs an estimated {big.total_mb:.0f} MB of memory, over the limit of "
+        "1000 MB (set by STCA_MAX_RUN_MB): ≈ "
+    )
+    assert msg.endswith(
+        "for network 128-4096-4096-4096-4096-4, 1264 steps × batch 1, float32; use fewer or smaller hidden layers"
+    )
     monkeypatch.setenv("STCA_MAX_RUN_MB", "20000")
     check_run(big)
     monkeypatch.setenv("STCA_MAX_RUN_MB", "lots")
@@ -198,33 +209,93 @@ def test_cli_train_refuses_a_run_over_the_memory_cap_in_one_line(tmp_path, monke
     estimate, the cap and what to reduce, before any network is built or folder written."""
     monkeypatch.delenv("STCA_MAX_RUN_MB", raising=False)
     out = tmp_path / "run"
-    code, err = _run_cli(["--quiet", "train", "--data", "digits", "--task", "classify", "--classes", "0,1",
-                          "--hidden", "4096", "4096", "4096", "4096", "--batch", "64", "--epochs", "1", "--out", str(out)],
-                         tmp_path, monkeypatch, capsys)
+    code, err = _run_cli(
+        [
+            "--quiet",
+            "train",
+            "--data",
+            "digits",
+            "--task",
+            "classify",
+            "--classes",
+            "0,1",
+            "--hidden",
+            "4096",
+            "4096",
+            "4096",
+            "4096",
+            "--batch",
+            "64",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+        ],
+        tmp_path,
+        monkeypatch,
+        capsys,
+    )
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err
     assert lines[0].startswith("stca: error: stca train: needs an estimated ")
     assert "over the limit of 2048 MB (set by STCA_MAX_RUN_MB)" in lines[0]
     assert "for network 64-4096-4096-4096-4096-2, 250 steps × batch 64, float32" in lines[0]
-    assert lines[0].endswith("; use a smaller batch, shorter samples (fewer events per stream) or fewer or "
-                             "smaller hidden layers")
+    assert lines[0].endswith(
+        "; use a smaller batch, shorter samples (fewer events per stream) or fewer or smaller hidden layers"
+    )
     assert not out.exists()
     # the operator's cap applies to small runs too; a run under it trains and reports its estimate
     monkeypatch.setenv("STCA_MAX_RUN_MB", "0.05")
-    code, err = _run_cli(["--quiet", "train", "--data", "digits", "--task", "classify", "--classes", "0,1",
-                          "--hidden", "8", "--epochs", "1", "--out", str(out)], tmp_path, monkeypatch, capsys)
+    code, err = _run_cli(
+        [
+            "--quiet",
+            "train",
+            "--data",
+            "digits",
+            "--task",
+            "classify",
+            "--classes",
+            "0,1",
+            "--hidden",
+            "8",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+        ],
+        tmp_path,
+        monkeypatch,
+        capsys,
+    )
     assert code == 2 and "over the limit of 0.05 MB (set by STCA_MAX_RUN_MB)" in err and not out.exists()
     monkeypatch.setenv("STCA_MAX_RUN_MB", "100")
-    code, err = _run_cli(["train", "--data", "digits", "--task", "classify", "--classes", "0,1",
-                          "--hidden", "8", "--epochs", "1", "--out", str(out)], tmp_path, monkeypatch, capsys)
+    code, err = _run_cli(
+        [
+            "train",
+            "--data",
+            "digits",
+            "--task",
+            "classify",
+            "--classes",
+            "0,1",
+            "--hidden",
+            "8",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+        ],
+        tmp_path,
+        monkeypatch,
+        capsys,
+    )
     assert code == 0, err
     assert "memory: ≈ " in err and "(the limit is 100 MB, STCA_MAX_RUN_MB)" in err
 
 
 def _train_page(query, monkeypatch, tmp_path):
-    from streamlit.testing.v1 import AppTest
-
     from conftest import REPO
+    from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("STCA_RUNS_DIR", str(tmp_path / "runs"))
@@ -239,8 +310,11 @@ def test_train_page_shows_the_estimate_and_refuses_start_above_the_cap(monkeypat
     batch 1): the page names the estimate and the cap before Start, and Start / Step are refused;
     the classroom preset shows its (small) estimate and starts."""
     monkeypatch.delenv("STCA_MAX_RUN_MB", raising=False)
-    at = _train_page({"preset": "classroom-fast", "hidden": "4096,4096,4096,4096", "n_train": "5000",
-                      "batch_size": "1"}, monkeypatch, tmp_path)
+    at = _train_page(
+        {"preset": "classroom-fast", "hidden": "4096,4096,4096,4096", "n_train": "5000", "batch_size": "1"},
+        monkeypatch,
+        tmp_path,
+    )
     assert not at.exception
     errors = [e.value for e in at.error]
     assert len(errors) == 1, errors
@@ -263,15 +337,20 @@ def test_worker_refuses_a_run_whose_encoded_data_is_over_the_cap(monkeypatch):
     from conftest import REPO
 
     sys.path.insert(0, str(REPO / "app"))
+    from dataclasses import replace
+
     import state
     import training_worker as tw
-    from dataclasses import replace
 
     from stca_engine.data.types import Sample, SpikeDataset, SpikeTrain
 
     def prepare(settings, progress):
-        samples = [Sample(SpikeTrain(np.arange(4000) % 3000, np.arange(4000) % 32, 32, 3000, 3.0),
-                          np.array([1, 0]), [], f"s{i}") for i in range(4)]
+        samples = [
+            Sample(
+                SpikeTrain(np.arange(4000) % 3000, np.arange(4000) % 32, 32, 3000, 3.0), np.array([1, 0]), [], f"s{i}"
+            )
+            for i in range(4)
+        ]
         ds = SpikeDataset(samples, 32, ["a", "b"], "detect", 3.0)
         return ds, ds, {}
 
@@ -322,8 +401,14 @@ def _synthetic(n, n_in=12, n_steps=200, seed=0):
         c = int(rng.integers(0, 2))
         t = np.repeat(np.arange(40, 80, 2), n_in // 2)
         u = np.tile(np.arange(c * n_in // 2, (c + 1) * n_in // 2), 20)
-        samples.append(Sample(SpikeTrain(t, u, n_in, n_steps, 3.0), np.bincount([c], minlength=2).astype(np.int64),
-                              [Event(c, 40, 80)], f"s{i}"))
+        samples.append(
+            Sample(
+                SpikeTrain(t, u, n_in, n_steps, 3.0),
+                np.bincount([c], minlength=2).astype(np.int64),
+                [Event(c, 40, 80)],
+                f"s{i}",
+            )
+        )
     return SpikeDataset(samples, n_in, ["a", "b"], "detect", 3.0)
 
 
@@ -331,11 +416,13 @@ def _engine_worker(n_train=64, epochs=20, **worker_kw):
     from dataclasses import replace
 
     state, tw = _app_modules()
-    s = replace(state.TrainSettings(), hidden="8", init_std=0.3, lr=0.01, batch_size=1, epochs=epochs, seed=0,
-                compare=False)
+    s = replace(
+        state.TrainSettings(), hidden="8", init_std=0.3, lr=0.01, batch_size=1, epochs=epochs, seed=0, compare=False
+    )
     train, test = _synthetic(n_train), _synthetic(4, seed=1)
-    return tw.TrainingWorker(tw.make_engine_setup(s, lambda settings, progress: (train, test, {})),
-                             n_epochs=epochs, **worker_kw)
+    return tw.TrainingWorker(
+        tw.make_engine_setup(s, lambda settings, progress: (train, test, {})), n_epochs=epochs, **worker_kw
+    )
 
 
 def test_pause_with_the_real_trainer_takes_effect_within_one_batch_and_resumes_the_epoch():
@@ -344,8 +431,14 @@ def test_pause_with_the_real_trainer_takes_effect_within_one_batch_and_resumes_t
     _, tw = _app_modules()
     w = _engine_worker()
     w.start()
-    _wait(lambda: w.runner("stca") is not None and w.runner("stca").trainer._pending is not None
-          and w.runner("stca").trainer._pending["next"] >= 2, what="a few batches of epoch 1")
+    _wait(
+        lambda: (
+            w.runner("stca") is not None
+            and w.runner("stca").trainer._pending is not None
+            and w.runner("stca").trainer._pending["next"] >= 2
+        ),
+        what="a few batches of epoch 1",
+    )
     trainer = w.runner("stca").trainer
     w.pause()
     _wait(lambda: w.snapshot().status == tw.PAUSED, what="paused")
@@ -373,14 +466,14 @@ def test_a_closed_tab_stops_its_run_promptly_and_frees_it():
     assert w.heartbeat_timeout_s == tw.DEFAULT_HEARTBEAT_S == 900
     w.start()
     _wait(lambda: w.snapshot().epoch >= 1, what="first epoch")
-    connected["v"] = False      # a blip: back within the grace time
+    connected["v"] = False  # a blip: back within the grace time
     connected["v"] = True
     _wait(lambda: w.snapshot().epoch >= 2, what="second epoch")
     assert w.alive and w.snapshot().status == tw.RUNNING
     runner = w.runner("stca")
     refs = [weakref.ref(runner.trainer), weakref.ref(runner.trainer.net), weakref.ref(runner.trainer.train)]
     del runner
-    connected["v"] = False      # the tab is closed
+    connected["v"] = False  # the tab is closed
     w.join(60)
     snap = w.snapshot()
     assert not w.alive and snap.status == tw.STOPPED
@@ -410,20 +503,21 @@ def test_reset_on_the_train_page_frees_the_run(monkeypatch, tmp_path):
     import gc
     import weakref
 
-    from streamlit.testing.v1 import AppTest
-
     from conftest import REPO
+    from streamlit.testing.v1 import AppTest
 
     _, tw = _app_modules()
     monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(tw, "prepare_engine_data", lambda settings, progress: (_synthetic(400), _synthetic(4, seed=1), {}))
+    monkeypatch.setattr(
+        tw, "prepare_engine_data", lambda settings, progress: (_synthetic(400), _synthetic(4, seed=1), {})
+    )
     at = AppTest.from_file(str(REPO / "app" / "pages" / "2_Train.py"), default_timeout=120)
     for k, v in {"preset": "classroom-fast", "hidden": "8", "batch_size": "1", "epochs": "50"}.items():
         at.query_params[k] = v
     at.run()
     at.button(key="train.btn_start").click().run()
     worker = at.session_state["train.run"]["worker"]
-    _wait(lambda: worker.runner("stca") is not None and worker.snapshot().status == tw.RUNNING, what="running")
+    _wait(lambda: worker.runner("stca") is not None and worker.snapshot().status == tw.RUNNING, what="running")  # noqa: F821 (deleted below, used before)
     trainer = worker.runner("stca").trainer
     refs = [weakref.ref(trainer), weakref.ref(trainer.net), weakref.ref(trainer.train), weakref.ref(worker)]
     del trainer

@@ -1,11 +1,10 @@
 """The entry page renders: through AppTest and in a real headless Chromium."""
-from pathlib import Path
 
 import pytest
+from conftest import REPO, wait_for_app
 from streamlit.testing.v1 import AppTest
 
 import stca_engine as se
-from conftest import REPO, wait_for_app
 
 
 def test_home_apptest_shows_version_and_device():

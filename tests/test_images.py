@@ -1,4 +1,5 @@
 """MNIST IDX files (gzipped and plain) and scikit-learn's 8x8 digits."""
+
 from __future__ import annotations
 
 import gzip
@@ -16,15 +17,27 @@ from stca_engine.errors import DatasetError
 def idx_bytes(arr: np.ndarray) -> bytes:
     """IDX written from the format description (independent of the reader): 0, 0, type 0x08, ndim,
     big-endian dims, then the bytes."""
-    return bytes([0, 0, 0x08, arr.ndim]) + b"".join(struct.pack(">I", d) for d in arr.shape) + arr.astype(np.uint8).tobytes()
+    return (
+        bytes([0, 0, 0x08, arr.ndim])
+        + b"".join(struct.pack(">I", d) for d in arr.shape)
+        + arr.astype(np.uint8).tobytes()
+    )
 
 
 def write_mnist(root, n_train=12, n_test=6, gz=True, kaggle=False, seed=0):
     rng = np.random.default_rng(seed)
-    data = {"train_images": rng.integers(0, 256, (n_train, 28, 28)), "train_labels": rng.integers(0, 10, n_train),
-            "test_images": rng.integers(0, 256, (n_test, 28, 28)), "test_labels": rng.integers(0, 10, n_test)}
-    names = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
-             "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+    data = {
+        "train_images": rng.integers(0, 256, (n_train, 28, 28)),
+        "train_labels": rng.integers(0, 10, n_train),
+        "test_images": rng.integers(0, 256, (n_test, 28, 28)),
+        "test_labels": rng.integers(0, 10, n_test),
+    }
+    names = {
+        "train_images": "train-images-idx3-ubyte",
+        "train_labels": "train-labels-idx1-ubyte",
+        "test_images": "t10k-images-idx3-ubyte",
+        "test_labels": "t10k-labels-idx1-ubyte",
+    }
     root.mkdir(parents=True, exist_ok=True)
     for k, arr in data.items():
         name = names[k]

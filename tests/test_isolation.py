@@ -6,6 +6,7 @@ The sessions are real Train-page sessions (``streamlit.testing.v1.AppTest``, one
 each with its own ``TrainingWorker`` thread running the real engine on the scikit-learn digits
 (rate-coded, no audio decoding), cut to a few dozen samples so the test stays short.
 """
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -28,8 +29,16 @@ if str(APP) not in sys.path:
 
 import training_worker as tw  # noqa: E402  (the very module object the page imports)
 
-QUERY = dict(data="digits", task="classify", classes="0,1,2", hidden="8", batch_size="8", optimizer="adam",
-             lr="0.01", compare="0")
+QUERY = dict(
+    data="digits",
+    task="classify",
+    classes="0,1,2",
+    hidden="8",
+    batch_size="8",
+    optimizer="adam",
+    lr="0.01",
+    compare="0",
+)
 FINISHED = (tw.DONE, tw.STOPPED, tw.ERROR)
 
 
@@ -87,8 +96,9 @@ def _poll_until(sessions, done, timeout=240.0):
             at.run()
             assert not at.exception, at.exception
         time.sleep(0.3)
-    raise AssertionError(f"sessions did not finish within {timeout} s: "
-                         f"{[_worker(at).snapshot().status for at in sessions]}")
+    raise AssertionError(
+        f"sessions did not finish within {timeout} s: {[_worker(at).snapshot().status for at in sessions]}"
+    )
 
 
 def _weights(model) -> list[torch.Tensor]:
@@ -112,8 +122,13 @@ def test_sessions_train_at_once_without_sharing_state(small_data):
         assert snap.status == tw.DONE and snap.epoch == 2, (snap.status, snap.error)
         assert _errors(at) == []
         assert at.session_state["train.settings"].seed == s
-    _poll_until(sessions, lambda at: (at.session_state["trained_model"] if "trained_model" in at.session_state
-                                      else {}).get("epochs_trained") == 2)
+    _poll_until(
+        sessions,
+        lambda at: (
+            (at.session_state["trained_model"] if "trained_model" in at.session_state else {}).get("epochs_trained")
+            == 2
+        ),
+    )
     models = [at.session_state["trained_model"] for at in sessions]
     nets = [m["net"] for m in models]
     assert len({id(n) for n in nets}) == 3, "sessions must not share a model object"
@@ -126,8 +141,12 @@ def test_sessions_train_at_once_without_sharing_state(small_data):
     # the trained weights really moved away from their (seeded) start
     from stca_engine.network import SNN
 
-    start = SNN(nets[0].sizes, models[0]["neuron_cfg"], seed=1, init_std=float(sessions[0].session_state[
-        "train.settings"].init_std))
+    start = SNN(
+        nets[0].sizes,
+        models[0]["neuron_cfg"],
+        seed=1,
+        init_std=float(sessions[0].session_state["train.settings"].init_std),
+    )
     assert any(not torch.allclose(a, b.detach()) for a, b in zip(w[0], start.weights))
     # resetting one session leaves the others' models untouched
     sessions[2].button(key="train.btn_reset").click().run()
@@ -174,6 +193,7 @@ def test_reset_mid_training_stops_the_thread(small_data):
 
 # ---- the encoded-clip cache under concurrent writers ----------------------------------------------
 
+
 def _train_for(key_index: int, n_units=16, n_steps=200):
     from stca_engine.data.types import SpikeTrain
 
@@ -196,8 +216,12 @@ def _writer(directory: str, keys: list[str], rounds: int, start_evt) -> int:
 
 
 def _same(a, b) -> bool:
-    return (a.n_units == b.n_units and a.n_steps == b.n_steps and np.array_equal(a.times, b.times)
-            and np.array_equal(a.units, b.units))
+    return (
+        a.n_units == b.n_units
+        and a.n_steps == b.n_steps
+        and np.array_equal(a.times, b.times)
+        and np.array_equal(a.units, b.units)
+    )
 
 
 def test_cache_concurrent_writers_and_readers_never_see_partial_entries(tmp_path):
@@ -236,8 +260,11 @@ def test_cache_concurrent_writers_and_readers_never_see_partial_entries(tmp_path
     for i, k in enumerate(keys):
         got = reader.get(k)
         assert got is not None and _same(got[0], _train_for(i))
-    leftovers = [p.name for p in Path(directory).rglob("*") if p.is_file() and not p.name.endswith(".npz")
-                 or p.name.startswith(".tmp")]
+    leftovers = [
+        p.name
+        for p in Path(directory).rglob("*")
+        if p.is_file() and not p.name.endswith(".npz") or p.name.startswith(".tmp")
+    ]
     assert leftovers == [], f"temporary files left behind: {leftovers}"
     assert seen > 0
 

@@ -1,4 +1,5 @@
 """Label I/O (Audacity label tracks, CSV) and event scoring (stca_engine.labels)."""
+
 from __future__ import annotations
 
 import csv
@@ -7,8 +8,16 @@ import io
 import pytest
 
 from stca_engine.errors import DatasetError, StcaError
-from stca_engine.labels import (format_score, merge_scores, parse_audacity, parse_label_bytes, read_labels,
-                                score_events, to_audacity, to_csv)
+from stca_engine.labels import (
+    format_score,
+    merge_scores,
+    parse_audacity,
+    parse_label_bytes,
+    read_labels,
+    score_events,
+    to_audacity,
+    to_csv,
+)
 
 DET = [
     {"class": "bell", "start_s": 0.5, "end_s": 0.62, "n_spikes": 3, "peak_v": 1.25},
@@ -26,8 +35,7 @@ def test_audacity_export_is_tab_separated_with_six_decimals():
 
 def test_audacity_round_trip():
     back = parse_audacity(to_audacity(DET))
-    assert [(e["class"], e["start_s"], e["end_s"]) for e in back] == [
-        ("bell", 0.5, 0.62), ("horn", 1.712346, 1.9)]
+    assert [(e["class"], e["start_s"], e["end_s"]) for e in back] == [("bell", 0.5, 0.62), ("horn", 1.712346, 1.9)]
 
 
 def test_csv_export_has_header_and_rows():
@@ -38,30 +46,37 @@ def test_csv_export_has_header_and_rows():
 
 
 def test_parse_skips_blanks_comments_and_frequency_lines():
-    text = ("# my annotations\n"
-            "\n"
-            "1.5\t2.25\tdoor bell\n"
-            "\\\t200.000000\t4000.000000\n"   # Audacity's spectral-selection line under a label
-            "   \n"
-            "0.1 0.4 horn blast\n"             # typed by hand with spaces
-            "3.0\t3.0\tclick\r\n")             # a point label, Windows line ending
+    text = (
+        "# my annotations\n"
+        "\n"
+        "1.5\t2.25\tdoor bell\n"
+        "\\\t200.000000\t4000.000000\n"  # Audacity's spectral-selection line under a label
+        "   \n"
+        "0.1 0.4 horn blast\n"  # typed by hand with spaces
+        "3.0\t3.0\tclick\r\n"
+    )  # a point label, Windows line ending
     ev = parse_audacity(text)
-    assert ev == [{"class": "horn blast", "start_s": 0.1, "end_s": 0.4},
-                  {"class": "door bell", "start_s": 1.5, "end_s": 2.25},
-                  {"class": "click", "start_s": 3.0, "end_s": 3.0}]
+    assert ev == [
+        {"class": "horn blast", "start_s": 0.1, "end_s": 0.4},
+        {"class": "door bell", "start_s": 1.5, "end_s": 2.25},
+        {"class": "click", "start_s": 3.0, "end_s": 3.0},
+    ]
     # UTF-8 with a BOM, as some editors save
     assert parse_label_bytes("\ufeff0\t1\tbell\n".encode("utf-8"))[0]["class"] == "bell"
 
 
-@pytest.mark.parametrize("line, problem", [
-    ("abc\t1.0\tbell", "line 2: start time 'abc' is not a number"),
-    ("1.0\txyz\tbell", "line 2: end time 'xyz' is not a number"),
-    ("1.0\t2.0", "line 2: expected start<TAB>end<TAB>label"),
-    ("1.0\t2.0\t  ", "line 2: expected start<TAB>end<TAB>label"),
-    ("2.0\t1.0\tbell", "line 2: end 1 s is before start 2 s"),
-    ("-1\t1.0\tbell", "line 2: start time '-1' must be a finite number"),
-    ("nan\t1.0\tbell", "line 2: start time 'nan' must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("abc\t1.0\tbell", "line 2: start time 'abc' is not a number"),
+        ("1.0\txyz\tbell", "line 2: end time 'xyz' is not a number"),
+        ("1.0\t2.0", "line 2: expected start<TAB>end<TAB>label"),
+        ("1.0\t2.0\t  ", "line 2: expected start<TAB>end<TAB>label"),
+        ("2.0\t1.0\tbell", "line 2: end 1 s is before start 2 s"),
+        ("-1\t1.0\tbell", "line 2: start time '-1' must be a finite number"),
+        ("nan\t1.0\tbell", "line 2: start time 'nan' must be a finite number"),
+    ],
+)
 def test_bad_lines_name_the_file_and_line(tmp_path, line, problem):
     p = tmp_path / "truth.txt"
     p.write_text("0\t1\tbell\n" + line + "\n")
@@ -86,11 +101,11 @@ def _ev(c, a, b):
 def test_scoring_hits_misses_false_alarms():
     truth = [_ev("bell", 1.0, 1.5), _ev("horn", 3.0, 3.4), _ev("bell", 5.0, 5.2)]
     det = [
-        _ev("bell", 1.1, 1.3),   # hit
+        _ev("bell", 1.1, 1.3),  # hit
         _ev("bell", 1.35, 1.45),  # second detection inside an already matched event: false alarm
-        _ev("bell", 3.0, 3.4),   # right time, wrong class: false alarm (and horn is missed)
+        _ev("bell", 3.0, 3.4),  # right time, wrong class: false alarm (and horn is missed)
         _ev("bell", 5.25, 5.3),  # 50 ms after the event ends: within the 0.1 s tolerance -> hit
-        _ev("ring", 8.0, 8.1),   # nothing there: false alarm
+        _ev("ring", 8.0, 8.1),  # nothing there: false alarm
     ]
     s = score_events(det, truth, tolerance_s=0.1)
     assert (s["tp"], s["fp"], s["fn"]) == (2, 3, 1)
@@ -100,8 +115,14 @@ def test_scoring_hits_misses_false_alarms():
     assert s["false_alarms"] == [det[1], det[2], det[4]]
     assert s["misses"] == [truth[1]]
     assert s["pairs"] == [(0, 0), (3, 2)]
-    assert s["per_class"]["bell"] == {"tp": 2, "fp": 2, "fn": 0, "precision": 0.5, "recall": 1.0,
-                                      "f1": pytest.approx(2 / 3)}
+    assert s["per_class"]["bell"] == {
+        "tp": 2,
+        "fp": 2,
+        "fn": 0,
+        "precision": 0.5,
+        "recall": 1.0,
+        "f1": pytest.approx(2 / 3),
+    }
     assert s["per_class"]["horn"]["fn"] == 1 and s["per_class"]["ring"]["fp"] == 1
     # without the tolerance the late detection no longer overlaps
     s0 = score_events(det, truth, tolerance_s=0.0)

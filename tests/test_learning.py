@@ -1,5 +1,6 @@
 """A tiny network learns toy tasks with the STCA loss in a few seconds (end-to-end sanity of
 forward, k*-selection, exact backward and an optimiser)."""
+
 import torch
 
 import stca_engine as se
@@ -32,8 +33,10 @@ def _samples(n, seed, n_cls=2):
     """One class pattern per sample (each class: its own half of the afferents, fixed spike times)."""
     g = torch.Generator().manual_seed(seed)
     pg = torch.Generator().manual_seed(99)
-    pats = [(torch.randperm(N_IN, generator=pg)[:N_IN // 2], torch.randint(0, 12, (N_IN // 2,), generator=pg))
-            for _ in range(n_cls)]
+    pats = [
+        (torch.randperm(N_IN, generator=pg)[: N_IN // 2], torch.randint(0, 12, (N_IN // 2,), generator=pg))
+        for _ in range(n_cls)
+    ]
     x = (torch.rand(T, n, N_IN, generator=g) < 0.01).float()
     y = torch.randint(0, n_cls, (n,), generator=g)
     for b in range(n):
@@ -48,8 +51,8 @@ def _train(net, cfg, x, y, task, epochs, objective="stca", lr=0.01):
     for _ in range(epochs):
         total = 0.0
         for i in range(0, x.shape[1], 10):
-            rec = net(x[:, i:i + 10])
-            loss, _ = se.stca_loss(rec.voltages[-1], rec.spikes[-1], y[i:i + 10], cfg, task=task, objective=objective)
+            rec = net(x[:, i : i + 10])
+            loss, _ = se.stca_loss(rec.voltages[-1], rec.spikes[-1], y[i : i + 10], cfg, task=task, objective=objective)
             opt.zero_grad()
             loss.backward()
             opt.step()

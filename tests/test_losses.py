@@ -1,4 +1,5 @@
 """STCA (Eq. 9/10), TDP1 and margin losses, LossInfo and predictions on hand-made output traces."""
+
 import pytest
 import torch
 
@@ -13,6 +14,7 @@ CFG = se.NeuronConfig(dt_ms=1.0, t_in_ms=5.0)  # T_in = 5 steps
 def selection_impl(request, monkeypatch):
     """Every loss test runs with the numba and the torch time-point selection."""
     import stca_engine.clusters as c
+
     monkeypatch.setattr(c, "USE_NUMBA", request.param == "numba")
     return request.param
 
@@ -39,7 +41,7 @@ def test_detect_eq9_signs_values_and_gradient():
     loss, info = se.stca_loss(v, s, target, CFG, task="detect")
     assert info.n_clusters.tolist() == [[1, 2, 1]]
     assert info.sign.tolist() == [[1, -1, 0]]
-    assert info.k_star.tolist() == [[30, 5, -1]]   # k- = last spike of the 1-spike cluster {5}
+    assert info.k_star.tolist() == [[30, 5, -1]]  # k- = last spike of the 1-spike cluster {5}
     assert info.k_star.dtype == torch.long
     assert float(loss.detach()) == pytest.approx((1.0 - 0.8) + (1.2 - 1.0))
     loss.backward()
@@ -51,7 +53,7 @@ def test_detect_eq9_signs_values_and_gradient():
 def test_classify_eq10():
     # true class 1. n0 silent (other: 0), n1 silent (true -> k+), n2 fires (other -> k-), n3 fires (... )
     row = [([], {}), ([], {12: 0.6}), ([8, 9], {}), ([], {})]
-    row2 = [([3], {}), ([3, 4, 30], {}), ([], {}), ([], {})]   # true class 1 fires 2 clusters: no loss for it
+    row2 = [([3], {}), ([3, 4, 30], {}), ([], {}), ([], {})]  # true class 1 fires 2 clusters: no loss for it
     v, s = _traces(40, [row, row2])
     loss, info = se.stca_loss(v, s, torch.tensor([1, 1]), CFG, task="classify")
     assert info.sign.tolist() == [[0, 1, -1, 0], [-1, 0, 0, 0]]
@@ -59,7 +61,7 @@ def test_classify_eq10():
     assert info.desired.tolist() == [[0, 1, 0, 0], [0, 1, 0, 0]]
     per = [(1.0 - 0.6) + (1.2 - 1.0), (1.2 - 1.0)]
     torch.testing.assert_close(info.per_sample, torch.tensor(per, dtype=torch.float64))
-    assert float(loss.detach()) == pytest.approx(sum(per) / 2)   # sum over neurons, mean over samples
+    assert float(loss.detach()) == pytest.approx(sum(per) / 2)  # sum over neurons, mean over samples
 
 
 def test_tdp1_counts_single_spikes():
@@ -93,9 +95,9 @@ def test_no_kplus_is_counted_and_gives_no_loss():
 
 def test_margin_objective():
     v = torch.full((20, 1, 3), 0.1, dtype=torch.float64)
-    v[5, 0, 0] = 1.1    # true class, max 1.1 <= 1.3 -> push up: 1.3 - 1.1
-    v[7, 0, 1] = 0.9    # other, 0.9 > 0.7 -> push down: 0.9 - 0.7
-    v[9, 0, 2] = 0.6    # other, below 0.7 -> nothing
+    v[5, 0, 0] = 1.1  # true class, max 1.1 <= 1.3 -> push up: 1.3 - 1.1
+    v[7, 0, 1] = 0.9  # other, 0.9 > 0.7 -> push down: 0.9 - 0.7
+    v[9, 0, 2] = 0.6  # other, below 0.7 -> nothing
     v.requires_grad_(True)
     loss, info = se.stca_loss(v, None, torch.tensor([0]), CFG, task="classify", objective="margin")
     assert info.sign.tolist() == [[1, -1, 0]] and info.k_star.tolist() == [[5, 7, -1]]
@@ -103,7 +105,7 @@ def test_margin_objective():
     loss.backward()
     assert float(v.grad[5, 0, 0]) == -1 and float(v.grad[7, 0, 1]) == 1
     v2 = v.detach().clone()
-    v2[5, 0, 0] = 1.5   # true class above ϑ + 0.3: no loss
+    v2[5, 0, 0] = 1.5  # true class above ϑ + 0.3: no loss
     _, info = se.stca_loss(v2, None, torch.tensor([0]), CFG, task="classify", objective="margin")
     assert info.sign.tolist() == [[0, -1, 0]]
 
@@ -115,15 +117,21 @@ def test_predict():
     assert predict(v, s, CFG).tolist() == [1]
     assert predict(v, s, CFG, objective="tdp1").tolist() == [1]
     v3, s3 = _traces(40, [[([2, 3, 4], {}), ([3, 25], {}), ([4], {})]])
-    assert predict(v3.detach(), s3, CFG).tolist() == [1]              # 2 clusters beat 1 cluster of 3
+    assert predict(v3.detach(), s3, CFG).tolist() == [1]  # 2 clusters beat 1 cluster of 3
     assert predict(v3.detach(), s3, CFG, objective="tdp1").tolist() == [0]  # 3 spikes beat 2
     assert predict(v.detach(), None, CFG, objective="margin").tolist() == [1]
 
 
-@pytest.mark.parametrize("target,task", [
-    (torch.tensor([[1, 2]]), "detect"), (torch.tensor([[1, -1, 0]]), "detect"), (torch.tensor([3]), "classify"),
-    (torch.tensor([[0]]), "classify"), (torch.tensor([[0.5, 1, 1]]), "detect"),
-])
+@pytest.mark.parametrize(
+    "target,task",
+    [
+        (torch.tensor([[1, 2]]), "detect"),
+        (torch.tensor([[1, -1, 0]]), "detect"),
+        (torch.tensor([3]), "classify"),
+        (torch.tensor([[0]]), "classify"),
+        (torch.tensor([[0.5, 1, 1]]), "detect"),
+    ],
+)
 def test_bad_targets(target, task):
     v, s = _traces(10, [[([], {}), ([], {}), ([], {})]])
     with pytest.raises(ConfigError):
@@ -147,7 +155,7 @@ def test_padding_after_a_short_sample_never_moves_its_k_star(objective):
     cfg = se.NeuronConfig(t_in_ms=30.0)
     T_short, T_long = 30, 50
     t = torch.arange(T_long, dtype=torch.float64)
-    short = 0.015 * t                                   # rising all along its own 30 steps (and on)
+    short = 0.015 * t  # rising all along its own 30 steps (and on)
     long_ = 0.5 * torch.sin(t / 7.0) * (t > 0)
     v = torch.stack([short, long_], 1).unsqueeze(-1).repeat(1, 1, 2)  # [T, 2 samples, 2 neurons]
     s = torch.zeros_like(v)

@@ -1,4 +1,5 @@
 """MedleyDB loader on a fixture tree in the real layout (metadata YAML, stems, activation files)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -51,15 +52,26 @@ def write_track(root, name, stems, activation=None, yaml_text=None):
 @pytest.fixture
 def medley(tmp_path):
     root = tmp_path / "MedleyDB"
-    write_track(root, "T1", {"S01": ("violin", [(1.0, 5.6)]), "S02": ("flute", [(0.0, 3.1)]),
-                             "S03": (["violin", "flute"], [(0, 9)])},
-                activation={"S01": [(1.0, 5.6)], "S02": [(0.0, 3.1)], "S03": [(0, 9)]})
-    write_track(root, "T2", {"S01": ("violin", [(0.5, 8.0)]), "S02": ("flute", [(2.0, 6.6)])},
-                activation={"S01": [(0.5, 8.0)], "S02": [(2.0, 6.6)]})
+    write_track(
+        root,
+        "T1",
+        {"S01": ("violin", [(1.0, 5.6)]), "S02": ("flute", [(0.0, 3.1)]), "S03": (["violin", "flute"], [(0, 9)])},
+        activation={"S01": [(1.0, 5.6)], "S02": [(0.0, 3.1)], "S03": [(0, 9)]},
+    )
+    write_track(
+        root,
+        "T2",
+        {"S01": ("violin", [(0.5, 8.0)]), "S02": ("flute", [(2.0, 6.6)])},
+        activation={"S01": [(0.5, 8.0)], "S02": [(2.0, 6.6)]},
+    )
     # no activation file: the energy threshold finds the sounding span
     write_track(root, "T3", {"S01": ("violin", [(0.5, 3.7)]), "S02": ("piano", [(1.0, 2.6)])})
-    write_track(root, "T4", {"S01": ("violin", [(0.0, 4.6)]), "S02": ("flute", [(0.0, 4.6)])},
-                activation={"S01": [(0.0, 4.6)], "S02": [(0.0, 4.6)]})
+    write_track(
+        root,
+        "T4",
+        {"S01": ("violin", [(0.0, 4.6)]), "S02": ("flute", [(0.0, 4.6)])},
+        activation={"S01": [(0.0, 4.6)], "S02": [(0.0, 4.6)]},
+    )
     write_track(root, "T5", {}, yaml_text="stems: {S01: [unclosed\n")
     write_track(root, "T6", {"S01": ("flute", None)})  # stem listed but its file is missing
     return root
@@ -71,14 +83,22 @@ def test_pieces_lie_in_active_spans_and_the_split_is_by_track(medley):
     train_tracks = {cs.clips[i].group for i in cs.train_idx}
     test_tracks = {cs.clips[i].group for i in cs.test_idx}
     assert train_tracks and test_tracks and not train_tracks & test_tracks
-    spans = {("T1", "violin"): [(1.0, 5.6)], ("T1", "flute"): [(0.0, 3.1)], ("T2", "violin"): [(0.5, 8.0)],
-             ("T2", "flute"): [(2.0, 6.6)], ("T3", "violin"): [(0.5, 3.7)], ("T4", "violin"): [(0.0, 4.6)],
-             ("T4", "flute"): [(0.0, 4.6)]}
+    spans = {
+        ("T1", "violin"): [(1.0, 5.6)],
+        ("T1", "flute"): [(0.0, 3.1)],
+        ("T2", "violin"): [(0.5, 8.0)],
+        ("T2", "flute"): [(2.0, 6.6)],
+        ("T3", "violin"): [(0.5, 3.7)],
+        ("T4", "violin"): [(0.0, 4.6)],
+        ("T4", "flute"): [(0.0, 4.6)],
+    }
     tol = {"T3": 0.05}  # energy frames are ~46 ms
     for c in cs.clips:
         assert c.end_s - c.start_s == pytest.approx(1.5)
-        assert any(a - tol.get(c.group, 1e-6) <= c.start_s and c.end_s <= b + tol.get(c.group, 1e-6)
-                   for a, b in spans[(c.group, c.class_name)]), c
+        assert any(
+            a - tol.get(c.group, 1e-6) <= c.start_s and c.end_s <= b + tol.get(c.group, 1e-6)
+            for a, b in spans[(c.group, c.class_name)]
+        ), c
     # every piece from the activation tracks: floor(active length / 1.5) per stem
     pieces = cs.info["pieces"]
     assert pieces["violin"]["found_train"] + pieces["violin"]["found_test"] == 3 + 5 + 2 + 3
@@ -108,7 +128,7 @@ def test_piece_audio_is_the_stem_segment(medley):
     wave = clip.load()
     assert wave.shape == (24000,)
     raw, sr = sf.read(clip.path, dtype="float64")
-    seg = raw[int(round(clip.start_s * sr)):int(round(clip.end_s * sr))]
+    seg = raw[int(round(clip.start_s * sr)) : int(round(clip.end_s * sr))]
     np.testing.assert_allclose(wave, seg / np.abs(seg).max(), atol=1e-5)
 
 
@@ -210,8 +230,9 @@ def test_cli_classes_paper_selects_the_paper_instruments(tmp_path, argv_classes)
     from stca_engine.data.sources import load_clipset
 
     root = _paper_tree(tmp_path / "m")
-    args = cli.build_parser().parse_args(["train", "--data", f"medleydb:{root}", "--task", "classify",
-                                          "--classes", argv_classes])
+    args = cli.build_parser().parse_args(
+        ["train", "--data", f"medleydb:{root}", "--task", "classify", "--classes", argv_classes]
+    )
     cs = load_clipset(args.data, **cli._data_kwargs(args))
     assert cs.class_names == list(PAPER_INSTRUMENTS)
     assert load_medleydb(root, classes=["paper"]).class_names == list(PAPER_INSTRUMENTS)
@@ -233,12 +254,34 @@ def test_bare_spikegram_encoder_keeps_the_medleydb_preset(tmp_path, monkeypatch)
     monkeypatch.delenv("STCA_DATA_ROOTS", raising=False)
     root = tmp_path / "m"
     for t in ("A", "B"):  # one 1.5 s piece per instrument and track
-        write_track(root, t, {"S01": ("violin", [(0.0, 1.6)]), "S02": ("flute", [(0.0, 1.6)])},
-                    activation={"S01": [(0.0, 1.6)], "S02": [(0.0, 1.6)]})
+        write_track(
+            root,
+            t,
+            {"S01": ("violin", [(0.0, 1.6)]), "S02": ("flute", [(0.0, 1.6)])},
+            activation={"S01": [(0.0, 1.6)], "S02": [(0.0, 1.6)]},
+        )
     out = tmp_path / "model"
-    code = cli.main(["--quiet", "train", "--data", f"medleydb:{root}", "--task", "classify", "--classes",
-                     "violin,flute", "--encoder", "spikegram", "--epochs", "0", "--hidden", "4", "--no-cache",
-                     "--out", str(out)])
+    code = cli.main(
+        [
+            "--quiet",
+            "train",
+            "--data",
+            f"medleydb:{root}",
+            "--task",
+            "classify",
+            "--classes",
+            "violin,flute",
+            "--encoder",
+            "spikegram",
+            "--epochs",
+            "0",
+            "--hidden",
+            "4",
+            "--no-cache",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["sizes"][0] == 384  # 128 kernels x 3 amplitude bins

@@ -1,4 +1,5 @@
 """Metrics on hand-computed cases (and scikit-learn as an independent reference for classification)."""
+
 import numpy as np
 import pytest
 
@@ -37,12 +38,18 @@ def test_event_f1_by_hand():
     t_in = 5
     # stream 0: class 0 event [10, 20), class 1 event [40, 50), class 0 event [60, 70)
     ev0 = [Event(0, 10, 20), Event(1, 40, 50), Event(0, 60, 70)]
-    r0 = _raster(100, 2, [
-        (12, 0), (15, 0),          # one class-0 cluster 12..15 inside [10, 19]  -> detects event 1
-        (30, 0),                   # class-0 cluster at 30: inside no class-0 event -> FP
-        (45, 0),                   # class-0 cluster inside a class-1 event only   -> FP
-        (49, 1), (52, 1),          # class-1 cluster 49..52 sticks out of [40, 49] -> FP (tol 0)
-    ])                              # class-0 event [60, 70) never detected -> FN; class-1 event -> FN
+    r0 = _raster(
+        100,
+        2,
+        [
+            (12, 0),
+            (15, 0),  # one class-0 cluster 12..15 inside [10, 19]  -> detects event 1
+            (30, 0),  # class-0 cluster at 30: inside no class-0 event -> FP
+            (45, 0),  # class-0 cluster inside a class-1 event only   -> FP
+            (49, 1),
+            (52, 1),  # class-1 cluster 49..52 sticks out of [40, 49] -> FP (tol 0)
+        ],
+    )  # class-0 event [60, 70) never detected -> FN; class-1 event -> FN
     # stream 1: no events, no spikes; stream 2: one event hit by two clusters (both inside, no FP)
     ev2 = [Event(1, 0, 40)]
     r2 = _raster(60, 2, [(1, 1), (20, 1)])
@@ -126,7 +133,12 @@ def _brute_force_f1_counts(raster, events, t_in, tol):
 def test_event_f1_matches_brute_force_on_random_streams():
     rng = np.random.default_rng(7)
     for _ in range(60):
-        T, C, t_in, tol = int(rng.integers(20, 80)), int(rng.integers(1, 4)), int(rng.integers(1, 8)), int(rng.integers(0, 4))
+        T, C, t_in, tol = (
+            int(rng.integers(20, 80)),
+            int(rng.integers(1, 4)),
+            int(rng.integers(1, 8)),
+            int(rng.integers(0, 4)),
+        )
         rasters, evss, want = [], [], np.zeros(3, int)
         for _s in range(int(rng.integers(1, 4))):
             raster = (rng.random((T, C)) < rng.choice([0.02, 0.1])).astype(np.uint8)

@@ -1,6 +1,7 @@
 """NIR export (stca_engine.nir_export): the file reads back with nir.read with the documented graph
 and weights, and re-simulated by a discrete-time interpreter of the NIR nodes it gives the engine's
 spikes (exactly: the only possible difference, V landing exactly on ϑ, does not occur here)."""
+
 from __future__ import annotations
 
 import io
@@ -53,22 +54,37 @@ def test_export_reads_back_with_the_documented_graph(tmp_path):
     out = tmp_path / "model.nir"
     assert cli.main(["--quiet", "export", str(path), "--format", "nir", "--out", str(out)]) == 0
     g = nir.read(str(out))
-    assert set(g.nodes) == {"input", "output", *(f"layer{i}.{part}" for i in (0, 1) for part in
-                                                 ("weights", "psp", "spike", "reset_delay", "reset_scale", "reset"))}
+    assert set(g.nodes) == {
+        "input",
+        "output",
+        *(
+            f"layer{i}.{part}"
+            for i in (0, 1)
+            for part in ("weights", "psp", "spike", "reset_delay", "reset_scale", "reset")
+        ),
+    }
     kinds = {n: type(v).__name__ for n, v in g.nodes.items()}
     assert kinds["layer0.weights"] == "Linear" and kinds["layer0.psp"] == "CubaLI"
     assert kinds["layer0.spike"] == "Threshold" and kinds["layer0.reset"] == "LI"
     assert kinds["layer0.reset_delay"] == "Delay" and kinds["layer0.reset_scale"] == "Scale"
     edges = {tuple(e) for e in g.edges}
-    assert {("input", "layer0.weights"), ("layer0.weights", "layer0.psp"), ("layer0.psp", "layer0.spike"),
-            ("layer0.spike", "layer0.reset_delay"), ("layer0.reset_delay", "layer0.reset_scale"),
-            ("layer0.reset_scale", "layer0.reset"), ("layer0.reset", "layer0.spike"),
-            ("layer0.spike", "layer1.weights"), ("layer1.spike", "output")} <= edges
+    assert {
+        ("input", "layer0.weights"),
+        ("layer0.weights", "layer0.psp"),
+        ("layer0.psp", "layer0.spike"),
+        ("layer0.spike", "layer0.reset_delay"),
+        ("layer0.reset_delay", "layer0.reset_scale"),
+        ("layer0.reset_scale", "layer0.reset"),
+        ("layer0.reset", "layer0.spike"),
+        ("layer0.spike", "layer1.weights"),
+        ("layer1.spike", "output"),
+    } <= edges
     assert len(edges) == 15
     tm, ts = CFG.tau_m_ms / 1000, CFG.tau_s_ms / 1000
     for i, W in enumerate(net.weights):
-        np.testing.assert_allclose(g.nodes[f"layer{i}.weights"].weight, W.detach().numpy() * CFG.v0 * (tm - ts),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(
+            g.nodes[f"layer{i}.weights"].weight, W.detach().numpy() * CFG.v0 * (tm - ts), rtol=1e-12
+        )
         psp = g.nodes[f"layer{i}.psp"]
         np.testing.assert_allclose(psp.tau_mem, tm)
         np.testing.assert_allclose(psp.tau_syn, ts)
@@ -89,8 +105,9 @@ def test_nir_graph_resimulated_gives_the_engines_spikes_on_demo_sounds():
     g = nir.read(io.BytesIO(nir_bytes(to_nir(net, CFG, CLASSES))))
     with torch.no_grad():
         rec = net(torch.tensor(x)[:, None, :], record=True)
-    sim = simulate(g, x, CFG.dt_ms / 1000, record=("layer0.spike", "layer0.psp", "layer0.reset", "layer1.psp",
-                                                    "layer1.reset"))
+    sim = simulate(
+        g, x, CFG.dt_ms / 1000, record=("layer0.spike", "layer0.psp", "layer0.reset", "layer1.psp", "layer1.reset")
+    )
     hidden, output = rec.spikes[0][:, 0].numpy(), rec.spikes[1][:, 0].numpy()
     assert hidden.sum() > 50 and output.sum() > 5  # the comparison means something: both layers fire
     np.testing.assert_array_equal(sim["layer0.spike"], hidden)
@@ -99,8 +116,9 @@ def test_nir_graph_resimulated_gives_the_engines_spikes_on_demo_sounds():
     for i in (0, 1):
         np.testing.assert_allclose(sim[f"layer{i}.psp"], (rec.m[i] - rec.s[i])[:, 0].numpy(), atol=1e-10)
         np.testing.assert_allclose(sim[f"layer{i}.reset"], -rec.e[i][:, 0].numpy(), atol=1e-10)
-        np.testing.assert_allclose(sim[f"layer{i}.psp"] + sim[f"layer{i}.reset"], rec.voltages[i][:, 0].numpy(),
-                                   atol=1e-10)
+        np.testing.assert_allclose(
+            sim[f"layer{i}.psp"] + sim[f"layer{i}.reset"], rec.voltages[i][:, 0].numpy(), atol=1e-10
+        )
     # where they could differ: NIR's Threshold fires on v > ϑ, the engine on V ≥ ϑ; no V is within 1e-9 of ϑ here
     V = rec.voltages[0][:, 0].numpy()
     assert np.abs(V - CFG.theta).min() > 1e-9
@@ -118,7 +136,9 @@ def test_margin_readout_exports_its_voltage():
 
 
 def test_export_errors_are_one_line(tmp_path, capsys):
-    assert cli.main(["--quiet", "export", str(tmp_path / "nope"), "--format", "nir", "--out",
-                     str(tmp_path / "m.nir")]) == 2
+    assert (
+        cli.main(["--quiet", "export", str(tmp_path / "nope"), "--format", "nir", "--out", str(tmp_path / "m.nir")])
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith("stca: error: ") and len(err.strip().splitlines()) == 1

@@ -5,6 +5,7 @@ The oracles are independent of the code under test: which configs are valid is r
 SPEC §2 / the issue (τ > 0, τ_s < τ_m, α > 0, ϑ > 0, T_in ≥ one step, all finite numbers), and the
 audio output is checked against its contract (1-D float32, 16 kHz length, finite, peak exactly 1).
 """
+
 from __future__ import annotations
 
 import io
@@ -29,8 +30,15 @@ CONFIG_SETTINGS = settings(max_examples=400, deadline=None)  # configs are cheap
 
 RATES = [100, 8000, 11025, 16000, 22050, 44100, 48000, 96000, 192000]
 # (container, subtype): integer and float PCM in the containers people upload
-FORMATS = [("WAV", "PCM_16"), ("WAV", "PCM_24"), ("WAV", "FLOAT"), ("WAV", "DOUBLE"), ("FLAC", "PCM_16"),
-           ("AIFF", "PCM_16"), ("OGG", "VORBIS")]
+FORMATS = [
+    ("WAV", "PCM_16"),
+    ("WAV", "PCM_24"),
+    ("WAV", "FLOAT"),
+    ("WAV", "DOUBLE"),
+    ("FLAC", "PCM_16"),
+    ("AIFF", "PCM_16"),
+    ("OGG", "VORBIS"),
+]
 SUFFIX = {"WAV": ".wav", "FLAC": ".flac", "AIFF": ".aiff", "OGG": ".ogg"}
 
 
@@ -106,8 +114,12 @@ def test_load_audio_bytes_gives_contract_wave_or_audio_error(wave, name):
 
 
 @settings(max_examples=25, deadline=None)
-@given(blob=st.one_of(st.binary(min_size=0, max_size=2000),
-                      st.binary(min_size=0, max_size=200).map(lambda b: b"RIFF\x24\x00\x00\x00WAVEfmt " + b)))
+@given(
+    blob=st.one_of(
+        st.binary(min_size=0, max_size=2000),
+        st.binary(min_size=0, max_size=200).map(lambda b: b"RIFF\x24\x00\x00\x00WAVEfmt " + b),
+    )
+)
 def test_random_bytes_named_wav_are_an_audio_error(blob):
     """Non-audio data renamed to .wav (including a truncated RIFF header) is never anything but AudioError."""
     with pytest.raises(AudioError, match=r"^upload\.wav: "):
@@ -137,7 +149,7 @@ any_value = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.floats(min_value=-50, max_value=300),
     st.floats(min_value=1e-6, max_value=1e6),
-    st.integers(-10**6, 10**6),
+    st.integers(-(10**6), 10**6),
     st.sampled_from([0, 0.0, -0.0, 5e-324, 1e-300, 1e300, 1.7e308, True, False, None, "30", "", [1], float("nan")]),
     st.floats(min_value=1e-300, max_value=1e300).map(lambda v: 10 ** round(math.log10(v))),  # extreme magnitudes
 )
@@ -172,8 +184,11 @@ def _sane(kw: dict) -> bool:
     """Inside the range a user can mean (µs..minutes, τ_s not within 1e-6 of τ_m, a step not longer than
     10 τ_m, where β_m = exp(−dt/τm) would be ~0 and V = M − S could never rise): must be accepted."""
     c = {k: float(v) for k, v in _tau_s_filled(kw).items()}
-    return (all(1e-3 <= c[k] <= 1e5 for k in FIELDS) and c["tau_s_ms"] <= c["tau_m_ms"] * (1 - 1e-6)
-            and c["dt_ms"] <= 10 * c["tau_m_ms"])
+    return (
+        all(1e-3 <= c[k] <= 1e5 for k in FIELDS)
+        and c["tau_s_ms"] <= c["tau_m_ms"] * (1 - 1e-6)
+        and c["dt_ms"] <= 10 * c["tau_m_ms"]
+    )
 
 
 def _check_usable(cfg: NeuronConfig):
@@ -200,10 +215,12 @@ def test_neuron_config_is_valid_or_config_error(changes):
 
 
 @CONFIG_SETTINGS
-@given(tau_m=st.one_of(st.floats(1e-300, 1e300), st.sampled_from([1e-300, 1.0, 30.0, 1e300])),
-       gap=st.one_of(st.integers(1, 4), st.floats(1e-300, 1.0)),
-       dt=st.one_of(st.floats(1e-300, 1e300), st.just(3.0)),
-       t_in=st.one_of(st.floats(1e-300, 1e300), st.just(141.0)))
+@given(
+    tau_m=st.one_of(st.floats(1e-300, 1e300), st.sampled_from([1e-300, 1.0, 30.0, 1e300])),
+    gap=st.one_of(st.integers(1, 4), st.floats(1e-300, 1.0)),
+    dt=st.one_of(st.floats(1e-300, 1e300), st.just(3.0)),
+    t_in=st.one_of(st.floats(1e-300, 1e300), st.just(141.0)),
+)
 def test_extreme_and_nearly_equal_time_constants_never_crash(tau_m, gap, dt, t_in):
     """τ_s a few ulps below τ_m, or 600 orders of magnitude apart, T_in/dt overflowing: ConfigError or usable."""
     tau_s = float(np.nextafter(tau_m, 0.0)) if isinstance(gap, int) else tau_m * gap
@@ -229,8 +246,14 @@ def test_v0_normalises_the_psp_peak_to_one(tau_m, frac):
 
 
 @settings(max_examples=40, deadline=None)
-@given(d=st.one_of(st.dictionaries(st.text(max_size=8), any_value, max_size=4), st.lists(st.integers()),
-                   st.none(), st.text(max_size=5)))
+@given(
+    d=st.one_of(
+        st.dictionaries(st.text(max_size=8), any_value, max_size=4),
+        st.lists(st.integers()),
+        st.none(),
+        st.text(max_size=5),
+    )
+)
 def test_config_from_dict_rejects_junk_with_config_error(d):
     try:
         cfg = NeuronConfig.from_dict(d)

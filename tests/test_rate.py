@@ -1,4 +1,5 @@
 """Rate coding of images: exact regular counts and spacing, Poisson statistics, input checks."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,14 +55,17 @@ def test_custom_steps_and_dt():
     assert dense.shape == (100, 2) and int(dense.sum()) == 15
 
 
-@pytest.mark.parametrize("image,kwargs,err,match", [
-    (np.array([0.5, 1.5]), {}, DatasetError, r"\[0, 1\]"),
-    (np.array([0.5, np.nan]), {}, DatasetError, "NaN"),
-    (np.zeros(0), {}, DatasetError, "no pixels"),
-    (np.array([0.5]), {"mode": "burst"}, ConfigError, "rate.mode"),
-    (np.array([0.5]), {"n_steps": 0}, ConfigError, "rate.n_steps"),
-    (np.array([0.5]), {"max_spikes": 300}, ConfigError, "rate.max_spikes"),
-])
+@pytest.mark.parametrize(
+    "image,kwargs,err,match",
+    [
+        (np.array([0.5, 1.5]), {}, DatasetError, r"\[0, 1\]"),
+        (np.array([0.5, np.nan]), {}, DatasetError, "NaN"),
+        (np.zeros(0), {}, DatasetError, "no pixels"),
+        (np.array([0.5]), {"mode": "burst"}, ConfigError, "rate.mode"),
+        (np.array([0.5]), {"n_steps": 0}, ConfigError, "rate.n_steps"),
+        (np.array([0.5]), {"max_spikes": 300}, ConfigError, "rate.max_spikes"),
+    ],
+)
 def test_bad_inputs(image, kwargs, err, match):
     with pytest.raises(err, match=match):
         rate_encode(image, **kwargs)

@@ -5,6 +5,7 @@ random accents, voice variants, pitches and speeds, with pink noise at 10-30 dB 
 ``stca train`` with no tuning flags must beat a silent network clearly at detection and chance clearly
 at classification. Needs Debian's espeak-ng (``make test`` installs it as root).
 """
+
 import json
 import shutil
 import sys
@@ -62,7 +63,19 @@ def test_default_classification_beats_chance_clearly(speech, tmp_path, capsys):
 
 
 def test_default_detection_beats_the_silent_network_clearly(speech, tmp_path, capsys):
-    test = _train(tmp_path, capsys, "--data", f"rwcp:{speech}", "--task", "detect", "--streams", "400",
-                  "--test-streams", "60", "--events", "3")
+    test = _train(
+        tmp_path,
+        capsys,
+        "--data",
+        f"rwcp:{speech}",
+        "--task",
+        "detect",
+        "--streams",
+        "400",
+        "--test-streams",
+        "60",
+        "--events",
+        "3",
+    )
     assert test["count_accuracy"] >= test["count_accuracy_floor"] + 0.1, test
     assert test["event_f1"] >= 0.4, test

@@ -6,6 +6,7 @@ through ``streamlit.testing.v1.AppTest``) and checks that the error is a ``StcaE
 one-line message names the file (or setting) and the problem. The list of cases with their exact
 messages is docs/ROBUSTNESS.md.
 """
+
 from __future__ import annotations
 
 import io
@@ -13,11 +14,11 @@ import os
 import pickle
 import struct
 import subprocess
-import time
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -26,14 +27,14 @@ import torch
 
 from stca_engine import audio, limits
 from stca_engine.config import NeuronConfig
-from stca_engine.errors import (AudioError, CheckpointError, ConfigError, DatasetError, StcaError,
-                                TrainingError)
+from stca_engine.errors import AudioError, CheckpointError, ConfigError, DatasetError, StcaError, TrainingError
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 16000
 
 
 # ---- builders of (bad) files ----------------------------------------------------------------------
+
 
 def tone(seconds=0.3, sr=SR, freq=440.0, amp=0.5, channels=1):
     t = np.arange(int(round(seconds * sr))) / sr
@@ -71,6 +72,7 @@ def rwcp_tree(root: Path, classes=("bells5", "horn"), n=4, group="a1") -> Path:
 
 # ---- the table ------------------------------------------------------------------------------------
 
+
 @dataclass
 class Case:
     """``run(tmp)`` builds the bad input and calls the entry point; it must raise ``error`` whose
@@ -85,7 +87,7 @@ class Case:
 def _patched_wav(offset: int, field: bytes) -> bytes:
     """A valid 16-bit WAV whose header field at ``offset`` is overwritten (a damaged or forged header)."""
     b = bytearray(wav_bytes(tone(0.5), subtype="PCM_16"))
-    b[offset:offset + len(field)] = field
+    b[offset : offset + len(field)] = field
     return bytes(b)
 
 
@@ -137,47 +139,122 @@ def _audio_cases() -> list[Case]:
         Case("audio-missing", lambda t: audio.load_audio(t / "gone.wav"), AudioError, ("gone.wav: file not found",)),
         Case("audio-unreadable-folder", unreadable, AudioError, ("locked.wav: not a file",)),
         Case("audio-dangling-symlink", dangling, AudioError, ("moved.wav: file not found",)),
-        Case("audio-fifo-never-blocks", lambda t: (os.mkfifo(t / "pipe.wav"), audio.load_audio(t / "pipe.wav")),
-             AudioError, ("pipe.wav: not a file",)),
-        Case("audio-empty-file", lambda t: audio.load_audio((t / "empty.wav", (t / "empty.wav").write_bytes(b""))[0]),
-             AudioError, ("empty.wav: empty file (0 bytes)",)),
-        Case("audio-empty-wav-no-frames", lambda t: audio.load_audio(write_wav(t / "noframes.wav", np.zeros((0, 1))),),
-             AudioError, ("noframes.wav: ", "empty")),
-        Case("audio-silent", lambda t: audio.load_audio(write_wav(t / "quiet.wav", np.zeros((SR // 2, 1)))),
-             AudioError, ("quiet.wav: silent",)),
-        Case("audio-silent-int16-dither", lambda t: audio.load_audio(
-            write_wav(t / "dither.wav", (np.random.default_rng(0).integers(-1, 2, (SR, 1)) / 32768.0).astype(np.float32),
-                      subtype="PCM_16")), AudioError, ("dither.wav: silent",)),
-        Case("audio-too-short", lambda t: audio.load_audio(write_wav(t / "blip.wav", tone(0.01))),
-             AudioError, ("blip.wav: too short: 10.0 ms",)),
-        Case("audio-too-long", lambda t: audio.load_audio(write_wav(t / "long.wav", tone(2.0)), max_seconds=1.0),
-             AudioError, ("long.wav: too long: 2.00 s (the limit is 1 s)",)),
-        Case("audio-too-long-app-limit", over_long_app_limit, AudioError, ("long.wav: too long: 2.00 s (the limit is 1.5 s)",)),
+        Case(
+            "audio-fifo-never-blocks",
+            lambda t: (os.mkfifo(t / "pipe.wav"), audio.load_audio(t / "pipe.wav")),
+            AudioError,
+            ("pipe.wav: not a file",),
+        ),
+        Case(
+            "audio-empty-file",
+            lambda t: audio.load_audio((t / "empty.wav", (t / "empty.wav").write_bytes(b""))[0]),
+            AudioError,
+            ("empty.wav: empty file (0 bytes)",),
+        ),
+        Case(
+            "audio-empty-wav-no-frames",
+            lambda t: audio.load_audio(
+                write_wav(t / "noframes.wav", np.zeros((0, 1))),
+            ),
+            AudioError,
+            ("noframes.wav: ", "empty"),
+        ),
+        Case(
+            "audio-silent",
+            lambda t: audio.load_audio(write_wav(t / "quiet.wav", np.zeros((SR // 2, 1)))),
+            AudioError,
+            ("quiet.wav: silent",),
+        ),
+        Case(
+            "audio-silent-int16-dither",
+            lambda t: audio.load_audio(
+                write_wav(
+                    t / "dither.wav",
+                    (np.random.default_rng(0).integers(-1, 2, (SR, 1)) / 32768.0).astype(np.float32),
+                    subtype="PCM_16",
+                )
+            ),
+            AudioError,
+            ("dither.wav: silent",),
+        ),
+        Case(
+            "audio-too-short",
+            lambda t: audio.load_audio(write_wav(t / "blip.wav", tone(0.01))),
+            AudioError,
+            ("blip.wav: too short: 10.0 ms",),
+        ),
+        Case(
+            "audio-too-long",
+            lambda t: audio.load_audio(write_wav(t / "long.wav", tone(2.0)), max_seconds=1.0),
+            AudioError,
+            ("long.wav: too long: 2.00 s (the limit is 1 s)",),
+        ),
+        Case(
+            "audio-too-long-app-limit",
+            over_long_app_limit,
+            AudioError,
+            ("long.wav: too long: 2.00 s (the limit is 1.5 s)",),
+        ),
         Case("audio-truncated-header", truncated_header, AudioError, ("cut.wav: ",)),
         Case("audio-nan", nan_samples, AudioError, ("nan.wav: contains 1 NaN/inf samples",)),
         Case("audio-inf", inf_samples, AudioError, ("inf.wav: contains 2 NaN/inf samples",)),
         Case("audio-renamed-text", renamed_text, AudioError, ("notes.wav: not a readable audio file",)),
         Case("audio-renamed-png", renamed_png, AudioError, ("picture.wav: not a readable audio file",)),
         # uploads: the bytes of a browser upload
-        Case("upload-empty", lambda t: audio.load_audio_bytes(b"", "up.wav"), AudioError, ("up.wav: empty upload (0 bytes)",)),
-        Case("upload-renamed-text", lambda t: audio.load_audio_bytes(b"hello, not audio " * 100, "song.wav"),
-             AudioError, ("song.wav: not a readable audio file",)),
-        Case("upload-nan", lambda t: audio.load_audio_bytes(wav_bytes(np.full((SR, 1), np.nan, np.float32)), "nan.wav"),
-             AudioError, ("nan.wav: contains 16000 NaN/inf samples",)),
-        Case("upload-silent", lambda t: audio.load_audio_bytes(wav_bytes(np.zeros((SR, 2))), "zeros.wav"),
-             AudioError, ("zeros.wav: silent",)),
-        Case("upload-too-short", lambda t: audio.load_audio_bytes(wav_bytes(tone(0.02)), "short.wav"),
-             AudioError, ("short.wav: too short: 20.0 ms",)),
-        Case("upload-too-long", lambda t: audio.load_audio_bytes(wav_bytes(tone(3.0)), "long.wav", max_seconds=2),
-             AudioError, ("long.wav: too long: 3.00 s (the limit is 2 s)",)),
-        Case("upload-header-sample-rate-zero", lambda t: audio.load_audio_bytes(_patched_wav(24, struct.pack("<I", 0)),
-                                                                                "rate0.wav"),
-             AudioError, ("rate0.wav: invalid sample rate 0",)),
-        Case("upload-header-zero-channels", lambda t: audio.load_audio_bytes(_patched_wav(22, struct.pack("<H", 0)),
-                                                                             "chan0.wav"),
-             AudioError, ("chan0.wav: not a readable audio file",)),
-        Case("upload-over-size-cap", lambda t: limits.check_upload_size(3 * 2**20 + 1, "big.wav", limit_mb=3),
-             AudioError, ("big.wav: upload too large: 3.0 MB (the limit is 3 MB",)),
+        Case(
+            "upload-empty",
+            lambda t: audio.load_audio_bytes(b"", "up.wav"),
+            AudioError,
+            ("up.wav: empty upload (0 bytes)",),
+        ),
+        Case(
+            "upload-renamed-text",
+            lambda t: audio.load_audio_bytes(b"hello, not audio " * 100, "song.wav"),
+            AudioError,
+            ("song.wav: not a readable audio file",),
+        ),
+        Case(
+            "upload-nan",
+            lambda t: audio.load_audio_bytes(wav_bytes(np.full((SR, 1), np.nan, np.float32)), "nan.wav"),
+            AudioError,
+            ("nan.wav: contains 16000 NaN/inf samples",),
+        ),
+        Case(
+            "upload-silent",
+            lambda t: audio.load_audio_bytes(wav_bytes(np.zeros((SR, 2))), "zeros.wav"),
+            AudioError,
+            ("zeros.wav: silent",),
+        ),
+        Case(
+            "upload-too-short",
+            lambda t: audio.load_audio_bytes(wav_bytes(tone(0.02)), "short.wav"),
+            AudioError,
+            ("short.wav: too short: 20.0 ms",),
+        ),
+        Case(
+            "upload-too-long",
+            lambda t: audio.load_audio_bytes(wav_bytes(tone(3.0)), "long.wav", max_seconds=2),
+            AudioError,
+            ("long.wav: too long: 3.00 s (the limit is 2 s)",),
+        ),
+        Case(
+            "upload-header-sample-rate-zero",
+            lambda t: audio.load_audio_bytes(_patched_wav(24, struct.pack("<I", 0)), "rate0.wav"),
+            AudioError,
+            ("rate0.wav: invalid sample rate 0",),
+        ),
+        Case(
+            "upload-header-zero-channels",
+            lambda t: audio.load_audio_bytes(_patched_wav(22, struct.pack("<H", 0)), "chan0.wav"),
+            AudioError,
+            ("chan0.wav: not a readable audio file",),
+        ),
+        Case(
+            "upload-over-size-cap",
+            lambda t: limits.check_upload_size(3 * 2**20 + 1, "big.wav", limit_mb=3),
+            AudioError,
+            ("big.wav: upload too large: 3.0 MB (the limit is 3 MB",),
+        ),
     ]
 
 
@@ -194,8 +271,12 @@ def _raw_cases() -> list[Case]:
 
     return [
         Case("raw-odd-size", odd, AudioError, ("001.raw: odd number of bytes (3); not 16-bit PCM",)),
-        Case("raw-empty", lambda t: audio.read_raw_pcm16((t / "e.raw", (t / "e.raw").write_bytes(b""))[0]),
-             AudioError, ("e.raw: empty file (0 bytes)",)),
+        Case(
+            "raw-empty",
+            lambda t: audio.read_raw_pcm16((t / "e.raw", (t / "e.raw").write_bytes(b""))[0]),
+            AudioError,
+            ("e.raw: empty file (0 bytes)",),
+        ),
         Case("raw-silent", silent, AudioError, ("002.raw: silent",)),
     ]
 
@@ -236,16 +317,28 @@ def _rwcp_cases() -> list[Case]:
         return load_rwcp(root)
 
     return [
-        Case("rwcp-missing-root", lambda t: load_rwcp(t / "nowhere"), DatasetError,
-             ("nowhere: RWCP folder does not exist",)),
-        Case("rwcp-missing-classes", missing_class, DatasetError,
-             ("rwcp: missing class(es) whistle1, cup1; found: bells5, horn",)),
+        Case(
+            "rwcp-missing-root",
+            lambda t: load_rwcp(t / "nowhere"),
+            DatasetError,
+            ("nowhere: RWCP folder does not exist",),
+        ),
+        Case(
+            "rwcp-missing-classes",
+            missing_class,
+            DatasetError,
+            ("rwcp: missing class(es) whistle1, cup1; found: bells5, horn",),
+        ),
         Case("rwcp-unknown-class", unknown_class, DatasetError, ("rwcp: missing class(es) nosuchsound",)),
         Case("rwcp-paper-set-incomplete", paper_set_incomplete, DatasetError, ("rwcp: missing class(es) bank",)),
         Case("rwcp-no-48khz-folder", no_rate_folder, DatasetError, ("ring: class folder has no 48khz folder",)),
         Case("rwcp-no-class-folders", no_classes, DatasetError, ("empty_rwcp: no RWCP class folders found",)),
-        Case("rwcp-class-without-files", class_without_files, DatasetError,
-             ("48khz: class 'ring': no .raw files (need at least 2)",)),
+        Case(
+            "rwcp-class-without-files",
+            class_without_files,
+            DatasetError,
+            ("48khz: class 'ring': no .raw files (need at least 2)",),
+        ),
         Case("rwcp-only-odd-sized-files", all_odd, DatasetError, ("rwcp: no class has at least 2 usable .raw files",)),
     ]
 
@@ -255,65 +348,178 @@ def _config_cases() -> list[Case]:
     from stca_engine.trainer import TrainConfig
 
     return [
-        Case("config-negative-tau-m", lambda t: NeuronConfig(tau_m_ms=-30.0), ConfigError,
-             ("neuron config: tau_m_ms must be > 0, got -30.0",)),
-        Case("config-negative-tau-s", lambda t: NeuronConfig(tau_s_ms=-1.0), ConfigError,
-             ("neuron config: tau_s_ms must be > 0, got -1.0",)),
-        Case("config-tau-s-equal-tau-m", lambda t: NeuronConfig(tau_s_ms=30.0), ConfigError,
-             ("neuron config: tau_s_ms (30.0) must be smaller than tau_m_ms (30.0)",)),
-        Case("config-tau-s-above-tau-m", lambda t: NeuronConfig(tau_m_ms=10.0, tau_s_ms=20.0), ConfigError,
-             ("neuron config: tau_s_ms (20.0) must be smaller than tau_m_ms (10.0)",)),
-        Case("config-alpha-zero", lambda t: NeuronConfig(alpha=0.0), ConfigError,
-             ("neuron config: alpha (surrogate width) must be > 0, got 0.0",)),
-        Case("config-alpha-negative", lambda t: NeuronConfig(alpha=-2.0), ConfigError,
-             ("neuron config: alpha (surrogate width) must be > 0",)),
-        Case("config-t-in-below-one-step", lambda t: NeuronConfig(t_in_ms=1.0), ConfigError,
-             ("neuron config: t_in_ms (1.0) must be at least one time step (dt_ms = 3.0)",)),
+        Case(
+            "config-negative-tau-m",
+            lambda t: NeuronConfig(tau_m_ms=-30.0),
+            ConfigError,
+            ("neuron config: tau_m_ms must be > 0, got -30.0",),
+        ),
+        Case(
+            "config-negative-tau-s",
+            lambda t: NeuronConfig(tau_s_ms=-1.0),
+            ConfigError,
+            ("neuron config: tau_s_ms must be > 0, got -1.0",),
+        ),
+        Case(
+            "config-tau-s-equal-tau-m",
+            lambda t: NeuronConfig(tau_s_ms=30.0),
+            ConfigError,
+            ("neuron config: tau_s_ms (30.0) must be smaller than tau_m_ms (30.0)",),
+        ),
+        Case(
+            "config-tau-s-above-tau-m",
+            lambda t: NeuronConfig(tau_m_ms=10.0, tau_s_ms=20.0),
+            ConfigError,
+            ("neuron config: tau_s_ms (20.0) must be smaller than tau_m_ms (10.0)",),
+        ),
+        Case(
+            "config-alpha-zero",
+            lambda t: NeuronConfig(alpha=0.0),
+            ConfigError,
+            ("neuron config: alpha (surrogate width) must be > 0, got 0.0",),
+        ),
+        Case(
+            "config-alpha-negative",
+            lambda t: NeuronConfig(alpha=-2.0),
+            ConfigError,
+            ("neuron config: alpha (surrogate width) must be > 0",),
+        ),
+        Case(
+            "config-t-in-below-one-step",
+            lambda t: NeuronConfig(t_in_ms=1.0),
+            ConfigError,
+            ("neuron config: t_in_ms (1.0) must be at least one time step (dt_ms = 3.0)",),
+        ),
         Case("config-dt-zero", lambda t: NeuronConfig(dt_ms=0.0), ConfigError, ("neuron config: dt_ms must be > 0",)),
-        Case("config-dt-degenerate-tiny", lambda t: NeuronConfig(dt_ms=1e-300), ConfigError,
-             ("neuron config: dt_ms (1e-300), tau_m_ms (30.0) and tau_s_ms (7.5) give decays", "0 <= beta_s < beta_m < 1")),
-        Case("config-t-in-overflows-steps", lambda t: NeuronConfig(dt_ms=1e-300, t_in_ms=1e300), ConfigError,
-             ("neuron config: t_in_ms (1e+300) is too many time steps of dt_ms (1e-300)",)),
-        Case("config-tau-s-a-few-ulps-below-tau-m", lambda t: NeuronConfig(tau_m_ms=1.0, tau_s_ms=0.9999999999999999,
-                                                                           dt_ms=0.1, t_in_ms=1.0), ConfigError,
-             ("neuron config: dt_ms (0.1), tau_m_ms (1.0) and tau_s_ms (0.9999999999999999) give decays",)),
-        Case("config-time-constants-too-far-apart", lambda t: NeuronConfig(tau_m_ms=1e300, tau_s_ms=1e-300, dt_ms=1.0,
-                                                                           t_in_ms=10.0), ConfigError,
-             ("neuron config: dt_ms (1.0), tau_m_ms (1e+300) and tau_s_ms (1e-300) give decays beta_m = 1, beta_s = 0",)),
-        Case("config-nan", lambda t: NeuronConfig(theta=float("nan")), ConfigError,
-             ("neuron config: theta must be finite",)),
-        Case("config-string", lambda t: NeuronConfig(tau_m_ms="30"), ConfigError,
-             ("neuron config: tau_m_ms must be a number, got '30'",)),
-        Case("config-unknown-key", lambda t: NeuronConfig.from_dict({"tau_m": 30.0}), ConfigError,
-             ("neuron config: unknown setting(s) ['tau_m']",)),
-        Case("config-empty-layer-list", lambda t: SNN([], NeuronConfig()), ConfigError,
-             ("SNN sizes: need at least 2 layer sizes",)),
-        Case("config-zero-width-layer", lambda t: SNN([8, 0, 2], NeuronConfig()), ConfigError,
-             ("SNN sizes: layer sizes must be positive integers, got 0",)),
-        Case("train-config-negative-lr", lambda t: TrainConfig(lr=-1.0).validate(), ConfigError,
-             ("train config: lr: must be > 0, got -1.0",)),
-        Case("train-config-zero-batch", lambda t: TrainConfig(batch_size=0).validate(), ConfigError,
-             ("train config: batch_size: must be >= 1, got 0",)),
-        Case("train-config-bad-hidden", lambda t: TrainConfig(hidden=[0]).validate(), ConfigError,
-             ("train config: hidden: layer sizes must be integers in 1..100000",)),
-        Case("encoder-unknown", lambda t: _enc("nosuch"), ConfigError,
-             ("encoder: unknown encoder 'nosuch' (known: spikegram, spectral)",)),
-        Case("encoder-spikegram-kernels-out-of-range", lambda t: _enc("spikegram", n_kernels=-1), ConfigError,
-             ("spikegram.n_kernels: must be between 1 and 512 (got -1)",)),
-        Case("encoder-spikegram-above-nyquist", lambda t: _enc("spikegram", f_max=1e6), ConfigError,
-             ("spikegram.f_max: must not exceed the Nyquist frequency 8000 Hz",)),
-        Case("encoder-spectral-zero-bands", lambda t: _enc("spectral", n_bands=0), ConfigError,
-             ("spectral.n_bands: must be between 1 and 512 (got 0)",)),
-        Case("encoder-unknown-setting", lambda t: _enc("spikegram", bogus=1), ConfigError,
-             ("spikegram: unknown setting(s) bogus",)),
-        Case("encoder-nan-waveform", lambda t: _enc("spectral").encode(np.full(1600, np.nan, np.float32)), AudioError,
-             ("waveform: waveform contains NaN/inf samples",)),
-        Case("encoder-empty-waveform", lambda t: _enc("spectral").encode(np.zeros(0, np.float32)), AudioError,
-             ("waveform: expected a non-empty mono 1-D waveform",)),
-        Case("limits-bad-env", lambda t: _with_env({"STCA_MAX_UPLOAD_MB": "lots"}, limits.max_upload_mb), ConfigError,
-             ("STCA_MAX_UPLOAD_MB: must be a number, got 'lots'",)),
-        Case("limits-negative-env", lambda t: _with_env({"STCA_MAX_AUDIO_SECONDS": "-5"}, limits.max_audio_seconds),
-             ConfigError, ("STCA_MAX_AUDIO_SECONDS: must be a finite number > 0, got '-5'",)),
+        Case(
+            "config-dt-degenerate-tiny",
+            lambda t: NeuronConfig(dt_ms=1e-300),
+            ConfigError,
+            (
+                "neuron config: dt_ms (1e-300), tau_m_ms (30.0) and tau_s_ms (7.5) give decays",
+                "0 <= beta_s < beta_m < 1",
+            ),
+        ),
+        Case(
+            "config-t-in-overflows-steps",
+            lambda t: NeuronConfig(dt_ms=1e-300, t_in_ms=1e300),
+            ConfigError,
+            ("neuron config: t_in_ms (1e+300) is too many time steps of dt_ms (1e-300)",),
+        ),
+        Case(
+            "config-tau-s-a-few-ulps-below-tau-m",
+            lambda t: NeuronConfig(tau_m_ms=1.0, tau_s_ms=0.9999999999999999, dt_ms=0.1, t_in_ms=1.0),
+            ConfigError,
+            ("neuron config: dt_ms (0.1), tau_m_ms (1.0) and tau_s_ms (0.9999999999999999) give decays",),
+        ),
+        Case(
+            "config-time-constants-too-far-apart",
+            lambda t: NeuronConfig(tau_m_ms=1e300, tau_s_ms=1e-300, dt_ms=1.0, t_in_ms=10.0),
+            ConfigError,
+            ("neuron config: dt_ms (1.0), tau_m_ms (1e+300) and tau_s_ms (1e-300) give decays beta_m = 1, beta_s = 0",),
+        ),
+        Case(
+            "config-nan",
+            lambda t: NeuronConfig(theta=float("nan")),
+            ConfigError,
+            ("neuron config: theta must be finite",),
+        ),
+        Case(
+            "config-string",
+            lambda t: NeuronConfig(tau_m_ms="30"),
+            ConfigError,
+            ("neuron config: tau_m_ms must be a number, got '30'",),
+        ),
+        Case(
+            "config-unknown-key",
+            lambda t: NeuronConfig.from_dict({"tau_m": 30.0}),
+            ConfigError,
+            ("neuron config: unknown setting(s) ['tau_m']",),
+        ),
+        Case(
+            "config-empty-layer-list",
+            lambda t: SNN([], NeuronConfig()),
+            ConfigError,
+            ("SNN sizes: need at least 2 layer sizes",),
+        ),
+        Case(
+            "config-zero-width-layer",
+            lambda t: SNN([8, 0, 2], NeuronConfig()),
+            ConfigError,
+            ("SNN sizes: layer sizes must be positive integers, got 0",),
+        ),
+        Case(
+            "train-config-negative-lr",
+            lambda t: TrainConfig(lr=-1.0).validate(),
+            ConfigError,
+            ("train config: lr: must be > 0, got -1.0",),
+        ),
+        Case(
+            "train-config-zero-batch",
+            lambda t: TrainConfig(batch_size=0).validate(),
+            ConfigError,
+            ("train config: batch_size: must be >= 1, got 0",),
+        ),
+        Case(
+            "train-config-bad-hidden",
+            lambda t: TrainConfig(hidden=[0]).validate(),
+            ConfigError,
+            ("train config: hidden: layer sizes must be integers in 1..100000",),
+        ),
+        Case(
+            "encoder-unknown",
+            lambda t: _enc("nosuch"),
+            ConfigError,
+            ("encoder: unknown encoder 'nosuch' (known: spikegram, spectral)",),
+        ),
+        Case(
+            "encoder-spikegram-kernels-out-of-range",
+            lambda t: _enc("spikegram", n_kernels=-1),
+            ConfigError,
+            ("spikegram.n_kernels: must be between 1 and 512 (got -1)",),
+        ),
+        Case(
+            "encoder-spikegram-above-nyquist",
+            lambda t: _enc("spikegram", f_max=1e6),
+            ConfigError,
+            ("spikegram.f_max: must not exceed the Nyquist frequency 8000 Hz",),
+        ),
+        Case(
+            "encoder-spectral-zero-bands",
+            lambda t: _enc("spectral", n_bands=0),
+            ConfigError,
+            ("spectral.n_bands: must be between 1 and 512 (got 0)",),
+        ),
+        Case(
+            "encoder-unknown-setting",
+            lambda t: _enc("spikegram", bogus=1),
+            ConfigError,
+            ("spikegram: unknown setting(s) bogus",),
+        ),
+        Case(
+            "encoder-nan-waveform",
+            lambda t: _enc("spectral").encode(np.full(1600, np.nan, np.float32)),
+            AudioError,
+            ("waveform: waveform contains NaN/inf samples",),
+        ),
+        Case(
+            "encoder-empty-waveform",
+            lambda t: _enc("spectral").encode(np.zeros(0, np.float32)),
+            AudioError,
+            ("waveform: expected a non-empty mono 1-D waveform",),
+        ),
+        Case(
+            "limits-bad-env",
+            lambda t: _with_env({"STCA_MAX_UPLOAD_MB": "lots"}, limits.max_upload_mb),
+            ConfigError,
+            ("STCA_MAX_UPLOAD_MB: must be a number, got 'lots'",),
+        ),
+        Case(
+            "limits-negative-env",
+            lambda t: _with_env({"STCA_MAX_AUDIO_SECONDS": "-5"}, limits.max_audio_seconds),
+            ConfigError,
+            ("STCA_MAX_AUDIO_SECONDS: must be a finite number > 0, got '-5'",),
+        ),
     ]
 
 
@@ -356,6 +562,7 @@ def test_engine_bad_input(case: Case, tmp_path):
 
 # ---- MedleyDB ---------------------------------------------------------------------------------------
 
+
 def medley_track(root: Path, t: str, stems: dict, yaml_text: str | None = None, write=True, seconds=4.0):
     """``Audio/<t>/<t>_METADATA.yaml`` with ``stems`` {sid: instrument}; the stem wavs when ``write``."""
     tdir = root / "Audio" / t
@@ -368,7 +575,9 @@ def medley_track(root: Path, t: str, stems: dict, yaml_text: str | None = None, 
     (tdir / f"{t}_METADATA.yaml").write_text(yaml_text)
     if write:
         for k, sid in enumerate(stems):
-            write_wav(tdir / f"{t}_STEMS" / f"{t}_STEM_{sid[1:]}.wav", tone(seconds, freq=300 + 50 * k), subtype="PCM_16")
+            write_wav(
+                tdir / f"{t}_STEMS" / f"{t}_STEM_{sid[1:]}.wav", tone(seconds, freq=300 + 50 * k), subtype="PCM_16"
+            )
     return tdir
 
 
@@ -391,15 +600,26 @@ def _medley_cases() -> list[Case]:
         return load_medleydb(medley_good(tmp / "medley"), classes=["violin", "erhu"], min_pieces=1)
 
     return [
-        Case("medleydb-missing-root", lambda t: load_medleydb(t / "nope"), DatasetError,
-             ("nope: MedleyDB folder does not exist",)),
-        Case("medleydb-no-audio-folder", lambda t: load_medleydb((t / "m", (t / "m").mkdir())[0]), DatasetError,
-             ("m: no Audio/ folder",)),
+        Case(
+            "medleydb-missing-root",
+            lambda t: load_medleydb(t / "nope"),
+            DatasetError,
+            ("nope: MedleyDB folder does not exist",),
+        ),
+        Case(
+            "medleydb-no-audio-folder",
+            lambda t: load_medleydb((t / "m", (t / "m").mkdir())[0]),
+            DatasetError,
+            ("m: no Audio/ folder",),
+        ),
         Case("medleydb-only-bad-tracks", only_bad, DatasetError, ("medley: no instrument with at least 1 active",)),
-        Case("medleydb-missing-instrument", missing_instrument, DatasetError,
-             ("medley: no active pieces for instrument(s) erhu; instrument labels found: flute, violin",)),
+        Case(
+            "medleydb-missing-instrument",
+            missing_instrument,
+            DatasetError,
+            ("medley: no active pieces for instrument(s) erhu; instrument labels found: flute, violin",),
+        ),
     ]
-
 
 
 MEDLEY_CASES = _medley_cases()
@@ -413,6 +633,7 @@ def test_medleydb_bad_input(case: Case, tmp_path):
 
 
 # ---- a bad file in a dataset is skipped and listed, the rest loads -----------------------------------
+
 
 @dataclass
 class SkipCase:
@@ -463,17 +684,25 @@ def _skip_cases() -> list[SkipCase]:
 
     def uploads_mixed(tmp):
         good = [(wav_bytes(tone(0.3, freq=300 + 50 * i)), f"dog_{i}.wav") for i in range(2)]
-        bad = [(b"just text" * 100, "fake.wav"), (wav_bytes(np.zeros((SR, 1))), "zeros.wav"),
-               (wav_bytes(np.full((SR, 1), np.inf, np.float32)), "inf.wav"), (b"", "empty.wav"),
-               (wav_bytes(tone(0.01)), "blip.wav"), (b"\x00" * (2 * 2**20), "huge.wav")]
+        bad = [
+            (b"just text" * 100, "fake.wav"),
+            (wav_bytes(np.zeros((SR, 1))), "zeros.wav"),
+            (wav_bytes(np.full((SR, 1), np.inf, np.float32)), "inf.wav"),
+            (b"", "empty.wav"),
+            (wav_bytes(tone(0.01)), "blip.wav"),
+            (b"\x00" * (2 * 2**20), "huge.wav"),
+        ]
         waves, skipped = load_uploads(good + bad, max_mb=1.0, max_seconds=60)
         return waves, skipped, 2, len(waves)
 
     def uploads_clipset_mixed(tmp):
         files = [(wav_bytes(tone(0.3, freq=300 + 50 * i)), f"dog_{i}.wav") for i in range(2)]
         files += [(wav_bytes(tone(0.3, freq=900 + 50 * i)), f"cat_{i}.wav") for i in range(2)]
-        files += [(b"<html>not audio</html>" * 20, "bird_1.wav"), (wav_bytes(tone()), "notes.txt"),
-                  (wav_bytes(tone(3.0)), "long_1.wav")]
+        files += [
+            (b"<html>not audio</html>" * 20, "bird_1.wav"),
+            (wav_bytes(tone()), "notes.txt"),
+            (wav_bytes(tone(3.0)), "long_1.wav"),
+        ]
         cs = uploads_clipset(files, dest=tmp / "up", max_seconds=2.0)
         return cs, cs.skipped, 4, len(cs.clips)
 
@@ -493,8 +722,7 @@ def _skip_cases() -> list[SkipCase]:
         write_wav(root / "cat" / "cat_silent.wav", np.zeros((SR // 2, 1)))
         (root / "cat" / "cat_cut.wav").write_bytes(wav_bytes(tone(0.3))[:40])
         cs = load_folder(root)
-        train, test, info = prepare_datasets(cs, "classify", encoder=make_encoder("spectral"), cache=False,
-                                             workers=1)
+        train, test, info = prepare_datasets(cs, "classify", encoder=make_encoder("spectral"), cache=False, workers=1)
         return (train, test), info["skipped"], 6, len(train) + len(test)
 
     def rwcp_encode_time_silent(tmp):
@@ -504,31 +732,64 @@ def _skip_cases() -> list[SkipCase]:
         root = rwcp_tree(tmp / "rwcp", n=4)
         (root / "nospeech" / "drysrc" / "a1" / "horn" / "48khz" / "004.raw").write_bytes(b"\x00\x00" * 9600)
         cs = load_rwcp(root)
-        train, test, info = prepare_datasets(cs, "classify", encoder=make_encoder("spectral"), cache=False,
-                                             workers=1)
+        train, test, info = prepare_datasets(cs, "classify", encoder=make_encoder("spectral"), cache=False, workers=1)
         return (train, test), info["skipped"], 8, len(train) + len(test)
 
     return [
-        SkipCase("folder-encode-time-nan-silent-truncated", folder_encode_time_failures,
-                 (("dog_nan.wav", "contains 1 NaN/inf samples"), ("cat_silent.wav", "silent"),
-                  ("cat_cut.wav", "not a readable audio file"))),
+        SkipCase(
+            "folder-encode-time-nan-silent-truncated",
+            folder_encode_time_failures,
+            (
+                ("dog_nan.wav", "contains 1 NaN/inf samples"),
+                ("cat_silent.wav", "silent"),
+                ("cat_cut.wav", "not a readable audio file"),
+            ),
+        ),
         SkipCase("rwcp-encode-time-silent-raw", rwcp_encode_time_silent, (("004.raw", "silent"),)),
-        SkipCase("rwcp-odd-and-empty-raw-files", rwcp_odd_and_empty,
-                 (("900.raw", "odd size (1001 bytes) - not 16-bit PCM"), ("901.raw", "empty file"))),
-        SkipCase("medleydb-bad-yaml-missing-and-unreadable-stems", medley_bad_yaml_and_missing_stem,
-                 (("Broken_METADATA.yaml", "bad YAML"),
-                  ("Lost_STEM_01.wav", "stem S01 (violin) listed in the metadata but missing"),
-                  ("Garbage_STEM_01.wav", "unreadable audio"))),
-        SkipCase("folder-non-audio-empty-and-lonely-class", folder_bad_files,
-                 (("readme.txt", "not an audio file"), ("empty.wav", "empty file (0 bytes)"),
-                  ("bird", "class 'bird' has 1 usable audio file(s); need at least 2"))),
-        SkipCase("uploads-each-bad-one-listed", uploads_mixed,
-                 (("fake.wav", "not a readable audio file"), ("zeros.wav", "silent"),
-                  ("inf.wav", "NaN/inf samples"), ("empty.wav", "empty upload (0 bytes)"),
-                  ("blip.wav", "too short"), ("huge.wav", "upload too large: 2.0 MB (the limit is 1 MB"))),
-        SkipCase("uploads-clipset-each-bad-one-listed", uploads_clipset_mixed,
-                 (("bird_1.wav", "not a readable audio file"), ("notes.txt", "not an audio file name"),
-                  ("long_1.wav", "too long: 3.00 s (the limit is 2 s"))),
+        SkipCase(
+            "rwcp-odd-and-empty-raw-files",
+            rwcp_odd_and_empty,
+            (("900.raw", "odd size (1001 bytes) - not 16-bit PCM"), ("901.raw", "empty file")),
+        ),
+        SkipCase(
+            "medleydb-bad-yaml-missing-and-unreadable-stems",
+            medley_bad_yaml_and_missing_stem,
+            (
+                ("Broken_METADATA.yaml", "bad YAML"),
+                ("Lost_STEM_01.wav", "stem S01 (violin) listed in the metadata but missing"),
+                ("Garbage_STEM_01.wav", "unreadable audio"),
+            ),
+        ),
+        SkipCase(
+            "folder-non-audio-empty-and-lonely-class",
+            folder_bad_files,
+            (
+                ("readme.txt", "not an audio file"),
+                ("empty.wav", "empty file (0 bytes)"),
+                ("bird", "class 'bird' has 1 usable audio file(s); need at least 2"),
+            ),
+        ),
+        SkipCase(
+            "uploads-each-bad-one-listed",
+            uploads_mixed,
+            (
+                ("fake.wav", "not a readable audio file"),
+                ("zeros.wav", "silent"),
+                ("inf.wav", "NaN/inf samples"),
+                ("empty.wav", "empty upload (0 bytes)"),
+                ("blip.wav", "too short"),
+                ("huge.wav", "upload too large: 2.0 MB (the limit is 1 MB"),
+            ),
+        ),
+        SkipCase(
+            "uploads-clipset-each-bad-one-listed",
+            uploads_clipset_mixed,
+            (
+                ("bird_1.wav", "not a readable audio file"),
+                ("notes.txt", "not an audio file name"),
+                ("long_1.wav", "too long: 3.00 s (the limit is 2 s"),
+            ),
+        ),
     ]
 
 
@@ -542,7 +803,7 @@ def test_bad_file_in_dataset_is_skipped_and_listed(case: SkipCase, tmp_path):
     for name, reason in case.expect:
         hits = [(p, r) for p, r in skipped if name in str(p) and reason in r]
         assert hits, f"{case.id}: no skipped entry ({name!r}, {reason!r}) in {skipped}"
-    for p, r in skipped:
+    for _p, r in skipped:
         assert r and "\n" not in r and "Traceback" not in r
 
 
@@ -566,6 +827,7 @@ def test_rwcp_mixed_byte_orders_load_identically(tmp_path):
 
 # ---- checkpoints: corrupt, truncated, mismatched, pickles never unpickled -------------------------
 
+
 def _tiny_net(sizes=(6, 5, 3), seed=0):
     from stca_engine.network import SNN
 
@@ -575,8 +837,14 @@ def _tiny_net(sizes=(6, 5, 3), seed=0):
 def _saved(tmp: Path, name="model", sizes=(6, 5, 3), seed=0) -> Path:
     from stca_engine.checkpoint import save_model
 
-    return save_model(tmp / name, _tiny_net(sizes, seed), NeuronConfig(), class_names=["a", "b", "c"][: sizes[-1]],
-                      task="classify", objective="stca")
+    return save_model(
+        tmp / name,
+        _tiny_net(sizes, seed),
+        NeuronConfig(),
+        class_names=["a", "b", "c"][: sizes[-1]],
+        task="classify",
+        objective="stca",
+    )
 
 
 class _Evil:
@@ -691,29 +959,71 @@ def _checkpoint_cases() -> list[Case]:
         return model_from_zip_bytes(blob[: len(blob) - 200], name="cut.zip")
 
     return [
-        Case("checkpoint-missing-folder", lambda t: load_model(t / "nomodel"), CheckpointError,
-             ("nomodel: no such model folder or file",)),
-        Case("checkpoint-corrupt-weights", corrupt_weights, CheckpointError,
-             ("model.safetensors: is not a readable safetensors file (corrupt or truncated",)),
-        Case("checkpoint-truncated-weights", truncated_weights, CheckpointError,
-             ("model.safetensors: is not a readable safetensors file (corrupt or truncated",)),
+        Case(
+            "checkpoint-missing-folder",
+            lambda t: load_model(t / "nomodel"),
+            CheckpointError,
+            ("nomodel: no such model folder or file",),
+        ),
+        Case(
+            "checkpoint-corrupt-weights",
+            corrupt_weights,
+            CheckpointError,
+            ("model.safetensors: is not a readable safetensors file (corrupt or truncated",),
+        ),
+        Case(
+            "checkpoint-truncated-weights",
+            truncated_weights,
+            CheckpointError,
+            ("model.safetensors: is not a readable safetensors file (corrupt or truncated",),
+        ),
         Case("checkpoint-empty-weights", empty_weights, CheckpointError, ("model.safetensors: is empty",)),
-        Case("checkpoint-missing-weights", missing_weights, CheckpointError,
-             ("model.safetensors: is missing (a model needs both config.json and model.safetensors)",)),
+        Case(
+            "checkpoint-missing-weights",
+            missing_weights,
+            CheckpointError,
+            ("model.safetensors: is missing (a model needs both config.json and model.safetensors)",),
+        ),
         Case("checkpoint-truncated-config", truncated_config, CheckpointError, ("config.json: is not valid JSON",)),
-        Case("checkpoint-mismatched-sizes", mismatched_sizes, CheckpointError,
-             ("model.safetensors: weights.0 has shape [7, 6], but sizes [6, 5, 3] in config.json need [5, 6]",)),
-        Case("checkpoint-mismatched-weights-checksum", mismatched_same_sizes, CheckpointError,
-             ("model.safetensors: does not belong to this config.json",)),
-        Case("checkpoint-config-out-of-range", config_out_of_range, CheckpointError,
-             ("config.json: neuron settings out of range: tau_s_ms (60.0) must be smaller than tau_m_ms (30.0)",)),
-        Case("checkpoint-nan-weights", nan_weights, CheckpointError, ("model.safetensors: weights.1 holds NaN or inf",)),
-        Case("checkpoint-pickle-never-unpickled", pickle_as_safetensors, CheckpointError,
-             ("model.safetensors: is not a readable safetensors file",)),
-        Case("checkpoint-torch-save-upload-refused", torch_save_zip, CheckpointError,
-             ("model.pt.zip: does not contain config.json or model.safetensors",)),
-        Case("checkpoint-pickled-pt-file-refused", pickled_pt_file, CheckpointError,
-             ("model.pt: is not a model folder, config.json, model.safetensors or .zip",)),
+        Case(
+            "checkpoint-mismatched-sizes",
+            mismatched_sizes,
+            CheckpointError,
+            ("model.safetensors: weights.0 has shape [7, 6], but sizes [6, 5, 3] in config.json need [5, 6]",),
+        ),
+        Case(
+            "checkpoint-mismatched-weights-checksum",
+            mismatched_same_sizes,
+            CheckpointError,
+            ("model.safetensors: does not belong to this config.json",),
+        ),
+        Case(
+            "checkpoint-config-out-of-range",
+            config_out_of_range,
+            CheckpointError,
+            ("config.json: neuron settings out of range: tau_s_ms (60.0) must be smaller than tau_m_ms (30.0)",),
+        ),
+        Case(
+            "checkpoint-nan-weights", nan_weights, CheckpointError, ("model.safetensors: weights.1 holds NaN or inf",)
+        ),
+        Case(
+            "checkpoint-pickle-never-unpickled",
+            pickle_as_safetensors,
+            CheckpointError,
+            ("model.safetensors: is not a readable safetensors file",),
+        ),
+        Case(
+            "checkpoint-torch-save-upload-refused",
+            torch_save_zip,
+            CheckpointError,
+            ("model.pt.zip: does not contain config.json or model.safetensors",),
+        ),
+        Case(
+            "checkpoint-pickled-pt-file-refused",
+            pickled_pt_file,
+            CheckpointError,
+            ("model.pt: is not a model folder, config.json, model.safetensors or .zip",),
+        ),
         Case("checkpoint-zip-not-a-zip", zip_not_zip, CheckpointError, ("upload.zip: is not a zip archive",)),
         Case("checkpoint-zip-truncated", zip_truncated, CheckpointError, ("cut.zip: ",)),
     ]
@@ -743,6 +1053,7 @@ def test_checkpoint_roundtrip_still_loads(tmp_path):
 
 # ---- a NaN loss in training: the run stops, keeps the last good weights, reports the epoch -------
 
+
 def _tiny_dataset(n=6, n_in=8, T=40, n_classes=2, seed=0):
     from stca_engine.data.types import Sample, SpikeDataset, SpikeTrain
 
@@ -758,8 +1069,9 @@ def test_nan_loss_stops_training_keeps_last_good_weights(monkeypatch):
     import stca_engine.trainer as tr
 
     ds = _tiny_dataset()
-    cfg = tr.TrainConfig(task="classify", hidden=[5], epochs=3, batch_size=3, optimizer="sgd", lr=0.5,
-                         device="cpu", seed=1)
+    cfg = tr.TrainConfig(
+        task="classify", hidden=[5], epochs=3, batch_size=3, optimizer="sgd", lr=0.5, device="cpu", seed=1
+    )
     trainer = tr.Trainer(None, ds, None, NeuronConfig(), cfg)
     first = trainer.fit(epochs=1)
     assert len(first) == 1
@@ -788,9 +1100,23 @@ def test_absurd_learning_rate_is_a_config_error_not_a_crash():
     import stca_engine.trainer as tr
 
     with pytest.raises(ConfigError, match=r"^train config: lr: "):
-        trainer = tr.Trainer(None, _tiny_dataset(), None, NeuronConfig(),
-                             tr.TrainConfig(task="classify", hidden=[5], epochs=1, batch_size=2, optimizer="sgd",
-                                            lr=1e300, lr_hidden=1e300, device="cpu", seed=3))
+        trainer = tr.Trainer(
+            None,
+            _tiny_dataset(),
+            None,
+            NeuronConfig(),
+            tr.TrainConfig(
+                task="classify",
+                hidden=[5],
+                epochs=1,
+                batch_size=2,
+                optimizer="sgd",
+                lr=1e300,
+                lr_hidden=1e300,
+                device="cpu",
+                seed=3,
+            ),
+        )
         trainer.fit()
 
 
@@ -800,14 +1126,20 @@ def test_config_validated_before_any_work(monkeypatch):
     import stca_engine.trainer as tr
 
     built = []
-    monkeypatch.setattr(network.SNN, "__init__", lambda self, *a, **k: built.append(1) or (_ for _ in ()).throw(
-        AssertionError("network built before validation")))
+    monkeypatch.setattr(
+        network.SNN,
+        "__init__",
+        lambda self, *a, **k: (
+            built.append(1) or (_ for _ in ()).throw(AssertionError("network built before validation"))
+        ),
+    )
     with pytest.raises(ConfigError, match=r"^train config: lr: must be > 0, got -0.1"):
         tr.Trainer(None, _tiny_dataset(), None, NeuronConfig(), tr.TrainConfig(task="classify", lr=-0.1, device="cpu"))
     assert built == []
 
 
 # ---- the CLI: exit code 2 and exactly one line `stca: error: <file>: <problem>` on stderr ---------
+
 
 @dataclass
 class CliCase:
@@ -821,19 +1153,47 @@ class CliCase:
 
 def _cli_cases() -> list[CliCase]:
     def train(*extra):
-        return lambda t: ["train", "--data", "demo", "--task", "classify", "--epochs", "1",
-                          "--out", str(t / "run"), *extra]
+        return lambda t: [
+            "train",
+            "--data",
+            "demo",
+            "--task",
+            "classify",
+            "--epochs",
+            "1",
+            "--out",
+            str(t / "run"),
+            *extra,
+        ]
 
     def rwcp_missing(t):
         rwcp_tree(t / "rwcp")
-        return ["train", "--data", f"rwcp:{t / 'rwcp'}", "--task", "classify", "--classes", "bells5,cup1",
-                "--out", str(t / "run")]
+        return [
+            "train",
+            "--data",
+            f"rwcp:{t / 'rwcp'}",
+            "--task",
+            "classify",
+            "--classes",
+            "bells5,cup1",
+            "--out",
+            str(t / "run"),
+        ]
 
     def rwcp_no_rate(t):
         root = rwcp_tree(t / "rwcp")
         (root / "nospeech" / "drysrc" / "a1" / "ring").mkdir(parents=True)
-        return ["train", "--data", f"rwcp:{root}", "--task", "classify", "--classes", "bells5,ring",
-                "--out", str(t / "run")]
+        return [
+            "train",
+            "--data",
+            f"rwcp:{root}",
+            "--task",
+            "classify",
+            "--classes",
+            "bells5,ring",
+            "--out",
+            str(t / "run"),
+        ]
 
     def medley_broken(t):
         medley_track(t / "medley", "Broken", {}, yaml_text="stems: [unclosed\n")
@@ -857,6 +1217,7 @@ def _cli_cases() -> list[CliCase]:
     def encode(name, build):
         def f(t):
             return ["encode", str(build(t / name)), "--out", str(t / "out.npz"), "--encoder", "spectral", "--no-cache"]
+
         return f
 
     def text(p):
@@ -869,34 +1230,71 @@ def _cli_cases() -> list[CliCase]:
         return write_wav(p, x)
 
     return [
-        CliCase("cli-tau-s-not-below-tau-m", train("--tau-m-ms", "30", "--tau-s-ms", "40"),
-                ("neuron config: tau_s_ms (40.0) must be smaller than tau_m_ms (30.0)",), "run"),
-        CliCase("cli-t-in-below-one-step", train("--t-in-ms", "1"),
-                ("neuron config: t_in_ms (1.0) must be at least one time step",), "run"),
-        CliCase("cli-negative-tau", train("--tau-m-ms", "-30"), ("--tau-m-ms", "expected a positive number, got '-30'"), "run"),
+        CliCase(
+            "cli-tau-s-not-below-tau-m",
+            train("--tau-m-ms", "30", "--tau-s-ms", "40"),
+            ("neuron config: tau_s_ms (40.0) must be smaller than tau_m_ms (30.0)",),
+            "run",
+        ),
+        CliCase(
+            "cli-t-in-below-one-step",
+            train("--t-in-ms", "1"),
+            ("neuron config: t_in_ms (1.0) must be at least one time step",),
+            "run",
+        ),
+        CliCase(
+            "cli-negative-tau",
+            train("--tau-m-ms", "-30"),
+            ("--tau-m-ms", "expected a positive number, got '-30'"),
+            "run",
+        ),
         CliCase("cli-alpha-zero", train("--alpha", "0"), ("--alpha", "expected a positive number, got '0'"), "run"),
         CliCase("cli-empty-layer-list", train("--hidden"), ("--hidden", "expected at least one argument"), "run"),
-        CliCase("cli-zero-layer-size", train("--hidden", "0"), ("--hidden", "expected a positive integer, got '0'"), "run"),
-        CliCase("cli-rwcp-missing-root", lambda t: ["train", "--data", f"rwcp:{t / 'nowhere'}", "--task", "classify",
-                                                    "--out", str(t / "run")],
-                ("nowhere: RWCP folder does not exist",), "run"),
-        CliCase("cli-unknown-home-in-data-spec", lambda t: ["train", "--data", "rwcp:~no_such_user_stca/x", "--task",
-                                                            "classify", "--out", str(t / "run")],
-                ("rwcp:~no_such_user_stca/x: cannot expand the folder",), "run"),
-        CliCase("cli-rwcp-missing-classes", rwcp_missing, ("rwcp: missing class(es) cup1; found: bells5, horn",), "run"),
+        CliCase(
+            "cli-zero-layer-size", train("--hidden", "0"), ("--hidden", "expected a positive integer, got '0'"), "run"
+        ),
+        CliCase(
+            "cli-rwcp-missing-root",
+            lambda t: ["train", "--data", f"rwcp:{t / 'nowhere'}", "--task", "classify", "--out", str(t / "run")],
+            ("nowhere: RWCP folder does not exist",),
+            "run",
+        ),
+        CliCase(
+            "cli-unknown-home-in-data-spec",
+            lambda t: ["train", "--data", "rwcp:~no_such_user_stca/x", "--task", "classify", "--out", str(t / "run")],
+            ("rwcp:~no_such_user_stca/x: cannot expand the folder",),
+            "run",
+        ),
+        CliCase(
+            "cli-rwcp-missing-classes", rwcp_missing, ("rwcp: missing class(es) cup1; found: bells5, horn",), "run"
+        ),
         CliCase("cli-rwcp-no-48khz", rwcp_no_rate, ("ring: class folder has no 48khz folder",), "run"),
         CliCase("cli-medleydb-bad-yaml-only", medley_broken, ("medley: ",), "run"),
         CliCase("cli-corrupt-checkpoint", corrupt_model, ("model.safetensors: is not a readable safetensors file",)),
         CliCase("cli-mismatched-checkpoint", mismatched_model, ("weights.0 has shape [7, 6]",)),
         CliCase("cli-pickled-checkpoint", pickled_model, ("model.pt: is not a model folder",)),
-        CliCase("cli-encode-renamed-text", encode("fake.wav", text), ("fake.wav: not a readable audio file",), "out.npz"),
+        CliCase(
+            "cli-encode-renamed-text", encode("fake.wav", text), ("fake.wav: not a readable audio file",), "out.npz"
+        ),
         CliCase("cli-encode-nan", encode("nan.wav", nan), ("nan.wav: contains 1 NaN/inf samples",), "out.npz"),
-        CliCase("cli-encode-silent", encode("zero.wav", lambda p: write_wav(p, np.zeros((SR, 1)))),
-                ("zero.wav: silent",), "out.npz"),
-        CliCase("cli-encode-empty", encode("empty.wav", lambda p: (p.write_bytes(b""), p)[1]),
-                ("empty.wav: empty file (0 bytes)",), "out.npz"),
-        CliCase("cli-encode-too-short", encode("blip.wav", lambda p: write_wav(p, tone(0.01))),
-                ("blip.wav: too short",), "out.npz"),
+        CliCase(
+            "cli-encode-silent",
+            encode("zero.wav", lambda p: write_wav(p, np.zeros((SR, 1)))),
+            ("zero.wav: silent",),
+            "out.npz",
+        ),
+        CliCase(
+            "cli-encode-empty",
+            encode("empty.wav", lambda p: (p.write_bytes(b""), p)[1]),
+            ("empty.wav: empty file (0 bytes)",),
+            "out.npz",
+        ),
+        CliCase(
+            "cli-encode-too-short",
+            encode("blip.wav", lambda p: write_wav(p, tone(0.01))),
+            ("blip.wav: too short",),
+            "out.npz",
+        ),
         CliCase("cli-encode-missing", encode("gone.wav", lambda p: p), ("gone.wav: file not found",), "out.npz"),
     ]
 
@@ -907,8 +1305,14 @@ CLI_CASES = _cli_cases()
 def run_cli(args: list[str], tmp: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "STCA_CACHE_DIR": str(tmp / "cache"), **(env or {})}
     full_env.pop("STCA_DATA_ROOTS", None) if not env or "STCA_DATA_ROOTS" not in env else None
-    return subprocess.run([sys.executable, "-m", "stca_engine", "--quiet", *args], capture_output=True, text=True,
-                          env=full_env, cwd=tmp, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "stca_engine", "--quiet", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=tmp,
+        timeout=180,
+    )
 
 
 def _check_cli_result(case: CliCase, code: int, stderr: str, tmp: Path):
@@ -975,6 +1379,7 @@ def _data_folder(source: str, path_of: Callable[[Path], Path]):
         path = path_of(tmp)
         at.radio(key="data.source").set_value(source).run()
         at.text_input(key="data.path").input(str(path)).run()
+
     return act
 
 
@@ -982,6 +1387,7 @@ def _data_uploads(files_of: Callable[[Path], list]):
     def act(at, tmp):
         at.radio(key="data.source").set_value("Upload files").run()
         at.file_uploader(key="data.uploads").set_value(files_of(tmp)).run()
+
     return act
 
 
@@ -989,6 +1395,7 @@ def _detect_upload(name: str, data_of: Callable[[Path], bytes]):
     def act(at, tmp):
         at.radio(key="detect.audio_src").set_value("Upload a recording").run()
         at.file_uploader(key="detect.upload").set_value((name, data_of(tmp), "audio/wav")).run()
+
     return act
 
 
@@ -996,6 +1403,7 @@ def _detect_model_zip(name: str, data_of: Callable[[Path], bytes]):
     def act(at, tmp):
         at.radio(key="detect.model_src").set_value("Upload a model .zip").run()
         at.file_uploader(key="detect.model_zip").set_value((name, data_of(tmp), "application/zip")).run()
+
     return act
 
 
@@ -1039,58 +1447,165 @@ def _app_cases() -> list[AppCase]:
     data, detect, train = "1_Data.py", "3_Detect.py", "2_Train.py"
     nan_wav = lambda t: wav_bytes(np.where(np.arange(SR)[:, None] == 5, np.nan, tone(1.0)).astype(np.float32))  # noqa: E731
     return [
-        AppCase("app-data-folder-dotdot-outside-roots", data, _data_folder("RWCP folder", _outside),
-                ("outside the allowed data folders",), env={"STCA_DATA_ROOTS": "{tmp}/allowed"}),
-        AppCase("app-data-folder-symlink-outside-roots", data, _data_folder("MedleyDB folder", _symlink_out),
-                ("escape: outside the allowed data folders",), env={"STCA_DATA_ROOTS": "{tmp}/allowed"}),
-        AppCase("app-data-folder-absolute-outside-roots", data, _data_folder("Folder of class sub-folders",
-                                                                             lambda t: Path("/etc")),
-                ("/etc: outside the allowed data folders",), env={"STCA_DATA_ROOTS": "{tmp}/allowed"}),
-        AppCase("app-data-rwcp-no-class-folders", data,
-                _data_folder("RWCP folder", lambda t: (t / "allowed" / "empty").mkdir(parents=True) or t / "allowed" / "empty"),
-                ("empty: no RWCP class folders found",), env={"STCA_DATA_ROOTS": "{tmp}/allowed"}),
-        AppCase("app-data-rwcp-only-odd-sized-files", data, _data_folder("RWCP folder", _all_odd_rwcp),
-                ("rwcp: no class has at least 2 usable .raw files",), env={"STCA_DATA_ROOTS": "{tmp}/allowed"}),
-        AppCase("app-data-medleydb-bad-yaml", data, _data_folder("MedleyDB folder", _broken_medley),
-                ("medley: no instrument with at least",), env={"STCA_DATA_ROOTS": "{tmp}/allowed"}),
-        AppCase("app-data-uploads-all-bad", data, _data_uploads(lambda t: [
-            ("fake_1.wav", b"plain text, not audio" * 50, "audio/wav"), ("fake_2.wav", nan_wav(t), "audio/wav")]),
-                ("uploads: no class with at least two usable uploads", "fake_1.wav: not a readable audio file",
-                 "fake_2.wav: contains 1 NaN/inf samples")),
-        AppCase("app-detect-upload-renamed-text", detect, _detect_upload("fake.wav", lambda t: b"not audio\n" * 300),
-                ("fake.wav: not a readable audio file",)),
-        AppCase("app-detect-upload-nan", detect, _detect_upload("nan.wav", nan_wav), ("nan.wav: contains 1 NaN/inf samples",)),
-        AppCase("app-detect-upload-silent", detect, _detect_upload("zero.wav", lambda t: wav_bytes(np.zeros((SR, 1)))),
-                ("zero.wav: silent",)),
-        AppCase("app-detect-upload-too-short", detect, _detect_upload("blip.wav", lambda t: wav_bytes(tone(0.01))),
-                ("blip.wav: too short: 10.0 ms",)),
-        AppCase("app-detect-upload-too-long", detect, _detect_upload("long.wav", lambda t: wav_bytes(tone(2.0))),
-                ("long.wav: too long: 2.00 s (the limit is 1 s",), env={"STCA_MAX_AUDIO_SECONDS": "1"}),
-        AppCase("app-detect-upload-over-size-cap", detect, _detect_upload("big.wav", lambda t: wav_bytes(tone(2.0))),
-                ("big.wav: upload too large: 0.1 MB (the limit is 0.05 MB",), env={"STCA_MAX_UPLOAD_MB": "0.05"}),
-        AppCase("app-detect-model-zip-not-a-zip", detect, _detect_model_zip("upload.zip", lambda t: b"PK\x03\x04garbage"),
-                ("upload.zip: is not a zip archive",)),
-        AppCase("app-detect-model-torch-pickle-refused", detect, _detect_model_zip("model.zip", _torch_save_bytes),
-                ("model.zip: does not contain config.json or model.safetensors",)),
-        AppCase("app-detect-model-zip-over-size-cap", detect, _detect_model_zip("huge.zip", lambda t: b"\x00" * 120_000),
-                ("huge.zip: upload too large",), env={"STCA_MAX_UPLOAD_MB": "0.05"}),
-        AppCase("app-train-tau-s-not-below-tau-m", train, _train_start(tau_s_ms="40", tau_m_ms="30"),
-                ("neuron config: tau_s_ms (40.0) must be smaller than tau_m_ms (30.0)",), check=_no_run_started),
-        AppCase("app-train-t-in-below-one-step", train, _train_start(t_in_ms="1"),
-                ("neuron config: t_in_ms (1.0) must be at least one time step",), check=_no_run_started),
-        AppCase("app-train-zero-hidden-layer-size", train, _train_widget("hidden", "0"),
-                ("hidden: hidden layer size 0 outside 1..",), check=_no_run_started),
-        AppCase("app-train-hidden-not-a-number", train, _train_widget("hidden", "64,abc"),
-                ("hidden: hidden layer size 'abc' is not a whole number",), check=_no_run_started),
+        AppCase(
+            "app-data-folder-dotdot-outside-roots",
+            data,
+            _data_folder("RWCP folder", _outside),
+            ("outside the allowed data folders",),
+            env={"STCA_DATA_ROOTS": "{tmp}/allowed"},
+        ),
+        AppCase(
+            "app-data-folder-symlink-outside-roots",
+            data,
+            _data_folder("MedleyDB folder", _symlink_out),
+            ("escape: outside the allowed data folders",),
+            env={"STCA_DATA_ROOTS": "{tmp}/allowed"},
+        ),
+        AppCase(
+            "app-data-folder-absolute-outside-roots",
+            data,
+            _data_folder("Folder of class sub-folders", lambda t: Path("/etc")),
+            ("/etc: outside the allowed data folders",),
+            env={"STCA_DATA_ROOTS": "{tmp}/allowed"},
+        ),
+        AppCase(
+            "app-data-rwcp-no-class-folders",
+            data,
+            _data_folder(
+                "RWCP folder", lambda t: (t / "allowed" / "empty").mkdir(parents=True) or t / "allowed" / "empty"
+            ),
+            ("empty: no RWCP class folders found",),
+            env={"STCA_DATA_ROOTS": "{tmp}/allowed"},
+        ),
+        AppCase(
+            "app-data-rwcp-only-odd-sized-files",
+            data,
+            _data_folder("RWCP folder", _all_odd_rwcp),
+            ("rwcp: no class has at least 2 usable .raw files",),
+            env={"STCA_DATA_ROOTS": "{tmp}/allowed"},
+        ),
+        AppCase(
+            "app-data-medleydb-bad-yaml",
+            data,
+            _data_folder("MedleyDB folder", _broken_medley),
+            ("medley: no instrument with at least",),
+            env={"STCA_DATA_ROOTS": "{tmp}/allowed"},
+        ),
+        AppCase(
+            "app-data-uploads-all-bad",
+            data,
+            _data_uploads(
+                lambda t: [
+                    ("fake_1.wav", b"plain text, not audio" * 50, "audio/wav"),
+                    ("fake_2.wav", nan_wav(t), "audio/wav"),
+                ]
+            ),
+            (
+                "uploads: no class with at least two usable uploads",
+                "fake_1.wav: not a readable audio file",
+                "fake_2.wav: contains 1 NaN/inf samples",
+            ),
+        ),
+        AppCase(
+            "app-detect-upload-renamed-text",
+            detect,
+            _detect_upload("fake.wav", lambda t: b"not audio\n" * 300),
+            ("fake.wav: not a readable audio file",),
+        ),
+        AppCase(
+            "app-detect-upload-nan",
+            detect,
+            _detect_upload("nan.wav", nan_wav),
+            ("nan.wav: contains 1 NaN/inf samples",),
+        ),
+        AppCase(
+            "app-detect-upload-silent",
+            detect,
+            _detect_upload("zero.wav", lambda t: wav_bytes(np.zeros((SR, 1)))),
+            ("zero.wav: silent",),
+        ),
+        AppCase(
+            "app-detect-upload-too-short",
+            detect,
+            _detect_upload("blip.wav", lambda t: wav_bytes(tone(0.01))),
+            ("blip.wav: too short: 10.0 ms",),
+        ),
+        AppCase(
+            "app-detect-upload-too-long",
+            detect,
+            _detect_upload("long.wav", lambda t: wav_bytes(tone(2.0))),
+            ("long.wav: too long: 2.00 s (the limit is 1 s",),
+            env={"STCA_MAX_AUDIO_SECONDS": "1"},
+        ),
+        AppCase(
+            "app-detect-upload-over-size-cap",
+            detect,
+            _detect_upload("big.wav", lambda t: wav_bytes(tone(2.0))),
+            ("big.wav: upload too large: 0.1 MB (the limit is 0.05 MB",),
+            env={"STCA_MAX_UPLOAD_MB": "0.05"},
+        ),
+        AppCase(
+            "app-detect-model-zip-not-a-zip",
+            detect,
+            _detect_model_zip("upload.zip", lambda t: b"PK\x03\x04garbage"),
+            ("upload.zip: is not a zip archive",),
+        ),
+        AppCase(
+            "app-detect-model-torch-pickle-refused",
+            detect,
+            _detect_model_zip("model.zip", _torch_save_bytes),
+            ("model.zip: does not contain config.json or model.safetensors",),
+        ),
+        AppCase(
+            "app-detect-model-zip-over-size-cap",
+            detect,
+            _detect_model_zip("huge.zip", lambda t: b"\x00" * 120_000),
+            ("huge.zip: upload too large",),
+            env={"STCA_MAX_UPLOAD_MB": "0.05"},
+        ),
+        AppCase(
+            "app-train-tau-s-not-below-tau-m",
+            train,
+            _train_start(tau_s_ms="40", tau_m_ms="30"),
+            ("neuron config: tau_s_ms (40.0) must be smaller than tau_m_ms (30.0)",),
+            check=_no_run_started,
+        ),
+        AppCase(
+            "app-train-t-in-below-one-step",
+            train,
+            _train_start(t_in_ms="1"),
+            ("neuron config: t_in_ms (1.0) must be at least one time step",),
+            check=_no_run_started,
+        ),
+        AppCase(
+            "app-train-zero-hidden-layer-size",
+            train,
+            _train_widget("hidden", "0"),
+            ("hidden: hidden layer size 0 outside 1..",),
+            check=_no_run_started,
+        ),
+        AppCase(
+            "app-train-hidden-not-a-number",
+            train,
+            _train_widget("hidden", "64,abc"),
+            ("hidden: hidden layer size 'abc' is not a whole number",),
+            check=_no_run_started,
+        ),
         AppCase("app-train-url-negative-tau", train, _train_url(tau_m_ms="-30"), ("tau_m_ms",), kind="warning"),
         AppCase("app-train-url-alpha-zero", train, _train_url(alpha="0"), ("alpha",), kind="warning"),
-        AppCase("app-train-data-outside-roots", train, _train_start(data="rwcp:{tmp}/allowed/../secret"),
-                ("outside the allowed data folders",), env={"STCA_DATA_ROOTS": "{tmp}/allowed"}),
+        AppCase(
+            "app-train-data-outside-roots",
+            train,
+            _train_start(data="rwcp:{tmp}/allowed/../secret"),
+            ("outside the allowed data folders",),
+            env={"STCA_DATA_ROOTS": "{tmp}/allowed"},
+        ),
     ]
 
 
 def _train_start(**params):
     """Open the Train page with ``params`` in the URL (as a shared link would), press Start."""
+
     def act(at, tmp):
         _outside(tmp)
         for k, v in params.items():
@@ -1101,27 +1616,32 @@ def _train_start(**params):
             worker = at.session_state["train.run"]["worker"]
             worker.join(60)
             at.run()
+
     act.needs_query = True
     return act
 
 
 def _train_url(**params):
     """A shared link with a bad value: the page opens, says which setting it ignored."""
+
     def act(at, tmp):
         for k, v in params.items():
             at.query_params[k] = v
         at.run()
+
     act.needs_query = True
     return act
 
 
 def _train_widget(name: str, value: str):
     """The user types a bad value into a settings widget, then presses Start."""
+
     def act(at, tmp):
         import state  # app/state.py (on sys.path once the page has run)
 
         at.text_input(key=state.widget_key(name)).input(value).run()
         at.button(key="train.btn_start").click().run()
+
     return act
 
 
@@ -1153,7 +1673,9 @@ def test_app_bad_input(case: AppCase, tmp_path, monkeypatch):
         everything = " | ".join(e.value for e in [*at.error, *at.warning])
         assert "Something went wrong" not in everything and "Traceback" not in everything, everything
         for frag in case.fragments:
-            assert any(frag.replace("{tmp}", str(tmp_path)) in s for s in shown), f"{frag!r} not in {case.kind}s {shown}"
+            assert any(frag.replace("{tmp}", str(tmp_path)) in s for s in shown), (
+                f"{frag!r} not in {case.kind}s {shown}"
+            )
         assert not (tmp_path / "PWNED").exists()
         if case.check is not None:
             case.check(at)
@@ -1164,6 +1686,7 @@ def test_app_bad_input(case: AppCase, tmp_path, monkeypatch):
 
 
 # ---- limits: memory-bounded encoding of long recordings, env-configured caps ------------------------
+
 
 def _long_wave(seconds: float) -> np.ndarray:
     rng = np.random.default_rng(0)
@@ -1209,11 +1732,14 @@ def test_long_recording_encoding_uses_the_configured_chunk_length(monkeypatch):
 
     enc = make_encoder("spectral")
     wave = _long_wave(20.0)
-    enc.encode(wave[: SR])
+    enc.encode(wave[:SR])
     monkeypatch.setenv("STCA_CHUNK_SECONDS", "2")
     seen = []
-    peak_chunked = _peak_bytes(lambda: seen.append(encode_recording(wave, SR, enc, segment=False,
-                                                                    progress=lambda d, t, m: seen.append((d, t)))))
+    peak_chunked = _peak_bytes(
+        lambda: seen.append(
+            encode_recording(wave, SR, enc, segment=False, progress=lambda d, t, m: seen.append((d, t)))
+        )
+    )
     monkeypatch.setenv("STCA_CHUNK_SECONDS", "3600")
     peak_whole = _peak_bytes(lambda: encode_recording(wave, SR, enc, segment=False))
     assert (20, 20) in seen, "20 s in 2 s pieces is 10 pieces, two passes each (level, then spikes)"
@@ -1282,8 +1808,9 @@ def test_app_nan_loss_stops_the_run_and_keeps_the_last_good_model(monkeypatch, t
 
     monkeypatch.setattr(trainer_mod, "_loss_fns", lambda: (maybe_nan, real_predict))
     at = AppTest.from_file(str(APP_PAGES / "2_Train.py"), default_timeout=120)
-    for k, v in dict(data="digits", task="classify", classes="0,1", hidden="8", epochs="5", batch_size="8",
-                     seed="5").items():
+    for k, v in dict(
+        data="digits", task="classify", classes="0,1", hidden="8", epochs="5", batch_size="8", seed="5"
+    ).items():
         at.query_params[k] = v
     at.run()
     try:
@@ -1304,8 +1831,10 @@ def test_app_nan_loss_stops_the_run_and_keeps_the_last_good_model(monkeypatch, t
         assert snap.status == tw.ERROR and snap.epoch == 1
         assert not at.exception
         errors = [e.value for e in at.error]
-        assert any("training: epoch 2, batch 1: the loss became nan" in e and "last good step were restored" in e
-                   for e in errors), errors
+        assert any(
+            "training: epoch 2, batch 1: the loss became nan" in e and "last good step were restored" in e
+            for e in errors
+        ), errors
         model = at.session_state["trained_model"]
         assert model["epochs_trained"] == 1
         for w, g in zip(model["net"].weights, good):

@@ -4,6 +4,7 @@ Checks the engine's ``confine`` directly (traversal with ``..``, absolute paths,
 root, sibling folders sharing a name prefix) and that the CLI refuses such a folder with exit code 2
 and a one-line message when STCA_DATA_ROOTS is set.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,16 @@ def test_inside_root_is_allowed_and_resolved(tree):
     assert roots.confine(allowed) == allowed.resolve()  # the root itself
 
 
-@pytest.mark.parametrize("rel", ["../secret", "data/../../secret", "data/sub/../../../secret/passwd",
-                                 "../../../../../../../etc", "./../allowed/../secret"])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "../secret",
+        "data/../../secret",
+        "data/sub/../../../secret/passwd",
+        "../../../../../../../etc",
+        "./../allowed/../secret",
+    ],
+)
 def test_dotdot_traversal_is_refused(tree, monkeypatch, rel):
     allowed, _ = tree
     monkeypatch.chdir(allowed)
@@ -124,10 +133,17 @@ def test_error_is_a_user_facing_stca_error(tree):
 
 # ---- the CLI enforces the roots when STCA_DATA_ROOTS is set ----------------------------------------
 
+
 def _cli(args, env_extra, cwd=None):
     env = {**os.environ, **env_extra}
-    return subprocess.run([sys.executable, "-m", "stca_engine", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd or REPO, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "stca_engine", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd or REPO,
+        timeout=120,
+    )
 
 
 def _cli_encode_args(folder: Path, out: Path) -> list[str]:
@@ -154,6 +170,7 @@ def test_cli_refuses_dataset_folder_outside_roots(tree, tmp_path, how):
 
 
 # ---- every loader behind the app's data specs confines its folder -----------------------------------
+
 
 @pytest.mark.parametrize("kind", ["rwcp", "medleydb", "folder", "mnist"])
 @pytest.mark.parametrize("how", ["dotdot", "symlink"])
@@ -236,8 +253,15 @@ def test_cli_refuses_files_and_specs_outside_roots(tree, tmp_path, monkeypatch, 
     argv = {
         "encode-file": ["encode", str(allowed / ".." / "secret" / "clip.wav"), "--out", str(tmp_path / "o.npz")],
         "folder-spec": ["train", "--data", f"folder:{secret}", "--task", "classify", "--out", str(tmp_path / "run")],
-        "rwcp-dotdot-spec": ["train", "--data", f"rwcp:{allowed}/../secret", "--task", "classify",
-                       "--out", str(tmp_path / "run")],
+        "rwcp-dotdot-spec": [
+            "train",
+            "--data",
+            f"rwcp:{allowed}/../secret",
+            "--task",
+            "classify",
+            "--out",
+            str(tmp_path / "run"),
+        ],
     }[command]
     code = cli.main(["--quiet", *argv])
     err = capsys.readouterr().err.strip().splitlines()
@@ -273,6 +297,7 @@ def test_app_model_names_cannot_point_outside_runs(name, tmp_path, monkeypatch):
 
     sys.path.insert(0, str(REPO / "app"))
     import models_ui
+
     from stca_engine.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"use 1–64 letters, digits"):

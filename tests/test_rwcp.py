@@ -1,4 +1,5 @@
 """RWCP loader on fixture trees in the real layout (nospeech/drysrc/<group>/<class>/48khz/NNN.raw)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,15 +28,28 @@ def make_tree(root, classes, n=6, group="a1", big_every=0):
     for ci, cls in enumerate(classes):
         for k in range(n):
             order = "big" if big_every and k % big_every == 0 else "little"
-            write_raw(root / "nospeech" / "drysrc" / group / cls / "48khz" / f"{k:03d}.raw",
-                      tone(300 + 100 * ci + 10 * k, seed=k), order)
+            write_raw(
+                root / "nospeech" / "drysrc" / group / cls / "48khz" / f"{k:03d}.raw",
+                tone(300 + 100 * ci + 10 * k, seed=k),
+                order,
+            )
     return root
 
 
 def test_class_lists_match_the_spec():
     assert PAPER_CLASSES == ["bank", "bells5", "bowl", "cherry1", "coin3", "cup1", "horn", "phone4", "ring", "whistle1"]
-    assert AUTHORS_CLASSES == ["bells5", "bottle1", "buzzer", "cymbals", "horn", "kara", "metal15", "phone4",
-                               "ring", "whistle1"]
+    assert AUTHORS_CLASSES == [
+        "bells5",
+        "bottle1",
+        "buzzer",
+        "cymbals",
+        "horn",
+        "kara",
+        "metal15",
+        "phone4",
+        "ring",
+        "whistle1",
+    ]
 
 
 def test_loads_all_classes_with_half_split(tmp_path):
@@ -169,16 +183,16 @@ def test_content_key_tracks_content_not_path(tmp_path):
     assert AudioClip(str(tmp_path / "b.raw"), "c", kind="rwcp_raw").content_key() != a.content_key()
 
 
-@pytest.mark.parametrize("word, expected", [("paper", PAPER_CLASSES), ("authors", AUTHORS_CLASSES),
-                                            ("AUTHORS", AUTHORS_CLASSES)])
+@pytest.mark.parametrize(
+    "word, expected", [("paper", PAPER_CLASSES), ("authors", AUTHORS_CLASSES), ("AUTHORS", AUTHORS_CLASSES)]
+)
 def test_cli_classes_preset_words_select_the_preset_lists(tmp_path, word, expected):
     """``--classes paper|authors`` arrive as a one-element list (the CLI splits on commas)."""
     from stca_engine import cli
     from stca_engine.data.sources import load_clipset
 
     root = make_tree(tmp_path / "rwcp", sorted(set(PAPER_CLASSES) | set(AUTHORS_CLASSES)), n=2)
-    args = cli.build_parser().parse_args(["train", "--data", f"rwcp:{root}", "--task", "classify",
-                                          "--classes", word])
+    args = cli.build_parser().parse_args(["train", "--data", f"rwcp:{root}", "--task", "classify", "--classes", word])
     cs = load_clipset(args.data, **cli._data_kwargs(args))
     assert cs.class_names == expected
     assert load_rwcp(root, classes=[word]).class_names == expected

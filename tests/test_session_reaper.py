@@ -1,5 +1,6 @@
 """``components.sessions.SessionReaper``: a closed tab's session is closed after the grace, a
 reconnect within it keeps the session (issue #14: resources outlive the user)."""
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """Data specs, clip sets and ready-to-train datasets (the entry the CLI and the app use)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,7 +44,7 @@ def rwcp_fixture(root, classes=("bells5", "horn", "ring"), n=6, silent=None):
             body = int((0.1 + 0.012 * g) * SR)
             t = np.arange(body) / SR
             x = np.zeros(body + int(0.06 * SR))
-            x[int(0.03 * SR):int(0.03 * SR) + body] = 0.7 * np.sign(np.sin(2 * np.pi * (200 + 50 * ci) * t)) * 0.9
+            x[int(0.03 * SR) : int(0.03 * SR) + body] = 0.7 * np.sign(np.sin(2 * np.pi * (200 + 50 * ci) * t)) * 0.9
             if silent == (cls, k):
                 x[:] = 0
             (d / f"{k:03d}.raw").write_bytes(np.round(x * 32767).astype("<i2").tobytes())
@@ -58,8 +59,14 @@ def test_parse_data_spec():
     assert parse_data_spec("folder:/a:b") == DataSpec("folder", "/a:b")
     assert str(parse_data_spec("medleydb:/m")) == "medleydb:/m"
     assert parse_data_spec("mnist:~/mnist").path.endswith("/mnist") and "~" not in parse_data_spec("mnist:~/m").path
-    for bad, text in [("", "empty"), ("rwcp", "needs a folder"), ("rwcp:", "needs a folder"),
-                      ("demo:/x", "takes no path"), ("youtube:abc", "unknown data source 'youtube'"), (None, "empty")]:
+    for bad, text in [
+        ("", "empty"),
+        ("rwcp", "needs a folder"),
+        ("rwcp:", "needs a folder"),
+        ("demo:/x", "takes no path"),
+        ("youtube:abc", "unknown data source 'youtube'"),
+        (None, "empty"),
+    ]:
         with pytest.raises(ConfigError, match=text) as e:
             parse_data_spec(bad)
         assert "\n" not in str(e.value) and isinstance(e.value, StcaError)
@@ -90,8 +97,17 @@ def event_lengths(ds):
 def test_detect_streams_come_from_their_own_side(tmp_path):
     root = rwcp_fixture(tmp_path / "rwcp")
     cache = tmp_path / "cache"
-    train, test, info = prepare_datasets(f"rwcp:{root}", "detect", encoder=ToyEncoder(), n_train_streams=40,
-                                         n_test_streams=15, events_per_stream=4, seed=3, cache=cache, workers=1)
+    train, test, info = prepare_datasets(
+        f"rwcp:{root}",
+        "detect",
+        encoder=ToyEncoder(),
+        n_train_streams=40,
+        n_test_streams=15,
+        events_per_stream=4,
+        seed=3,
+        cache=cache,
+        workers=1,
+    )
     assert (len(train), len(test)) == (40, 15)
     assert train.task == test.task == "detect" and train.n_inputs == 4 and train.dt_ms == 3.0
     assert train.class_names == ["bells5", "horn", "ring"]
@@ -116,12 +132,30 @@ def test_detect_streams_come_from_their_own_side(tmp_path):
     assert info["encoder"] == "toy" and info["encoder_settings"] == {"encoder": "toy", "dt_ms": 3.0}
     assert info["per_class"] == {"bells5": (3, 3), "horn": (3, 3), "ring": (3, 3)}
     assert info["cache_misses"] == 18 and info["n_train_streams"] == 40
-    again, _, info2 = prepare_datasets(f"rwcp:{root}", "detect", encoder=ToyEncoder(), n_train_streams=40,
-                                       n_test_streams=15, events_per_stream=4, seed=3, cache=cache, workers=1)
+    again, _, info2 = prepare_datasets(
+        f"rwcp:{root}",
+        "detect",
+        encoder=ToyEncoder(),
+        n_train_streams=40,
+        n_test_streams=15,
+        events_per_stream=4,
+        seed=3,
+        cache=cache,
+        workers=1,
+    )
     assert info2["cache_hits"] == 18 and info2["cache_misses"] == 0
     assert [s.events for s in again.samples] == [s.events for s in train.samples]
-    other, _, _ = prepare_datasets(f"rwcp:{root}", "detect", encoder=ToyEncoder(), n_train_streams=40,
-                                   n_test_streams=15, events_per_stream=4, seed=4, cache=cache, workers=1)
+    other, _, _ = prepare_datasets(
+        f"rwcp:{root}",
+        "detect",
+        encoder=ToyEncoder(),
+        n_train_streams=40,
+        n_test_streams=15,
+        events_per_stream=4,
+        seed=4,
+        cache=cache,
+        workers=1,
+    )
     assert [s.events for s in other.samples] != [s.events for s in train.samples]
 
 
@@ -179,8 +213,9 @@ def test_default_spikegram_encoder_on_demo_clips(tmp_path):
     tr = [i for i in demo.train_idx if i in keep][:6]
     te = [i for i in demo.test_idx if i in keep][:6]
     small = ClipSet(demo.clips, demo.class_names, tr, te, [], "demo-subset")
-    train, test, info = prepare_datasets(small, "detect", n_train_streams=4, n_test_streams=2, dt_ms=3.0,
-                                         cache=tmp_path / "cache", workers=1)
+    train, test, info = prepare_datasets(
+        small, "detect", n_train_streams=4, n_test_streams=2, dt_ms=3.0, cache=tmp_path / "cache", workers=1
+    )
     assert info["encoder"] == "spikegram" and train.n_inputs == 128
     assert info["encoder_settings"]["encoder"] == "spikegram" and info["encoder_settings"]["dt_ms"] == 3.0
     assert all(s.spikes.n_spikes > 0 for s in train.samples)

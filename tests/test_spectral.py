@@ -1,4 +1,5 @@
 """Spectral threshold-crossing encoder and the Encoder protocol / make_encoder."""
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ def burst(freq=1000.0, start=0.3, length=0.4, total=1.0, seed=0):
     x = 1e-4 * rng.standard_normal(n)
     t = np.arange(int(length * SR)) / SR
     i0 = int(start * SR)
-    x[i0: i0 + t.size] += np.sin(2 * np.pi * freq * t)
+    x[i0 : i0 + t.size] += np.sin(2 * np.pi * freq * t)
     return x.astype(np.float32)
 
 
@@ -66,8 +67,15 @@ def test_tone_burst_spikes_in_its_band_at_onset(kind):
 
 
 def test_spectral_config_validation():
-    for field, value in [("kind", "cqt"), ("n_bands", 0), ("n_levels", 0), ("f_max", 9000.0),
-                         ("hysteresis_db", 70.0), ("dt_ms", 0.0), ("n_fft", 8)]:
+    for field, value in [
+        ("kind", "cqt"),
+        ("n_bands", 0),
+        ("n_levels", 0),
+        ("f_max", 9000.0),
+        ("hysteresis_db", 70.0),
+        ("dt_ms", 0.0),
+        ("n_fft", 8),
+    ]:
         with pytest.raises(ConfigError, match=f"spectral.{field}"):
             SpectralConfig(**{field: value})
     assert SpectralConfig(n_levels=4, dynamic_range_db=50).thresholds_db().tolist() == [-10, -20, -30, -40]
@@ -106,12 +114,15 @@ def test_settings_key_the_cache():
     assert make_encoder("spikegram", preset="medleydb", n_bins=2).n_units == 256
 
 
-@pytest.mark.parametrize("name,settings,match", [
-    ("wavelet", {}, "unknown encoder"),
-    ("spikegram", {"n_kernel": 3}, "unknown setting"),
-    ("spikegram", {"preset": "paper2"}, "unknown preset"),
-    ("spectral", {"n_bands": -1}, "spectral.n_bands"),
-])
+@pytest.mark.parametrize(
+    "name,settings,match",
+    [
+        ("wavelet", {}, "unknown encoder"),
+        ("spikegram", {"n_kernel": 3}, "unknown setting"),
+        ("spikegram", {"preset": "paper2"}, "unknown preset"),
+        ("spectral", {"n_bands": -1}, "spectral.n_bands"),
+    ],
+)
 def test_make_encoder_errors(name, settings, match):
     with pytest.raises(ConfigError, match=match):
         make_encoder(name, **settings)

@@ -1,4 +1,5 @@
 """Spikegram: gammatone dictionary, fast matching pursuit vs a plain one, binning and merging."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,7 +36,7 @@ def plain_mp(x: np.ndarray, cfg: SpikegramConfig, n_atoms: int):
         if a <= 0:
             break
         found.append((k, t, a))
-        r[t: t + kernels[k].size] -= a * kernels[k]
+        r[t : t + kernels[k].size] -= a * kernels[k]
     return found
 
 
@@ -72,7 +73,7 @@ def _test_signal(n, seed):
     t = np.arange(n) / SR
     x = 0.3 * rng.standard_normal(n)
     x += np.sin(2 * np.pi * 440 * t) * np.exp(-5 * t) + 0.5 * np.sin(2 * np.pi * (300 + 3000 * t) * t)
-    x[n // 2: n // 2 + 40] += 2.0 * rng.standard_normal(40)  # a click
+    x[n // 2 : n // 2 + 40] += 2.0 * rng.standard_normal(40)  # a click
     return x
 
 
@@ -108,7 +109,7 @@ def test_amplitudes_positive_and_energy_bookkeeping():
     rec = reconstruct(atoms, cfg, padded.size)
     resid = float(np.sum((padded - rec) ** 2))
     assert atoms.residual_energy == pytest.approx(resid, rel=1e-8)
-    assert np.dot(x, x) == pytest.approx(np.sum(atoms.amplitude ** 2) + resid, rel=1e-9)
+    assert np.dot(x, x) == pytest.approx(np.sum(atoms.amplitude**2) + resid, rel=1e-9)
 
 
 def test_snr_grows_with_spike_budget():
@@ -131,14 +132,17 @@ def test_signal_of_a_few_atoms_is_recovered_exactly():
     x = np.zeros(n)
     for k, t, a in planted:  # built independently of reconstruct()
         g = d.kernels[k, : d.lengths[k]]
-        x[t: t + g.size] += a * g[: n - t]
+        x[t : t + g.size] += a * g[: n - t]
     atoms = matching_pursuit(x, cfg, max_atoms=50, residual_db=-80)
     assert atoms.stop_reason == "residual target"
     # far apart in time, so MP picks each planted atom, loudest first, and nothing else is needed
     assert list(zip(atoms.kernel[:4].tolist(), atoms.time[:4].tolist())) == [(k, t) for k, t, _ in planted]
     np.testing.assert_allclose(atoms.amplitude[:4], [a for *_, a in planted], rtol=1e-6)
-    rec = reconstruct(Atoms(np.array([p[0] for p in planted]), np.array([p[1] for p in planted]),
-                            np.array([p[2] for p in planted])), cfg, n)
+    rec = reconstruct(
+        Atoms(np.array([p[0] for p in planted]), np.array([p[1] for p in planted]), np.array([p[2] for p in planted])),
+        cfg,
+        n,
+    )
     np.testing.assert_allclose(rec, x, atol=1e-12)
     assert snr_db(x, reconstruct(atoms, cfg, n)) > 80
 
@@ -174,11 +178,24 @@ def test_encode_report_consistent_and_presets():
     assert t2.n_units == 384 and t2.units.max() < 384 and r2.n_atoms > 0
 
 
-@pytest.mark.parametrize("field,value", [
-    ("n_kernels", 0), ("n_kernels", 2.5), ("f_min", -1.0), ("f_max", 9000.0), ("f_min", 9000.0),
-    ("n_bins", 0), ("dynamic_range_db", 0.0), ("spikes_per_second", 0), ("residual_db", 3.0),
-    ("dt_ms", 0.0), ("kernel_ms", 0.1), ("precision", "float16"), ("dt_ms", float("nan")),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("n_kernels", 0),
+        ("n_kernels", 2.5),
+        ("f_min", -1.0),
+        ("f_max", 9000.0),
+        ("f_min", 9000.0),
+        ("n_bins", 0),
+        ("dynamic_range_db", 0.0),
+        ("spikes_per_second", 0),
+        ("residual_db", 3.0),
+        ("dt_ms", 0.0),
+        ("kernel_ms", 0.1),
+        ("precision", "float16"),
+        ("dt_ms", float("nan")),
+    ],
+)
 def test_config_validation_names_the_setting(field, value):
     with pytest.raises(ConfigError, match=f"spikegram.{field}"):
         SpikegramConfig(**{field: value})
@@ -227,7 +244,7 @@ def test_long_clips_are_pursued_in_chunks_with_an_exact_residual():
     planted = [(2, 4500, 1.0), (20, 7000, 0.5)]  # kernel 2 is ~1000 samples long: crosses 4800
     for k, t, a in planted:
         g = d.kernels[k, : d.lengths[k]]
-        y[t: t + g.size] += a * g[: n - t]
+        y[t : t + g.size] += a * g[: n - t]
     got = matching_pursuit(y, chunked, max_atoms=20, residual_db=-80)
     assert list(zip(got.kernel.tolist(), got.time.tolist())) == [(k, t) for k, t, _ in planted]
     assert got.stop_reason == "residual target"
@@ -242,7 +259,7 @@ def test_a_tone_is_coded_by_the_kernels_tuned_to_it(freq):
     cf = gammatone_dictionary(cfg).centre_hz
     nearest = int(np.argmin(np.abs(np.log(cf / freq))))
     near = np.abs(atoms.kernel - nearest) <= 1  # the tuned kernel and its ERB neighbours
-    energy = atoms.amplitude ** 2
+    energy = atoms.amplitude**2
     assert energy[near].sum() > 0.9 * energy.sum()
     train, _ = atoms_to_spikes(atoms, cfg, x.size)
     loud = train.units[train.units % cfg.n_bins == 0] // cfg.n_bins

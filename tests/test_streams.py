@@ -1,4 +1,5 @@
 """Stream splicing (paper §3.3): labels, event spans, determinism, train-only events, audio splicing."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +23,9 @@ def event(uid, cls, n_steps=40, lead=3, tail=4):
 
 
 def pool(n_classes=4, per_class=5, offset=0):
-    return [event(offset + c * per_class + k, c, n_steps=30 + 5 * k) for c in range(n_classes) for k in range(per_class)]
+    return [
+        event(offset + c * per_class + k, c, n_steps=30 + 5 * k) for c in range(n_classes) for k in range(per_class)
+    ]
 
 
 def trimmed(tr):
@@ -51,7 +54,7 @@ def test_targets_count_events_and_events_are_inside_the_stream():
         # no spike outside an event: gaps are silent
         inside = np.zeros(s.spikes.n_steps, bool)
         for e in s.events:
-            inside[e.onset_step:e.offset_step] = True
+            inside[e.onset_step : e.offset_step] = True
         assert inside[s.spikes.times].all()
 
 
@@ -143,7 +146,7 @@ def test_stream_audio_follows_the_same_plan():
         for k in range(3):
             n = 1600 + 400 * k
             w = np.zeros(n + 400, np.float32)
-            w[200:200 + n] = (0.2 + 0.1 * c) * np.sign(rng.standard_normal(n)) + 0.01
+            w[200 : 200 + n] = (0.2 + 0.1 * c) * np.sign(rng.standard_normal(n)) + 0.01
             waves.append((w, c))
     streams = stream_audio(waves, 5, events_per_stream=3, gap_s=(0.1, 0.2), seed=4, n_classes=3, sr=sr)
     plans = plan_streams([c for _, c in waves], 5, 3, (0.1, 0.2), 4)
@@ -151,10 +154,10 @@ def test_stream_audio_follows_the_same_plan():
         assert [e.class_index for e in s.events] == [waves[i][1] for i in picked]
         expected_len = sum(int(round(g * sr)) for g in gaps) + sum(waves[i][0].size - 400 for i in picked)
         assert s.wave.size == expected_len  # events trimmed to their non-silent part
-        for (c, a, b), i in zip(s.spans_s, picked):
-            seg = s.wave[int(round(a * sr)):int(round(b * sr))]
+        for (_c, a, b), i in zip(s.spans_s, picked):
+            seg = s.wave[int(round(a * sr)) : int(round(b * sr))]
             np.testing.assert_array_equal(seg, waves[i][0][200:-200])
         np.testing.assert_array_equal(s.target, np.bincount([waves[i][1] for i in picked], minlength=3))
-        for e, (c, a, b) in zip(s.events, s.spans_s):
+        for e, (_c, a, b) in zip(s.events, s.spans_s):
             assert e.onset_step * 3e-3 <= a < (e.onset_step + 1) * 3e-3
             assert (e.offset_step - 1) * 3e-3 < b <= e.offset_step * 3e-3 + 1e-9

@@ -1,5 +1,6 @@
 """Trainer: repeatable runs, report shapes, NaN handling, pause/resume, learning on hand-made spike
 trains, and evaluate() on networks whose answers are known by construction."""
+
 import math
 import threading
 
@@ -45,8 +46,17 @@ TRAIN, TEST = _detect_set(32, 0), _detect_set(16, 1)
 
 
 def _cfg(**kw):
-    base = dict(task="detect", hidden=[32], batch_size=8, optimizer="adam", lr=1e-2, seed=0, device="cpu",
-                init_std=0.2, epochs=3)
+    base = dict(
+        task="detect",
+        hidden=[32],
+        batch_size=8,
+        optimizer="adam",
+        lr=1e-2,
+        seed=0,
+        device="cpu",
+        init_std=0.2,
+        epochs=3,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -202,13 +212,23 @@ def test_train_config_validation_and_round_trip():
     tc = TrainConfig(task="classify", objective="margin", hidden=[64, 32], optimizer="sgd", lr=0.5, momentum=0.9)
     assert TrainConfig.from_dict(tc.to_dict()) == tc.validate()
     bad = [
-        (dict(task="segment"), "task"), (dict(objective="mse"), "objective"), (dict(optimizer="rmsprop"), "optimizer"),
-        (dict(hidden=[0]), "hidden"), (dict(hidden="300"), "hidden"), (dict(epochs=-1), "epochs"),
-        (dict(batch_size=0), "batch_size"), (dict(lr=-1.0), "lr"), (dict(lr=float("nan")), "lr"),
-        (dict(lr=1e300), "lr"), (dict(lr_hidden=0.0), "lr_hidden"),
-        (dict(dtype="float16"), "dtype"), (dict(momentum=1.0), "momentum"), (dict(seed=1.5), "seed"),
+        (dict(task="segment"), "task"),
+        (dict(objective="mse"), "objective"),
+        (dict(optimizer="rmsprop"), "optimizer"),
+        (dict(hidden=[0]), "hidden"),
+        (dict(hidden="300"), "hidden"),
+        (dict(epochs=-1), "epochs"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(lr=-1.0), "lr"),
+        (dict(lr=float("nan")), "lr"),
+        (dict(lr=1e300), "lr"),
+        (dict(lr_hidden=0.0), "lr_hidden"),
+        (dict(dtype="float16"), "dtype"),
+        (dict(momentum=1.0), "momentum"),
+        (dict(seed=1.5), "seed"),
         (dict(objective="margin"), "objective"),  # margin with the default task 'detect'
-        (dict(device="tpu"), "device"), (dict(init_std=-0.1), "init_std"),
+        (dict(device="tpu"), "device"),
+        (dict(init_std=-0.1), "init_std"),
     ]
     for kw, name in bad:
         with pytest.raises(ConfigError, match=name):
@@ -278,8 +298,8 @@ def test_evaluate_detect_known_answers():
     samples = [
         stream([Event(0, 10, 30), Event(1, 50, 70)], [1, 1]),
         stream([Event(0, 10, 30), Event(0, 60, 80)], [2, 0]),
-        stream([Event(1, 20, 40)], [0, 1], length=60),       # shorter: padded inside the batch
-        stream([Event(1, 20, 40)], [1, 1]),                   # wrong label: count for class 0 is off
+        stream([Event(1, 20, 40)], [0, 1], length=60),  # shorter: padded inside the batch
+        stream([Event(1, 20, 40)], [1, 1]),  # wrong label: count for class 0 is off
     ]
     ds = SpikeDataset(samples, n, ["p", "q"], "detect", 3.0)
     net = _identity_net(n)
@@ -292,8 +312,10 @@ def test_evaluate_detect_known_answers():
     # depends on no weight, so it has no k⁺ (counted) instead of a loss at a fake k⁺ at step 0
     assert m1["loss"] == m2["loss"] == 0 and m1["n_no_kplus"] == m2["n_no_kplus"] == 1
     # events shifted so that no cluster lies inside them: every cluster is a false alarm
-    shifted = [Sample(s.spikes, s.target, [Event(e.class_index, e.onset_step + 15, e.offset_step + 15)
-                                             for e in s.events]) for s in samples]
+    shifted = [
+        Sample(s.spikes, s.target, [Event(e.class_index, e.onset_step + 15, e.offset_step + 15) for e in s.events])
+        for s in samples
+    ]
     ds2 = SpikeDataset(shifted, n, ["p", "q"], "detect", 3.0)
     m = evaluate(net, ds2, CFG, "detect", "stca", tolerance_steps=0)
     assert (m["event_tp"], m["event_fp"], m["event_fn"]) == (0, 6, 6) and m["event_f1"] == 0.0
@@ -304,8 +326,17 @@ def test_margin_objective_and_save(tmp_path):
     labels = [0, 1, 2, 1, 0, 2]
     samples = [Sample(SpikeTrain([5, 9, 14], [c, c, c], 3, 40, 3.0), c) for c in labels]
     ds = SpikeDataset(samples, 3, ["x", "y", "z"], "classify", 3.0)
-    tc = TrainConfig(task="classify", objective="margin", hidden=[50], batch_size=3, optimizer="adam", lr=0.05,
-                     seed=0, device="cpu", init_std=0.1)
+    tc = TrainConfig(
+        task="classify",
+        objective="margin",
+        hidden=[50],
+        batch_size=3,
+        optimizer="adam",
+        lr=0.05,
+        seed=0,
+        device="cpu",
+        init_std=0.1,
+    )
     with pytest.raises(ConfigError, match="non-spiking"):
         Trainer(SNN([3, 3], CFG, seed=0), ds, ds, CFG, tc)
     # all weights positive: with max-over-time V a neuron that never rises above 0 has k* at a

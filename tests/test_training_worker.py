@@ -3,6 +3,7 @@
 Fake runners make the threading logic deterministic (gates instead of sleeps where order matters);
 ``test_engine_worker_*`` drive the real engine glue.
 """
+
 from __future__ import annotations
 
 import sys
@@ -15,6 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
 
 import training_worker as tw  # noqa: E402
+
 from stca_engine.errors import StcaError, TrainingError  # noqa: E402
 
 
@@ -30,8 +32,7 @@ def wait_until(pred, timeout=10.0, what="condition"):
 class FakeRunner:
     """``n_batches`` per epoch; each batch optionally waits for ``gate`` and checks the stop flag."""
 
-    def __init__(self, n_batches=3, batch_s=0.0, gate: threading.Event | None = None, fail_at_epoch=None,
-                 error=None):
+    def __init__(self, n_batches=3, batch_s=0.0, gate: threading.Event | None = None, fail_at_epoch=None, error=None):
         self.n_batches, self.batch_s, self.gate = n_batches, batch_s, gate
         self.epochs_started = 0
         self.batches_run = 0
@@ -113,14 +114,14 @@ def test_pause_takes_effect_after_the_batch_in_flight_and_start_resumes_the_same
     w = make_worker({"run": r}, n_epochs=10)
     w.start()
     wait_until(lambda: r.batches_run >= 3, what="a few batches")
-    w.pause()                     # requested mid-epoch
+    w.pause()  # requested mid-epoch
     wait_until(lambda: w.snapshot().status == tw.PAUSED, what="paused")
     done = r.batches_run
     snap = w.snapshot()
-    assert snap.epoch == 0 and snap.reports["run"] == () and done < 100_000   # cut, not completed
+    assert snap.epoch == 0 and snap.reports["run"] == () and done < 100_000  # cut, not completed
     time.sleep(0.1)
     assert r.batches_run == done and w.alive  # nothing runs while paused
-    r.n_batches = r.left = 5     # (make the rest of the epoch short)
+    r.n_batches = r.left = 5  # (make the rest of the epoch short)
     w.start()
     wait_until(lambda: w.snapshot().epoch >= 1, what="resumed")
     assert r.epochs_started >= 1 and w.snapshot().reports["run"][0] == {"epoch": 1, "weights": done + 5}
@@ -141,8 +142,8 @@ def test_stop_mid_epoch_is_seen_between_batches_and_never_reports_a_partial_epoc
     assert not w.alive
     assert snap.status == tw.STOPPED and snap.stop_reason == "reset"
     assert snap.epoch == 0 and snap.reports["run"] == ()
-    assert r.batches_run <= 1                      # stopped after at most the batch in flight
-    w.start()                                      # commands after the end are ignored
+    assert r.batches_run <= 1  # stopped after at most the batch in flight
+    w.start()  # commands after the end are ignored
     assert w.snapshot().status == tw.STOPPED and not w.alive
 
 
@@ -166,7 +167,7 @@ def test_paused_worker_also_stops_when_the_page_goes_away():
 
 def test_heartbeats_keep_a_slow_run_alive_past_the_timeout():
     r = FakeRunner(n_batches=5, batch_s=0.02)
-    w = make_worker({"run": r}, n_epochs=6, timeout=0.25)   # ≈ 0.6 s of training > timeout
+    w = make_worker({"run": r}, n_epochs=6, timeout=0.25)  # ≈ 0.6 s of training > timeout
     w.start()
     t0 = time.monotonic()
     while w.alive and time.monotonic() - t0 < 10:
@@ -182,11 +183,11 @@ def test_unwatched_run_pauses_itself_then_resumes_and_finally_stops():
     wait_until(lambda: w.snapshot().status == tw.PAUSED, what="idle pause")
     snap = w.snapshot()
     assert snap.epoch >= 1 and "no page watched" in snap.pause_reason and w.alive
-    w.start()                                     # the user came back and pressed Resume
+    w.start()  # the user came back and pressed Resume
     assert w.snapshot().pause_reason is None
     e0 = w.snapshot().epoch
     wait_until(lambda: w.snapshot().epoch > e0, what="resumed")
-    w.join(10)                                    # nobody polls: pauses again, then stops for good
+    w.join(10)  # nobody polls: pauses again, then stops for good
     assert not w.alive and w.snapshot().status == tw.STOPPED
 
 
@@ -211,8 +212,9 @@ def test_stca_error_in_setup_is_reported_not_raised():
 
 
 def test_training_error_mid_run_keeps_the_finished_epochs_and_last_model():
-    r = FakeRunner(fail_at_epoch=3, error=TrainingError("loss became NaN at epoch 3; kept the last good weights",
-                                                        "training"))
+    r = FakeRunner(
+        fail_at_epoch=3, error=TrainingError("loss became NaN at epoch 3; kept the last good weights", "training")
+    )
     w = make_worker({"run": r}, n_epochs=10)
     w.start()
     w.join(5)
@@ -239,7 +241,7 @@ def test_stop_during_dataset_preparation():
         progress(1, 100, "encoding")
         started.set()
         assert release.wait(5)
-        progress(2, 100, "encoding")   # raises once a stop was requested
+        progress(2, 100, "encoding")  # raises once a stop was requested
         raise AssertionError("progress must raise after stop")
 
     w = tw.TrainingWorker(setup, n_epochs=3)
@@ -294,6 +296,7 @@ def test_invalid_epoch_count():
 
 # ---- the engine glue: real Trainer, tiny synthetic streams --------------------------------------------
 
+
 def synthetic(n=16, seed=0, n_classes=3, n_in=18, dt=3.0):
     """Class c = a 30-step burst on afferents [c·k, (c+1)·k); streams of two events 60 steps apart."""
     import numpy as np
@@ -312,8 +315,9 @@ def synthetic(n=16, seed=0, n_classes=3, n_in=18, dt=3.0):
             events.append(Event(int(c), pos, pos + 30))
             pos += 90
         target = np.bincount(classes, minlength=n_classes).astype(np.int64)
-        samples.append(Sample(SpikeTrain(np.concatenate(ts), np.concatenate(us), n_in, pos + 20, dt), target,
-                              events, f"s{i}"))
+        samples.append(
+            Sample(SpikeTrain(np.concatenate(ts), np.concatenate(us), n_in, pos + 20, dt), target, events, f"s{i}")
+        )
     return SpikeDataset(samples, n_in, [f"c{j}" for j in range(n_classes)], "detect", dt)
 
 
@@ -323,8 +327,17 @@ def engine_worker(compare=False, epochs=3, seed=0):
 
     import state
 
-    s = replace(state.TrainSettings(), hidden="8", init_std=0.3, lr=0.01, batch_size=4, epochs=epochs, seed=seed,
-                compare=compare, compare_objective="tdp1")
+    s = replace(
+        state.TrainSettings(),
+        hidden="8",
+        init_std=0.3,
+        lr=0.01,
+        batch_size=4,
+        epochs=epochs,
+        seed=seed,
+        compare=compare,
+        compare_objective="tdp1",
+    )
     train, test = synthetic(seed=1), synthetic(n=6, seed=2)
     prep = lambda settings, progress: (train, test, {"encoder_settings": {"name": "synthetic"}})  # noqa: E731
     return tw.TrainingWorker(tw.make_engine_setup(s, prep), n_epochs=epochs)
@@ -407,6 +420,7 @@ def test_regularise_setting_brings_the_suite_recipe_and_a_validation_split():
     from dataclasses import replace
 
     import state
+
     from stca_engine.defaults import REGULARISATION
 
     on = replace(state.TrainSettings(), classes="bells,horn", n_train=6, n_test=4, events_per_stream=2)

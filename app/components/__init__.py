@@ -1,5 +1,6 @@
 """Small shared UI helpers for the pages: page setup with the device box, and error display that turns
 a ``StcaError`` into ``st.error`` with its message (never a traceback on screen)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -17,8 +18,7 @@ APP_DIR = Path(__file__).resolve().parents[1]
 REPO_DIR = APP_DIR.parent
 log = logging.getLogger("stca_studio")
 
-PLOTLY_CONFIG = {"displaylogo": False, "scrollZoom": False,
-                 "toImageButtonOptions": {"format": "png", "scale": 2}}
+PLOTLY_CONFIG = {"displaylogo": False, "scrollZoom": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 
 def setup_page(title: str, icon: str = ":material/bolt:") -> None:
@@ -45,7 +45,6 @@ def server_started() -> list[str]:
 def _session_reaper():
     """The server's one ``SessionReaper`` (a daemon thread), or None without a Streamlit runtime."""
     from streamlit import runtime
-
     from training_worker import tab_closed_s
 
     from .sessions import SessionReaper
@@ -93,8 +92,13 @@ def show_error(exc: BaseException, what: str | None = None) -> None:
         st.error(plain(exc), icon=":material/error:")  # messages quote file names: never Markdown
     else:
         log.error("unexpected error%s", f" while {what}" if what else "", exc_info=exc)
-        st.error(plain(f"Something went wrong{f' while {what}' if what else ''}: {type(exc).__name__}: {exc}. "
-                       "The details are in the server log."), icon=":material/bug_report:")
+        st.error(
+            plain(
+                f"Something went wrong{f' while {what}' if what else ''}: {type(exc).__name__}: {exc}. "
+                "The details are in the server log."
+            ),
+            icon=":material/bug_report:",
+        )
 
 
 @contextlib.contextmanager

@@ -1,12 +1,14 @@
 """Streamlit-free helpers the Data and Detect pages share: build an encoder from a model's stored
 settings. (Whole recordings are encoded by ``stca_engine.detect.encode_recording``, as in ``stca detect``.)"""
+
 from __future__ import annotations
 
 
 def encoder_from_settings(settings: dict | None, default: str = "spectral"):
     """An encoder from stored settings: ``Encoder.settings()`` (``{"encoder", "version", ...}``, what checkpoints
     and the cache keep, version-checked by the engine) or a UI dict ``{"name": ..., **settings}``."""
-    from stca_engine.encoders import encoder_from_settings as engine_from_settings, make_encoder
+    from stca_engine.encoders import encoder_from_settings as engine_from_settings
+    from stca_engine.encoders import make_encoder
 
     settings = dict(settings or {})
     name = settings.pop("name", None)

@@ -15,13 +15,15 @@ served bound to a loop variable until it next has something to send, and with it
 state. So each watched session also hands over a ``release`` callable (the page empties its
 ``session_state``), called right after the close; the upload folders' finalisers run then.
 """
+
 from __future__ import annotations
 
 import gc
 import logging
 import threading
 import time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 log = logging.getLogger("stca_studio")
 
@@ -37,8 +39,13 @@ class _Runtime(Protocol):
 class SessionReaper:
     """Tracks session ids; ``sweep()`` closes those inactive for longer than ``grace_s``."""
 
-    def __init__(self, runtime: _Runtime, grace_s: float, period_s: float = DEFAULT_PERIOD_S,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        runtime: _Runtime,
+        grace_s: float,
+        period_s: float = DEFAULT_PERIOD_S,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._rt, self.grace_s, self.period_s, self._clock = runtime, float(grace_s), float(period_s), clock
         self._gone_since: dict[str, float | None] = {}  # id -> when it was first seen disconnected
         self._release: dict[str, Callable[[], None]] = {}

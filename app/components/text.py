@@ -8,6 +8,7 @@ turn user text into a link, an image, emphasis, a heading, a list, code, a direc
 keeping ordinary file names and messages readable (``/``, ``.``, ``:`` before a space or ``/``, ``-``,
 word-internal ``_`` and parentheses are left alone). No Streamlit import: tested directly.
 """
+
 from __future__ import annotations
 
 import re
@@ -48,7 +49,7 @@ def plain(text) -> str:
     m = _BLOCK_START.match(s)
     if m:  # a heading, quote, list item or rule at the start
         marker = m.group(2)
-        s = m.group(1) + marker[:-1] + "\\" + marker[-1] + s[m.end():]
+        s = m.group(1) + marker[:-1] + "\\" + marker[-1] + s[m.end() :]
     if s.startswith("!"):
         s = "\\" + s
     return s

@@ -1,4 +1,5 @@
 """Learning curves and weight statistics over epochs."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -23,8 +24,11 @@ def _series(records: Sequence[Mapping], key: str) -> tuple[list, list]:
     return xs, ys
 
 
-def learning_curves(history_records: Sequence[Mapping] | None, compare: Mapping[str, Sequence[Mapping]] | None = None,
-                    title: str | None = None) -> go.Figure:
+def learning_curves(
+    history_records: Sequence[Mapping] | None,
+    compare: Mapping[str, Sequence[Mapping]] | None = None,
+    title: str | None = None,
+) -> go.Figure:
     """Two panels, loss and accuracy, over epochs: train solid, test dashed, one colour per run.
 
     ``history_records``: dicts with epoch/train_loss/test_loss/train_accuracy/test_accuracy (accuracy as a
@@ -47,11 +51,21 @@ def learning_curves(history_records: Sequence[Mapping] | None, compare: Mapping[
                 if metric == "accuracy":
                     acc_max = max(acc_max, max(ys))
                 fmt = "%{y:.4f}" if metric == "loss" else "%{y:.3f}"
-                fig.add_trace(go.Scatter(
-                    x=xs, y=ys, mode="lines+markers", name=f"{label} · {split}", legendgroup=f"{label}-{split}",
-                    showlegend=(col == 1), line=dict(color=color, dash=dash, width=2.5), marker=dict(size=7),
-                    hovertemplate=f"{label}, {split} {metric}<br>epoch %{{x}}<br>{fmt}<extra></extra>",
-                ), row=1, col=col)
+                fig.add_trace(
+                    go.Scatter(
+                        x=xs,
+                        y=ys,
+                        mode="lines+markers",
+                        name=f"{label} · {split}",
+                        legendgroup=f"{label}-{split}",
+                        showlegend=(col == 1),
+                        line=dict(color=color, dash=dash, width=2.5),
+                        marker=dict(size=7),
+                        hovertemplate=f"{label}, {split} {metric}<br>epoch %{{x}}<br>{fmt}<extra></extra>",
+                    ),
+                    row=1,
+                    col=col,
+                )
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="loss", rangemode="tozero", row=1, col=1)
     if acc_max <= 1.0:
@@ -90,30 +104,56 @@ def weight_stats(records: Sequence[Mapping], title: str | None = "weights per la
                     mean.append(layer["mean"])
                     std.append(layer["std"])
         mean, std = np.asarray(mean), np.asarray(std)
-        fig.add_trace(go.Scatter(
-            x=list(ep) + list(ep)[::-1], y=list(mean + std) + list((mean - std)[::-1]), fill="toself",
-            fillcolor=color, opacity=0.2, line=dict(width=0), name=f"{name} ± std", legendgroup=name,
-            showlegend=False, hoverinfo="skip",
-        ))
-        fig.add_trace(go.Scatter(
-            x=ep, y=mean, mode="lines+markers", name=name, legendgroup=name, line=dict(color=color, width=2.5),
-            customdata=std, hovertemplate=f"{name}<br>epoch %{{x}}<br>mean %{{y:.4f}} ± %{{customdata:.4f}}<extra></extra>",
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=list(ep) + list(ep)[::-1],
+                y=list(mean + std) + list((mean - std)[::-1]),
+                fill="toself",
+                fillcolor=color,
+                opacity=0.2,
+                line=dict(width=0),
+                name=f"{name} ± std",
+                legendgroup=name,
+                showlegend=False,
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=ep,
+                y=mean,
+                mode="lines+markers",
+                name=name,
+                legendgroup=name,
+                line=dict(color=color, width=2.5),
+                customdata=std,
+                hovertemplate=f"{name}<br>epoch %{{x}}<br>mean %{{y:.4f}} ± %{{customdata:.4f}}<extra></extra>",
+            )
+        )
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="weight")
     return finish(fig, uirevision="weight_stats", title=title, height=380)
 
 
-def weight_histogram(weights, names: Sequence[str] | None = None, title: str | None = "weight distribution",
-                     bins: int = 60) -> go.Figure:
+def weight_histogram(
+    weights, names: Sequence[str] | None = None, title: str | None = "weight distribution", bins: int = 60
+) -> go.Figure:
     """Overlaid histograms of each layer's current weights (numpy or torch matrices)."""
     fig = go.Figure()
     for i, w in enumerate(weights):
         a = _np(w).astype(np.float64).ravel()
         name = names[i] if names is not None else f"layer {i + 1}"
-        fig.add_trace(go.Histogram(x=a, nbinsx=bins, name=name, opacity=0.6, marker_color=PALETTE[i % len(PALETTE)],
-                                   histnorm="probability density",
-                                   hovertemplate=f"{name}<br>w=%{{x}}<br>density %{{y:.3f}}<extra></extra>"))
+        fig.add_trace(
+            go.Histogram(
+                x=a,
+                nbinsx=bins,
+                name=name,
+                opacity=0.6,
+                marker_color=PALETTE[i % len(PALETTE)],
+                histnorm="probability density",
+                hovertemplate=f"{name}<br>w=%{{x}}<br>density %{{y:.3f}}<extra></extra>",
+            )
+        )
     fig.update_layout(barmode="overlay")
     fig.update_xaxes(title_text="weight")
     fig.update_yaxes(title_text="density")

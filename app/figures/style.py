@@ -1,5 +1,6 @@
 """One look for every figure: large fonts for a classroom projector, a clean white template and a
 colour-blind-safe palette (Okabe–Ito, extended with Paul Tol's muted set for up to 14 classes)."""
+
 from __future__ import annotations
 
 import html
@@ -8,10 +9,22 @@ import plotly.graph_objects as go
 
 # Okabe & Ito (2008) without yellow/black first, then Tol "muted" colours that stay distinct from them.
 PALETTE = [
-    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#882255",
-    "#117733", "#332288", "#999933", "#AA4499", "#44AA99", "#DDCC77", "#661100",
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#D55E00",
+    "#CC79A7",
+    "#56B4E9",
+    "#882255",
+    "#117733",
+    "#332288",
+    "#999933",
+    "#AA4499",
+    "#44AA99",
+    "#DDCC77",
+    "#661100",
 ]
-K_PLUS_COLOR = "#009E73"   # bluish green: "push V up"
+K_PLUS_COLOR = "#009E73"  # bluish green: "push V up"
 K_MINUS_COLOR = "#D55E00"  # vermilion: "push V down"
 THETA_COLOR = "#444444"
 EVENT_COLOR = "rgba(60,60,60,0.55)"
@@ -28,7 +41,7 @@ def class_color(i: int) -> str:
 def rgba(hex_color: str, alpha: float) -> str:
     """``#RRGGBB`` → ``rgba(r,g,b,alpha)`` for translucent fills."""
     h = hex_color.lstrip("#")
-    r, g, b = (int(h[k:k + 2], 16) for k in (0, 2, 4))
+    r, g, b = (int(h[k : k + 2], 16) for k in (0, 2, 4))
     return f"rgba({r},{g},{b},{alpha})"
 
 
@@ -39,8 +52,9 @@ def text(s) -> str:
     return html.escape(str(s), quote=False)
 
 
-def finish(fig: go.Figure, *, uirevision: str, title: str | None = None, height: int | None = None,
-           legend: bool = True) -> go.Figure:
+def finish(
+    fig: go.Figure, *, uirevision: str, title: str | None = None, height: int | None = None, legend: bool = True
+) -> go.Figure:
     """Apply the shared layout: template, fonts ≥ 14, hover font, legend on top, constant ``uirevision``
     so that a user's zoom survives when the page redraws the figure with new data. ``title`` is plain
     text (it often names a user's file), never markup."""

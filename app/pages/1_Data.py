@@ -1,5 +1,6 @@
 """Data: pick a sound source, browse its clips (waveform, spectrogram, audio, spikegram), tune the encoder
 with a live re-encode and its report, and preview an unsegmented stream with its true event spans."""
+
 import sys
 from pathlib import Path
 
@@ -10,17 +11,17 @@ import math
 
 import numpy as np
 import streamlit as st
-
 from components import explain, plain, plot, setup_page, user_errors
 from components.encoding import encoder_from_settings, split_result
 from figures import spectrogram, spike_raster, waveform
+
 from stca_engine import limits
-from stca_engine.errors import StcaError
 
 SR = 16000
 DT_MS = 3.0
 SOURCES = ["Built-in demo", "RWCP folder", "MedleyDB folder", "Folder of class sub-folders", "Upload files"]
 AUDIO_TYPES = ["wav", "flac", "ogg", "mp3"]
+
 
 def _cap_mb() -> int:
     """The operator's upload cap (STCA_MAX_UPLOAD_MB) for the browser-side check; the server checks again."""
@@ -29,8 +30,10 @@ def _cap_mb() -> int:
 
 setup_page("Data", ":material/graphic_eq:")
 st.title("Sounds and spikes")
-st.markdown("A spiking network does not hear a waveform: it hears **spikes**. Pick some sounds, listen to them, "
-            "and see how the encoder turns each one into a spike pattern (a *spikegram*).")
+st.markdown(
+    "A spiking network does not hear a waveform: it hears **spikes**. Pick some sounds, listen to them, "
+    "and see how the encoder turns each one into a spike pattern (a *spikegram*)."
+)
 
 
 # ---- loading (cached: a dataset is scanned once per settings) -------------------------------------
@@ -86,10 +89,14 @@ def _clip_set():
     if source == "Built-in demo":
         return load_demo_set()
     if source == "Upload files":
-        files = st.file_uploader("Sound files; the class is the file name up to the first '_' or '-' "
-                                 "(e.g. bell_01.wav, bell_02.wav, horn_01.wav)", type=AUDIO_TYPES,
-                                 accept_multiple_files=True, key="data.uploads",
-                                 max_upload_size=_cap_mb())
+        files = st.file_uploader(
+            "Sound files; the class is the file name up to the first '_' or '-' "
+            "(e.g. bell_01.wav, bell_02.wav, horn_01.wav)",
+            type=AUDIO_TYPES,
+            accept_multiple_files=True,
+            key="data.uploads",
+            max_upload_size=_cap_mb(),
+        )
         if not files:
             st.info(f"Upload at least two files per class (up to {limits.max_upload_mb():g} MB each).")
             return None
@@ -106,11 +113,12 @@ def _clip_set():
         return cached[1]
     from stca_engine.roots import allowed_roots
 
-    hint = {"RWCP folder": ".../nospeech/drysrc (or any level above the class folders)",
-            "MedleyDB folder": "the folder holding Audio/ (and Annotations/)",
-            "Folder of class sub-folders": "<root>/<class>/*.wav"}[source]
-    path = st.text_input(f"Folder on the server: {hint}", key="data.path",
-                         placeholder=str(allowed_roots()[0]))
+    hint = {
+        "RWCP folder": ".../nospeech/drysrc (or any level above the class folders)",
+        "MedleyDB folder": "the folder holding Audio/ (and Annotations/)",
+        "Folder of class sub-folders": "<root>/<class>/*.wav",
+    }[source]
+    path = st.text_input(f"Folder on the server: {hint}", key="data.path", placeholder=str(allowed_roots()[0]))
     st.caption("Allowed folders: " + ", ".join(plain(r) for r in allowed_roots()))
     if not path.strip():
         return None
@@ -119,16 +127,22 @@ def _clip_set():
 
 # ---- encoder settings -----------------------------------------------------------------------------
 KNOWN = {  # label, min, max, step for the settings the UI presents (others keep the encoder's default)
-    "n_kernels": ("gammatone kernels", 4, 256, 4), "n_bands": ("frequency bands", 4, 256, 4),
-    "n_bins": ("amplitude bins", 1, 8, 1), "n_levels": ("loudness levels", 1, 12, 1),
+    "n_kernels": ("gammatone kernels", 4, 256, 4),
+    "n_bands": ("frequency bands", 4, 256, 4),
+    "n_bins": ("amplitude bins", 1, 8, 1),
+    "n_levels": ("loudness levels", 1, 12, 1),
     "spikes_per_second": ("spike budget per second", 50.0, 8000.0, 50.0),
     "dynamic_range_db": ("dynamic range (dB)", 10.0, 120.0, 5.0),
     "residual_db": ("stop at residual energy (dB)", -80.0, -5.0, 1.0),
     "hysteresis_db": ("hysteresis (dB)", 0.0, 12.0, 0.5),
-    "f_min": ("lowest frequency (Hz)", 20.0, 2000.0, 10.0), "f_max": ("highest frequency (Hz)", 1000.0, 8000.0, 100.0),
+    "f_min": ("lowest frequency (Hz)", 20.0, 2000.0, 10.0),
+    "f_max": ("highest frequency (Hz)", 1000.0, 8000.0, 100.0),
 }
 CHOICES = {"kind": ("filterbank", ["mel", "gammatone"])}
-ENCODER_LABELS = {"spectral": "spectral – fast threshold crossings", "spikegram": "spikegram – matching pursuit (paper)"}
+ENCODER_LABELS = {
+    "spectral": "spectral – fast threshold crossings",
+    "spikegram": "spikegram – matching pursuit (paper)",
+}
 
 
 def _encoder_settings() -> dict:
@@ -151,10 +165,13 @@ def _encoder_settings() -> dict:
         elif k in KNOWN and not isinstance(v, bool):
             label, lo, hi, step = KNOWN[k]
             if isinstance(v, int):
-                settings[k] = int(cols[i % 2].slider(label, int(min(lo, v)), int(max(hi, v)), int(v), int(step), key=key))
+                settings[k] = int(
+                    cols[i % 2].slider(label, int(min(lo, v)), int(max(hi, v)), int(v), int(step), key=key)
+                )
             else:
-                settings[k] = float(cols[i % 2].slider(label, float(min(lo, v)), float(max(hi, v)), float(v),
-                                                       float(step), key=key))
+                settings[k] = float(
+                    cols[i % 2].slider(label, float(min(lo, v)), float(max(hi, v)), float(v), float(step), key=key)
+                )
             i += 1
     return settings
 
@@ -168,8 +185,14 @@ def _report_view(report: dict | None, secs: float, n_spikes: int, n_units: int, 
     if report:
         items = {k: v for k, v in report.items() if isinstance(v, (int, float, str, bool))}
         if "snr_db" in items:
-            st.caption(f"reconstruction SNR **{float(items['snr_db']):.1f} dB** · " + ", ".join(
-                f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}" for k, v in items.items() if k != "snr_db"))
+            st.caption(
+                f"reconstruction SNR **{float(items['snr_db']):.1f} dB** · "
+                + ", ".join(
+                    f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}"
+                    for k, v in items.items()
+                    if k != "snr_db"
+                )
+            )
         else:
             st.caption(", ".join(f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}" for k, v in items.items()))
 
@@ -182,23 +205,36 @@ with user_errors("loading the sounds"):
 
 if clips is not None:
     counts = clips.counts()
-    st.success(f"**{plain(clips.source or 'dataset')}**: {len(clips.class_names)} classes, {len(clips.train_idx)} train / "
-               f"{len(clips.test_idx)} test clips", icon=":material/inventory_2:")
+    st.success(
+        f"**{plain(clips.source or 'dataset')}**: {len(clips.class_names)} classes, {len(clips.train_idx)} train / "
+        f"{len(clips.test_idx)} test clips",
+        icon=":material/inventory_2:",
+    )
     with st.expander("Classes and splits", expanded=False):
-        st.dataframe({"class": list(counts), "train": [a for a, _ in counts.values()],
-                      "test": [b for _, b in counts.values()]}, hide_index=True, key="data.classes")
+        st.dataframe(
+            {"class": list(counts), "train": [a for a, _ in counts.values()], "test": [b for _, b in counts.values()]},
+            hide_index=True,
+            key="data.classes",
+        )
     if clips.skipped:
         with st.expander(f"{len(clips.skipped)} file(s) left out", expanded=False):
-            st.dataframe({"file": [p for p, _ in clips.skipped], "reason": [r for _, r in clips.skipped]},
-                         hide_index=True, key="data.skipped")
+            st.dataframe(
+                {"file": [p for p, _ in clips.skipped], "reason": [r for _, r in clips.skipped]},
+                hide_index=True,
+                key="data.skipped",
+            )
 
     st.subheader("2 · Browse a clip")
     train_set = set(clips.train_idx)
     b1, b2 = st.columns([1, 2])
     cls = b1.selectbox("Class", clips.class_names, key="data.class")
     idx = [i for i, c in enumerate(clips.clips) if c.class_name == cls]
-    pick = b2.selectbox("Clip", idx, key="data.clip",
-                        format_func=lambda i: f"{clips.clips[i].name} ({'train' if i in train_set else 'test'})")
+    pick = b2.selectbox(
+        "Clip",
+        idx,
+        key="data.clip",
+        format_func=lambda i: f"{clips.clips[i].name} ({'train' if i in train_set else 'test'})",
+    )
     wave = None
     if pick is not None:
         clip = clips.clips[pick]
@@ -220,22 +256,31 @@ if clips is not None:
             settings = None
             with user_errors("setting up the encoder"):
                 settings = _encoder_settings()
-            explain("Each dot on the right is one spike: a time and an **afferent** (an input line of the "
-                    "network). For the spikegram, an afferent is one gammatone filter (a pitch band) at one loudness "
-                    "level. More spikes = more detail, but more work for the network.")
+            explain(
+                "Each dot on the right is one spike: a time and an **afferent** (an input line of the "
+                "network). For the spikegram, an afferent is one gammatone filter (a pitch band) at one loudness "
+                "level. More spikes = more detail, but more work for the network."
+            )
         with raster_col:
             if settings is not None:
                 with user_errors("encoding the clip"):
-                    times, units, n_units, n_steps, dt_ms, report, secs = encode_cached(wave, tuple(sorted(settings.items())))
-                    st.session_state["data.encoded"] = dict(n_spikes=int(times.size), n_units=int(n_units),
-                                                            settings=dict(settings), report=report)
-                    plot(spike_raster(times, units, n_units, dt_ms, title=f"{cls} · spikegram", n_steps=n_steps),
-                         key="data.raster")
+                    times, units, n_units, n_steps, dt_ms, report, secs = encode_cached(
+                        wave, tuple(sorted(settings.items()))
+                    )
+                    st.session_state["data.encoded"] = dict(
+                        n_spikes=int(times.size), n_units=int(n_units), settings=dict(settings), report=report
+                    )
+                    plot(
+                        spike_raster(times, units, n_units, dt_ms, title=f"{cls} · spikegram", n_steps=n_steps),
+                        key="data.raster",
+                    )
                     _report_view(report, secs, int(times.size), int(n_units), wave.size / SR)
 
         st.subheader("4 · A stream of events")
-        st.markdown("For detection the network hears **unsegmented streams**: several events with silent gaps. "
-                    "Training only tells it *how many* of each class occur; the spans below are for you.")
+        st.markdown(
+            "For detection the network hears **unsegmented streams**: several events with silent gaps. "
+            "Training only tells it *how many* of each class occur; the spans below are for you."
+        )
         s1, s2 = st.columns([1, 3])
         n_ev = s1.slider("events", 2, 10, 5, key="data.stream_events")
         seed = s1.number_input("seed", 0, 9999, 0, key="data.stream_seed")
@@ -245,15 +290,48 @@ if clips is not None:
 
                 rng = np.random.default_rng(int(seed))
                 pool = rng.choice(len(clips.clips), size=min(len(clips.clips), 3 * int(n_ev)), replace=False)
-                waves = [(load_clip(c.path, c.kind, c.start_s, c.end_s, c.class_name), clips.class_names.index(c.class_name))
-                         for c in (clips.clips[int(i)] for i in pool)]
-                (stream,) = stream_audio(waves, 1, events_per_stream=int(n_ev), seed=int(seed),
-                                         n_classes=len(clips.class_names), sr=SR, dt_ms=DT_MS)
-                times, units, n_units, n_steps, dt_ms, report, _ = encode_cached(stream.wave, tuple(sorted(settings.items())))
+                waves = [
+                    (load_clip(c.path, c.kind, c.start_s, c.end_s, c.class_name), clips.class_names.index(c.class_name))
+                    for c in (clips.clips[int(i)] for i in pool)
+                ]
+                (stream,) = stream_audio(
+                    waves,
+                    1,
+                    events_per_stream=int(n_ev),
+                    seed=int(seed),
+                    n_classes=len(clips.class_names),
+                    sr=SR,
+                    dt_ms=DT_MS,
+                )
+                times, units, n_units, n_steps, dt_ms, report, _ = encode_cached(
+                    stream.wave, tuple(sorted(settings.items()))
+                )
                 with s2:
-                    plot(waveform(stream.wave, SR, events=stream.events, class_names=clips.class_names, dt_ms=dt_ms,
-                                  title="stream waveform with its true events"), key="data.stream_wave")
-                    plot(spike_raster(times, units, n_units, dt_ms, title="stream spikegram", events=stream.events,
-                                      class_names=clips.class_names, n_steps=n_steps), key="data.stream_raster")
-                    st.caption("target counts: " + ", ".join(
-                        f"{plain(clips.class_names[c])} × {n}" for c, n in enumerate(stream.target) if n))
+                    plot(
+                        waveform(
+                            stream.wave,
+                            SR,
+                            events=stream.events,
+                            class_names=clips.class_names,
+                            dt_ms=dt_ms,
+                            title="stream waveform with its true events",
+                        ),
+                        key="data.stream_wave",
+                    )
+                    plot(
+                        spike_raster(
+                            times,
+                            units,
+                            n_units,
+                            dt_ms,
+                            title="stream spikegram",
+                            events=stream.events,
+                            class_names=clips.class_names,
+                            n_steps=n_steps,
+                        ),
+                        key="data.stream_raster",
+                    )
+                    st.caption(
+                        "target counts: "
+                        + ", ".join(f"{plain(clips.class_names[c])} × {n}" for c, n in enumerate(stream.target) if n)
+                    )

@@ -4,6 +4,7 @@ The page only draws and sends commands. Training runs in this session's ``Traini
 a fragment polls it once a second and redraws (figures keep their zoom through ``uirevision``).
 Settings live in the URL so a link reopens the same run.
 """
+
 from __future__ import annotations
 
 import sys
@@ -14,15 +15,16 @@ _APP = str(Path(__file__).resolve().parents[1])
 if _APP not in sys.path:
     sys.path.insert(0, _APP)
 
-import numpy as np  # noqa: E402
-import streamlit as st  # noqa: E402
 import figures as se_figs  # noqa: E402  (app/figures: pure plotly builders)
 import models_ui  # noqa: E402
+import numpy as np  # noqa: E402
 import state  # noqa: E402
-import stca_engine as se  # noqa: E402
+import streamlit as st  # noqa: E402
 import training_worker as tw  # noqa: E402
-from components import plain, plot, session_alive_check, setup_page, user_errors  # noqa: E402
-from stca_engine import limits as se_limits, memory as se_memory  # noqa: E402
+from components import plain, plot, session_alive_check, setup_page  # noqa: E402
+
+from stca_engine import limits as se_limits  # noqa: E402
+from stca_engine import memory as se_memory
 from stca_engine.errors import StcaError  # noqa: E402
 
 setup_page("Train", "🏋️")
@@ -68,15 +70,24 @@ def _apply_preset():
 # ---- sidebar: device, classroom mode, preset, settings ------------------------------------------
 presets = state.load_presets()
 with st.sidebar:
-    classroom = st.toggle("Classroom mode", key=K("classroom"),
-                          help="Hide the advanced controls: only the preset, task, objective and comparison.")
+    classroom = st.toggle(
+        "Classroom mode",
+        key=K("classroom"),
+        help="Hide the advanced controls: only the preset, task, objective and comparison.",
+    )
     ss["train.classroom_saved"] = classroom
     st.header("Run settings")
     _seed_widget("preset")
     if ss[K("preset")] not in presets:
         ss[K("preset")] = next(iter(presets))
-    st.selectbox("Preset", list(presets), key=K("preset"), format_func=lambda n: presets[n].label,
-                 on_change=_apply_preset, help="Fills every setting below; you can still change them.")
+    st.selectbox(
+        "Preset",
+        list(presets),
+        key=K("preset"),
+        format_func=lambda n: presets[n].label,
+        on_change=_apply_preset,
+        help="Fills every setting below; you can still change them.",
+    )
     st.caption(presets[ss[K("preset")]].description)
 
     values: dict = {}
@@ -86,62 +97,124 @@ with st.sidebar:
         values[name] = fn(label, key=K(name), **kw)
         return values[name]
 
-    task = widget(st.radio, "task", "Task", options=list(state.TASKS), format_func=state.TASKS.get,
-                  help="Detection: long streams of several events, labelled only by how often each class "
-                       "occurs. Classification: one clip, one class.")
+    task = widget(
+        st.radio,
+        "task",
+        "Task",
+        options=list(state.TASKS),
+        format_func=state.TASKS.get,
+        help="Detection: long streams of several events, labelled only by how often each class "
+        "occurs. Classification: one clip, one class.",
+    )
     objectives = [o for o in state.OBJECTIVES if task == "classify" or o != "margin"]
     for name in ("objective", "compare_objective"):
         if ss.get(K(name), getattr(cur, name)) not in objectives:
             ss[K(name)] = "stca"
-    widget(st.selectbox, "objective", "Objective", options=objectives, format_func=state.OBJECTIVES.get,
-           help=state.OBJECTIVE_HELP)
-    compare = widget(st.toggle, "compare", "Train a second objective side by side",
-                     help="Same data, same seed, same initial weights: only the objective differs.")
+    widget(
+        st.selectbox,
+        "objective",
+        "Objective",
+        options=objectives,
+        format_func=state.OBJECTIVES.get,
+        help=state.OBJECTIVE_HELP,
+    )
+    compare = widget(
+        st.toggle,
+        "compare",
+        "Train a second objective side by side",
+        help="Same data, same seed, same initial weights: only the objective differs.",
+    )
     if compare:
-        widget(st.selectbox, "compare_objective", "Second objective", options=objectives,
-               format_func=state.OBJECTIVES.get)
+        widget(
+            st.selectbox, "compare_objective", "Second objective", options=objectives, format_func=state.OBJECTIVES.get
+        )
     widget(st.number_input, "epochs", "Epochs", min_value=1, max_value=2000, step=1)
-    widget(st.toggle, "regularise", "Guard against memorising",
-           help="Each training batch is changed a little (spikes jittered by 2 steps, 15 % dropped, time "
-                "stretched by up to 10 %), 30 % dropout on the hidden spikes, and the epoch that scores best "
-                "on a validation split of the training clips is kept. Chosen on real recordings "
-                "(docs/RESULTS.md); the test clips are never used to choose.")
-    widget(st.number_input, "seed", "Seed", min_value=0, max_value=2**31 - 1, step=1,
-           help="Same seed, same settings → the same run, on every machine.")
+    widget(
+        st.toggle,
+        "regularise",
+        "Guard against memorising",
+        help="Each training batch is changed a little (spikes jittered by 2 steps, 15 % dropped, time "
+        "stretched by up to 10 %), 30 % dropout on the hidden spikes, and the epoch that scores best "
+        "on a validation split of the training clips is kept. Chosen on real recordings "
+        "(docs/RESULTS.md); the test clips are never used to choose.",
+    )
+    widget(
+        st.number_input,
+        "seed",
+        "Seed",
+        min_value=0,
+        max_value=2**31 - 1,
+        step=1,
+        help="Same seed, same settings → the same run, on every machine.",
+    )
 
     if not classroom:
         with st.expander("Data and encoding", expanded=False):
-            widget(st.text_input, "data", "Data source",
-                   help="demo (built-in synthetic sounds), digits, rwcp:PATH, medleydb:PATH, folder:PATH or "
-                        "mnist:PATH; folders must lie inside the operator's allowed roots.")
+            widget(
+                st.text_input,
+                "data",
+                "Data source",
+                help="demo (built-in synthetic sounds), digits, rwcp:PATH, medleydb:PATH, folder:PATH or "
+                "mnist:PATH; folders must lie inside the operator's allowed roots.",
+            )
             widget(st.text_input, "classes", "Classes (comma separated; empty = all)")
-            widget(st.selectbox, "encoder", "Sound → spikes encoder", options=list(state.ENCODERS),
-                   format_func=state.ENCODERS.get)
+            widget(
+                st.selectbox,
+                "encoder",
+                "Sound → spikes encoder",
+                options=list(state.ENCODERS),
+                format_func=state.ENCODERS.get,
+            )
             widget(st.number_input, "n_channels", "Frequency channels", min_value=4, max_value=256, step=4)
-            widget(st.number_input, "spike_rate", "Spikegram budget (spikes / s)", min_value=10.0,
-                   max_value=20000.0, step=50.0)
+            widget(
+                st.number_input,
+                "spike_rate",
+                "Spikegram budget (spikes / s)",
+                min_value=10.0,
+                max_value=20000.0,
+                step=50.0,
+            )
             widget(st.number_input, "n_train", "Training streams (detection)", min_value=2, max_value=5000, step=10)
             widget(st.number_input, "n_test", "Test streams (detection)", min_value=1, max_value=5000, step=10)
             widget(st.number_input, "events_per_stream", "Events per stream", min_value=1, max_value=20, step=1)
         with st.expander("Network", expanded=False):
-            widget(st.text_input, "hidden", "Hidden layer sizes",
-                   help="Comma separated, e.g. '300' or '128,64'; empty = no hidden layer.")
-            widget(st.number_input, "init_std", "Initial weight std", min_value=0.0, max_value=10.0, step=0.01,
-                   format="%.3f", help="Weights start as N(0, std²); the paper uses 0.01. Larger values make "
-                                       "hidden neurons fire from the start, so small demos learn sooner.")
+            widget(
+                st.text_input,
+                "hidden",
+                "Hidden layer sizes",
+                help="Comma separated, e.g. '300' or '128,64'; empty = no hidden layer.",
+            )
+            widget(
+                st.number_input,
+                "init_std",
+                "Initial weight std",
+                min_value=0.0,
+                max_value=10.0,
+                step=0.01,
+                format="%.3f",
+                help="Weights start as N(0, std²); the paper uses 0.01. Larger values make "
+                "hidden neurons fire from the start, so small demos learn sooner.",
+            )
         with st.expander("Neuron constants (C-LIF)", expanded=False):
             widget(st.number_input, "dt_ms", "dt (ms)", min_value=0.1, max_value=50.0, step=0.5)
-            widget(st.number_input, "tau_m_ms", "τm (ms)", min_value=0.5, max_value=1000.0, step=1.0,
-                   on_change=_tau_s_follows_tau_m, help="Changing τm sets τs = τm/4 (SPEC §2); set τs after it "
-                                                        "to use another ratio.")
+            widget(
+                st.number_input,
+                "tau_m_ms",
+                "τm (ms)",
+                min_value=0.5,
+                max_value=1000.0,
+                step=1.0,
+                on_change=_tau_s_follows_tau_m,
+                help="Changing τm sets τs = τm/4 (SPEC §2); set τs after it to use another ratio.",
+            )
             widget(st.number_input, "tau_s_ms", "τs (ms)", min_value=0.1, max_value=1000.0, step=0.5)
             widget(st.number_input, "theta", "ϑ threshold", min_value=0.01, max_value=100.0, step=0.1)
             widget(st.number_input, "alpha", "α surrogate width", min_value=0.01, max_value=100.0, step=0.1)
-            widget(st.number_input, "t_in_ms", "T_in cluster interval (ms)", min_value=0.1, max_value=10000.0,
-                   step=3.0)
+            widget(st.number_input, "t_in_ms", "T_in cluster interval (ms)", min_value=0.1, max_value=10000.0, step=3.0)
         with st.expander("Optimiser", expanded=False):
-            widget(st.selectbox, "optimizer", "Optimiser", options=list(state.OPTIMIZERS),
-                   format_func=state.OPTIMIZERS.get)
+            widget(
+                st.selectbox, "optimizer", "Optimiser", options=list(state.OPTIMIZERS), format_func=state.OPTIMIZERS.get
+            )
             widget(st.number_input, "lr", "Learning rate", min_value=1e-6, max_value=10.0, step=1e-4, format="%.5f")
             widget(st.number_input, "batch_size", "Batch size", min_value=1, max_value=1024, step=1)
 
@@ -162,7 +235,8 @@ st.markdown(
     "Train a spiking network and watch it learn. Each **output neuron** stands for one sound class; during "
     "training it should fire one **spike cluster** (a burst of spikes closer than T_in) per occurrence of its "
     "class. After every epoch the loss picks one time point per neuron: **k⁺** where the voltage should rise "
-    "(a cluster is missing) or **k⁻** where a cluster should disappear.")
+    "(a cluster is missing) or **k⁻** where a cluster should disappear."
+)
 if not classroom:
     st.caption("The address bar holds these settings: copy it to share this exact run (same data, same seed).")
 
@@ -188,9 +262,14 @@ def _new_run_checked(s: state.TrainSettings):
         ss["train.flash"] = ("error", " · ".join(problems))
         return None
     try:
-        worker = tw.TrainingWorker(tw.make_engine_setup(s), n_epochs=s.epochs,
-                                   heartbeat_timeout_s=tw.heartbeat_timeout_s(), idle_pause_s=tw.idle_pause_s(),
-                                   owner_alive=session_alive_check(), tab_closed_s=tw.tab_closed_s())
+        worker = tw.TrainingWorker(
+            tw.make_engine_setup(s),
+            n_epochs=s.epochs,
+            heartbeat_timeout_s=tw.heartbeat_timeout_s(),
+            idle_pause_s=tw.idle_pause_s(),
+            owner_alive=session_alive_check(),
+            tab_closed_s=tw.tab_closed_s(),
+        )
     except StcaError as exc:
         ss["train.flash"] = ("error", str(exc))
         return None
@@ -269,23 +348,47 @@ estimate, too_big = _planned_estimate(settings) if run is None or snap.finished 
 if too_big:
     st.error(plain(too_big))
 elif estimate is not None:
-    st.caption(f"Estimated memory of this run: {plain(estimate.describe())} — the server's limit is "
-               f"{se_limits.max_run_mb():g} MB ({se_limits.ENV_MAX_RUN_MB}).")
+    st.caption(
+        f"Estimated memory of this run: {plain(estimate.describe())} — the server's limit is "
+        f"{se_limits.max_run_mb():g} MB ({se_limits.ENV_MAX_RUN_MB})."
+    )
 c1, c2, c3, c4, c5 = st.columns([1, 1, 1, 1, 3])
-c1.button("Resume" if snap is not None and snap.status == tw.PAUSED else "Start", icon=":material/play_arrow:",
-          on_click=_on_start, type="primary", width="stretch", key="train.btn_start",
-          disabled=running or bool(too_big))
-c2.button("Pause", icon=":material/pause:", on_click=_on_pause, width="stretch", key="train.btn_pause",
-          disabled=not running)
-c3.button("Step", icon=":material/skip_next:", on_click=_on_step, width="stretch", key="train.btn_step",
-          disabled=running or bool(too_big), help="Train exactly one epoch, then pause.")
-c4.button("Reset", icon=":material/restart_alt:", on_click=_on_reset, width="stretch", key="train.btn_reset",
-          disabled=run is None)
+c1.button(
+    "Resume" if snap is not None and snap.status == tw.PAUSED else "Start",
+    icon=":material/play_arrow:",
+    on_click=_on_start,
+    type="primary",
+    width="stretch",
+    key="train.btn_start",
+    disabled=running or bool(too_big),
+)
+c2.button(
+    "Pause", icon=":material/pause:", on_click=_on_pause, width="stretch", key="train.btn_pause", disabled=not running
+)
+c3.button(
+    "Step",
+    icon=":material/skip_next:",
+    on_click=_on_step,
+    width="stretch",
+    key="train.btn_step",
+    disabled=running or bool(too_big),
+    help="Train exactly one epoch, then pause.",
+)
+c4.button(
+    "Reset",
+    icon=":material/restart_alt:",
+    on_click=_on_reset,
+    width="stretch",
+    key="train.btn_reset",
+    disabled=run is None,
+)
 if run is not None and run["settings"] != settings:
     c5.info("Settings changed since this run started: **Reset** to train with the new ones.")
 if run is None:
-    st.info("Press **Start** to train (or **Step** for one epoch at a time). "
-            + (f"Preset: {presets[settings.preset].label}." if settings.preset in presets else ""))
+    st.info(
+        "Press **Start** to train (or **Step** for one epoch at a time). "
+        + (f"Preset: {presets[settings.preset].label}." if settings.preset in presets else "")
+    )
 
 
 # ---- live view --------------------------------------------------------------------------------------
@@ -304,13 +407,26 @@ def _records(reports):
 
 
 def _weight_records(reports, n_layers):
-    names = ([f"input → hidden {i + 1}" if i == 0 else f"hidden {i} → hidden {i + 1}" for i in range(n_layers - 1)]
-             + ["→ output"])
+    names = [f"input → hidden {i + 1}" if i == 0 else f"hidden {i} → hidden {i + 1}" for i in range(n_layers - 1)] + [
+        "→ output"
+    ]
     out = []
     for r in reports:
-        out.append({"epoch": r.epoch, "layers": [
-            dict(name=names[w.layer] if w.layer < len(names) else f"layer {w.layer + 1}", mean=w.mean, std=w.std,
-                 min=w.min, max=w.max) for w in r.weights]})
+        out.append(
+            {
+                "epoch": r.epoch,
+                "layers": [
+                    dict(
+                        name=names[w.layer] if w.layer < len(names) else f"layer {w.layer + 1}",
+                        mean=w.mean,
+                        std=w.std,
+                        min=w.min,
+                        max=w.max,
+                    )
+                    for w in r.weights
+                ],
+            }
+        )
     return out
 
 
@@ -337,8 +453,14 @@ def _probe_table(probe, class_names, task, objective):
             what = "⚠ needs k⁺ but no step qualifies"
         else:
             what = "✓ no loss"
-        rows.append({"neuron": class_names[i] if i < len(class_names) else f"neuron {i}",
-                     "wanted": int(wanted[i]), "fired": int(n_o[i]), "loss": what})
+        rows.append(
+            {
+                "neuron": class_names[i] if i < len(class_names) else f"neuron {i}",
+                "wanted": int(wanted[i]),
+                "fired": int(n_o[i]),
+                "loss": what,
+            }
+        )
     return rows
 
 
@@ -366,9 +488,16 @@ def _publish_model(run, snap):
         return
     s = run["settings"]
     ss[models_ui.SESSION_KEY] = models_ui.make_model(
-        runner.build_net(weights), runner.neuron_cfg, snap.info.get("class_names", []),
-        snap.info.get("encoder_settings", {}), s.task, runner.objective,
-        train_config=runner.trainer.cfg, epochs_trained=snap.epoch, source="train page")
+        runner.build_net(weights),
+        runner.neuron_cfg,
+        snap.info.get("class_names", []),
+        snap.info.get("encoder_settings", {}),
+        s.task,
+        runner.objective,
+        train_config=runner.trainer.cfg,
+        epochs_trained=snap.epoch,
+        source="train page",
+    )
     run["published"] = snap.epoch
 
 
@@ -379,8 +508,13 @@ def _drawn_key(snap):
 
 
 STATUS_TEXT = {
-    tw.IDLE: "ready", tw.PREPARING: "encoding the datasets…", tw.RUNNING: "training…", tw.PAUSED: "paused",
-    tw.DONE: "finished", tw.STOPPED: "stopped", tw.ERROR: "stopped with an error",
+    tw.IDLE: "ready",
+    tw.PREPARING: "encoding the datasets…",
+    tw.RUNNING: "training…",
+    tw.PAUSED: "paused",
+    tw.DONE: "finished",
+    tw.STOPPED: "stopped",
+    tw.ERROR: "stopped with an error",
 }
 
 
@@ -424,8 +558,11 @@ def live_view():
         st.caption(plain(info["summary"]))
     if info.get("skipped"):
         with st.expander(f"{len(info['skipped'])} file(s) left out", expanded=False):
-            st.dataframe({"file": [p for p, _ in info["skipped"]], "reason": [r for _, r in info["skipped"]]},
-                         hide_index=True, key="train.skipped")
+            st.dataframe(
+                {"file": [p for p, _ in info["skipped"]], "reason": [r for _, r in info["skipped"]]},
+                hide_index=True,
+                key="train.skipped",
+            )
     _publish_model(run, snap)
     if snap.epoch == 0:
         return
@@ -442,39 +579,60 @@ def live_view():
         prev = snap.reports[lb][-2] if len(snap.reports[lb]) > 1 else None
         tag = f" ({names[lb]})" if len(labels) > 1 else ""
         cols[j * (4 if len(labels) == 1 else 2)].metric(
-            f"Test accuracy{tag}", f"{r.test_accuracy:.1%}" if np.isfinite(r.test_accuracy) else "–",
-            None if prev is None or not np.isfinite(prev.test_accuracy)
-            else f"{(r.test_accuracy - prev.test_accuracy) * 100:+.1f} pts")
+            f"Test accuracy{tag}",
+            f"{r.test_accuracy:.1%}" if np.isfinite(r.test_accuracy) else "–",
+            None
+            if prev is None or not np.isfinite(prev.test_accuracy)
+            else f"{(r.test_accuracy - prev.test_accuracy) * 100:+.1f} pts",
+        )
         cols[j * (4 if len(labels) == 1 else 2) + 1].metric(
-            f"Train loss{tag}", f"{r.train_loss:.3f}",
-            None if prev is None else f"{r.train_loss - prev.train_loss:+.3f}", delta_color="inverse")
+            f"Train loss{tag}",
+            f"{r.train_loss:.3f}",
+            None if prev is None else f"{r.train_loss - prev.train_loss:+.3f}",
+            delta_color="inverse",
+        )
         if len(labels) == 1:
             cols[2].metric("Mean clusters / neuron", f"{r.mean_clusters:.2f}")
-            cols[3].metric("No valid k⁺ (this epoch)", f"{r.n_no_kplus}",
-                           help="(sample, neuron) pairs that needed one more cluster but had no admissible "
-                                "time point: they gave no loss.")
+            cols[3].metric(
+                "No valid k⁺ (this epoch)",
+                f"{r.n_no_kplus}",
+                help="(sample, neuron) pairs that needed one more cluster but had no admissible "
+                "time point: they gave no loss.",
+            )
     for lb in labels:
         silent = getattr(last[lb], "silent_layers", [])
         if silent:
-            st.warning(f"{names[lb]}: silent {', '.join(silent)} this epoch (no spikes"
-                       + ("; the output's needed k⁺ found no step whose voltage any weight can move"
-                          if "output" in silent else "")
-                       + "). Training cannot push a silent network back up: try a larger initial weight std "
-                         "or a smaller learning rate.", icon="⚠️")
+            st.warning(
+                f"{names[lb]}: silent {', '.join(silent)} this epoch (no spikes"
+                + (
+                    "; the output's needed k⁺ found no step whose voltage any weight can move"
+                    if "output" in silent
+                    else ""
+                )
+                + "). Training cannot push a silent network back up: try a larger initial weight std "
+                "or a smaller learning rate.",
+                icon="⚠️",
+            )
 
     # learning curves
     st.subheader("Learning curves")
-    curves = _fig(("curves", snap.version), lambda: se_figs.learning_curves(
-        None, compare={names[lb]: _records(snap.reports[lb]) for lb in labels}))
+    curves = _fig(
+        ("curves", snap.version),
+        lambda: se_figs.learning_curves(None, compare={names[lb]: _records(snap.reports[lb]) for lb in labels}),
+    )
     left, right = st.columns([3, 1])
     with left:
         plot(curves, key="train.curves")
     right.markdown(
         "**Loss** (left) is what gradient descent lowers: how far each output voltage is from where the "
-        "loss wants it at k⁺/k⁻.\n\n**Accuracy** (right): " +
-        ("a (stream, class) pair counts as right when the neuron fired exactly as many clusters as the class "
-         "occurs." if s.task == "detect" else "the class whose neuron fired the most clusters is the answer.")
-        + " Solid = training data, dashed = unseen test data.")
+        "loss wants it at k⁺/k⁻.\n\n**Accuracy** (right): "
+        + (
+            "a (stream, class) pair counts as right when the neuron fired exactly as many clusters as the class occurs."
+            if s.task == "detect"
+            else "the class whose neuron fired the most clusters is the answer."
+        )
+        + " Solid = training data, dashed = unseen test data."
+    )
 
     # epoch replay + probe sample
     st.subheader("Inside the network")
@@ -485,8 +643,12 @@ def live_view():
         if probe_set_names:
             if ss.get("train.probe_index", 0) >= len(probe_set_names):
                 ss["train.probe_index"] = 0
-            idx = st.selectbox("Probe sample (test set)", list(range(len(probe_set_names))),
-                               format_func=lambda i: probe_set_names[i], key="train.probe_index")
+            idx = st.selectbox(
+                "Probe sample (test set)",
+                list(range(len(probe_set_names))),
+                format_func=lambda i: probe_set_names[i],
+                key="train.probe_index",
+            )
             for lb in labels:
                 runner = worker.runner(lb)
                 if runner is not None:
@@ -498,15 +660,21 @@ def live_view():
         # itself: a value set by the server can race with the browser echoing the old one.
         if "train.follow" not in ss:
             ss["train.follow"] = True
-        follow = st.toggle("Show the latest epoch", key="train.follow",
-                           help="Switch off to replay earlier epochs with a slider.")
+        follow = st.toggle(
+            "Show the latest epoch", key="train.follow", help="Switch off to replay earlier epochs with a slider."
+        )
         if follow or snap.n_epochs < 2:
             epoch = n_done
         else:
             if not 1 <= ss.get("train.epoch_view", n_done) <= snap.n_epochs:
                 ss["train.epoch_view"] = n_done
-            wanted = st.slider("Replay epoch", 1, snap.n_epochs, key="train.epoch_view",
-                               help="Drag to see the network after an earlier epoch.")
+            wanted = st.slider(
+                "Replay epoch",
+                1,
+                snap.n_epochs,
+                key="train.epoch_view",
+                help="Drag to see the network after an earlier epoch.",
+            )
             epoch = min(int(wanted), n_done)
             if wanted > n_done:
                 st.caption(f"Epoch {wanted} is not trained yet: showing epoch {n_done}.")
@@ -520,9 +688,21 @@ def live_view():
         with col:
             # the title goes above the figure: in two narrow columns the legend would cover it
             st.markdown(f"**{names[lb]}** · epoch {epoch} · output neurons on *{plain(probe.name)}*")
-            fig = _fig(("traces", lb, epoch, probe.index), lambda: se_figs.output_traces(
-                probe.voltages, probe.spikes, ncfg.theta, probe.dt_ms, ncfg.t_in_steps, class_names,
-                k_star=probe.k_star, sign=probe.sign, events=probe.events, title=None))
+            fig = _fig(
+                ("traces", lb, epoch, probe.index),
+                lambda probe=probe: se_figs.output_traces(
+                    probe.voltages,
+                    probe.spikes,
+                    ncfg.theta,
+                    probe.dt_ms,
+                    ncfg.t_in_steps,
+                    class_names,
+                    k_star=probe.k_star,
+                    sign=probe.sign,
+                    events=probe.events,
+                    title=None,
+                ),
+            )
             plot(fig, key=f"train.traces.{lb}")
             rows = _probe_table(probe, class_names, s.task, runner_objective(worker, lb))
             missing = sum(1 for r in rows if r["loss"].startswith("⚠"))
@@ -532,29 +712,48 @@ def live_view():
         "Each row is one output neuron: its voltage V (line), the threshold ϑ (dashed), its spikes (ticks) "
         "and its spike clusters (shaded). Dark bars at the bottom mark where its sound really occurs. "
         "▲ k⁺: the loss raises V here to create a missing cluster. ▼ k⁻: the loss lowers V at the end of "
-        "the weakest cluster to remove an extra one. Zoom with the mouse: the zoom stays while training runs.")
+        "the weakest cluster to remove an extra one. Zoom with the mouse: the zoom stays while training runs."
+    )
 
     raster_col, weight_col = st.columns(2)
     main_probe = _probe_for(run, labels[0], epoch, idx, snap.reports[labels[0]])
     with raster_col:
         if main_probe is not None and main_probe.n_hidden:
-            fig = _fig(("raster", labels[0], epoch, main_probe.index), lambda: se_figs.spike_raster(
-                main_probe.hidden_times, main_probe.hidden_units, main_probe.n_hidden, main_probe.dt_ms,
-                title=f"hidden layer ({names[labels[0]]})", events=main_probe.events, class_names=class_names,
-                unit_label="neuron", uirevision="train.hidden_raster"))
+            fig = _fig(
+                ("raster", labels[0], epoch, main_probe.index),
+                lambda: se_figs.spike_raster(
+                    main_probe.hidden_times,
+                    main_probe.hidden_units,
+                    main_probe.n_hidden,
+                    main_probe.dt_ms,
+                    title=f"hidden layer ({names[labels[0]]})",
+                    events=main_probe.events,
+                    class_names=class_names,
+                    unit_label="neuron",
+                    uirevision="train.hidden_raster",
+                ),
+            )
             plot(fig, key="train.raster")
-            st.caption("Spikes of the last hidden layer for the probe sample: the features the output "
-                       "neurons listen to. Coloured bands: the true events.")
+            st.caption(
+                "Spikes of the last hidden layer for the probe sample: the features the output "
+                "neurons listen to. Coloured bands: the true events."
+            )
         else:
             st.info("This network has no hidden layer.")
     with weight_col:
         n_layers = len(last[labels[0]].weights)
-        fig = _fig(("weights", labels[0], snap.version), lambda: se_figs.weight_stats(
-            _weight_records(snap.reports[labels[0]][:epoch], n_layers),
-            title=f"weights per layer: mean ± std ({names[labels[0]]})"))
+        fig = _fig(
+            ("weights", labels[0], snap.version),
+            lambda: se_figs.weight_stats(
+                _weight_records(snap.reports[labels[0]][:epoch], n_layers),
+                title=f"weights per layer: mean ± std ({names[labels[0]]})",
+            ),
+        )
         plot(fig, key="train.weights")
-        st.caption("How the weights move: a band that widens means the layer is learning stronger "
-                   "positive and negative connections.")
+        st.caption(
+            "How the weights move: a band that widens means the layer is learning stronger "
+            "positive and negative connections."
+        )
 
 
 def runner_objective(worker, label):

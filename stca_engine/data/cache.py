@@ -6,6 +6,7 @@ and settings: changing a setting or the file misses, moving the dataset still hi
 ``.npz`` files without pickles, written to a temporary file and renamed into place, so concurrent
 writers (several app sessions, worker processes) never leave a half-written entry.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -53,8 +54,11 @@ def _jsonable(obj):
 
 def encoder_fingerprint(encoder) -> str:
     """Canonical JSON of what determines an encoding: encoder name and settings."""
-    return json.dumps({"encoder": encoder.name, "settings": _jsonable(encoder.settings()),
-                       "format": CACHE_FORMAT}, sort_keys=True, separators=(",", ":"))
+    return json.dumps(
+        {"encoder": encoder.name, "settings": _jsonable(encoder.settings()), "format": CACHE_FORMAT},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
 
 
 class SpikeCache:
@@ -76,8 +80,13 @@ class SpikeCache:
         try:
             with np.load(p, allow_pickle=False) as z:
                 meta = json.loads(bytes(z["meta"]).decode())
-                train = SpikeTrain(z["times"].astype(np.int64), z["units"].astype(np.int64),
-                                   int(meta["n_units"]), int(meta["n_steps"]), float(meta["dt_ms"]))
+                train = SpikeTrain(
+                    z["times"].astype(np.int64),
+                    z["units"].astype(np.int64),
+                    int(meta["n_units"]),
+                    int(meta["n_steps"]),
+                    float(meta["dt_ms"]),
+                )
                 return train, meta["report"]
         except FileNotFoundError:
             return None
@@ -88,11 +97,16 @@ class SpikeCache:
         """Atomic write: temp file in the same folder, then ``os.replace``."""
         p = self.path(key)
         p.parent.mkdir(parents=True, exist_ok=True)
-        meta = json.dumps({"n_units": train.n_units, "n_steps": train.n_steps, "dt_ms": train.dt_ms,
-                           "report": _jsonable(report)}).encode()
+        meta = json.dumps(
+            {"n_units": train.n_units, "n_steps": train.n_steps, "dt_ms": train.dt_ms, "report": _jsonable(report)}
+        ).encode()
         buf = io.BytesIO()
-        np.savez(buf, times=train.times.astype(np.int32), units=train.units.astype(np.int32),
-                 meta=np.frombuffer(meta, dtype=np.uint8))
+        np.savez(
+            buf,
+            times=train.times.astype(np.int32),
+            units=train.units.astype(np.int32),
+            meta=np.frombuffer(meta, dtype=np.uint8),
+        )
         write_atomic(p, buf.getvalue())
         return p
 
@@ -216,8 +230,9 @@ def _pool_context():
     return ctx
 
 
-def encode_clips(clips: list[AudioClip], encoder, cache=True, progress=None,
-                 workers: int | None = None) -> EncodedClips:
+def encode_clips(
+    clips: list[AudioClip], encoder, cache=True, progress=None, workers: int | None = None
+) -> EncodedClips:
     """Encode ``clips`` with ``encoder``, reading hits from the cache and encoding misses in a pool of
     processes (``workers``: default all cores when there are 3 or more and enough misses, else this
     process; 1 = always this process). ``cache``: ``True`` (default
@@ -270,7 +285,7 @@ def encode_clips(clips: list[AudioClip], encoder, cache=True, progress=None,
     if n_workers > 1 and len(todo) >= 2 * n_workers:
         todo.sort(key=lambda t: (t[1].path, t[1].start_s))  # pieces of one file stay together
         size = max(1, min(32, len(todo) // (n_workers * 4)))
-        chunks = [todo[k:k + size] for k in range(0, len(todo), size)]
+        chunks = [todo[k : k + size] for k in range(0, len(todo), size)]
         payload = _encoder_payload(encoder)
         cache_dir = str(store.directory) if store is not None else None
         pool = ProcessPoolExecutor(n_workers, mp_context=_pool_context())
@@ -289,7 +304,12 @@ def encode_clips(clips: list[AudioClip], encoder, cache=True, progress=None,
         pool.shutdown(wait=True)
     else:
         for k in range(0, len(todo), 8):
-            absorb(_encode_chunk(encoder, todo[k:k + 8], store))
-    skipped = [(clips[i].path if not clips[i].start_s and clips[i].end_s is None else
-                f"{clips[i].path} [{clips[i].name}]", errors[i]) for i in sorted(errors)]
+            absorb(_encode_chunk(encoder, todo[k : k + 8], store))
+    skipped = [
+        (
+            clips[i].path if not clips[i].start_s and clips[i].end_s is None else f"{clips[i].path} [{clips[i].name}]",
+            errors[i],
+        )
+        for i in sorted(errors)
+    ]
     return EncodedClips(results, skipped, hits, len(todo))

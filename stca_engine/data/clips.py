@@ -3,6 +3,7 @@
 A clip is a (file, time span) pair that is only read when it is encoded, so a dataset of thousands
 of clips costs nothing until it is used, and the on-disk cache can key on the file's content.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -116,8 +117,10 @@ def _load_full(path: str, kind: str, sr: int) -> np.ndarray:
     try:
         st = os.stat(path)
     except OSError as exc:
-        raise AudioError("file not found" if isinstance(exc, FileNotFoundError)
-                         else f"cannot read file ({exc.strerror or exc})", path) from None
+        raise AudioError(
+            "file not found" if isinstance(exc, FileNotFoundError) else f"cannot read file ({exc.strerror or exc})",
+            path,
+        ) from None
     key = (path, st.st_size, st.st_mtime_ns, sr, kind)
     with _wave_lock:
         hit = _last_wave.get(key)
@@ -186,8 +189,9 @@ class AudioClip:
             a = int(round(self.start_s * sr))
             b = wave.size if self.end_s is None else int(round(self.end_s * sr))
             if a >= wave.size:
-                raise AudioError(f"clip starts at {self.start_s:.2f} s but the file is only "
-                                 f"{wave.size / sr:.2f} s long", self.path)
+                raise AudioError(
+                    f"clip starts at {self.start_s:.2f} s but the file is only {wave.size / sr:.2f} s long", self.path
+                )
             wave = wave[a:b]
             from ..audio import SILENCE_PEAK
 
@@ -230,8 +234,10 @@ class ClipSet:
         return {c: (a, b) for c, (a, b) in out.items()}
 
     def summary(self) -> str:
-        lines = [f"{self.source}: {len(self.class_names)} classes, {len(self.train_idx)} train / "
-                 f"{len(self.test_idx)} test clips"]
+        lines = [
+            f"{self.source}: {len(self.class_names)} classes, {len(self.train_idx)} train / "
+            f"{len(self.test_idx)} test clips"
+        ]
         for c, (a, b) in self.counts().items():
             lines.append(f"  {c}: {a} train, {b} test")
         if self.skipped:

@@ -7,6 +7,7 @@ layout (``nospeech/drysrc/demo/<class>/48khz/NNN.raw``, 48 kHz mono int16 little
 RWCP loader reads them like the real dataset. The files are generated on demand (``ensure_demo``,
 a few seconds) and not committed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,9 +16,9 @@ import os
 from pathlib import Path
 
 import numpy as np
+from scipy import signal
 
 from ..atomic import write_atomic
-from scipy import signal
 
 SR = 48000
 GENERATOR_VERSION = 2
@@ -45,7 +46,7 @@ def _env(n: int, attack_s: float, release_s: float) -> np.ndarray:
     a, r = max(1, int(attack_s * SR)), max(1, int(release_s * SR))
     a, r = min(a, n // 2), min(r, n // 2)
     e[:a] = 0.5 - 0.5 * np.cos(np.pi * np.arange(a) / a)
-    e[n - r:] = (0.5 - 0.5 * np.cos(np.pi * np.arange(r) / r))[::-1]
+    e[n - r :] = (0.5 - 0.5 * np.cos(np.pi * np.arange(r) / r))[::-1]
     return e
 
 
@@ -76,7 +77,7 @@ def _synth(cls: str, rng: np.random.Generator, n: int) -> np.ndarray:
         f0 = 700.0 * p
         x = np.zeros(n)
         for ratio, amp in zip((1.0, 2.76, 5.40, 8.93), (1.0, 0.6, 0.4, 0.25)):
-            tau = rng.uniform(0.08, 0.2) / ratio ** 0.5
+            tau = rng.uniform(0.08, 0.2) / ratio**0.5
             x += amp * np.exp(-t / tau) * np.sin(2 * np.pi * f0 * ratio * t + rng.uniform(0, 2 * np.pi))
         return x * _env(n, 0.002, 0.01)
     if cls == "whistle":
@@ -100,7 +101,7 @@ def _synth(cls: str, rng: np.random.Generator, n: int) -> np.ndarray:
         sos = signal.butter(4, [2500 * p, min(9000 * p, 20000)], btype="bandpass", fs=SR, output="sos")
         decay = np.exp(-np.arange(m) / (0.0006 * SR))
         while pos + m < n:
-            x[pos:pos + m] += signal.sosfilt(sos, rng.standard_normal(m)) * decay * rng.uniform(0.6, 1.0)
+            x[pos : pos + m] += signal.sosfilt(sos, rng.standard_normal(m)) * decay * rng.uniform(0.6, 1.0)
             pos += int(rng.uniform(0.02, 0.06) * SR)
         return x
     if cls == "noise":
@@ -122,8 +123,9 @@ def _synth(cls: str, rng: np.random.Generator, n: int) -> np.ndarray:
             if a >= n - 100:
                 break
             tt = t[: n - a]
-            k = (np.exp(-tt / rng.uniform(0.015, 0.03)) * np.sin(2 * np.pi * 220 * p * tt)
-                 + 0.5 * np.exp(-tt / 0.01) * np.sin(2 * np.pi * 750 * p * tt))
+            k = np.exp(-tt / rng.uniform(0.015, 0.03)) * np.sin(2 * np.pi * 220 * p * tt) + 0.5 * np.exp(
+                -tt / 0.01
+            ) * np.sin(2 * np.pi * 750 * p * tt)
             k[: int(0.002 * SR)] += _bandnoise(rng, int(0.002 * SR), 300, 5000)
             x[a:] += k * rng.uniform(0.7, 1.0)
         return x
@@ -158,8 +160,14 @@ def generate_demo(root: str | os.PathLike | None = None, progress=None) -> Path:
             files[rel.as_posix()] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
             if progress is not None:
                 progress(ci * CLIPS_PER_CLASS + k + 1, total, f"demo {cls}")
-    manifest = {"generator_version": GENERATOR_VERSION, "seed": SEED, "sr": SR, "classes": CLASSES,
-                "clips_per_class": CLIPS_PER_CLASS, "files": files}
+    manifest = {
+        "generator_version": GENERATOR_VERSION,
+        "seed": SEED,
+        "sr": SR,
+        "classes": CLASSES,
+        "clips_per_class": CLIPS_PER_CLASS,
+        "files": files,
+    }
     write_atomic(root / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
     return root
 
@@ -210,5 +218,12 @@ def load_demo(seed: int = 0, classes="all", n_per_class: int = CLIPS_PER_CLASS, 
     picks a subset as for RWCP (a list of names)."""
     from .rwcp import load_rwcp
 
-    return load_rwcp(ensure_demo(), classes=classes, n_per_class=n_per_class, pick=pick, seed=seed,
-                     source="demo", check_byteorder=False)
+    return load_rwcp(
+        ensure_demo(),
+        classes=classes,
+        n_per_class=n_per_class,
+        pick=pick,
+        seed=seed,
+        source="demo",
+        check_byteorder=False,
+    )

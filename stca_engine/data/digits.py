@@ -1,4 +1,5 @@
 """scikit-learn's bundled 8x8 digits: an image set that needs no download (1797 images)."""
+
 from __future__ import annotations
 
 import numpy as np

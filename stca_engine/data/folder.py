@@ -3,6 +3,7 @@
 Files are only listed here; each is decoded when it is encoded, and one that turns out to be
 unreadable is skipped then (``encode_clips`` lists it) without losing the rest.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -20,8 +21,9 @@ MAX_ENTRIES = 200_000  # files and folders looked at in all; a dataset root is n
 MAX_CLASSES = 1000
 
 
-def load_folder(root: str | os.PathLike, classes=None, max_per_class: int | None = None, seed: int = 0,
-                source: str | None = None) -> ClipSet:
+def load_folder(
+    root: str | os.PathLike, classes=None, max_per_class: int | None = None, seed: int = 0, source: str | None = None
+) -> ClipSet:
     """``<root>/<class>/**/<file>.<audio ext>`` -> ClipSet with a seeded half/half split per class.
 
     ``classes``: ``None`` = every sub-folder with at least two audio files, or a list / comma string.
@@ -31,16 +33,21 @@ def load_folder(root: str | os.PathLike, classes=None, max_per_class: int | None
     if not root.is_dir():
         raise DatasetError("dataset folder does not exist or is not a folder", root)
     if root.resolve() == Path(root.resolve().anchor):
-        raise DatasetError("is the root of the file system, not a dataset folder (expected "
-                           "<folder>/<class>/<file>.wav)", root)
+        raise DatasetError(
+            "is the root of the file system, not a dataset folder (expected <folder>/<class>/<file>.wav)", root
+        )
     entries = list(itertools.islice(root.iterdir(), MAX_ENTRIES + 1))
     if len(entries) > MAX_ENTRIES:
-        raise DatasetError(f"holds more than {MAX_ENTRIES} entries; not a dataset folder (expected "
-                           "<folder>/<class>/<file>.wav)", root)
+        raise DatasetError(
+            f"holds more than {MAX_ENTRIES} entries; not a dataset folder (expected <folder>/<class>/<file>.wav)", root
+        )
     subdirs = sorted(d for d in entries if not d.name.startswith(".") and d.is_dir())
     if len(subdirs) > MAX_CLASSES:
-        raise DatasetError(f"has {len(subdirs)} sub-folders, more than the {MAX_CLASSES} classes a dataset folder "
-                           "may have (expected <folder>/<class>/<file>.wav)", root)
+        raise DatasetError(
+            f"has {len(subdirs)} sub-folders, more than the {MAX_CLASSES} classes a dataset folder "
+            "may have (expected <folder>/<class>/<file>.wav)",
+            root,
+        )
     if not subdirs:
         raise DatasetError("no class sub-folders (expected <folder>/<class>/<file>.wav)", root)
     available = [d.name for d in subdirs]
@@ -64,8 +71,11 @@ def load_folder(root: str | os.PathLike, classes=None, max_per_class: int | None
         for dirpath, dirnames, filenames in os.walk(root / cls):
             seen += len(dirnames) + len(filenames)
             if seen > MAX_ENTRIES:
-                raise DatasetError(f"holds more than {MAX_ENTRIES} files and folders; not a dataset folder "
-                                   "(expected <folder>/<class>/<file>.wav)", root)
+                raise DatasetError(
+                    f"holds more than {MAX_ENTRIES} files and folders; not a dataset folder "
+                    "(expected <folder>/<class>/<file>.wav)",
+                    root,
+                )
             deep = len(Path(dirpath).parts) - base_depth >= MAX_DEPTH
             dirnames[:] = [] if deep else sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):

@@ -8,6 +8,7 @@ Single-instrument stems of the chosen instruments are cut into 1.5 s pieces that
 active regions. The split is by track, so no recording feeds both train and test (pieces of one
 stem are far more alike than pieces of different recordings, which would inflate test scores).
 """
+
 from __future__ import annotations
 
 import csv
@@ -88,8 +89,9 @@ def energy_activity(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(n) * hop / sr, active
 
 
-def active_pieces(times: np.ndarray, active: np.ndarray, duration_s: float,
-                  piece_s: float = PIECE_S) -> list[tuple[float, float]]:
+def active_pieces(
+    times: np.ndarray, active: np.ndarray, duration_s: float, piece_s: float = PIECE_S
+) -> list[tuple[float, float]]:
     """Non-overlapping ``piece_s`` spans lying wholly inside runs of active frames.
 
     Frame ``i`` covers ``[times[i], times[i+1])`` (the last one a median hop); spans are clipped to
@@ -116,8 +118,7 @@ def active_pieces(times: np.ndarray, active: np.ndarray, duration_s: float,
     return out
 
 
-def _split_tracks(pieces_by_track: dict[str, dict[str, int]], test_frac: float,
-                  rng: np.random.Generator) -> set[str]:
+def _split_tracks(pieces_by_track: dict[str, dict[str, int]], test_frac: float, rng: np.random.Generator) -> set[str]:
     """Tracks for the test side: greedy, largest first, each to the side whose per-class deficit
     (towards ``test_frac`` of every class's pieces on the test side) its pieces reduce most."""
     totals: dict[str, int] = {}
@@ -128,13 +129,17 @@ def _split_tracks(pieces_by_track: dict[str, dict[str, int]], test_frac: float,
     order = [names[i] for i in rng.permutation(len(names))]
     order.sort(key=lambda t: -sum(pieces_by_track[t].values()))  # stable: ties stay shuffled
     got = {"train": dict.fromkeys(totals, 0), "test": dict.fromkeys(totals, 0)}
-    want = {"train": {c: (1 - test_frac) * k for c, k in totals.items()},
-            "test": {c: test_frac * k for c, k in totals.items()}}
+    want = {
+        "train": {c: (1 - test_frac) * k for c, k in totals.items()},
+        "test": {c: test_frac * k for c, k in totals.items()},
+    }
     test = set()
     for t in order:
         counts = pieces_by_track[t]
-        score = {side: sum(k * (want[side][c] - got[side][c]) / totals[c] for c, k in counts.items())
-                 for side in ("train", "test")}
+        score = {
+            side: sum(k * (want[side][c] - got[side][c]) / totals[c] for c, k in counts.items())
+            for side in ("train", "test")
+        }
         side = "test" if score["test"] > score["train"] else "train"
         if side == "test":
             test.add(t)
@@ -143,9 +148,16 @@ def _split_tracks(pieces_by_track: dict[str, dict[str, int]], test_frac: float,
     return test
 
 
-def load_medleydb(root: str | os.PathLike, classes=None, n_train: int = N_TRAIN, n_test: int = N_TEST,
-                  min_pieces: int = MIN_PIECES, piece_s: float = PIECE_S, seed: int = 0,
-                  source: str | None = None) -> ClipSet:
+def load_medleydb(
+    root: str | os.PathLike,
+    classes=None,
+    n_train: int = N_TRAIN,
+    n_test: int = N_TEST,
+    min_pieces: int = MIN_PIECES,
+    piece_s: float = PIECE_S,
+    seed: int = 0,
+    source: str | None = None,
+) -> ClipSet:
     """MedleyDB pieces: per instrument up to ``n_train`` train / ``n_test`` test 1.5 s pieces.
 
     ``classes``: ``None`` = every instrument label with at least ``min_pieces`` active pieces in at
@@ -252,19 +264,28 @@ def load_medleydb(root: str | os.PathLike, classes=None, n_train: int = N_TRAIN,
         missing = [c for c in groups if len(pieces.get(c, [])) == 0]
         if missing:
             have = ", ".join(sorted(labels_seen)) or "none"
-            raise DatasetError(f"no active pieces for instrument(s) {', '.join(missing)}; "
-                               f"instrument labels found: {have}", root)
+            raise DatasetError(
+                f"no active pieces for instrument(s) {', '.join(missing)}; instrument labels found: {have}", root
+            )
         chosen = list(groups)
     else:
         chosen = sorted(c for c, ps in pieces.items() if len(ps) >= min_pieces)
     for c in list(chosen):
         if len(tracks_of[c]) < 2:
-            skipped.append((str(root), f"instrument {c!r} left out: all {len(pieces[c])} pieces come from "
-                                       "one track, so it cannot be split by track"))
+            skipped.append(
+                (
+                    str(root),
+                    f"instrument {c!r} left out: all {len(pieces[c])} pieces come from "
+                    "one track, so it cannot be split by track",
+                )
+            )
             chosen.remove(c)
     if not chosen:
-        raise DatasetError(f"no instrument with at least {min_pieces} active {piece_s:g} s pieces in two or "
-                           f"more tracks (skipped {len(skipped)} item(s))", root)
+        raise DatasetError(
+            f"no instrument with at least {min_pieces} active {piece_s:g} s pieces in two or "
+            f"more tracks (skipped {len(skipped)} item(s))",
+            root,
+        )
 
     rng = np.random.default_rng(seed)
     sub = {t: {c: k for c, k in counts.items() if c in chosen} for t, counts in by_track.items()}
@@ -277,21 +298,35 @@ def load_medleydb(root: str | os.PathLike, classes=None, n_train: int = N_TRAIN,
         tr = [p for p in pieces[c] if p.group not in test_tracks]
         te = [p for p in pieces[c] if p.group in test_tracks]
         if not tr or not te:
-            skipped.append((str(root), f"instrument {c!r} left out: the track split left no "
-                                       f"{'train' if not tr else 'test'} pieces"))
+            skipped.append(
+                (
+                    str(root),
+                    f"instrument {c!r} left out: the track split left no {'train' if not tr else 'test'} pieces",
+                )
+            )
             chosen.remove(c)
             continue
         pick_tr = sorted(rng.choice(len(tr), min(n_train, len(tr)), replace=False).tolist())
         pick_te = sorted(rng.choice(len(te), min(n_test, len(te)), replace=False).tolist())
-        report[c] = {"found_train": len(tr), "found_test": len(te), "train": len(pick_tr),
-                     "test": len(pick_te), "tracks_train": len({p.group for p in tr}),
-                     "tracks_test": len({p.group for p in te})}
+        report[c] = {
+            "found_train": len(tr),
+            "found_test": len(te),
+            "train": len(pick_tr),
+            "test": len(pick_te),
+            "tracks_train": len({p.group for p in tr}),
+            "tracks_test": len({p.group for p in te}),
+        }
         train_idx.extend(range(len(clips), len(clips) + len(pick_tr)))
         clips.extend(tr[i] for i in pick_tr)
         test_idx.extend(range(len(clips), len(clips) + len(pick_te)))
         clips.extend(te[i] for i in pick_te)
     if not chosen:
         raise DatasetError("no instrument could be split into train and test tracks", root)
-    info = {"pieces": report, "test_tracks": sorted(test_tracks), "labels_found": labels_seen, "notes": notes,
-            "encoder_preset": "medleydb"}  # the paper's 128 kernels x 3 bins = 384 afferents
+    info = {
+        "pieces": report,
+        "test_tracks": sorted(test_tracks),
+        "labels_found": labels_seen,
+        "notes": notes,
+        "encoder_preset": "medleydb",
+    }  # the paper's 128 kernels x 3 bins = 384 afferents
     return ClipSet(clips, chosen, train_idx, test_idx, skipped, source or f"medleydb:{root}", info)

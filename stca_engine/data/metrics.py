@@ -12,9 +12,10 @@ Detection (paper §3.3) is judged three ways, from coarse to strict:
 Clusters come from ``stca_engine.clusters.cluster_spans`` (ISI < T_in joins, a gap >= T_in splits).
 Classification uses accuracy, a confusion matrix and macro-averaged precision / recall / F1.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -4,6 +4,7 @@ The files are looked up under their usual names (``train-images-idx3-ubyte[.gz]`
 spelling ``train-images.idx3-ubyte``); the IDX header is checked (magic, dimensions, size) so a
 truncated or wrong file fails with a message naming it instead of producing garbage digits.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -52,10 +53,10 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     ndim = raw[3]
     if ndim == 0 or len(raw) < 4 + 4 * ndim:
         raise DatasetError("not an IDX file (truncated header)", path)
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     need = int(np.prod(shape)) * dtype.itemsize
-    body = raw[4 + 4 * ndim:]
+    body = raw[4 + 4 * ndim :]
     if len(body) != need:
         raise DatasetError(f"IDX header says {shape} ({need} bytes of data) but the file has {len(body)}", path)
     return np.frombuffer(body, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
@@ -72,8 +73,9 @@ def find_part(root: Path, part: str) -> Path:
 DEFAULT_N_TRAIN, DEFAULT_N_TEST = 10000, 2000
 
 
-def load_mnist(root: str | os.PathLike, n_train: int | None = DEFAULT_N_TRAIN,
-               n_test: int | None = DEFAULT_N_TEST, seed: int = 0) -> ImageSet:
+def load_mnist(
+    root: str | os.PathLike, n_train: int | None = DEFAULT_N_TRAIN, n_test: int | None = DEFAULT_N_TEST, seed: int = 0
+) -> ImageSet:
     """MNIST images in [0, 1]: a seeded subset of ``n_train`` of the 60k training and ``n_test`` of
     the 10k test images (``None`` = all). The default subset bounds memory: a rate-coded digit has
     ~13k spikes (~200 KB as a SpikeTrain), so all 70k would need ~14 GB."""
@@ -102,8 +104,9 @@ def load_mnist(root: str | os.PathLike, n_train: int | None = DEFAULT_N_TRAIN,
     images = np.concatenate([arrays["train_images"][tr], arrays["test_images"][te]]).astype(np.float32) / 255.0
     labels = np.concatenate([arrays["train_labels"][tr], arrays["test_labels"][te]]).astype(np.int64)
     n = len(tr)
-    return ImageSet(images, labels, [str(d) for d in range(10)], list(range(n)), list(range(n, n + len(te))),
-                    f"mnist:{root}")
+    return ImageSet(
+        images, labels, [str(d) for d in range(10)], list(range(n)), list(range(n, n + len(te))), f"mnist:{root}"
+    )
 
 
 class RateImageEncoder:
@@ -115,8 +118,15 @@ class RateImageEncoder:
 
     name = "rate"
 
-    def __init__(self, n_units: int, n_steps: int = 250, max_spikes: int = 125, mode: str = "regular",
-                 dt_ms: float = 3.0, seed: int = 0):
+    def __init__(
+        self,
+        n_units: int,
+        n_steps: int = 250,
+        max_spikes: int = 125,
+        mode: str = "regular",
+        dt_ms: float = 3.0,
+        seed: int = 0,
+    ):
         from ..rate import _check
 
         _check(np.zeros(1), n_steps, max_spikes, mode, "rate")  # validates the settings
@@ -127,8 +137,15 @@ class RateImageEncoder:
         self._rng = np.random.default_rng(self.seed)
 
     def settings(self) -> dict:
-        return {"encoder": "rate", "n_units": self.n_units, "n_steps": self.n_steps,
-                "max_spikes": self.max_spikes, "mode": self.mode, "dt_ms": self.dt_ms, "seed": self.seed}
+        return {
+            "encoder": "rate",
+            "n_units": self.n_units,
+            "n_steps": self.n_steps,
+            "max_spikes": self.max_spikes,
+            "mode": self.mode,
+            "dt_ms": self.dt_ms,
+            "seed": self.seed,
+        }
 
     def encode(self, image: np.ndarray, name: str = "image"):
         from ..rate import rate_encode

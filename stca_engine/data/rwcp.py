@@ -4,6 +4,7 @@ Headerless mono 16-bit PCM at 48 kHz. The root may be given at any level above `
 top folder, ``nospeech``, ``drysrc`` or a group folder). The byte order is detected per file when
 the clip is read (the wrong order looks like full-scale noise), so a tree with mixed orders works.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,11 @@ def find_class_dirs(root: str | os.PathLike) -> dict[str, list[tuple[str, Path]]
     for dirpath, dirnames, _ in os.walk(root, followlinks=False):
         seen += len(dirnames)
         if seen > MAX_FOLDERS:
-            raise DatasetError(f"holds more than {MAX_FOLDERS} folders; not an RWCP folder (expected "
-                               "nospeech/drysrc/<group>/<class>/48khz/*.raw)", root)
+            raise DatasetError(
+                f"holds more than {MAX_FOLDERS} folders; not an RWCP folder (expected "
+                "nospeech/drysrc/<group>/<class>/48khz/*.raw)",
+                root,
+            )
         depth = len(Path(dirpath).parts) - base_depth
         dirnames.sort()
         hits = [d for d in dirnames if d.lower() == RATE_DIR]
@@ -76,9 +80,15 @@ def resolve_classes(classes, available: list[str]) -> list[str] | None:
     return list(dict.fromkeys(classes))
 
 
-def load_rwcp(root: str | os.PathLike, classes=None, n_per_class: int = SAMPLES_PER_CLASS,
-              pick: str = "first", seed: int = 0, source: str | None = None,
-              check_byteorder: bool = True) -> ClipSet:
+def load_rwcp(
+    root: str | os.PathLike,
+    classes=None,
+    n_per_class: int = SAMPLES_PER_CLASS,
+    pick: str = "first",
+    seed: int = 0,
+    source: str | None = None,
+    check_byteorder: bool = True,
+) -> ClipSet:
     """RWCP clip set: per class ``n_per_class`` files (sorted: the first ones, or a seeded choice with
     ``pick="random"``), half for training and half for testing (seeded split).
 
@@ -91,8 +101,10 @@ def load_rwcp(root: str | os.PathLike, classes=None, n_per_class: int = SAMPLES_
     if not root.is_dir():
         raise DatasetError("RWCP folder does not exist or is not a folder", root)
     if root.resolve() == Path(root.resolve().anchor):
-        raise DatasetError("is the root of the file system, not an RWCP folder (expected "
-                           "nospeech/drysrc/<group>/<class>/48khz/*.raw)", root)
+        raise DatasetError(
+            "is the root of the file system, not an RWCP folder (expected nospeech/drysrc/<group>/<class>/48khz/*.raw)",
+            root,
+        )
     if n_per_class < 2:
         raise DatasetError(f"need at least 2 samples per class, got n_per_class={n_per_class}", root)
     if pick not in ("first", "random"):
@@ -103,7 +115,9 @@ def load_rwcp(root: str | os.PathLike, classes=None, n_per_class: int = SAMPLES_
         if not found:
             raise DatasetError(
                 "no RWCP class folders found (expected <class>/48khz/*.raw, e.g. "
-                "nospeech/drysrc/<group>/<class>/48khz/000.raw)", root)
+                "nospeech/drysrc/<group>/<class>/48khz/000.raw)",
+                root,
+            )
         wanted = sorted(found)
         explicit = False
     else:
@@ -115,8 +129,9 @@ def load_rwcp(root: str | os.PathLike, classes=None, n_per_class: int = SAMPLES_
             no_rate = [c for c in missing if _named_dirs(root, c)]
             if no_rate:
                 where = _named_dirs(root, no_rate[0])[0]
-                raise DatasetError(f"class folder has no {RATE_DIR} folder (expected "
-                                   f"{where.name}/{RATE_DIR}/*.raw)", where)
+                raise DatasetError(
+                    f"class folder has no {RATE_DIR} folder (expected {where.name}/{RATE_DIR}/*.raw)", where
+                )
             have = ", ".join(sorted(found)) if found else "none"
             raise DatasetError(f"missing class(es) {', '.join(missing)}; found: {have}", root)
 
@@ -173,8 +188,10 @@ def load_rwcp(root: str | os.PathLike, classes=None, n_per_class: int = SAMPLES_
     if check_byteorder:
         info["byte_orders"] = orders
         if orders["little"] and orders["big"]:
-            info["note"] = (f"mixed byte orders: {orders['little']} little-endian and {orders['big']} "
-                            "big-endian files (each file is read in its own order)")
+            info["note"] = (
+                f"mixed byte orders: {orders['little']} little-endian and {orders['big']} "
+                "big-endian files (each file is read in its own order)"
+            )
     return ClipSet(clips, kept, train_idx, test_idx, skipped, source or f"rwcp:{root}", info)
 
 

@@ -5,6 +5,7 @@
 splices detection streams (train streams from train clips only, test streams from test clips) or
 keeps single clips for classification; images are rate coded.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -71,8 +72,9 @@ def _call(fn, spec: DataSpec, opts: dict, *args):
     unknown = [k for k in opts if k not in params]
     if unknown:
         allowed = ", ".join(k for k in params if k not in ("root", "source"))
-        raise ConfigError(f"option(s) {', '.join(unknown)} do not apply to '{spec.kind}' data "
-                          f"(its options: {allowed})", str(spec))
+        raise ConfigError(
+            f"option(s) {', '.join(unknown)} do not apply to '{spec.kind}' data (its options: {allowed})", str(spec)
+        )
     return fn(*args, **opts)
 
 
@@ -143,19 +145,29 @@ def select_image_classes(images: ImageSet, classes) -> ImageSet:
     wanted = [c.strip() for c in classes.split(",")] if isinstance(classes, str) else [str(c) for c in classes]
     missing = [c for c in wanted if c not in images.class_names]
     if missing:
-        raise DatasetError(f"missing class(es) {', '.join(missing)}; found: {', '.join(images.class_names)}",
-                           images.source)
+        raise DatasetError(
+            f"missing class(es) {', '.join(missing)}; found: {', '.join(images.class_names)}", images.source
+        )
     old = [images.class_names.index(c) for c in wanted]
     remap = {o: i for i, o in enumerate(old)}
     keep = np.flatnonzero(np.isin(images.labels, old))
     pos = {int(k): j for j, k in enumerate(keep)}
     labels = np.array([remap[int(images.labels[k])] for k in keep], dtype=np.int64)
-    return ImageSet(images.images[keep], labels, wanted, [pos[i] for i in images.train_idx if i in pos],
-                    [pos[i] for i in images.test_idx if i in pos], images.source, images.skipped, images.info)
+    return ImageSet(
+        images.images[keep],
+        labels,
+        wanted,
+        [pos[i] for i in images.train_idx if i in pos],
+        [pos[i] for i in images.test_idx if i in pos],
+        images.source,
+        images.skipped,
+        images.info,
+    )
 
 
-def default_encoder(kind: str = "sound", dt_ms: float | None = None, n_pixels: int | None = None,
-                    preset: str | None = None):
+def default_encoder(
+    kind: str = "sound", dt_ms: float | None = None, n_pixels: int | None = None, preset: str | None = None
+):
     """The spikegram encoder for sound (``preset="medleydb"``: the paper's 384 afferents); rate
     coding (250 steps, up to 125 spikes) for images."""
     settings = {} if dt_ms is None else {"dt_ms": float(dt_ms)}
@@ -193,11 +205,24 @@ def _encode_images(images: ImageSet, encoder, idx: list[int], progress, done0: i
     return out
 
 
-def prepare_datasets(spec_or_clipset, task: str = "detect", encoder=None,
-                     n_train_streams: int | None = None, n_test_streams: int | None = None,
-                     events_per_stream=5, seed: int = 0, progress=None, dt_ms: float | None = None,
-                     gap_s=DEFAULT_GAP_S, cache=True, workers: int | None = None, restrict: bool = False,
-                     val_fraction: float = 0.0, n_val_streams: int | None = None, **load_opts) -> tuple[SpikeDataset, SpikeDataset, dict]:
+def prepare_datasets(
+    spec_or_clipset,
+    task: str = "detect",
+    encoder=None,
+    n_train_streams: int | None = None,
+    n_test_streams: int | None = None,
+    events_per_stream=5,
+    seed: int = 0,
+    progress=None,
+    dt_ms: float | None = None,
+    gap_s=DEFAULT_GAP_S,
+    cache=True,
+    workers: int | None = None,
+    restrict: bool = False,
+    val_fraction: float = 0.0,
+    n_val_streams: int | None = None,
+    **load_opts,
+) -> tuple[SpikeDataset, SpikeDataset, dict]:
     """``(train, test, info)`` ready for the Trainer.
 
     ``task="detect"``: unsegmented streams (targets: per-class counts), train streams spliced only
@@ -225,23 +250,32 @@ def prepare_datasets(spec_or_clipset, task: str = "detect", encoder=None,
         data = load_clipset(spec_or_clipset, restrict=restrict, **load_opts)
     is_image = isinstance(data, ImageSet)
     if is_image and task == "detect":
-        raise ConfigError("image data sets support task 'classify' only (streams are for sound events)",
-                          data.source)
+        raise ConfigError("image data sets support task 'classify' only (streams are for sound events)", data.source)
     if encoder is None:
         n_pixels = int(np.prod(data.images.shape[1:])) if is_image else None
-        encoder = default_encoder("image" if is_image else "sound", dt_ms, n_pixels,
-                                  None if is_image else data.info.get("encoder_preset"))
+        encoder = default_encoder(
+            "image" if is_image else "sound", dt_ms, n_pixels, None if is_image else data.info.get("encoder_preset")
+        )
     elif isinstance(encoder, str):
         encoder = encoder_by_name(encoder, data, dt_ms)
     enc_dt = float(encoder.dt_ms)
     if dt_ms is not None and abs(enc_dt - float(dt_ms)) > 1e-9:
-        raise ConfigError(f"the encoder's time step ({enc_dt:g} ms) differs from the network's ({float(dt_ms):g} ms)",
-                          "dt_ms")
+        raise ConfigError(
+            f"the encoder's time step ({enc_dt:g} ms) differs from the network's ({float(dt_ms):g} ms)", "dt_ms"
+        )
     class_names = list(data.class_names)
-    info = {"source": data.source, "task": task, "class_names": class_names, "encoder": encoder.name,
-            "encoder_settings": dict(encoder.settings()), "encoder_obj": encoder,
-            "dt_ms": enc_dt, "n_inputs": int(encoder.n_units), "skipped": list(data.skipped),
-            "loader_info": dict(data.info)}
+    info = {
+        "source": data.source,
+        "task": task,
+        "class_names": class_names,
+        "encoder": encoder.name,
+        "encoder_settings": dict(encoder.settings()),
+        "encoder_obj": encoder,
+        "dt_ms": enc_dt,
+        "n_inputs": int(encoder.n_units),
+        "skipped": list(data.skipped),
+        "loader_info": dict(data.info),
+    }
 
     if is_image:
         if encoder.name != "rate":
@@ -255,8 +289,11 @@ def prepare_datasets(spec_or_clipset, task: str = "detect", encoder=None,
             info["val"] = SpikeDataset([train[i] for i in held], int(encoder.n_units), class_names, task, enc_dt)
             train = [train[i] for i in keep]
         info.update(n_train_items=len(train), n_test_items=len(test))
-        return (SpikeDataset(train, int(encoder.n_units), class_names, task, enc_dt),
-                SpikeDataset(test, int(encoder.n_units), class_names, task, enc_dt), info)
+        return (
+            SpikeDataset(train, int(encoder.n_units), class_names, task, enc_dt),
+            SpikeDataset(test, int(encoder.n_units), class_names, task, enc_dt),
+            info,
+        )
 
     encoded = _encode(data, encoder, cache, progress, workers)
     info["skipped"] += encoded.skipped
@@ -278,11 +315,13 @@ def prepare_datasets(spec_or_clipset, task: str = "detect", encoder=None,
     info["per_class"] = {c: tuple(v) for c, v in per_class.items()}
     for side in ("train", "test"):
         if not sides[side]:
-            raise DatasetError(f"no usable {side} clips left after encoding "
-                               f"({len(info['skipped'])} skipped)", data.source)
+            raise DatasetError(
+                f"no usable {side} clips left after encoding ({len(info['skipped'])} skipped)", data.source
+            )
     info.update(n_train_items=len(sides["train"]), n_test_items=len(sides["test"]))
 
     if task == "classify":
+
         def clips_to_samples(items):
             return [Sample(t, int(c), [], f"{clip.class_name}/{clip.name}") for t, c, clip in items]
 
@@ -297,23 +336,46 @@ def prepare_datasets(spec_or_clipset, task: str = "detect", encoder=None,
         if progress is not None:
             progress(0, n_tr + n_te, "splicing streams")
         c = len(class_names)
-        train = build_streams([(t, k) for t, k, _ in sides["train"]], n_tr, events_per_stream, gap_s,
-                              seed=[int(seed), 0], n_classes=c, name_prefix="train")
-        test = build_streams([(t, k) for t, k, _ in sides["test"]], n_te, events_per_stream, gap_s,
-                             seed=[int(seed), 1], n_classes=c, name_prefix="test")
+        train = build_streams(
+            [(t, k) for t, k, _ in sides["train"]],
+            n_tr,
+            events_per_stream,
+            gap_s,
+            seed=[int(seed), 0],
+            n_classes=c,
+            name_prefix="train",
+        )
+        test = build_streams(
+            [(t, k) for t, k, _ in sides["test"]],
+            n_te,
+            events_per_stream,
+            gap_s,
+            seed=[int(seed), 1],
+            n_classes=c,
+            name_prefix="test",
+        )
         if val_items:
             n_va = n_te if n_val_streams is None else int(n_val_streams)
-            val = build_streams([(t, k) for t, k, _ in val_items], n_va, events_per_stream, gap_s,
-                                seed=[int(seed), 2], n_classes=c, name_prefix="val")
+            val = build_streams(
+                [(t, k) for t, k, _ in val_items],
+                n_va,
+                events_per_stream,
+                gap_s,
+                seed=[int(seed), 2],
+                n_classes=c,
+                name_prefix="val",
+            )
             info["val"] = SpikeDataset(val, int(encoder.n_units), class_names, task, enc_dt)
             info["n_val_streams"] = n_va
         if progress is not None:
             progress(n_tr + n_te, n_tr + n_te, "splicing streams")
-        info.update(events_per_stream=events_per_stream, gap_s=tuple(gap_s), n_train_streams=n_tr,
-                    n_test_streams=n_te)
+        info.update(events_per_stream=events_per_stream, gap_s=tuple(gap_s), n_train_streams=n_tr, n_test_streams=n_te)
     n_in = int(encoder.n_units)
-    return (SpikeDataset(train, n_in, class_names, task, enc_dt),
-            SpikeDataset(test, n_in, class_names, task, enc_dt), info)
+    return (
+        SpikeDataset(train, n_in, class_names, task, enc_dt),
+        SpikeDataset(test, n_in, class_names, task, enc_dt),
+        info,
+    )
 
 
 def carve_validation(labels: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:

@@ -6,6 +6,7 @@ onset/offset is kept for evaluation and plots. Streams are built in the spike do
 merge the events' encoded rasters) so nothing is re-encoded, and the same random plan can splice
 the waveforms instead (``stream_audio``) for listening and for the detect page.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -44,8 +45,9 @@ def _check(n_streams, events_per_stream, gap_s):
     return (lo, hi), (g0, g1)
 
 
-def plan_streams(class_of: list[int], n_streams: int, events_per_stream=5, gap_s=DEFAULT_GAP_S,
-                 seed: int = 0) -> list[tuple[list[int], list[float]]]:
+def plan_streams(
+    class_of: list[int], n_streams: int, events_per_stream=5, gap_s=DEFAULT_GAP_S, seed: int = 0
+) -> list[tuple[list[int], list[float]]]:
     """The random choices behind streams, shared by the spike and the audio splicer.
 
     Per stream: a class is drawn uniformly (with replacement) among the classes present, then an
@@ -81,9 +83,16 @@ def _spike_extent(tr: SpikeTrain) -> tuple[int, int]:
     return (int(tr.times.min()), int(tr.times.max()) + 1) if tr.n_spikes else (0, 0)
 
 
-def build_streams(encoded: list[tuple[SpikeTrain, int]], n_streams: int, events_per_stream=5,
-                  gap_s=DEFAULT_GAP_S, seed: int = 0, n_classes: int | None = None,
-                  trim: bool = True, name_prefix: str = "stream") -> list[Sample]:
+def build_streams(
+    encoded: list[tuple[SpikeTrain, int]],
+    n_streams: int,
+    events_per_stream=5,
+    gap_s=DEFAULT_GAP_S,
+    seed: int = 0,
+    n_classes: int | None = None,
+    trim: bool = True,
+    name_prefix: str = "stream",
+) -> list[Sample]:
     """Streams spliced in the spike domain from ``encoded`` events ``(SpikeTrain, class index)``.
 
     With ``trim`` each event is cut to its first..last spike, so an event's onset/offset is where its
@@ -96,8 +105,10 @@ def build_streams(encoded: list[tuple[SpikeTrain, int]], n_streams: int, events_
     n_units, dt = encoded[0][0].n_units, encoded[0][0].dt_ms
     for tr, _ in encoded:
         if tr.n_units != n_units or tr.dt_ms != dt:
-            raise ConfigError("cannot splice events encoded with different settings "
-                              f"({tr.n_units} vs {n_units} afferents, dt {tr.dt_ms} vs {dt} ms)")
+            raise ConfigError(
+                "cannot splice events encoded with different settings "
+                f"({tr.n_units} vs {n_units} afferents, dt {tr.dt_ms} vs {dt} ms)"
+            )
     n_classes = int(n_classes if n_classes is not None else max(c for _, c in encoded) + 1)
     pieces = []  # (train starting at 0, length, class) for usable events
     for tr, c in encoded:
@@ -135,13 +146,21 @@ def _trim_wave(wave: np.ndarray, trim_db: float | None) -> np.ndarray:
     if peak <= 0:
         return wave[:0]
     loud = np.flatnonzero(np.abs(wave) >= peak * 10 ** (-abs(trim_db) / 20))
-    return wave[loud[0]:loud[-1] + 1]
+    return wave[loud[0] : loud[-1] + 1]
 
 
-def stream_audio(waves: list[tuple[np.ndarray, int]], n_streams: int, events_per_stream=5,
-                 gap_s=DEFAULT_GAP_S, seed: int = 0, n_classes: int | None = None, sr: int = 16000,
-                 dt_ms: float = 3.0, trim_db: float | None = 40.0,
-                 name_prefix: str = "stream") -> list[AudioStream]:
+def stream_audio(
+    waves: list[tuple[np.ndarray, int]],
+    n_streams: int,
+    events_per_stream=5,
+    gap_s=DEFAULT_GAP_S,
+    seed: int = 0,
+    n_classes: int | None = None,
+    sr: int = 16000,
+    dt_ms: float = 3.0,
+    trim_db: float | None = 40.0,
+    name_prefix: str = "stream",
+) -> list[AudioStream]:
     """Streams spliced from waveforms with the same random plan as ``build_streams`` (same seed,
     same events in the same order -> same choices). With ``trim_db`` each event is cut to where it
     is within ``trim_db`` dB of its peak. Gaps are digital silence."""

@@ -3,6 +3,7 @@
 Spike rasters are kept sparse (one time step and one afferent per spike) because sound datasets are
 ~98 % silence; they become dense ``[T, B, n_in]`` tensors only per minibatch.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -44,14 +45,14 @@ class SpikeTrain:
             out[t, u] = 1
         return out
 
-    def shifted(self, offset_steps: int, n_steps: int) -> "SpikeTrain":
+    def shifted(self, offset_steps: int, n_steps: int) -> SpikeTrain:
         """The same spikes ``offset_steps`` later, in a raster ``n_steps`` long (for splicing streams)."""
         t = self.times + offset_steps
         keep = (t >= 0) & (t < n_steps)
         return SpikeTrain(t[keep], self.units[keep], self.n_units, n_steps, self.dt_ms)
 
     @staticmethod
-    def merge(trains: list["SpikeTrain"], n_steps: int) -> "SpikeTrain":
+    def merge(trains: list[SpikeTrain], n_steps: int) -> SpikeTrain:
         """Union of trains on the same afferents (duplicates at one step and afferent kept once)."""
         if not trains:
             raise ValueError("merge needs at least one spike train")

@@ -5,6 +5,7 @@ NaN/inf, silence) and a bad one is listed with its reason while the others go on
 set the accepted bytes are stored content-addressed in a folder (so the encoded-clip cache keys on
 them like any file) and labelled from the given labels or the file name (``dog_01.wav`` -> ``dog``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,8 +34,9 @@ def _check_one(data: bytes, filename: str, max_mb: float | None, max_seconds: fl
     return load_audio_bytes(data, filename, sr=sr, max_seconds=limit_s)
 
 
-def load_uploads(files: list[tuple[bytes, str]], sr: int = 16000, max_mb: float | None = None,
-                 max_seconds: float | None = None) -> tuple[list[tuple[str, np.ndarray]], list[tuple[str, str]]]:
+def load_uploads(
+    files: list[tuple[bytes, str]], sr: int = 16000, max_mb: float | None = None, max_seconds: float | None = None
+) -> tuple[list[tuple[str, np.ndarray]], list[tuple[str, str]]]:
     """Decode uploads -> ``([(filename, wave)], [(filename, reason)])``; waves are mono float32 at
     ``sr``, peak 1. Limits default to the operator's (``STCA_MAX_UPLOAD_MB``, ``STCA_MAX_AUDIO_SECONDS``)."""
     waves, skipped = [], []
@@ -112,9 +114,14 @@ def remove_stale_upload_dirs(tmpdir: str | os.PathLike | None = None) -> list[st
     return removed
 
 
-def uploads_clipset(files: list[tuple[bytes, str]], labels: list[str] | None = None,
-                    dest: str | os.PathLike | None = None, seed: int = 0, max_mb: float | None = None,
-                    max_seconds: float | None = None) -> ClipSet:
+def uploads_clipset(
+    files: list[tuple[bytes, str]],
+    labels: list[str] | None = None,
+    dest: str | os.PathLike | None = None,
+    seed: int = 0,
+    max_mb: float | None = None,
+    max_seconds: float | None = None,
+) -> ClipSet:
     """Uploads as a labelled ClipSet with a seeded half/half split per class.
 
     Accepted uploads are written to ``dest`` (default: a new temporary folder

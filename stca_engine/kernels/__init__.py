@@ -9,6 +9,7 @@ Every backend implements the same two functions (see ``reference.py`` for the ma
 
 ``p`` is a ``LayerParams``. ``reference`` is plain torch (any device); ``cpu`` is numba.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,5 +27,5 @@ class LayerParams:
     spiking: bool = True
 
     @classmethod
-    def from_config(cls, cfg, spiking: bool = True) -> "LayerParams":
+    def from_config(cls, cfg, spiking: bool = True) -> LayerParams:
         return cls(cfg.v0, cfg.beta_m, cfg.beta_s, cfg.theta, cfg.alpha, bool(spiking))

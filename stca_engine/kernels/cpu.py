@@ -13,6 +13,7 @@ Why this shape:
 
 Compiled lazily on first use (``cache=True`` keeps the machine code on disk), ``fastmath=False``.
 """
+
 from __future__ import annotations
 
 import threading
@@ -38,8 +39,7 @@ def _row_counts(bits, counts):
         c = 0
         j = 0
         while j + 8 <= n:
-            if (row[j] | row[j + 1] | row[j + 2] | row[j + 3] | row[j + 4] | row[j + 5] | row[j + 6]
-                    | row[j + 7]) != 0:
+            if (row[j] | row[j + 1] | row[j + 2] | row[j + 3] | row[j + 4] | row[j + 5] | row[j + 6] | row[j + 7]) != 0:
                 for q in range(j, j + 8):
                     if row[q] != 0:
                         c += 1
@@ -59,8 +59,7 @@ def _row_fill(bits, vals_in, ptr, idx, val):
         k = ptr[r]
         j = 0
         while j + 8 <= n:
-            if (row[j] | row[j + 1] | row[j + 2] | row[j + 3] | row[j + 4] | row[j + 5] | row[j + 6]
-                    | row[j + 7]) != 0:
+            if (row[j] | row[j + 1] | row[j + 2] | row[j + 3] | row[j + 4] | row[j + 5] | row[j + 6] | row[j + 7]) != 0:
                 for q in range(j, j + 8):
                     if row[q] != 0:
                         idx[k] = q
@@ -162,8 +161,30 @@ def _forward(ptr, idx, val, Wt, I, use_rows, v0, bm, bs, theta, spiking, record,
 # ------------------------------------------------------------------------------------------------
 # backward
 @nb.njit(parallel=True, cache=True, fastmath=False, nogil=True)
-def _backward(ptr, idx, val, W, V, gV, gO, has_gV, has_gO, v0, bm, bs, theta, inv_alpha, half, spiking,
-              need_x, wgrad_mode, gx, acc, gI, k_last):
+def _backward(
+    ptr,
+    idx,
+    val,
+    W,
+    V,
+    gV,
+    gO,
+    has_gV,
+    has_gO,
+    v0,
+    bm,
+    bs,
+    theta,
+    inv_alpha,
+    half,
+    spiking,
+    need_x,
+    wgrad_mode,
+    gx,
+    acc,
+    gI,
+    k_last,
+):
     """One reverse pass per sample. wgrad_mode: 0 none, 1 accumulate from the sparse rows into acc,
     2 store gI (dense input: the caller does one BLAS matmul)."""
     T, B, N = V.shape
@@ -351,13 +372,39 @@ def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = Fal
     rows = compress(x)
     if rows is not None:
         with _threads(T * B * N):
-            _forward(rows.ptr, rows.idx, rows.val, _np(W.t()), _dummy(npdt), True, *sc, p.spiking, record,
-                     V.numpy(), O.numpy(), Mn, Sn, En)
+            _forward(
+                rows.ptr,
+                rows.idx,
+                rows.val,
+                _np(W.t()),
+                _dummy(npdt),
+                True,
+                *sc,
+                p.spiking,
+                record,
+                V.numpy(),
+                O.numpy(),
+                Mn,
+                Sn,
+                En,
+            )
     else:
         I = torch.matmul(x, W.t())
         with _threads(T * B * N):
-            _forward(*_no_rows(npdt), _dummy(npdt, 2), _np(I), False, *sc, p.spiking, record,
-                     V.numpy(), O.numpy(), Mn, Sn, En)
+            _forward(
+                *_no_rows(npdt),
+                _dummy(npdt, 2),
+                _np(I),
+                False,
+                *sc,
+                p.spiking,
+                record,
+                V.numpy(),
+                O.numpy(),
+                Mn,
+                Sn,
+                En,
+            )
     if record:
         return V, O, rec[0], rec[1], rec[2], rows
     return V, O, None, None, None, rows
@@ -382,12 +429,30 @@ def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool 
     gx = torch.empty(T, B, n_in, dtype=dt) if need_x else None
     ptr, idx, val = (rows.ptr, rows.idx, rows.val) if mode == 1 else _no_rows(npdt)
     with _threads(T * B * N):
-        _backward(ptr, idx, val, _np(W), _np(V),
-                  _np(gV.to(dt)) if gV is not None else _dummy(npdt),
-                  _np(gO.to(dt)) if gO is not None else _dummy(npdt),
-                  gV is not None, gO is not None, npdt(p.v0), npdt(p.beta_m), npdt(p.beta_s), npdt(p.theta),
-                  npdt(1.0 / p.alpha), npdt(0.5 * p.alpha), p.spiking, need_x, mode,
-                  gx.numpy() if need_x else _dummy(npdt), acc, gI.numpy() if mode == 2 else _dummy(npdt), k_last)
+        _backward(
+            ptr,
+            idx,
+            val,
+            _np(W),
+            _np(V),
+            _np(gV.to(dt)) if gV is not None else _dummy(npdt),
+            _np(gO.to(dt)) if gO is not None else _dummy(npdt),
+            gV is not None,
+            gO is not None,
+            npdt(p.v0),
+            npdt(p.beta_m),
+            npdt(p.beta_s),
+            npdt(p.theta),
+            npdt(1.0 / p.alpha),
+            npdt(0.5 * p.alpha),
+            p.spiking,
+            need_x,
+            mode,
+            gx.numpy() if need_x else _dummy(npdt),
+            acc,
+            gI.numpy() if mode == 2 else _dummy(npdt),
+            k_last,
+        )
     gW = None
     if mode == 1:
         gW = p.v0 * torch.from_numpy(acc.sum(axis=0)).t().contiguous()

@@ -9,6 +9,7 @@ Status: verified against the plain-torch path in Triton's interpreter (TRITON_IN
 tests/test_forward.py; not yet run on a real GPU in this project. ``backend="auto"`` therefore falls
 back to the plain-torch path (with a warning) if Triton is missing or a kernel fails.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -23,8 +24,20 @@ BLOCK = 128
 
 
 @triton.jit
-def _clif_fwd(I_ptr, P_ptr, V_ptr, O_ptr, M_ptr, S_ptr, E_ptr, T, BN,
-              SPIKING: tl.constexpr, RECORD: tl.constexpr, BLOCK_SIZE: tl.constexpr):
+def _clif_fwd(
+    I_ptr,
+    P_ptr,
+    V_ptr,
+    O_ptr,
+    M_ptr,
+    S_ptr,
+    E_ptr,
+    T,
+    BN,
+    SPIKING: tl.constexpr,
+    RECORD: tl.constexpr,
+    BLOCK_SIZE: tl.constexpr,
+):
     pid = tl.program_id(0)
     col = pid * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
     mask = col < BN
@@ -57,8 +70,19 @@ def _clif_fwd(I_ptr, P_ptr, V_ptr, O_ptr, M_ptr, S_ptr, E_ptr, T, BN,
 
 
 @triton.jit
-def _clif_bwd(V_ptr, GV_ptr, GO_ptr, P_ptr, GI_ptr, n_steps, BN,
-              HAS_GV: tl.constexpr, HAS_GO: tl.constexpr, SPIKING: tl.constexpr, BLOCK_SIZE: tl.constexpr):
+def _clif_bwd(
+    V_ptr,
+    GV_ptr,
+    GO_ptr,
+    P_ptr,
+    GI_ptr,
+    n_steps,
+    BN,
+    HAS_GV: tl.constexpr,
+    HAS_GO: tl.constexpr,
+    SPIKING: tl.constexpr,
+    BLOCK_SIZE: tl.constexpr,
+):
     pid = tl.program_id(0)
     col = pid * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
     mask = col < BN
@@ -89,8 +113,9 @@ def _clif_bwd(V_ptr, GV_ptr, GO_ptr, P_ptr, GI_ptr, n_steps, BN,
 
 
 def _params(p: LayerParams, like: torch.Tensor) -> torch.Tensor:
-    return torch.tensor([p.v0, p.beta_m, p.beta_s, p.theta, 1.0 / p.alpha, 0.5 * p.alpha],
-                        dtype=like.dtype, device=like.device)
+    return torch.tensor(
+        [p.v0, p.beta_m, p.beta_s, p.theta, 1.0 / p.alpha, 0.5 * p.alpha], dtype=like.dtype, device=like.device
+    )
 
 
 def _grid(bn: int):
@@ -110,8 +135,9 @@ def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = Fal
     V = torch.empty(T, B, N, dtype=W.dtype, device=W.device)
     O = torch.zeros_like(V)
     rec = [torch.zeros_like(V) for _ in range(3)] if record else [V, V, V]
-    _clif_fwd[_grid(B * N)](I, _params(p, W), V, O, rec[0], rec[1], rec[2], T, B * N,
-                            SPIKING=p.spiking, RECORD=record, BLOCK_SIZE=BLOCK)
+    _clif_fwd[_grid(B * N)](
+        I, _params(p, W), V, O, rec[0], rec[1], rec[2], T, B * N, SPIKING=p.spiking, RECORD=record, BLOCK_SIZE=BLOCK
+    )
     if record:
         return V, O, rec[0], rec[1], rec[2], None
     return V, O, None, None, None, None
@@ -127,9 +153,19 @@ def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool 
     if n > 0:
         gVc = gV.to(V.dtype).contiguous() if gV is not None else V
         gOc = gO.to(V.dtype).contiguous() if (gO is not None and p.spiking) else V
-        _clif_bwd[_grid(B * N)](V.contiguous(), gVc, gOc, _params(p, V), gI, n, B * N,
-                                HAS_GV=gV is not None, HAS_GO=gO is not None and p.spiking,
-                                SPIKING=p.spiking, BLOCK_SIZE=BLOCK)
+        _clif_bwd[_grid(B * N)](
+            V.contiguous(),
+            gVc,
+            gOc,
+            _params(p, V),
+            gI,
+            n,
+            B * N,
+            HAS_GV=gV is not None,
+            HAS_GO=gO is not None and p.spiking,
+            SPIKING=p.spiking,
+            BLOCK_SIZE=BLOCK,
+        )
     gx = gW = None
     if need_w:
         gW = torch.zeros_like(W)
@@ -169,8 +205,11 @@ class _Guarded:
     @classmethod
     def _fail(cls, exc):
         cls.failed = True
-        warnings.warn(f"Triton C-LIF kernel unavailable on this GPU ({type(exc).__name__}: {exc}); "
-                      "using the plain-torch path", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"Triton C-LIF kernel unavailable on this GPU ({type(exc).__name__}: {exc}); using the plain-torch path",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 guarded = _Guarded

@@ -17,6 +17,7 @@ the last step that carries any gradient (nothing later influences the loss):
 
 A non-spiking layer (``spiking=False``, the ``margin`` readout) has V = M - S, no E, no spikes.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,6 +1,7 @@
 """numba version of the STCA time-point selection (clusters.py states the rules), one pass per
 trace, parallel over (sample, neuron): on the CPU the vectorised torch version spends most of its
 time in op overhead on these small ``[T, B, N_out]`` tensors."""
+
 from __future__ import annotations
 
 import numba as nb
