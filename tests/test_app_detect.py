@@ -1,17 +1,17 @@
 """Detect page through AppTest: a known model on a known recording gives the events we can predict."""
+
 from __future__ import annotations
 
-import csv
 import io
 import sys
 
 import numpy as np
 import soundfile as sf
 import torch
+from conftest import REPO
 from streamlit.testing.v1 import AppTest
 
 import stca_engine as se
-from conftest import REPO
 
 sys.path.insert(0, str(REPO / "app"))
 from models_ui import make_model  # noqa: E402
@@ -28,7 +28,7 @@ def _burst_wav() -> bytes:
     wave = np.zeros(3 * SR)
     for on in BURSTS_S:
         a = int(on * SR)
-        wave[a:a + burst.size] = burst
+        wave[a : a + burst.size] = burst
     buf = io.BytesIO()
     sf.write(buf, wave.astype(np.float32), SR, format="WAV", subtype="PCM_16")
     return buf.getvalue()
@@ -97,8 +97,14 @@ def test_model_from_a_checkpoint_zip(tmp_path):
     from stca_engine.checkpoint import model_to_zip_bytes
 
     m = _model()
-    data = model_to_zip_bytes(m["net"], m["neuron_cfg"], class_names=m["class_names"],
-                              encoder_settings=m["encoder_settings"], task="detect", objective="stca")
+    data = model_to_zip_bytes(
+        m["net"],
+        m["neuron_cfg"],
+        class_names=m["class_names"],
+        encoder_settings=m["encoder_settings"],
+        task="detect",
+        objective="stca",
+    )
     at = AppTest.from_file(PAGE, default_timeout=180).run()
     at.radio(key="detect.model_src").set_value("Upload a model .zip").run()
     at.file_uploader(key="detect.model_zip").set_value(("m.zip", data, "application/zip")).run()
@@ -113,6 +119,7 @@ def test_long_recordings_are_encoded_in_pieces_like_one_piece(monkeypatch):
     """With 1 s pieces the chunked encoding of the two-burst recording has the same spikes as encoding
     it whole, on the same time axis."""
     from components.encoding import encoder_from_settings
+
     from stca_engine.detect import encode_recording
     from stca_engine.encoders import make_encoder
 
@@ -141,10 +148,12 @@ def _timeline_traces(at) -> dict:
 
 def test_uploaded_truth_labels_are_scored_and_drawn():
     # truth: the first burst as a bell (hit), the second as a horn (missed; its bell detection is a false alarm)
-    truth = ("# two bursts\n"
-             f"{BURSTS_S[0]:.6f}\t{BURSTS_S[0] + 0.1:.6f}\tbell\n"
-             "\\\t300.0\t1200.0\n"
-             f"{BURSTS_S[1]:.6f}\t{BURSTS_S[1] + 0.1:.6f}\thorn\n")
+    truth = (
+        "# two bursts\n"
+        f"{BURSTS_S[0]:.6f}\t{BURSTS_S[0] + 0.1:.6f}\tbell\n"
+        "\\\t300.0\t1200.0\n"
+        f"{BURSTS_S[1]:.6f}\t{BURSTS_S[1] + 0.1:.6f}\thorn\n"
+    )
     at = AppTest.from_file(PAGE, default_timeout=180)
     at.session_state["trained_model"] = _model()
     at.run()
@@ -171,11 +180,13 @@ def test_bad_truth_labels_are_a_message_naming_the_line():
     at = AppTest.from_file(PAGE, default_timeout=180)
     at.session_state["trained_model"] = _model()
     at.run()
-    at.file_uploader(key="detect.truth").set_value(("truth.txt", b"0.5\t0.6\tbell\n0.7 later bell\n",
-                                                     "text/plain")).run()
+    at.file_uploader(key="detect.truth").set_value(
+        ("truth.txt", b"0.5\t0.6\tbell\n0.7 later bell\n", "text/plain")
+    ).run()
     assert not at.exception
-    assert any("truth.txt: line 2: end time 'later' is not a number" in e.value for e in at.error), \
-        [e.value for e in at.error]
+    assert any("truth.txt: line 2: end time 'later' is not a number" in e.value for e in at.error), [
+        e.value for e in at.error
+    ]
 
 
 def test_demo_stream_is_scored_against_its_own_events():
@@ -221,3 +232,30 @@ def test_without_a_ready_model_the_saved_models_are_the_default(monkeypatch):
     assert not at.exception
     radio = at.radio(key="detect.model_src")
     assert radio.value == "Saved model (runs/)" and "Ready demo model" not in radio.options
+
+
+def test_microphone_recording_is_searched_like_an_upload():
+    """Issue #13 item 2: ``st.audio_input`` on the Detect page; AppTest hands it a recorded WAV."""
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.session_state["trained_model"] = _model()
+    at.run()
+    at.radio(key="detect.audio_src").set_value("Record with the microphone").run()
+    assert not at.exception and not at.error
+    assert len(at.audio_input) == 1
+    at.audio_input(key="detect.mic").set_value(("recording.wav", _burst_wav(), "audio/wav")).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    at.button(key="detect.run").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    events = at.session_state["detect.output"]["result"].events
+    assert [e["class"] for e in events] == ["bell", "bell"]
+    assert at.session_state["detect.upload_audio"]["name"] == "microphone recording"
+
+
+def test_a_bad_microphone_recording_is_a_message_not_a_traceback():
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.session_state["trained_model"] = _model()
+    at.run()
+    at.radio(key="detect.audio_src").set_value("Record with the microphone").run()
+    at.audio_input(key="detect.mic").set_value(("recording.wav", b"RIFF....not a wav", "audio/wav")).run()
+    assert not at.exception
+    assert any("recording.wav: not a readable audio file" in e.value for e in at.error), [e.value for e in at.error]
