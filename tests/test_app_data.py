@@ -122,3 +122,44 @@ st.write("still rendering")
     assert "while plotting" in at.error[1].value and "ZeroDivisionError" in at.error[1].value
     assert "Traceback" not in at.error[1].value
     assert at.markdown[-1].value == "still rendering"
+
+
+def _take(f0: float, sr: int = 16000) -> bytes:
+    t = np.arange(int(0.4 * sr)) / sr
+    buf = io.BytesIO()
+    sf.write(buf, (0.5 * np.sin(2 * np.pi * f0 * t) * np.hanning(t.size)).astype(np.float32), sr, format="WAV")
+    return buf.getvalue()
+
+
+def test_microphone_takes_with_a_class_each_become_a_browsable_set():
+    """Issue #13 item 2: record in the browser (``st.audio_input``), name the class, add; two takes of a
+    class make a set whose clips are browsed and encoded like uploads."""
+    at = _run()
+    at.radio(key="data.source").set_value("Record with the microphone").run()
+    assert not at.exception and not at.error
+    assert at.button(key="data.mic_add").disabled  # nothing recorded yet
+    at.text_input(key="data.mic_label").set_value("clap").run()
+    for f0 in (700.0, 760.0):
+        at.audio_input(key="data.mic").set_value(("take.wav", _take(f0), "audio/wav")).run()
+        at.button(key="data.mic_add").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+    assert [c for _, _, c in at.session_state["data.mic_takes"]] == ["clap", "clap"]
+    assert at.selectbox(key="data.class").options == ["clap"]
+    assert at.session_state["data.encoded"]["n_spikes"] > 0  # its spikegram was drawn
+    at.button(key="data.mic_clear").click().run()
+    assert not at.exception and at.session_state["data.mic_takes"] == []
+
+
+def test_a_bad_microphone_take_is_a_message():
+    at = _run()
+    at.radio(key="data.source").set_value("Record with the microphone").run()
+    at.text_input(key="data.mic_label").set_value("clap").run()
+    at.audio_input(key="data.mic").set_value(("take.wav", b"RIFF-not-audio", "audio/wav")).run()
+    at.button(key="data.mic_add").click().run()
+    at.audio_input(key="data.mic").set_value(("take.wav", b"RIFF-not-audio-2", "audio/wav")).run()
+    at.button(key="data.mic_add").click().run()
+    assert not at.exception
+    assert any(
+        "no class with at least two usable uploads" in e.value and "not a readable audio file" in e.value
+        for e in at.error
+    ), [e.value for e in at.error]

@@ -16,10 +16,13 @@ from components.encoding import encoder_from_settings, split_result
 from figures import spectrogram, spike_raster, waveform
 
 from stca_engine import limits
+from stca_engine.errors import StcaError
 
 SR = 16000
 DT_MS = 3.0
-SOURCES = ["Built-in demo", "RWCP folder", "MedleyDB folder", "Folder of class sub-folders", "Upload files"]
+MIC = "Record with the microphone"
+SOURCES = ["Built-in demo", "RWCP folder", "MedleyDB folder", "Folder of class sub-folders", "Upload files", MIC]
+MAX_TAKES = 200  # recordings kept per session (each within the upload size cap)
 AUDIO_TYPES = ["wav", "flac", "ogg", "mp3"]
 
 
@@ -88,6 +91,8 @@ def _clip_set():
     source = st.radio("Source", SOURCES, horizontal=True, key="data.source")
     if source == "Built-in demo":
         return load_demo_set()
+    if source == MIC:
+        return _microphone_set()
     if source == "Upload files":
         files = st.file_uploader(
             "Sound files; the class is the file name up to the first '_' or '-' "
@@ -123,6 +128,50 @@ def _clip_set():
     if not path.strip():
         return None
     return load_folder_set(source, path.strip())
+
+
+def _microphone_set():
+    """Recordings made in the browser, each given a class: a labelled upload set like "Upload files"
+    (the same checks, the same per-session folder), so it can be browsed, encoded and trained on."""
+    takes = st.session_state.setdefault("data.mic_takes", [])  # [(wav bytes, file name, class)]
+    c1, c2 = st.columns([1, 2])
+    label = c1.text_input("Class of this recording", key="data.mic_label", placeholder="e.g. clap")
+    rec = c2.audio_input(f"Record a sound (up to {limits.max_upload_mb():g} MB), then stop", key="data.mic")
+    if c1.button("Add the recording to this class", key="data.mic_add", disabled=rec is None or not label.strip()):
+        data = rec.getvalue()
+        limits.check_upload_size(len(data), "microphone recording")
+        if len(takes) >= MAX_TAKES:
+            raise StcaError(f"at most {MAX_TAKES} recordings per session; clear some first", "microphone")
+        name = label.strip()
+        takes.append((data, f"{_file_safe(name)}_{len(takes) + 1:03d}.wav", name))
+    if not takes:
+        st.info("Give the class a name, record a sound, press **Add**. Record at least two takes per class.")
+        return None
+    per_class: dict[str, int] = {}
+    for _, _, c in takes:
+        per_class[c] = per_class.get(c, 0) + 1
+    st.caption("Recordings: " + ", ".join(f"{plain(c)} × {n}" for c, n in per_class.items()))
+    if st.button("Clear the recordings", key="data.mic_clear"):
+        takes.clear()
+        st.session_state.pop("data.upload_set", None)
+        return None
+    if max(per_class.values()) < 2:
+        st.info("Record one more take of a class: each class needs two (one to train on, one to test).")
+        return None
+    token = ("mic", len(takes), tuple(c for _, _, c in takes))
+    cached = st.session_state.get("data.upload_set")
+    if cached is None or cached[0] != token:
+        from stca_engine.data.uploads import UploadFolder, uploads_clipset
+
+        folder = st.session_state["data.upload_folder"] = UploadFolder()
+        cs = uploads_clipset([(d, n) for d, n, _ in takes], labels=[c for _, _, c in takes], dest=folder.path)
+        st.session_state["data.upload_set"] = (token, cs)
+        return cs
+    return cached[1]
+
+
+def _file_safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in name)[:40] or "class"
 
 
 # ---- encoder settings -----------------------------------------------------------------------------
