@@ -105,17 +105,7 @@ def _clip_set():
         if not files:
             st.info(f"Upload at least two files per class (up to {limits.max_upload_mb():g} MB each).")
             return None
-        token = tuple((f.name, f.size) for f in files)
-        cached = st.session_state.get("data.upload_set")
-        if cached is None or cached[0] != token:
-            from stca_engine.data.uploads import UploadFolder, uploads_clipset
-
-            # held only by this session's state: removed when the session ends or the next set replaces it
-            folder = st.session_state["data.upload_folder"] = UploadFolder()
-            cs = uploads_clipset([(f.getvalue(), f.name) for f in files], dest=folder.path)
-            st.session_state["data.upload_set"] = (token, cs)
-            return cs
-        return cached[1]
+        return _upload_set(tuple((f.name, f.size) for f in files), lambda: [(f.getvalue(), f.name) for f in files])
     from stca_engine.roots import allowed_roots
 
     hint = {
@@ -128,6 +118,21 @@ def _clip_set():
     if not path.strip():
         return None
     return load_folder_set(source, path.strip())
+
+
+def _upload_set(token, files, labels=None):
+    """The session's upload set for ``token``, built once from ``files()`` (``[(bytes, name)]``) into a
+    fresh upload folder held only by this session's state: removed when the session ends or the next
+    set replaces it."""
+    cached = st.session_state.get("data.upload_set")
+    if cached is not None and cached[0] == token:
+        return cached[1]
+    from stca_engine.data.uploads import UploadFolder, uploads_clipset
+
+    folder = st.session_state["data.upload_folder"] = UploadFolder()
+    cs = uploads_clipset(files(), labels=labels, dest=folder.path)
+    st.session_state["data.upload_set"] = (token, cs)
+    return cs
 
 
 def _microphone_set():
@@ -143,7 +148,7 @@ def _microphone_set():
         if len(takes) >= MAX_TAKES:
             raise StcaError(f"at most {MAX_TAKES} recordings per session; clear some first", "microphone")
         name = label.strip()
-        takes.append((data, f"{_file_safe(name)}_{len(takes) + 1:03d}.wav", name))
+        takes.append((data, f"{name}_{len(takes) + 1:03d}.wav", name))  # stored under a safe name
     if not takes:
         st.info("Give the class a name, record a sound, press **Add**. Record at least two takes per class.")
         return None
@@ -159,19 +164,7 @@ def _microphone_set():
         st.info("Record one more take of a class: each class needs two (one to train on, one to test).")
         return None
     token = ("mic", len(takes), tuple(c for _, _, c in takes))
-    cached = st.session_state.get("data.upload_set")
-    if cached is None or cached[0] != token:
-        from stca_engine.data.uploads import UploadFolder, uploads_clipset
-
-        folder = st.session_state["data.upload_folder"] = UploadFolder()
-        cs = uploads_clipset([(d, n) for d, n, _ in takes], labels=[c for _, _, c in takes], dest=folder.path)
-        st.session_state["data.upload_set"] = (token, cs)
-        return cs
-    return cached[1]
-
-
-def _file_safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in name)[:40] or "class"
+    return _upload_set(token, lambda: [(d, n) for d, n, _ in takes], labels=[c for _, _, c in takes])
 
 
 # ---- encoder settings -----------------------------------------------------------------------------

@@ -166,7 +166,7 @@ def _recording(model):
 
 def _read_audio(up, name: str):
     """An uploaded or recorded file -> the recording dict, decoded once per file (kept in session state)."""
-    token = ("upload", name, up.file_id if hasattr(up, "file_id") else None, up.size)
+    token = ("upload", name, up.file_id, up.size)
     cached = st.session_state.get("detect.upload_audio")
     if cached is None or cached["token"] != token:
         with user_errors(f"reading {name}"):
