@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .style import EVENT_COLOR, class_color, finish, rgba, text
+from .style import EVENT_COLOR, class_color, class_label, finish, rgba
 from .traces import _np
 
 MAX_ENVELOPE_POINTS = 4000  # buckets of the drawn waveform envelope
@@ -41,13 +41,6 @@ def _class_index(c, class_names: Sequence[str] | None) -> int:
     if class_names is not None and c in list(class_names):
         return list(class_names).index(c)
     return abs(hash(str(c))) % 997
-
-
-def _class_label(c, class_names: Sequence[str] | None) -> str:
-    """The class's name as figure text (escaped: class names come from users' folders and files)."""
-    if isinstance(c, (int, np.integer)):
-        return text(class_names[int(c)]) if class_names is not None and 0 <= int(c) < len(class_names) else f"class {c}"
-    return text(c)
 
 
 def _spans_s(items, dt_ms: float | None) -> list[tuple[object, float, float]]:
@@ -113,7 +106,7 @@ def waveform(
             yref="y domain",
             yanchor="bottom",
             showarrow=False,
-            text=f"<b>{_class_label(c, class_names)}</b>",
+            text=f"<b>{class_label(c, class_names)}</b>",
             font=dict(color=class_color(ci), size=15),
         )
     for c, a, b in _spans_s(detections, dt_ms):
@@ -130,7 +123,7 @@ def waveform(
             fillcolor=rgba(class_color(ci), 0.75),
             line=dict(width=0),
             name="detection",
-            label=dict(text=_class_label(c, class_names), font=dict(color="white", size=13)),
+            label=dict(text=class_label(c, class_names), font=dict(color="white", size=13)),
         )
     dur = _np(wave).size / sr
     fig.update_xaxes(title_text="time (s)", range=[0, max(dur, 1e-3)])
@@ -213,7 +206,7 @@ def _outcome_trace(name: str, items, names: Sequence[str]) -> go.Scatter:
     spans = _spans_s(items, None)
     return go.Scatter(
         x=[(a + b) / 2 for _, a, b in spans],
-        y=[_class_label(c, names) for c, _, _ in spans],
+        y=[class_label(c, names) for c, _, _ in spans],
         mode="markers",
         name=name,
         marker=dict(symbol=symbol, color=color, size=15, line=dict(width=2.5, color=color)),
@@ -258,7 +251,7 @@ def detection_timeline(
     if true:
         fig.add_trace(
             go.Bar(
-                y=[_class_label(c, names) for c, _, _ in true],
+                y=[class_label(c, names) for c, _, _ in true],
                 x=[b - a for _, a, b in true],
                 base=[a for _, a, _ in true],
                 orientation="h",
@@ -275,7 +268,7 @@ def detection_timeline(
     det = _spans_s(detections, None)
     by_class: dict[int, list] = {}
     for c, a, b in det:
-        by_class.setdefault(_class_index(c, names), []).append((_class_label(c, names), a, b))
+        by_class.setdefault(_class_index(c, names), []).append((class_label(c, names), a, b))
     for ci in sorted(by_class):
         items = by_class[ci]
         fig.add_trace(
@@ -298,7 +291,7 @@ def detection_timeline(
         if fa:  # hatch the false alarms' bars so they read as wrong even without colour
             fig.add_trace(
                 go.Bar(
-                    y=[_class_label(c, names) for c, _, _ in fa],
+                    y=[class_label(c, names) for c, _, _ in fa],
                     x=[b - a for _, a, b in fa],
                     base=[a for _, a, _ in fa],
                     orientation="h",

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .style import class_color, finish, rgba, text
+from .style import class_color, class_label, finish, rgba
 from .traces import _event_fields, _np
 
 
@@ -15,7 +15,7 @@ def _event_shapes(fig: go.Figure, events, dt_ms: float, class_names: Sequence[st
     """Class-coloured spans with the class name on top: where the true sound events are."""
     for ev in events or []:
         c, on, off = _event_fields(ev)
-        label = text(class_names[c]) if class_names is not None and 0 <= c < len(class_names) else f"class {c}"
+        label = class_label(int(c), class_names)
         fig.add_shape(
             type="rect",
             xref="x",

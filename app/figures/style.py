@@ -4,7 +4,9 @@ colour-blind-safe palette (Okabe–Ito, extended with Paul Tol's muted set for u
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 
 # Okabe & Ito (2008) without yellow/black first, then Tol "muted" colours that stay distinct from them.
@@ -50,6 +52,13 @@ def text(s) -> str:
     in titles, labels, legends and hovers (``<a href>`` makes a clickable link, ``<b>``, ``<br>``), so
     ``&``, ``<`` and ``>`` become entities, which Plotly draws as the characters themselves."""
     return html.escape(str(s), quote=False)
+
+
+def class_label(c, class_names: Sequence[str] | None) -> str:
+    """The class's name as figure text (escaped: class names come from users' folders and files)."""
+    if isinstance(c, (int, np.integer)):
+        return text(class_names[int(c)]) if class_names is not None and 0 <= int(c) < len(class_names) else f"class {c}"
+    return text(c)
 
 
 def finish(
