@@ -307,19 +307,30 @@ def _tune_malloc() -> None:
         return
     _MALLOC_TUNED.append(True)
     import os
+
+    if os.environ.get("STCA_NO_MALLOPT") == "1":
+        return
+    libc = _glibc()
+    if libc is not None:
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 1 << 30)
+        libc.mallopt(m_trim_threshold, 1 << 30)
+
+
+def _glibc():
+    """glibc's ``mallopt`` / ``malloc_trim``, or None where the C library is another one."""
     import sys
 
-    if not sys.platform.startswith("linux") or os.environ.get("STCA_NO_MALLOPT") == "1":
-        return
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
 
         libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        libc.mallopt(m_mmap_threshold, 1 << 30)
-        libc.mallopt(m_trim_threshold, 1 << 30)
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        pass
+        libc.mallopt, libc.malloc_trim  # noqa: B018 - both exist in glibc only
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 def release_free_heap() -> bool:
@@ -328,16 +339,10 @@ def release_free_heap() -> bool:
     The thresholds ``_tune_malloc`` raises keep a finished run's buffers in the heap for the next
     step; a long-lived server (the app) calls this when runs and sessions are gone, so their peak does
     not stay in its RSS."""
-    import sys
-
-    if not sys.platform.startswith("linux"):
+    libc = _glibc()
+    if libc is None:
         return False
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        return False
+    libc.malloc_trim(0)
     return True
 
 
