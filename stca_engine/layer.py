@@ -70,10 +70,11 @@ class CLIFLayerFunction(torch.autograd.Function):
     """``(x [T,B,n_in], W [n_out,n_in]) -> (V, O)`` each ``[T, B, n_out]``.
 
     ``sink`` (a list or None) receives ``(M, S, E)`` traces when recording; they carry no gradient.
+    ``credit`` (a ``LayerCredit`` or None) is filled by the backward with one sample's per-step error.
     """
 
     @staticmethod
-    def forward(ctx, x, W, params: LayerParams, kernels, sink):
+    def forward(ctx, x, W, params: LayerParams, kernels, sink, credit=None):
         V, O, M, S, E, aux = kernels.forward(x, W, params, record=sink is not None)
         if sink is not None:
             sink.append((M, S, E))
@@ -82,6 +83,7 @@ class CLIFLayerFunction(torch.autograd.Function):
         ctx.params = params
         ctx.kernels = kernels
         ctx.aux = aux
+        ctx.credit = credit
         if not params.spiking:
             ctx.mark_non_differentiable(O)
         return V, O
@@ -90,16 +92,20 @@ class CLIFLayerFunction(torch.autograd.Function):
     def backward(ctx, gV, gO):
         x, W, V = ctx.saved_tensors
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        credit = ctx.credit
         if gV is None and gO is None:
-            return None, None, None, None, None
+            if credit is not None:
+                credit.dV = torch.zeros(V.shape[0], V.shape[2], dtype=V.dtype, device=V.device)
+                credit.dI = torch.zeros_like(credit.dV)
+            return None, None, None, None, None, None
         gx, gW = ctx.kernels.backward(
-            x, W, V, gV, gO if ctx.params.spiking else None, ctx.params, need_x, need_w, ctx.aux
+            x, W, V, gV, gO if ctx.params.spiking else None, ctx.params, need_x, need_w, ctx.aux, credit=credit
         )
         if gx is not None and gx.dtype != x.dtype:
             gx = gx.to(x.dtype)
-        return gx, gW, None, None, None
+        return gx, gW, None, None, None, None
 
 
-def clif_layer(x: torch.Tensor, W: torch.Tensor, params: LayerParams, backend: str = "auto", sink=None):
+def clif_layer(x: torch.Tensor, W: torch.Tensor, params: LayerParams, backend: str = "auto", sink=None, credit=None):
     """Run one layer; see ``CLIFLayerFunction``."""
-    return CLIFLayerFunction.apply(x, W, params, kernel_module(backend, W.device), sink)
+    return CLIFLayerFunction.apply(x, W, params, kernel_module(backend, W.device), sink, credit)

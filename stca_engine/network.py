@@ -9,7 +9,7 @@ from torch import nn
 
 from .config import NeuronConfig
 from .errors import ConfigError
-from .kernels import LayerParams
+from .kernels import LayerCredit, LayerParams
 from .layer import BACKENDS, clif_layer, kernel_module
 
 
@@ -20,6 +20,8 @@ class Recording:
     ``voltages[i]``, ``spikes[i]`` are ``[T, B, n_i]`` (the output ones keep the autograd graph).
     ``m``, ``s``, ``e`` hold the M, S, E traces when recorded (``record=True``), else ``None``.
     ``inputs`` is the input raster ``[T, B, n_in]`` as fed to the network.
+    ``credit`` (``forward(..., credit=b)``): one ``LayerCredit`` per layer, filled with sample b's
+    per-step ∂L/∂V and ∂L/∂I once the loss is back-propagated.
     """
 
     voltages: list
@@ -29,6 +31,7 @@ class Recording:
     s: list | None = None
     e: list | None = None
     sample_index: int | None = None
+    credit: list | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -172,9 +175,17 @@ class SNN(nn.Module):
         return x.to(device=self.device, dtype=self.dtype)
 
     def forward(
-        self, x: torch.Tensor, record: bool = False, dropout: float = 0.0, generator: torch.Generator | None = None
+        self,
+        x: torch.Tensor,
+        record: bool = False,
+        dropout: float = 0.0,
+        generator: torch.Generator | None = None,
+        credit: int | None = None,
     ) -> Recording:
         """Run all layers on ``x [T, B, n_in]``; ``record=True`` also keeps M, S, E traces.
+
+        ``credit=b``: the backward of this pass also keeps sample b's per-step error in every layer
+        (``Recording.credit``); without it the kernels do no extra work.
 
         ``dropout > 0`` (training only): each hidden neuron is silenced for the whole sample with that
         probability and the survivors' spikes reach the next layer scaled by ``1 / (1 - dropout)``, so
@@ -183,17 +194,22 @@ class SNN(nn.Module):
         if not 0.0 <= float(dropout) < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {dropout}", "SNN forward")
         sink = [] if record else None
+        credits = None
+        if credit is not None:
+            if isinstance(credit, bool) or not -x.shape[1] <= int(credit) < x.shape[1]:
+                raise ConfigError(f"credit sample {credit!r} out of range for a batch of {x.shape[1]}", "SNN forward")
+            credits = [LayerCredit(int(credit) % x.shape[1]) for _ in self.weights]
         h = x
         voltages, spikes = [], []
         for i, W in enumerate(self.weights):
-            V, O = clif_layer(h, W, self.layer_params(i), self.backend, sink)
+            V, O = clif_layer(h, W, self.layer_params(i), self.backend, sink, None if credits is None else credits[i])
             voltages.append(V)
             spikes.append(O)
             h = O
             if dropout and i < len(self.weights) - 1:
                 keep = torch.rand(O.shape[1:], generator=generator, device=O.device, dtype=O.dtype) >= dropout
                 h = O * (keep.to(O.dtype) / (1.0 - float(dropout)))
-        rec = Recording(voltages, spikes, inputs=x)
+        rec = Recording(voltages, spikes, inputs=x, credit=credits)
         if record:
             rec.m = [t[0] for t in sink]
             rec.s = [t[1] for t in sink]

@@ -39,11 +39,14 @@ class SurrogateSpike(torch.autograd.Function):
         return g * h, None, None
 
 
-def plain_net(x, weights, v0, beta_m, beta_s, theta, alpha, output_spiking=True, reset_grad=True):
+def plain_net(x, weights, v0, beta_m, beta_s, theta, alpha, output_spiking=True, reset_grad=True, keep_steps=False):
     """Returns lists (V, O, M, S, E) per layer, each ``[T, B, n]``. ``reset_grad=False`` cuts the
-    O[k-1] → E[k] gradient path (used only to show the tests are sensitive to it)."""
+    O[k-1] → E[k] gradient path (used only to show the tests are sensitive to it).
+    ``keep_steps=True`` also returns ``V_steps``/``I_steps``: per layer, the list of each step's V and I
+    tensors with ``retain_grad()``, so their ``.grad`` after ``backward`` is ∂L/∂V[k] and ∂L/∂I[k]."""
     h = x
     out = {"V": [], "O": [], "M": [], "S": [], "E": []}
+    steps = {"V_steps": [], "I_steps": []}
     for li, W in enumerate(weights):
         spiking = output_spiking or li < len(weights) - 1
         T, B, _ = h.shape
@@ -51,8 +54,12 @@ def plain_net(x, weights, v0, beta_m, beta_s, theta, alpha, output_spiking=True,
         m = torch.zeros(B, N, dtype=W.dtype)
         s, e, o = torch.zeros_like(m), torch.zeros_like(m), torch.zeros_like(m)
         rec = {k: [] for k in out}
+        v_steps, i_steps = [], []
         for k in range(T):
             I = v0 * (h[k] @ W.t())
+            if keep_steps and I.requires_grad:
+                I.retain_grad()
+                i_steps.append(I)
             m = beta_m * m + I
             s = beta_s * s + I
             if spiking:
@@ -62,9 +69,16 @@ def plain_net(x, weights, v0, beta_m, beta_s, theta, alpha, output_spiking=True,
             else:
                 v = m - s
                 o = torch.zeros_like(v)
+            if keep_steps and v.requires_grad:
+                v.retain_grad()
+                v_steps.append(v)
             for name, val in zip("VOMSE", (v, o, m, s, e)):
                 rec[name].append(val)
         for name in out:
             out[name].append(torch.stack(rec[name]))
+        steps["V_steps"].append(v_steps)
+        steps["I_steps"].append(i_steps)
         h = out["O"][-1]
+    if keep_steps:
+        out.update(steps)
     return out

@@ -33,10 +33,12 @@ def _target(task, B, N, seed):
     return torch.randint(0, N, (B,), generator=g)
 
 
-def _reference_grads(net, x, cfg, info, theta, output_spiking, reset_grad=True):
+def _reference_grads(net, x, cfg, info, theta, output_spiking, reset_grad=True, keep_steps=False):
     bm, bs, v0 = constants(cfg.dt_ms, cfg.tau_m_ms, cfg.tau_s_ms)
     ws = [w.detach().clone().requires_grad_(True) for w in net.weights]
-    ref = plain_net(x, ws, v0, bm, bs, theta, cfg.alpha, output_spiking=output_spiking, reset_grad=reset_grad)
+    ref = plain_net(
+        x, ws, v0, bm, bs, theta, cfg.alpha, output_spiking=output_spiking, reset_grad=reset_grad, keep_steps=keep_steps
+    )
     V = ref["V"][-1]
     B, N = info.k_star.shape
     loss = V.new_zeros(())

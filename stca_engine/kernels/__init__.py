@@ -3,9 +3,11 @@
 Every backend implements the same two functions (see ``reference.py`` for the maths):
 
 ``forward(x, W, p, record) -> (V, O, M, S, E, aux)``   (M, S, E are None unless ``record``)
-``backward(x, W, V, gV, gO, p, need_x, need_w, aux) -> (gx, gW)``
+``backward(x, W, V, gV, gO, p, need_x, need_w, aux, credit=None) -> (gx, gW)``
 
 ``aux`` is whatever the forward wants to hand its backward (the CPU kernel's compressed input).
+``credit`` (a ``LayerCredit`` or None) asks the backward to also keep one sample's per-step error;
+when it is None the kernels do no extra work.
 
 ``p`` is a ``LayerParams``. ``reference`` is plain torch (any device); ``cpu`` is numba.
 """
@@ -13,6 +15,8 @@ Every backend implements the same two functions (see ``reference.py`` for the ma
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import torch
 
 
 @dataclass(frozen=True)
@@ -29,3 +33,24 @@ class LayerParams:
     @classmethod
     def from_config(cls, cfg, spiking: bool = True) -> LayerParams:
         return cls(cfg.v0, cfg.beta_m, cfg.beta_s, cfg.theta, cfg.alpha, bool(spiking))
+
+
+class LayerCredit:
+    """One sample's per-step error inside a layer, filled by the backward kernel (paper Eq. 11–18).
+
+    ``dV[k, n]`` = ∂L/∂V[k] of neuron n: the total error reaching its potential at step k (the loss
+    itself at k*, plus what its spike at k passes on to its own reset E and to the next layer, through
+    the surrogate h(V)); ``dI[k, n]`` = ∂L/∂I[k], the error of its input current, which becomes
+    ∂L/∂W = V0 · Σₖ dIᵀ x. Both ``[T, N]``; rows after the last step with any error stay 0.
+    """
+
+    __slots__ = ("sample", "dV", "dI")
+
+    def __init__(self, sample: int = 0):
+        self.sample = int(sample)
+        self.dV: torch.Tensor | None = None
+        self.dI: torch.Tensor | None = None
+
+    def __repr__(self) -> str:
+        shape = None if self.dV is None else tuple(self.dV.shape)
+        return f"LayerCredit(sample={self.sample}, shape={shape})"

@@ -184,9 +184,13 @@ def _backward(
     acc,
     gI,
     k_last,
+    probe_b,
+    pdV,
+    pdI,
 ):
     """One reverse pass per sample. wgrad_mode: 0 none, 1 accumulate from the sparse rows into acc,
-    2 store gI (dense input: the caller does one BLAS matmul)."""
+    2 store gI (dense input: the caller does one BLAS matmul). Sample ``probe_b`` (-1: none) also
+    writes its total ∂L/∂V and ∂L/∂I per step into ``pdV``/``pdI`` ``[T, N]``."""
     T, B, N = V.shape
     n_in = W.shape[1]
     n_chunk = acc.shape[0]
@@ -213,6 +217,7 @@ def _backward(
                 if kl >= 0:
                     break
             k_last[b] = kl
+            is_probe = b == probe_b
             aM[:] = 0
             aS[:] = 0
             aE[:] = 0
@@ -233,6 +238,10 @@ def _backward(
                     aM[n] = gv + bm * aM[n]
                     aS[n] = -gv + bs * aS[n]
                     gi[n] = aM[n] + aS[n]
+                    if is_probe:
+                        pdV[t, n] = gv
+                if is_probe:
+                    pdI[t] = gi
                 if wgrad_mode == 1:
                     r = t * B + b
                     for k in range(ptr[r], ptr[r + 1]):
@@ -415,7 +424,7 @@ def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = Fal
     return V, O, None, None, None, rows
 
 
-def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool = True, rows=None):
+def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool = True, rows=None, credit=None):
     T, B, N = V.shape
     dt = W.dtype
     x = x.detach().to(dt).contiguous()
@@ -433,6 +442,11 @@ def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool 
     gI = torch.from_numpy(np.zeros((T, B, N), dtype=npdt)) if mode == 2 else None
     gx = torch.empty(T, B, n_in, dtype=dt) if need_x else None
     ptr, idx, val = (rows.ptr, rows.idx, rows.val) if mode == 1 else _no_rows(npdt)
+    if credit is not None:
+        pdV, pdI = torch.zeros(T, N, dtype=dt), torch.zeros(T, N, dtype=dt)
+        probe = (int(credit.sample), pdV.numpy(), pdI.numpy())
+    else:
+        probe = (-1, _dummy(npdt, 2), _dummy(npdt, 2))
     with _threads(T * B * N):
         _backward(
             ptr,
@@ -457,7 +471,10 @@ def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool 
             acc,
             gI.numpy() if mode == 2 else _dummy(npdt),
             k_last,
+            *probe,
         )
+    if credit is not None:
+        credit.dV, credit.dI = pdV, pdI
     gW = None
     if mode == 1:
         gW = p.v0 * torch.from_numpy(acc.sum(axis=0)).t().contiguous()

@@ -76,11 +76,13 @@ def _clif_bwd(
     GO_ptr,
     P_ptr,
     GI_ptr,
+    DV_ptr,
     n_steps,
     BN,
     HAS_GV: tl.constexpr,
     HAS_GO: tl.constexpr,
     SPIKING: tl.constexpr,
+    KEEP_DV: tl.constexpr,
     BLOCK_SIZE: tl.constexpr,
 ):
     pid = tl.program_id(0)
@@ -110,6 +112,8 @@ def _clif_bwd(
         aM = gv + bm * aM
         aS = -gv + bs * aS
         tl.store(GI_ptr + off, aM + aS, mask=mask)
+        if KEEP_DV:
+            tl.store(DV_ptr + off, gv, mask=mask)
 
 
 def _params(p: LayerParams, like: torch.Tensor) -> torch.Tensor:
@@ -143,13 +147,14 @@ def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = Fal
     return V, O, None, None, None, None
 
 
-def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool = True, rows=None):
+def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool = True, rows=None, credit=None):
     if V.numel() > _MAX_ELEMENTS:
-        return reference.backward(x, W, V, gV, gO, p, need_x, need_w)
+        return reference.backward(x, W, V, gV, gO, p, need_x, need_w, credit=credit)
     n = reference.last_active_step(gV, gO) + 1
     T, B, N = V.shape
     W = W.detach()
     gI = torch.zeros_like(V)
+    dV = torch.zeros_like(V) if credit is not None else gI  # gI: a placeholder the kernel never writes
     if n > 0:
         gVc = gV.to(V.dtype).contiguous() if gV is not None else V
         gOc = gO.to(V.dtype).contiguous() if (gO is not None and p.spiking) else V
@@ -159,13 +164,17 @@ def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool 
             gOc,
             _params(p, V),
             gI,
+            dV,
             n,
             B * N,
             HAS_GV=gV is not None,
             HAS_GO=gO is not None and p.spiking,
             SPIKING=p.spiking,
+            KEEP_DV=credit is not None,
             BLOCK_SIZE=BLOCK,
         )
+    if credit is not None:
+        credit.dV, credit.dI = dV[:, credit.sample].clone(), gI[:, credit.sample].clone()
     gx = gW = None
     if need_w:
         gW = torch.zeros_like(W)
@@ -194,13 +203,13 @@ class _Guarded:
         return reference.forward(x, W, p, record)
 
     @classmethod
-    def backward(cls, x, W, V, gV, gO, p, need_x=True, need_w=True, rows=None):
+    def backward(cls, x, W, V, gV, gO, p, need_x=True, need_w=True, rows=None, credit=None):
         if not cls.failed:
             try:
-                return backward(x, W, V, gV, gO, p, need_x, need_w)
+                return backward(x, W, V, gV, gO, p, need_x, need_w, credit=credit)
             except Exception as exc:  # noqa: BLE001
                 cls._fail(exc)
-        return reference.backward(x, W, V, gV, gO, p, need_x, need_w)
+        return reference.backward(x, W, V, gV, gO, p, need_x, need_w, credit=credit)
 
     @classmethod
     def _fail(cls, exc):

@@ -67,10 +67,13 @@ def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = Fal
     return V, O, M_rec, S_rec, E_rec, None
 
 
-def grad_current(V, gV, gO, p: LayerParams):
-    """Reverse-time adjoint recurrence: dL/dI ``[T, B, N]`` and the last active step."""
+def grad_current(V, gV, gO, p: LayerParams, credit=None):
+    """Reverse-time adjoint recurrence: dL/dI ``[T, B, N]`` and the last active step.
+
+    ``credit`` (a ``LayerCredit``): also keep that sample's total ∂L/∂V and ∂L/∂I per step."""
     T, B, N = V.shape
     gI = torch.zeros_like(V)
+    dV = torch.zeros_like(V[:, 0]) if credit is not None else None
     k_last = last_active_step(gV, gO)
     aM = torch.zeros(B, N, dtype=V.dtype, device=V.device)
     aS = torch.zeros_like(aM)
@@ -89,11 +92,15 @@ def grad_current(V, gV, gO, p: LayerParams):
         aM = gv + p.beta_m * aM
         aS = -gv + p.beta_s * aS
         gI[k] = aM + aS
+        if dV is not None:
+            dV[k] = gv[credit.sample]
+    if credit is not None:
+        credit.dV, credit.dI = dV, gI[:, credit.sample].clone()
     return gI, k_last
 
 
-def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool = True, rows=None):
-    gI, k_last = grad_current(V, gV, gO, p)
+def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool = True, rows=None, credit=None):
+    gI, k_last = grad_current(V, gV, gO, p, credit)
     gx = gW = None
     n = k_last + 1
     if need_w:
