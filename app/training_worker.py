@@ -407,8 +407,8 @@ class EngineRunner:
 
         self.trainer = trainer
         self.objective = objective
-        self.weights_by_epoch: dict[int, list] = {}
-        self._kept_bytes = 0
+        self.weights_by_epoch: dict[int, list] = {0: self.current_weights()}  # 0: the initial weights
+        self._kept_bytes = sum(w.numel() * w.element_size() for w in self.weights_by_epoch[0])
         self._probe_lock = _threading.Lock()
         self._probe_net = None
 
@@ -474,10 +474,8 @@ class EngineRunner:
                 p.copy_(w)
         return net
 
-    def probe_at(self, epoch: int, index: int):
-        """The ``Probe`` of sample ``index`` under the weights after ``epoch`` (None if not kept)."""
-        from stca_engine.trainer import make_probe
-
+    def _with_net_at(self, epoch: int, fn):
+        """``fn(net)`` on the page's own network holding the weights after ``epoch`` (None if not kept)."""
         weights = self.weights_by_epoch.get(int(epoch))
         if weights is None:
             return None
@@ -490,10 +488,44 @@ class EngineRunner:
                 with torch.no_grad():
                     for p, w in zip(self._probe_net.weights, weights):
                         p.copy_(w)
-            cfg = self.trainer.cfg
-            return make_probe(
-                self._probe_net, self.probe_set, int(index), self.trainer.neuron_cfg, cfg.task, self.objective
-            )
+            return fn(self._probe_net)
+
+    def probe_at(self, epoch: int, index: int):
+        """The ``Probe`` of sample ``index`` under the weights after ``epoch`` (None if not kept)."""
+        from stca_engine.trainer import make_probe
+
+        cfg = self.trainer.cfg
+        return self._with_net_at(
+            epoch,
+            lambda net: make_probe(net, self.probe_set, int(index), self.trainer.neuron_cfg, cfg.task, self.objective),
+        )
+
+    def credit_at(self, epoch: int, index: int):
+        """The ``CreditMap`` of sample ``index`` under the weights after ``epoch``: where the loss would send
+        its error now (None if those weights are not kept)."""
+        from stca_engine.credit import credit_of_sample
+
+        cfg = self.trainer.cfg
+        return self._with_net_at(
+            epoch,
+            lambda net: credit_of_sample(
+                net, self.probe_set, int(index), self.trainer.neuron_cfg, cfg.task, self.objective
+            ),
+        )
+
+    def weight_change(self, epoch: int):
+        """``(ΔW per layer as numpy [n_out, n_in], from_epoch)``: the weights after ``epoch`` minus those after
+        the nearest earlier kept epoch (``epoch - 1`` unless long runs thinned the kept copies); None when
+        ``epoch`` is not kept."""
+        after = self.weights_by_epoch.get(int(epoch))
+        earlier = [e for e in list(self.weights_by_epoch) if e < int(epoch)]
+        if after is None or not earlier:
+            return None
+        before_epoch = max(earlier)
+        before = self.weights_by_epoch.get(before_epoch)
+        if before is None:
+            return None
+        return [(a - b).float().numpy() for a, b in zip(after, before)], before_epoch
 
 
 def train_config_for(settings, objective: str, has_val: bool = True):
@@ -683,7 +715,7 @@ def run_estimate(settings, n_steps: int, n_inputs: int, n_classes: int, data_byt
     cfg = train_config_for(settings, settings.objective)
     sizes = [int(n_inputs), *cfg.hidden, int(n_classes)]
     w_bytes = sum(a * b for a, b in zip(sizes[:-1], sizes[1:])) * 4
-    kept = min(int(settings.epochs) * w_bytes, MAX_KEPT_WEIGHT_BYTES + w_bytes) + w_bytes  # + the probe net
+    kept = min((int(settings.epochs) + 1) * w_bytes, MAX_KEPT_WEIGHT_BYTES + w_bytes) + w_bytes  # + the probe net
     return estimate_run(
         sizes,
         n_steps,

@@ -128,3 +128,49 @@ def encoder_from_settings(settings: dict[str, Any]) -> Encoder:
     if version is not None and version != _VERSIONS[name]:
         raise ConfigError(f"settings are for {name} version {version}, this engine has {_VERSIONS[name]}", "encoder")
     return make_encoder(name, **s)
+
+
+def _hz(f: float) -> str:
+    return f"{f / 1000:.1f} kHz" if f >= 1000 else f"{f:.0f} Hz"
+
+
+def afferent_labels(settings: dict[str, Any] | None, n_inputs: int) -> list[str]:
+    """A name for each input afferent, so learnt weights read as receptive fields.
+
+    Sound encoders: ``"<centre frequency> · level <l>/<n>"`` (level 1 = loudest; spikegram afferent
+    ``kernel · n_bins + bin``, spectral ``band · n_levels + level``); rate-coded square images:
+    ``"pixel (row, col)"``; anything else (or settings that do not match ``n_inputs``): ``"afferent i"``.
+    """
+    s = dict(settings or {})
+    name = s.get("encoder")
+    try:
+        if name == "spikegram":
+            from .spikegram import SpikegramConfig, erb_space
+
+            cfg = SpikegramConfig.from_dict({k: v for k, v in s.items() if k not in ("encoder", "version")})
+            if cfg.n_units == n_inputs:
+                hz = erb_space(cfg.f_min, cfg.f_max, cfg.n_kernels)
+                return [f"{_hz(hz[k])} · level {b + 1}/{cfg.n_bins}" for k in range(cfg.n_kernels) for b in range(cfg.n_bins)]
+        elif name == "spectral":
+            from .spectral import SpectralConfig
+
+            cfg = SpectralConfig(**{k: v for k, v in s.items() if k not in ("encoder", "version")})
+            if cfg.n_units == n_inputs:
+                if cfg.kind == "mel":
+                    import librosa
+
+                    hz = librosa.mel_frequencies(cfg.n_bands + 2, fmin=cfg.f_min, fmax=cfg.f_max)[1:-1]
+                else:
+                    from .spikegram import erb_space
+
+                    hz = erb_space(cfg.f_min, cfg.f_max, cfg.n_bands)
+                return [
+                    f"{_hz(hz[k])} · level {b + 1}/{cfg.n_levels}" for k in range(cfg.n_bands) for b in range(cfg.n_levels)
+                ]
+        elif name == "rate":
+            side = int(round(n_inputs**0.5))
+            if side * side == n_inputs:
+                return [f"pixel ({r}, {c})" for r in range(side) for c in range(side)]
+    except (ConfigError, TypeError, ValueError):
+        pass
+    return [f"afferent {i}" for i in range(int(n_inputs))]

@@ -1,5 +1,7 @@
 """Neuron playground page through AppTest: widgets, the loss's k point, and an STCA update that moves V."""
 
+import json
+
 import numpy as np
 from conftest import REPO
 from streamlit.testing.v1 import AppTest
@@ -30,7 +32,7 @@ def test_widgets_and_first_view():
     assert at.number_input(key="pg_seed").value == 0
     view = at.session_state["playground_view"]
     assert view["v_after"] is None and view["v"].ndim == 1
-    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("plotly_chart")) == 2  # the neuron's traces, and what the update changes
     # the metric shows the cluster count the loss saw
     assert [m.value for m in at.metric][1] == str(view["n_clusters"])
 
@@ -51,12 +53,27 @@ def test_update_button_moves_v_toward_the_desired_count():
     first = int(np.argmax(before["v"] >= 1.0))
     early = diff[: max(first, 1)]
     assert np.all(np.sign(early[np.abs(early) > 1e-12]) == after["sign"])
+    # what the update changed: ∂L/∂V over time, and per afferent the Δw it applied, explained in a sentence
+    assert "k⁻" in after["why"] or "k⁺" in after["why"]
+    assert np.abs(after["dV"]).max() > 0 and int(np.flatnonzero(after["dV"])[-1]) <= before["k_star"]
+    spec = json.loads(at.get("plotly_chart")[1].proto.spec)
+    bars = next(t for t in spec["data"] if t["type"] == "bar")
+    lr = at.select_slider(key="pg_lr").value
+    np.testing.assert_allclose(_array(bars["x"]), -lr * before["grad"], rtol=1e-6, atol=1e-12)
     # a few more updates reach the desired count (the loss then stops asking)
     for _ in range(8):
         if at.session_state["playground_view"]["sign"] == 0:
             break
         at.button(key="pg_update").click().run()
     assert at.session_state["playground_view"]["n_clusters"] == at.slider(key="pg_desired").value
+
+
+def _array(v):
+    if isinstance(v, dict) and "bdata" in v:
+        import base64
+
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+    return np.asarray(v, dtype=np.float64)
 
 
 def test_invalid_constants_show_an_error_not_a_traceback():

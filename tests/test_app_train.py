@@ -8,6 +8,7 @@ import sys
 import time
 from dataclasses import fields, replace
 
+import numpy as np
 import pytest
 import torch
 from conftest import REPO
@@ -284,6 +285,40 @@ def _wait(at, pred, timeout=240.0):
     raise AssertionError(f"timed out; counter={_epoch_counter(at)}, errors={[e.value for e in at.error]}")
 
 
+def _chart_specs(at) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def _credit_maps(at) -> dict:
+    """Run label → the z array ``[N, T]`` of its hidden-layer credit heatmap on the page."""
+    out = {}
+    for spec in _chart_specs(at):
+        rev = spec["layout"].get("uirevision", "")
+        if rev.startswith("train.credit.hidden."):
+            heat = next(t for t in spec["data"] if t["type"] == "heatmap")
+            out[rev.rsplit(".", 1)[1]] = _plotly_array(heat["z"])
+    return out
+
+
+def _plotly_array(v) -> np.ndarray:
+    """A figure array as the browser receives it: a list, or Plotly's typed array (base64 ``bdata``)."""
+    if isinstance(v, dict) and "bdata" in v:
+        import base64
+
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        shape = [int(n) for n in str(v.get("shape", a.size)).split(",")]
+        return a.reshape(shape).astype(np.float64)
+    return np.asarray(v, dtype=np.float64)
+
+
+def _heatmap_titles(at) -> list[str]:
+    return [
+        s["layout"]["title"]["text"]
+        for s in _chart_specs(at)
+        if s["layout"].get("uirevision", "").startswith("train.credit.dw.") and s["layout"].get("title")
+    ]
+
+
 def test_epochs_run_through_the_worker_then_reset_clears():
     at = _page({**SMALL_RUN, "compare": "1"})  # STCA and TDP1 side by side
     assert _epoch_counter(at) is None  # nothing before Start
@@ -318,12 +353,31 @@ def test_epochs_run_through_the_worker_then_reset_clears():
     # the published net is a copy holding the last epoch's weights
     final = worker.model("stca")
     assert all(torch.equal(a.detach(), b) for a, b in zip(model["net"].weights, final))
-    # replay: the slider goes back to epoch 1 and the traces follow
+    # the credit view: both objectives' error maps, and they hold the engine's own numbers
+    idx = at.selectbox(key="train.probe_index").value
+    maps = _credit_maps(at)
+    assert set(maps) >= {"stca", "tdp1"}
+    for lb in ("stca", "tdp1"):
+        cm = worker.runner(lb).credit_at(3, idx)
+        np.testing.assert_allclose(maps[lb], cm.dV[0].T)
+        assert any(
+            f"**{'STCA' if lb == 'stca' else 'TDP1'}** · epoch 3 · loss of this sample" in m.value for m in at.markdown
+        )
+    dw = _heatmap_titles(at)
+    assert any(t.startswith("ΔW input → hidden 1 in epoch 3 (STCA") for t in dw), dw
+    at.selectbox(key="train.credit_layer").set_value(1).run()
+    assert any(t.startswith("ΔW hidden 1 → output in epoch 3") for t in _heatmap_titles(at))
+    # replay: the slider goes back to epoch 1 and the traces and the credit map follow
     assert at.toggle(key="train.follow").value is True
     at.toggle(key="train.follow").set_value(False).run()
     at.slider(key="train.epoch_view").set_value(1).run()
     assert any("**STCA** · epoch 1 ·" in m.value for m in at.markdown)
     assert not any("**STCA** · epoch 3 ·" in m.value for m in at.markdown)
+    early = _credit_maps(at)
+    np.testing.assert_allclose(early["stca"], worker.runner("stca").credit_at(1, idx).dV[0].T)
+    assert np.abs(early["stca"]).max() > 0 and not np.array_equal(early["stca"], maps["stca"])
+    at.toggle(key="train.show_credit").set_value(False).run()  # the maps can be switched off
+    assert not _credit_maps(at) and not _heatmap_titles(at)
     at.button(key="train.btn_reset").click().run()
     assert _epoch_counter(at) is None and "train.run" not in at.session_state
     assert not worker.alive

@@ -82,3 +82,68 @@ def test_shared_link_opens_the_same_settings(streamlit_server, page):
     assert sidebar.get_by_role("textbox", name="Hidden layer sizes").input_value() == "48"
     assert sidebar.get_by_role("spinbutton", name="Seed").input_value() == "5"
     assert "hidden=48" in page.url and "seed=5" in page.url
+
+
+CREDIT_JS = """() => {
+  const flat = (z) => {
+    if (z && z.bdata) {  // Plotly's typed-array form, as sent by the server
+      const bin = atob(z.bdata), u = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i);
+      return Array.from(new ({f4: Float32Array, f8: Float64Array}[z.dtype])(u.buffer));
+    }
+    return Array.from(z).flatMap(r => Array.from(r));
+  };
+  const out = {};
+  for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+    const rev = (gd.layout && gd.layout.uirevision) || '';
+    if (!rev.startsWith('train.credit.hidden.')) continue;
+    const z = flat(gd.data.find(t => t.type === 'heatmap').z);
+    let sum = 0, sig = 0;
+    for (const v of z) { sum += Math.abs(v); sig = (sig * 31 + Math.round(v * 1e6)) % 1000000007; }
+    out[rev.split('.').pop()] = {sum: sum, n: z.length, sig: sig};
+  }
+  return out;
+}"""
+
+
+def credit_maps(page, timeout_s: float = 60.0) -> dict:
+    """The hidden-layer credit heatmaps as drawn by Plotly in the page: per run, |z| summed and a signature."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        maps = page.evaluate(CREDIT_JS)
+        if maps:
+            return maps
+        page.wait_for_timeout(500)
+    return {}
+
+
+@pytest.mark.browser
+def test_credit_map_appears_and_changes_between_two_epochs(streamlit_server, page):
+    """Step one epoch, see where the error goes; step another: the map is redrawn with new numbers."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    open_train_page(page, streamlit_server, "?preset=classroom-fast&seed=3&compare=1")
+    for want in (1, 2):
+        page.get_by_role("button", name="Step").click()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 180 and (epoch_counter(page) or (0,))[0] < want:
+            page.wait_for_timeout(500)
+        assert (epoch_counter(page) or (0,))[0] == want
+        wait_for_app(page)
+        page.get_by_text("Where the error goes").first.wait_for(timeout=60_000)
+        page.get_by_role("button", name="Step").wait_for(timeout=60_000)
+        maps = credit_maps(page)
+        assert set(maps) == {"stca", "tdp1"}, maps  # STCA and TDP1 side by side
+        assert all(m["n"] > 0 and m["sum"] > 0 for m in maps.values()), maps
+        if want == 1:
+            first = maps
+        # wait until Step is enabled again (paused after the epoch)
+        t0 = time.monotonic()
+        while page.get_by_role("button", name="Step").is_disabled() and time.monotonic() - t0 < 60:
+            page.wait_for_timeout(300)
+    assert maps["stca"]["sig"] != first["stca"]["sig"], "the credit map did not change between epochs"
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.get_by_text("Where the error goes").first.scroll_into_view_if_needed()
+    page.set_viewport_size({"width": 1400, "height": 2700})
+    page.wait_for_timeout(1500)
+    page.get_by_text("Where the error goes").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "train_credit.png"))

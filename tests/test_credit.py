@@ -165,3 +165,20 @@ def test_triton_kernel_keeps_the_same_credit_in_interpreter():
         a, b = np.asarray(a), np.asarray(b)
         assert np.abs(a - b).max() <= 1e-9 * max(np.abs(b).max(), 1e-12)
     assert max(np.abs(np.asarray(a)).max() for a in out["torch"]) > 0
+
+
+def test_afferent_labels_name_frequency_band_and_level():
+    from stca_engine.encoders import afferent_labels, make_encoder
+    from stca_engine.spikegram import erb_space
+
+    enc = make_encoder("spikegram", n_kernels=8, n_bins=2, f_min=100.0, f_max=4000.0)
+    labels = afferent_labels(enc.settings(), enc.n_units)
+    hz = erb_space(100.0, 4000.0, 8)
+    assert len(labels) == 16 and labels[0] == "100 Hz · level 1/2" and labels[1] == "100 Hz · level 2/2"
+    assert labels[-1] == "4.0 kHz · level 2/2" and labels[2].startswith(f"{hz[1]:.0f} Hz")
+    spec = make_encoder("spectral", n_bands=4, n_levels=3)
+    assert len(afferent_labels(spec.settings(), 12)) == 12 and afferent_labels(spec.settings(), 12)[3].endswith("1/3")
+    assert afferent_labels({"encoder": "rate"}, 4) == ["pixel (0, 0)", "pixel (0, 1)", "pixel (1, 0)", "pixel (1, 1)"]
+    # settings that do not describe these inputs: plain indices, never an error
+    assert afferent_labels(enc.settings(), 5) == [f"afferent {i}" for i in range(5)]
+    assert afferent_labels({"encoder": "spikegram", "n_kernels": "x"}, 2) == ["afferent 0", "afferent 1"]

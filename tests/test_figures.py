@@ -24,6 +24,14 @@ from figures import (  # noqa: E402
     weight_stats_record,
 )
 from figures.audio import envelope  # noqa: E402
+from figures.credit import (  # noqa: E402
+    credit_heatmap,
+    neuron_credit,
+    output_credit,
+    pool_time,
+    weight_change_heatmap,
+    why_inputs_changed,
+)
 
 from stca_engine.data.types import Event  # noqa: E402
 
@@ -363,8 +371,22 @@ def _all_text(fig: go.Figure) -> str:
             class_names=[EVIL],
             title=EVIL,
         ),
+        lambda: credit_heatmap(
+            np.ones((20, 3)), 1.0, k_star=[5], sign=[1], class_names=[EVIL], events=[Event(0, 2, 8)], title=EVIL
+        ),
+        lambda: output_credit(np.zeros((20, 1)), np.ones((20, 1)), 1.0, 1.0, [EVIL], k_star=[4], sign=[-1]),
+        lambda: weight_change_heatmap(np.ones((1, 2)), [EVIL, "b"], [EVIL], title=EVIL),
     ],
-    ids=["waveform", "spike_raster", "output_traces", "detection_timeline", "spectrogram"],
+    ids=[
+        "waveform",
+        "spike_raster",
+        "output_traces",
+        "detection_timeline",
+        "spectrogram",
+        "credit_heatmap",
+        "output_credit",
+        "weight_change",
+    ],
 )
 def test_user_text_in_figures_is_shown_literally_never_as_plotly_markup(build):
     """Class and file names reach titles, labels, legends and hovers, where Plotly reads <a href> and <b>."""
@@ -372,3 +394,103 @@ def test_user_text_in_figures_is_shown_literally_never_as_plotly_markup(build):
     assert "evil.example" in js  # the text is there ...
     assert "<a href" not in js and "<img" not in js  # ... but only as entities (&lt;a href=...)
     assert "&lt;a href" in js
+
+
+# ---- credit assignment ----------------------------------------------------------------------------
+
+
+def test_credit_heatmap_is_time_by_neuron_with_k_points_events_and_spikes():
+    T, N = 300, 12
+    d = np.zeros((T, N))
+    d[200:240, 4] = -np.linspace(0.1, 1.0, 40)  # error building up towards a k⁺ at step 240
+    spikes = np.zeros((T, N), np.uint8)
+    spikes[[205, 230], [4, 4]] = 1
+    fig = credit_heatmap(
+        d,
+        3.0,
+        k_star=[240, -1, 90],
+        sign=[1, 0, -1],
+        class_names=["dog", "cat", "bird"],
+        events=[Event(0, 190, 245)],
+        spikes=spikes,
+        title="hidden 1",
+    )
+    heat = next(t for t in fig.data if t.type == "heatmap")
+    z = np.asarray(heat.z)
+    assert z.shape == (N, T)  # neurons along y, time along x
+    assert np.allclose(z[4, 200:240], d[200:240, 4]) and heat.zmin == -heat.zmax == -1.0
+    assert np.isclose(heat.x[0], 0.0) and np.isclose(heat.x[-1], (T - 1) * 0.003)
+    marks = [t for t in fig.data if t.type == "scatter" and t.name != "spike"]
+    assert sorted(t.name for t in marks) == ["k⁺", "k⁻"]  # the neuron without a loss gets none
+    kplus = next(t for t in marks if t.name == "k⁺")
+    assert np.isclose(kplus.x[0], 0.72) and kplus.marker.symbol == "triangle-up" and kplus.text == ("k⁺ of dog",)
+    vlines = [sh for sh in fig.layout.shapes if sh.type == "line"]
+    assert sorted(round(sh.x0, 3) for sh in vlines) == [0.27, 0.72]
+    assert any(sh.type == "rect" and np.isclose(sh.x0, 0.57) for sh in fig.layout.shapes)  # the true event
+    dots = next(t for t in fig.data if t.name == "spike")
+    assert list(dots.y) == [4, 4]
+    assert fig.layout.xaxis.title.text == "time (s)" and fig.layout.yaxis.title.text == "hidden neuron"
+    assert fig.layout.title.text == "hidden 1"
+
+
+def test_long_credit_maps_are_pooled_keeping_the_largest_error_and_its_sign():
+    a = np.zeros((10_000, 40), np.float32)
+    a[5003, 7] = -2.0
+    a[5004, 7] = 1.0
+    z, f = pool_time(a, max_cells=40_000)
+    assert f == 10 and z.shape == (1000, 40)
+    assert z[500, 7] == -2.0 and np.count_nonzero(z) == 1
+    fig = credit_heatmap(a, 1.0, title="big")
+    assert np.asarray(fig.data[0].z).size <= 160_000 and "per 3 ms" in fig.layout.title.text
+    same, one = pool_time(a[:100], max_cells=40_000)
+    assert one == 1 and np.array_equal(same, a[:100])
+
+
+def test_output_credit_puts_dl_dv_under_the_voltages():
+    T = 50
+    v, d = np.zeros((T, 2)), np.zeros((T, 2))
+    d[30, 0] = -1.0
+    fig = output_credit(v, d, 1.0, 2.0, ["a", "b"], k_star=[30, -1], sign=[1, 0])
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert len(lines) == 4 and {t.yaxis for t in lines} == {"y", "y2"}
+    assert [np.asarray(t.y)[30] for t in lines if t.yaxis == "y2"] == [-1.0, 0.0]
+    assert fig.layout.yaxis2.title.text == "∂L/∂V" and fig.layout.xaxis2.title.text == "time (s)"
+    k = [t for t in fig.data if t.mode == "markers"]
+    assert len(k) == 1 and np.isclose(k[0].x[0], 0.06) and k[0].name == "k⁺"
+    with pytest.raises(ValueError):
+        output_credit(v, d[:10], 1.0, 2.0)
+
+
+def test_weight_change_heatmap_labels_afferents_and_keeps_the_neurons_that_changed_most():
+    rng = np.random.default_rng(0)
+    dw = rng.normal(scale=1e-4, size=(300, 8))
+    dw[[7, 150, 299]] *= 1000
+    names = [f"{hz} Hz · level 1/1" for hz in range(8)]
+    fig = weight_change_heatmap(dw, names, title="ΔW input → hidden 1", max_rows=3)
+    heat = fig.data[0]
+    assert np.asarray(heat.z).shape == (3, 8)
+    assert list(fig.layout.yaxis.ticktext) == ["neuron 7", "neuron 150", "neuron 299"]
+    assert fig.layout.xaxis.title.text == "input afferent" and fig.layout.xaxis.ticktext[0] == "0 Hz · level 1/1"
+    assert "3 of 300 neurons" in fig.layout.title.text
+    out = weight_change_heatmap(np.ones((2, 3)), None, ["dog", "cat"])
+    assert list(out.layout.yaxis.ticktext) == ["dog", "cat"] and out.layout.xaxis.ticktext[0] == "afferent 0"
+
+
+def test_neuron_credit_shows_dv_the_raster_by_di_and_dw_per_afferent():
+    T = 100
+    dV, dI = np.zeros(T), np.zeros(T)
+    dV[60] = -1.0
+    dI[40:61] = -np.linspace(0.1, 1.0, 21)
+    inputs = [np.array([10]), np.array([50, 58]), np.array([], np.int64)]
+    g = np.array([0.0, -0.7, 0.0])
+    fig = neuron_credit(dV, dI, g, inputs, 3.0, k_star=60, sign=1, lr=0.1)
+    bars = next(t for t in fig.data if t.type == "bar")
+    assert np.allclose(bars.x, [0.0, 0.07, 0.0]) and bars.orientation == "h"
+    raster = [t for t in fig.data if t.type == "scatter" and t.mode == "markers"][0]
+    assert list(raster.y) == [0, 1, 1] and np.allclose(raster.marker.color, [0.0, dI[50], dI[58]])
+    assert any(sh.type == "line" and np.isclose(sh.x0, 0.18) for sh in fig.layout.shapes)
+    why = why_inputs_changed(dI, g, inputs, 3.0, 60, 1)
+    assert "raises V at k⁺" in why and "afferents 1 changed most" in why and "1 of 3 afferents" in why
+    assert "leaves every weight" in why_inputs_changed(dI, np.zeros(3), inputs, 3.0, -1, 0)
+    with pytest.raises(ValueError):
+        neuron_credit(dV, dI, g[:2], inputs, 3.0)

@@ -362,7 +362,7 @@ def test_engine_worker_replay_matches_the_epochs_own_probe_and_runs_are_isolated
     assert [r.train_loss for r in sb.reports["stca"]] != [r.train_loss for r in s0.reports["stca"]]
     # each epoch's weights were kept: replaying an epoch's probe gives exactly what that epoch reported
     runner = a.runner("stca")
-    assert sorted(runner.weights_by_epoch) == [1, 2, 3]
+    assert sorted(runner.weights_by_epoch) == [0, 1, 2, 3]  # 0: the initial weights
     for epoch in (1, 2, 3):
         rep = sa.reports["stca"][epoch - 1].probe
         again = runner.probe_at(epoch, rep.index)
@@ -374,6 +374,22 @@ def test_engine_worker_replay_matches_the_epochs_own_probe_and_runs_are_isolated
     other = runner.probe_at(1, 3)
     assert other.index == 3 and other.name == "s3"
     assert runner.probe_at(99, 0) is None
+    # the credit view: each epoch's weight change, and the credit map under the kept weights
+    kept = runner.weights_by_epoch
+    for epoch in (1, 2, 3):
+        dws, since = runner.weight_change(epoch)
+        assert since == epoch - 1
+        for dw, w_after, w_before in zip(dws, kept[epoch], kept[epoch - 1]):
+            np.testing.assert_array_equal(dw, (w_after - w_before).numpy())
+    assert runner.weight_change(0) is None and runner.weight_change(99) is None
+    from stca_engine.credit import credit_of_sample
+
+    cm = runner.credit_at(2, 1)
+    want = credit_of_sample(runner.build_net(kept[2]), runner.probe_set, 1, runner.neuron_cfg, "detect", "stca")
+    assert cm.name == "s1" and cm.n_layers == 2
+    for mine, theirs in zip(cm.dV + cm.dW, want.dV + want.dW):
+        np.testing.assert_array_equal(mine, theirs)
+    assert runner.credit_at(99, 0) is None
     info = sa.info
     assert info["class_names"] == ["c0", "c1", "c2"] and info["n_train"] == 16 and len(info["probe_names"]) == 6
     assert info["encoder_settings"] == {"name": "synthetic"}

@@ -22,6 +22,7 @@ import state  # noqa: E402
 import streamlit as st  # noqa: E402
 import training_worker as tw  # noqa: E402
 from components import plain, plot, session_alive_check, setup_page  # noqa: E402
+from components.credit_view import credit_view  # noqa: E402
 
 from stca_engine import limits as se_limits  # noqa: E402
 from stca_engine import memory as se_memory
@@ -754,6 +755,8 @@ def live_view():
             "How the weights move: a band that widens means the layer is learning stronger "
             "positive and negative connections."
         )
+
+    credit_view(worker, labels, names, epoch, idx, class_names, ncfg.theta, info, _fig)
 
 
 def runner_objective(worker, label):

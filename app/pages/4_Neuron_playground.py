@@ -12,6 +12,7 @@ import streamlit as st
 import torch
 from components import explain, plot, setup_page, user_errors
 from figures import neuron_traces
+from figures.credit import neuron_credit, why_inputs_changed
 
 import stca_engine as se
 
@@ -37,11 +38,12 @@ def make_input(n_in: int, n_steps: int, rate_hz: float, dt_ms: float, pattern: s
 
 
 def run_neuron(cfg, w: np.ndarray, x: np.ndarray, desired: int):
-    """Forward with recorded traces, the detection loss for ``desired`` clusters, and the weight gradient."""
+    """Forward with recorded traces, the detection loss for ``desired`` clusters, the weight gradient, and
+    the neuron's per-step ∂L/∂V and ∂L/∂I as the engine's backward computed them (``credit=0``)."""
     net = se.SNN([x.shape[1], 1], cfg, dtype=torch.float64, device="cpu", backend="torch", seed=0)
     with torch.no_grad():
         net.weights[0].copy_(torch.as_tensor(w).view(1, -1))
-    rec = net(torch.as_tensor(x).unsqueeze(1), record=True)
+    rec = net(torch.as_tensor(x).unsqueeze(1), record=True, credit=0)
     loss, info = se.stca_loss(rec.voltages[-1], rec.spikes[-1], torch.tensor([[desired]]), cfg, task="detect")
     if loss.requires_grad and float(loss.detach()) != 0.0:
         loss.backward()
@@ -49,6 +51,9 @@ def run_neuron(cfg, w: np.ndarray, x: np.ndarray, desired: int):
     else:
         grad = np.zeros_like(w)
     tr = {name: getattr(rec, name)[-1][:, 0, 0].detach().numpy().copy() for name in ("m", "s", "e")}
+    credit = rec.credit[0]
+    for name, a in (("dV", credit.dV), ("dI", credit.dI)):
+        tr[name] = a[:, 0].numpy().copy() if a is not None else np.zeros(x.shape[0])
     tr["v"] = rec.voltages[-1][:, 0, 0].detach().numpy().copy()
     tr["o"] = rec.spikes[-1][:, 0, 0].detach().numpy().copy()
     return tr, float(loss.detach()), info, grad
@@ -194,6 +199,21 @@ with view:
             v_after=v_after,
         )
         plot(fig, key="pg_fig")
+
+        st.subheader("What the update changes")
+        why = why_inputs_changed(tr["dI"], grad, inputs, cfg.dt_ms, k, sign)
+        st.markdown(why)
+        st.session_state["playground_view"].update(why=why, dV=tr["dV"], grad=grad)
+        fig = neuron_credit(
+            tr["dV"], tr["dI"], grad, inputs, cfg.dt_ms, k_star=k, sign=sign, lr=float(lr), uirevision="pg_credit"
+        )
+        plot(fig, key="pg_credit")
+        st.caption(
+            "Top: the error ∂L/∂V the loss puts on this neuron, at k* and, through the reset trace, wherever V "
+            "came close to ϑ. Bottom: each input spike, coloured by ∂L/∂I at its moment — red: that spike makes "
+            "its weight grow, blue: shrink. Right: the sum per afferent, the change one update of this "
+            + ("learning rate makes." if not do_update else "learning rate just made.")
+        )
 
     e1, e2, e3 = st.columns(3)
     with e1:
