@@ -150,7 +150,11 @@ def afferent_labels(settings: dict[str, Any] | None, n_inputs: int) -> list[str]
             cfg = SpikegramConfig.from_dict({k: v for k, v in s.items() if k not in ("encoder", "version")})
             if cfg.n_units == n_inputs:
                 hz = erb_space(cfg.f_min, cfg.f_max, cfg.n_kernels)
-                return [f"{_hz(hz[k])} · level {b + 1}/{cfg.n_bins}" for k in range(cfg.n_kernels) for b in range(cfg.n_bins)]
+                return [
+                    f"{_hz(hz[k])} · level {b + 1}/{cfg.n_bins}"
+                    for k in range(cfg.n_kernels)
+                    for b in range(cfg.n_bins)
+                ]
         elif name == "spectral":
             from .spectral import SpectralConfig
 
@@ -165,7 +169,9 @@ def afferent_labels(settings: dict[str, Any] | None, n_inputs: int) -> list[str]
 
                     hz = erb_space(cfg.f_min, cfg.f_max, cfg.n_bands)
                 return [
-                    f"{_hz(hz[k])} · level {b + 1}/{cfg.n_levels}" for k in range(cfg.n_bands) for b in range(cfg.n_levels)
+                    f"{_hz(hz[k])} · level {b + 1}/{cfg.n_levels}"
+                    for k in range(cfg.n_bands)
+                    for b in range(cfg.n_levels)
                 ]
         elif name == "rate":
             side = int(round(n_inputs**0.5))
