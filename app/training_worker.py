@@ -391,6 +391,11 @@ class TrainingWorker:
 # ================================================================================================
 
 OBJECTIVE_LABELS = {"stca": "STCA", "tdp1": "TDP1", "margin": "Margin"}
+UPLOADS = "uploads"  # the data setting for the sounds this session uploaded or recorded on the Data page
+NO_UPLOADS = (
+    "this run trains on the sounds uploaded or recorded on the Data page, but this session has none: "
+    "add them there (Upload files, a .zip of class folders, or Microphone)"
+)
 MAX_KEPT_WEIGHT_BYTES = 64 * 2**20  # per run: weights of every epoch are kept for replay up to this size
 
 
@@ -582,10 +587,25 @@ def check_settings(settings) -> list[str]:
     try:
         from stca_engine.data.sources import parse_data_spec
 
-        parse_data_spec(settings.data)
+        if settings.data != UPLOADS:  # the session's upload set: checked when the run starts
+            parse_data_spec(settings.data)
     except _E as exc:
         problems.append(str(exc))
     return list(dict.fromkeys(problems))
+
+
+def _is_image(settings) -> bool:
+    from stca_engine.data.sources import parse_data_spec
+
+    return settings.data != UPLOADS and parse_data_spec(settings.data).is_image
+
+
+def _upload_set_or_fail(upload_set):
+    from stca_engine.errors import DatasetError
+
+    if upload_set is None:
+        raise DatasetError(NO_UPLOADS, UPLOADS)
+    return upload_set
 
 
 DEFAULT_HEARTBEAT_S = 900.0  # STCA_HEARTBEAT_S; docs/ROBUSTNESS.md's limits table states the same value
@@ -637,13 +657,17 @@ def _sample_label(sample, class_names) -> str:
     return sample.name or "sample"
 
 
-def make_engine_setup(settings, prepare_data=None) -> Setup:
+def make_engine_setup(settings, prepare_data=None, upload_set=None) -> Setup:
     """The worker's ``setup`` for one page run: encode the datasets (with progress), then build one
     ``Trainer`` per objective on the same data with the same seed (so the same initial weights).
 
     ``prepare_data(settings, progress) -> (train, test, info)`` defaults to the engine's data sources;
-    tests pass their own datasets."""
-    prepare_data = prepare_data or prepare_engine_data
+    tests pass their own datasets. ``upload_set``: the session's uploaded ``ClipSet``, used when the
+    settings' data is ``uploads``."""
+    if prepare_data is None:
+
+        def prepare_data(s, progress):
+            return prepare_engine_data(s, progress, upload_set=upload_set)
 
     def setup(progress: ProgressFn, should_stop: StopCheck):
         from stca_engine.trainer import Trainer
@@ -733,12 +757,11 @@ def planned_estimate(settings, longest_clip_s: float | None, n_inputs: int | Non
     """The estimate shown before Start, from the settings and the longest clip of the source (its
     header; ``longest_clip_s``): a stream is at most ``events_per_stream`` such clips plus its
     longest gaps. The datasets' spikes are only counted once encoded (the check after encoding)."""
-    from stca_engine.data.sources import parse_data_spec
     from stca_engine.data.streams import DEFAULT_GAP_S
 
-    spec = parse_data_spec(settings.data)
+    is_image = _is_image(settings)
     dt = float(settings.dt_ms)
-    if spec.is_image:
+    if is_image:
         n_steps = 250  # the rate encoder's default
     else:
         seconds = float(longest_clip_s or 1.0)
@@ -747,25 +770,34 @@ def planned_estimate(settings, longest_clip_s: float | None, n_inputs: int | Non
             seconds = k * seconds + (k + 1) * DEFAULT_GAP_S[1]
         n_steps = int(np.ceil(seconds * 1000.0 / dt))
     if n_inputs is None:
-        n_inputs = 64 if spec.is_image else encoder_for(settings).n_units
+        n_inputs = 64 if is_image else encoder_for(settings).n_units
     if n_classes is None:
         n_classes = len(settings.class_list() or []) or 4
     return run_estimate(settings, n_steps, n_inputs, n_classes)
 
 
-def source_outline(settings) -> dict:
-    """``{"longest_clip_s", "n_inputs" (images; None for sound: the encoder decides), "n_classes"}`` of
-    the settings' data source from its listing (file headers only, nothing decoded); what
-    ``planned_estimate`` needs. Raises ``StcaError``."""
+def _clipset_for(settings, upload_set):
+    """The settings' data as a loaded set: the session's uploads (restricted to the chosen classes), or
+    the data spec's source with folders confined to the allowed roots."""
     from stca_engine.data import sources
-    from stca_engine.data.clips import header_seconds
 
-    spec = sources.parse_data_spec(settings.data)
+    if settings.data == UPLOADS:
+        cs = _upload_set_or_fail(upload_set)
+        return cs.subset(settings.class_list()) if settings.class_list() else cs
     opts = {"seed": int(settings.seed)}
     if settings.class_list():
         opts["classes"] = settings.class_list()
-    data = sources.load_clipset(spec, restrict=True, **opts)
-    if spec.is_image:
+    return sources.load_clipset(sources.parse_data_spec(settings.data), restrict=True, **opts)
+
+
+def source_outline(settings, upload_set=None) -> dict:
+    """``{"longest_clip_s", "n_inputs" (images; None for sound: the encoder decides), "n_classes"}`` of
+    the settings' data source from its listing (file headers only, nothing decoded); what
+    ``planned_estimate`` needs. Raises ``StcaError``."""
+    from stca_engine.data.clips import header_seconds
+
+    data = _clipset_for(settings, upload_set)
+    if _is_image(settings):
         return {
             "longest_clip_s": None,
             "n_inputs": int(np.prod(data.images.shape[1:])),
@@ -794,12 +826,11 @@ def encoder_for(settings):
     return make_encoder("spectral", dt_ms=float(settings.dt_ms), n_bands=int(settings.n_channels))
 
 
-def prepare_engine_data(settings, progress: ProgressFn):
-    """``(train, test, info)`` from the engine's data sources, folders confined to the allowed roots."""
+def prepare_engine_data(settings, progress: ProgressFn, upload_set=None):
+    """``(train, test, info)`` from the engine's data sources, folders confined to the allowed roots, or
+    from the session's ``upload_set`` when the settings' data is ``uploads``."""
     from stca_engine.data import sources
 
-    spec = sources.parse_data_spec(settings.data)
-    encoder = None if spec.is_image else encoder_for(settings)
     kw = {}
     if settings.task == "detect":
         kw.update(
@@ -807,21 +838,27 @@ def prepare_engine_data(settings, progress: ProgressFn):
             n_test_streams=int(settings.n_test),
             events_per_stream=int(settings.events_per_stream),
         )
-    data = spec
-    if settings.class_list():
-        if spec.kind == "demo":  # load_demo takes its options as **opts, which the generic loader refuses
+    kind = UPLOADS
+    if settings.data == UPLOADS:
+        data = _clipset_for(settings, upload_set)
+    else:
+        spec = sources.parse_data_spec(settings.data)
+        kind = spec.kind
+        if not settings.class_list():
+            data = spec
+            kw["restrict"] = True
+        elif spec.kind == "demo":  # load_demo takes its options as **opts, which the generic loader refuses
             from stca_engine.data.demo import load_demo
 
             data = load_demo(seed=int(settings.seed), classes=settings.class_list())
         else:
             data = sources.load_clipset(spec, restrict=True, seed=int(settings.seed), classes=settings.class_list())
-    else:
-        kw["restrict"] = True
+    encoder = None if _is_image(settings) else encoder_for(settings)
     if _regularised(settings):
         from stca_engine.defaults import REGULARISATION
 
         kw["val_fraction"] = REGULARISATION["val_fraction"]
-    if spec.kind == "demo":
+    if kind == "demo" or (kind == UPLOADS and len(data.clips) <= 300):
         kw["workers"] = 1  # a few hundred short clips: a process pool would cost more to start than it saves
     return sources.prepare_datasets(
         data,

@@ -14,6 +14,8 @@ variable                   default  meaning
 ``STCA_CHUNK_SECONDS``     30       long recordings are encoded in pieces this long, s
 ``STCA_MAX_MODEL_MB``      256      largest model weights (declared by its config) loaded, MiB
 ``STCA_MAX_RUN_MB``        2048     largest estimated memory of one training run, MiB
+``STCA_MAX_ARCHIVE_MB``    1024     largest total unpacked size of one uploaded .zip of sounds, MiB
+``STCA_MAX_ARCHIVE_FILES`` 2000     most sound files one uploaded .zip may hold
 =========================  =======  =====================================================
 """
 
@@ -30,6 +32,8 @@ DEFAULT_MAX_AUDIO_SECONDS = 600.0
 DEFAULT_CHUNK_SECONDS = 30.0
 DEFAULT_MAX_MODEL_MB = 256.0
 DEFAULT_MAX_RUN_MB = 2048.0
+DEFAULT_MAX_ARCHIVE_MB = 1024.0
+DEFAULT_MAX_ARCHIVE_FILES = 2000
 MIN_CHUNK_SECONDS = 1.0  # shorter pieces would cut most gammatone atoms (up to ~25 ms) at the seams
 
 ENV_MAX_UPLOAD_MB = "STCA_MAX_UPLOAD_MB"
@@ -37,6 +41,8 @@ ENV_MAX_AUDIO_SECONDS = "STCA_MAX_AUDIO_SECONDS"
 ENV_CHUNK_SECONDS = "STCA_CHUNK_SECONDS"
 ENV_MAX_MODEL_MB = "STCA_MAX_MODEL_MB"
 ENV_MAX_RUN_MB = "STCA_MAX_RUN_MB"
+ENV_MAX_ARCHIVE_MB = "STCA_MAX_ARCHIVE_MB"
+ENV_MAX_ARCHIVE_FILES = "STCA_MAX_ARCHIVE_FILES"
 
 __all__ = [
     "DEFAULT_MAX_UPLOAD_MB",
@@ -53,6 +59,12 @@ __all__ = [
     "DEFAULT_MAX_RUN_MB",
     "ENV_MAX_RUN_MB",
     "max_run_mb",
+    "DEFAULT_MAX_ARCHIVE_MB",
+    "DEFAULT_MAX_ARCHIVE_FILES",
+    "ENV_MAX_ARCHIVE_MB",
+    "ENV_MAX_ARCHIVE_FILES",
+    "max_archive_mb",
+    "max_archive_files",
     "Limits",
     "current_limits",
     "max_upload_mb",
@@ -113,6 +125,17 @@ def max_run_mb() -> float:
     """Largest estimated memory of one training run in MiB (``STCA_MAX_RUN_MB``, default 2048); see
     ``stca_engine.memory``: checked by ``stca train`` and the Train page before training starts."""
     return _positive_env(ENV_MAX_RUN_MB, DEFAULT_MAX_RUN_MB)
+
+
+def max_archive_mb() -> float:
+    """Largest total unpacked size of one uploaded ``.zip`` of sounds in MiB (``STCA_MAX_ARCHIVE_MB``, default
+    1024); members are unpacked one at a time to disk, each within ``STCA_MAX_UPLOAD_MB``."""
+    return _positive_env(ENV_MAX_ARCHIVE_MB, DEFAULT_MAX_ARCHIVE_MB)
+
+
+def max_archive_files() -> int:
+    """Most sound files one uploaded ``.zip`` may hold (``STCA_MAX_ARCHIVE_FILES``, default 2000)."""
+    return int(_positive_env(ENV_MAX_ARCHIVE_FILES, DEFAULT_MAX_ARCHIVE_FILES, 1.0))
 
 
 @dataclass(frozen=True)

@@ -163,3 +163,31 @@ def test_a_bad_microphone_take_is_a_message():
         "no class with at least two usable uploads" in e.value and "not a readable audio file" in e.value
         for e in at.error
     ), [e.value for e in at.error]
+
+
+def _zip_of_class_folders(classes=(("bell", 900.0), ("horn", 200.0)), n=3) -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for c, f0 in classes:
+            for i in range(n):
+                z.writestr(f"my sounds/{c}/take {i}.wav", _take(f0 + 25 * i))
+    return buf.getvalue()
+
+
+def test_a_zip_of_class_folders_is_a_browsable_set_and_goes_to_the_train_page():
+    """Issue #13 item 3: upload a .zip of class folders, see its clips, hand it to the Train page."""
+    at = AppTest.from_file(str(REPO / "app" / "Home.py"), default_timeout=300).run()
+    at.switch_page("pages/1_Data.py").run()  # from the app's entry point, so the page can switch on
+    at.radio(key="data.source").set_value("Upload files").run()
+    at.file_uploader(key="data.uploads").set_value([("sounds.zip", _zip_of_class_folders(), "application/zip")]).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert set(at.selectbox(key="data.class").options) == {"bell", "horn"}
+    held = at.session_state["data.upload_set"][1]
+    assert len(held.clips) == 6 and held.source == "uploads"
+    at.button(key="data.train_on_uploads").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["train.settings"].data == "uploads"
+    assert any("Train on my sounds (6 clips, 2 classes)" == t.label for t in at.toggle)  # now on the Train page
+    assert at.toggle(key="train.use_uploads").value is True

@@ -482,3 +482,61 @@ def test_a_silent_network_is_warned_about_on_the_page():
     assert "silent hidden 1" in warnings and not at.exception
     at.button(key="train.btn_reset").click().run()
     worker.join(10)
+
+
+def _upload_set(tmp_path):
+    import io
+    import zipfile
+
+    import soundfile as sf
+
+    from stca_engine.data.uploads import uploads_clipset
+
+    sr, buf = 16000, io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for c, f0 in (("clap", 1500.0), ("hum", 180.0)):
+            for i in range(4):
+                t = np.arange(int(0.3 * sr)) / sr
+                w = io.BytesIO()
+                sf.write(
+                    w,
+                    (0.5 * np.sin(2 * np.pi * (f0 + 30 * i) * t) * np.hanning(t.size)).astype(np.float32),
+                    sr,
+                    format="WAV",
+                )
+                z.writestr(f"{c}/{i}.wav", w.getvalue())
+    return uploads_clipset([(buf.getvalue(), "mine.zip")], dest=tmp_path / "up")
+
+
+def test_training_on_the_sessions_uploaded_sounds(tmp_path):
+    """Issue #13 item 3: the Data page's upload set trains on the Train page (no server path typed), and
+    the trained model goes to the Detect page with the upload's classes."""
+    cs = _upload_set(tmp_path)
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["data.upload_set"] = (("test",), cs)
+    for k, v in {**SMALL_RUN, "classes": "", "task": "classify"}.items():
+        at.query_params[k] = v
+    at.run()
+    toggle = at.toggle(key="train.use_uploads")
+    assert toggle.label == "Train on my sounds (8 clips, 2 classes)" and toggle.value is False
+    toggle.set_value(True).run()
+    assert at.session_state["train.settings"].data == "uploads" and at.query_params["data"] == "uploads"
+    at.button(key="train.btn_step").click().run()
+    worker = at.session_state["train.run"]["worker"]
+    _wait(at, lambda a: worker.snapshot().status == "paused" and worker.snapshot().epoch == 1)
+    assert worker.snapshot().info["class_names"] == ["clap", "hum"]
+    assert at.session_state["trained_model"]["class_names"] == ["clap", "hum"]
+    at.button(key="train.btn_reset").click().run()
+    at.selectbox(key="train.preset").set_value("paper").run()  # a preset's class list is for its own data
+    assert at.session_state["train.settings"].data == "uploads" and at.session_state["train.settings"].classes == ""
+    # switched off: back to the data source it had before
+    at.toggle(key="train.use_uploads").set_value(False).run()
+    assert at.session_state["train.settings"].data == "demo"
+
+
+def test_a_link_to_an_uploads_run_in_a_session_without_uploads_says_what_to_do():
+    at = _page({**SMALL_RUN, "data": "uploads"})
+    assert any("this session has none" in w.value for w in at.warning)
+    at.button(key="train.btn_start").click().run()
+    _wait(at, lambda a: a.session_state["train.run"]["worker"].snapshot().finished, timeout=60)
+    assert not at.exception and any("Data page" in e.value for e in at.error)

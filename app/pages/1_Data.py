@@ -95,15 +95,19 @@ def _clip_set():
         return _microphone_set()
     if source == "Upload files":
         files = st.file_uploader(
-            "Sound files; the class is the file name up to the first '_' or '-' "
-            "(e.g. bell_01.wav, bell_02.wav, horn_01.wav)",
-            type=AUDIO_TYPES,
+            "Sound files, or a .zip of class folders (bell/01.wav, horn/01.wav, …); a loose file's class is its "
+            "name up to the first '_' or '-' (e.g. bell_01.wav, bell_02.wav, horn_01.wav)",
+            type=[*AUDIO_TYPES, "zip"],
             accept_multiple_files=True,
             key="data.uploads",
             max_upload_size=_cap_mb(),
         )
         if not files:
-            st.info(f"Upload at least two files per class (up to {limits.max_upload_mb():g} MB each).")
+            st.info(
+                f"Upload at least two files per class (up to {limits.max_upload_mb():g} MB each), or a .zip with "
+                f"one folder per class (up to {limits.max_archive_files()} sounds, "
+                f"{limits.max_archive_mb():g} MB unpacked)."
+            )
             return None
         return _upload_set(tuple((f.name, f.size) for f in files), lambda: [(f.getvalue(), f.name) for f in files])
     from stca_engine.roots import allowed_roots
@@ -239,6 +243,34 @@ def _report_view(report: dict | None, secs: float, n_spikes: int, n_units: int, 
             st.caption(", ".join(f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}" for k, v in items.items()))
 
 
+def _train_on_these(clips) -> None:
+    """Hand the session's uploaded or recorded set to the Train page (no server path to type)."""
+    if not st.button(
+        "Train on these sounds",
+        icon=":material/model_training:",
+        type="primary",
+        key="data.train_on_uploads",
+        help="Opens the Train page with this set as its data; the files stay on the server only while this "
+        "session lasts.",
+    ):
+        return
+    from dataclasses import replace
+
+    import state
+    from training_worker import UPLOADS
+
+    ss = st.session_state
+    if "train.settings" not in ss:
+        ss["train.settings"], ss["train.url_problems"] = state.settings_from_query({})
+    cur = ss["train.settings"]
+    if cur.data != UPLOADS:
+        ss["train.data_before_uploads"] = cur.data
+    ss["train.settings"] = replace(cur, data=UPLOADS, classes="")
+    for name, value in (("data", UPLOADS), ("classes", "")):
+        ss[state.widget_key(name)] = value
+    st.switch_page("pages/2_Train.py")
+
+
 # ---- page -----------------------------------------------------------------------------------------
 st.subheader("1 · Source")
 clips = None
@@ -258,6 +290,8 @@ if clips is not None:
             hide_index=True,
             key="data.classes",
         )
+    if clips.source == "uploads":
+        _train_on_these(clips)
     if clips.skipped:
         with st.expander(f"{len(clips.skipped)} file(s) left out", expanded=False):
             st.dataframe(

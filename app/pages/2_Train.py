@@ -56,11 +56,33 @@ def _tau_s_follows_tau_m():
     ss[K("tau_s_ms")] = float(ss[K("tau_m_ms")]) / 4.0
 
 
+def _upload_set():
+    """The ClipSet this session uploaded or recorded on the Data page (None if there is none)."""
+    held = ss.get("data.upload_set")
+    return held[1] if held else None
+
+
+def _use_uploads():
+    """The "train on my sounds" switch: data becomes the session's uploads, or goes back to what it was."""
+    cur = ss["train.settings"]
+    if ss[K("use_uploads")]:
+        if cur.data != tw.UPLOADS:
+            ss["train.data_before_uploads"] = cur.data
+        new = tw.UPLOADS
+    else:
+        new = ss.get("train.data_before_uploads", "demo") if cur.data == tw.UPLOADS else cur.data
+    ss["train.settings"] = replace(cur, data=new, classes="")
+    ss[K("data")], ss[K("classes")] = new, ""
+
+
 def _apply_preset():
     """Preset picked: every setting takes the preset's value (the data source is kept)."""
     name = ss[K("preset")]
     try:
-        new = replace(state.preset_settings(name), data=ss["train.settings"].data)
+        data = ss["train.settings"].data
+        new = replace(state.preset_settings(name), data=data)
+        if data == tw.UPLOADS:  # a preset's class list names its own data set's classes, not the user's
+            new = replace(new, classes="")
     except StcaError as exc:
         ss["train.flash"] = ("error", str(exc))
         return
@@ -90,6 +112,20 @@ with st.sidebar:
         help="Fills every setting below; you can still change them.",
     )
     st.caption(presets[ss[K("preset")]].description)
+    uploads = _upload_set()
+    if uploads is not None or cur.data == tw.UPLOADS:
+        ss[K("use_uploads")] = ss["train.settings"].data == tw.UPLOADS
+        n_clips = 0 if uploads is None else len(uploads.clips)
+        n_classes = 0 if uploads is None else len(uploads.class_names)
+        st.toggle(
+            f"Train on my sounds ({n_clips} clips, {n_classes} classes)",
+            key=K("use_uploads"),
+            on_change=_use_uploads,
+            help="The sounds uploaded (files or a .zip of class folders) or recorded on the Data page in "
+            "this session; they stay on the server only while this session lasts.",
+        )
+        if cur.data == tw.UPLOADS and uploads is None:
+            st.warning(tw.NO_UPLOADS[0].upper() + tw.NO_UPLOADS[1:] + ".")
 
     values: dict = {}
 
@@ -156,7 +192,8 @@ with st.sidebar:
                 "data",
                 "Data source",
                 help="demo (built-in synthetic sounds), digits, rwcp:PATH, medleydb:PATH, folder:PATH or "
-                "mnist:PATH; folders must lie inside the operator's allowed roots.",
+                "mnist:PATH; folders must lie inside the operator's allowed roots. uploads: the sounds "
+                "uploaded or recorded on the Data page in this session.",
             )
             widget(st.text_input, "classes", "Classes (comma separated; empty = all)")
             widget(
@@ -264,7 +301,7 @@ def _new_run_checked(s: state.TrainSettings):
         return None
     try:
         worker = tw.TrainingWorker(
-            tw.make_engine_setup(s),
+            tw.make_engine_setup(s, upload_set=_upload_set() if s.data == tw.UPLOADS else None),
             n_epochs=s.epochs,
             heartbeat_timeout_s=tw.heartbeat_timeout_s(),
             idle_pause_s=tw.idle_pause_s(),
@@ -315,12 +352,12 @@ def _on_reset():
 def _planned_estimate(s: state.TrainSettings):
     """(estimate or None, problem or None) of a run with these settings, before Start (the source's
     listing is read once per data/classes/seed and kept in the session)."""
-    key = (s.data, s.classes, s.seed)
+    key = (s.data, s.classes, s.seed, id(_upload_set()) if s.data == tw.UPLOADS else None)
     outlines = ss.setdefault("train.outline", {})
     if key not in outlines:
         try:
             outlines.clear()
-            outlines[key] = tw.source_outline(s)
+            outlines[key] = tw.source_outline(s, _upload_set())
         except StcaError:
             outlines[key] = None  # the source's own error is shown when Start is pressed
     outline = outlines[key]

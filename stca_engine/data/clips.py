@@ -233,6 +233,30 @@ class ClipSet:
             out[self.clips[i].class_name][1] += 1
         return {c: (a, b) for c, (a, b) in out.items()}
 
+    def subset(self, classes) -> ClipSet:
+        """The same set restricted to ``classes`` (a list or comma string, in this order; same split);
+        ``DatasetError`` naming any class the set does not have."""
+        from ..errors import DatasetError
+
+        wanted = [c.strip() for c in classes.split(",")] if isinstance(classes, str) else [str(c) for c in classes]
+        wanted = [c for c in dict.fromkeys(wanted) if c]
+        missing = [c for c in wanted if c not in self.class_names]
+        if missing:
+            raise DatasetError(
+                f"no class {', '.join(repr(c) for c in missing)} (it has {', '.join(self.class_names)})", self.source
+            )
+        keep = [i for i, c in enumerate(self.clips) if c.class_name in wanted]
+        new_index = {old: new for new, old in enumerate(keep)}
+        return ClipSet(
+            [self.clips[i] for i in keep],
+            wanted,
+            [new_index[i] for i in self.train_idx if i in new_index],
+            [new_index[i] for i in self.test_idx if i in new_index],
+            list(self.skipped),
+            self.source,
+            dict(self.info),
+        )
+
     def summary(self) -> str:
         lines = [
             f"{self.source}: {len(self.class_names)} classes, {len(self.train_idx)} train / "

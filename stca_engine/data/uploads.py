@@ -4,6 +4,9 @@ Every upload is checked on its own (size cap before decoding, then decodability,
 NaN/inf, silence) and a bad one is listed with its reason while the others go on. For a training
 set the accepted bytes are stored content-addressed in a folder (so the encoded-clip cache keys on
 them like any file) and labelled from the given labels or the file name (``dog_01.wav`` -> ``dog``).
+A ``.zip`` of class folders (``dog/01.wav``, ``cat/01.wav``, optionally inside one top folder) is
+unpacked one member at a time, each under the upload cap, the whole under ``STCA_MAX_ARCHIVE_MB``
+and ``STCA_MAX_ARCHIVE_FILES``; its sounds are labelled by their folder.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import shutil
 import tempfile
 import time
 import weakref
-from pathlib import Path
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -143,11 +148,115 @@ def uploads_clipset(
     return cs
 
 
+ARCHIVE_EXTS = (".zip",)
+
+
+def _member_dirs(info: zipfile.ZipInfo) -> tuple[tuple[str, ...], str] | None:
+    """``(folders, file name)`` of a zip member worth reading, or None (folders, macOS and hidden entries)."""
+    path = PurePosixPath(info.filename.replace("\\", "/"))
+    parts = [p for p in path.parts if p not in ("", ".", "/")]
+    if info.is_dir() or not parts or any(p.startswith(".") or p == "__MACOSX" or p == ".." for p in parts):
+        return None
+    return tuple(parts[:-1]), parts[-1]
+
+
+def archive_labels(members: list[tuple[tuple[str, ...], str]]) -> list[str]:
+    """The class of each ``(folders, file name)``: the first folder below the folders all share
+    (``sounds/dog/1.wav`` and ``sounds/cat/1.wav`` -> dog, cat); when every file sits in the same folder,
+    that folder (a one-class zip); files at the top of the archive are named by their file name."""
+    if not members:
+        return []
+    common: list[str] = list(members[0][0])
+    for dirs, _ in members[1:]:
+        n = 0
+        while n < min(len(common), len(dirs)) and common[n] == dirs[n]:
+            n += 1
+        common = common[:n]
+    if all(len(dirs) == len(common) for dirs, _ in members):
+        return [common[-1] if common else label_from_filename(f) for _, f in members]
+    return [dirs[len(common)] if len(dirs) > len(common) else label_from_filename(f) for dirs, f in members]
+
+
+def _archive_members(data: bytes, name: str, skipped: list, max_mb: float | None) -> Iterator[tuple[bytes, str, str]]:
+    """``(bytes, "archive.zip:path", label)`` for each sound file in the zip ``data``, read one at a time:
+    the member's declared size is checked against the upload cap before it is unpacked, and never more
+    than that is read (a member that unpacks to gigabytes is listed in ``skipped``, not read)."""
+    import io
+
+    from .. import limits
+
+    try:
+        z = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        skipped.append((name, "not a zip archive"))
+        return
+    cap = int((limits.max_upload_mb() if max_mb is None else float(max_mb)) * 1024 * 1024)
+    budget = int(limits.max_archive_mb() * 1024 * 1024)
+    with z:
+        infos, members = [], []
+        for info in z.infolist():
+            m = _member_dirs(info)
+            if m is None:
+                continue
+            if PurePosixPath(m[1]).suffix.lower() not in AUDIO_EXTS:
+                skipped.append(
+                    (f"{name}:{info.filename}", f"not an audio file name (supported: {', '.join(AUDIO_EXTS)})")
+                )
+                continue
+            infos.append(info)
+            members.append(m)
+        if len(infos) > limits.max_archive_files():
+            raise DatasetError(
+                f"holds {len(infos)} sound files, more than {limits.max_archive_files()} "
+                f"(set by {limits.ENV_MAX_ARCHIVE_FILES}); split it into several archives",
+                name,
+            )
+        total = 0
+        for info, label in zip(infos, archive_labels(members)):
+            where = f"{name}:{info.filename}"
+            if info.file_size > cap:
+                skipped.append(
+                    (where, f"unpacks to {info.file_size / 2**20:.1f} MB, over the upload limit of {cap / 2**20:g} MB")
+                )
+                continue
+            if total + info.file_size > budget:
+                skipped.append(
+                    (
+                        where,
+                        f"the archive unpacks to more than {budget / 2**20:g} MB (set by {limits.ENV_MAX_ARCHIVE_MB})",
+                    )
+                )
+                continue
+            try:
+                with z.open(info) as f:
+                    member = f.read(cap + 1)
+            except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+                skipped.append((where, f"cannot be unpacked ({type(exc).__name__}: {exc})"))
+                continue
+            except Exception as exc:  # noqa: BLE001 - zlib errors of damaged deflate streams
+                skipped.append((where, f"cannot be unpacked ({exc})"))
+                continue
+            if len(member) > cap:  # the header under-declared the size
+                skipped.append((where, f"unpacks to more than the upload limit of {cap / 2**20:g} MB"))
+                continue
+            total += len(member)
+            yield member, where, label
+
+
+def _expanded(files, labels, skipped, max_mb) -> Iterator[tuple[bytes, str, str | None]]:
+    """Every upload as ``(bytes, name, label or None)``, archives replaced by their sound files."""
+    for k, (data, name) in enumerate(files):
+        if Path(name).suffix.lower() in ARCHIVE_EXTS:
+            yield from _archive_members(data, name, skipped, max_mb)
+        else:
+            yield data, name, labels[k] if labels is not None else None
+
+
 def _uploads_clipset(files, labels, dest: Path, seed, max_mb, max_seconds) -> ClipSet:
     dest.mkdir(parents=True, exist_ok=True)
     by_class: dict[str, list[tuple[Path, str]]] = {}
     skipped: list[tuple[str, str]] = []
-    for k, (data, name) in enumerate(files):
+    for data, name, given in _expanded(files, labels, skipped, max_mb):
         if Path(name).suffix.lower() not in AUDIO_EXTS:
             skipped.append((name, f"not an audio file name (supported: {', '.join(AUDIO_EXTS)})"))
             continue
@@ -156,7 +265,7 @@ def _uploads_clipset(files, labels, dest: Path, seed, max_mb, max_seconds) -> Cl
         except StcaError as exc:
             skipped.append((name, exc.problem))
             continue
-        label = (labels[k] if labels is not None else label_from_filename(name)).strip()
+        label = (given if given is not None else label_from_filename(name)).strip()
         if not label:
             skipped.append((name, "empty class label"))
             continue
