@@ -3,9 +3,10 @@
 A trained detection model fires one spike cluster per event of its class (SPEC §3), so detecting
 events in a recording means: encode it, run the network, and read each output neuron's clusters.
 Long recordings do not fit one dense ``[T, n_in]`` raster, so the network runs in chunks of
-``chunk_steps`` steps and **carries every neuron's state (M, S, E and its last spike) across chunk
-boundaries**. The per-step arithmetic is sequential and identical whatever the chunk size, so a
-chunked run gives bit-for-bit the same spikes and voltages as one unchunked run.
+``chunk_steps`` steps through the engine's stateful kernels (``SNN.forward(x, state=...)``), which
+**carry every neuron's state (M, S, E and its last spike) across chunk boundaries**. The per-step
+arithmetic is sequential and identical whatever the chunk size, so a chunked run gives bit-for-bit the
+same spikes and voltages as one unchunked run. This module keeps no recurrence of its own.
 
 ``encode_recording`` turns a recording into spikes the way training saw its events (each sound
 region encoded on its own). ``detect_events`` is used by ``stca detect`` and the app's Detect page.
@@ -27,61 +28,27 @@ from .errors import ConfigError
 DEFAULT_CHUNK_STEPS = 20_000  # 60 s at dt = 3 ms: a few MB of dense raster per layer
 
 
-def _njit(fn):
-    """numba-compile lazily on first call (nothing compiles at import time)."""
-    compiled = {}
+def _streaming_net(net, neuron_cfg):
+    """A float64 CPU copy of ``net`` (with the model's ``neuron_cfg``) on the numba kernels: the chunks of a
+    long recording run through the engine's own stateful kernels (``SNN.forward(x, state=...)``), the
+    same ones training uses."""
+    from .network import SNN
 
-    def wrapper(*args):
-        if "f" not in compiled:
-            import numba
-
-            compiled["f"] = numba.njit(cache=True, nogil=True)(fn)
-        return compiled["f"](*args)
-
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    wrapper.py_func = fn
-    return wrapper
-
-
-@_njit
-def _clif_chunk(x, WT, v0, beta_m, beta_s, theta, spiking, m, s, e, o, V_out, O_out):
-    """Advance one C-LIF layer over ``x [t, n_in]`` (0/1) from state ``(m, s, e, o)`` (updated in place).
-
-    I[k] = V0 · Σ_j W[:, j] x[k, j] (summed over the active inputs in increasing j), then SPEC §2:
-    M = βm M + I, S = βs S + I, E = βm E + ϑ O_prev, V = M − S − E, O = [V ≥ ϑ].
-    A non-spiking layer (margin readout) has V = M − S and never spikes.
-    """
-    t, n_in = x.shape
-    n = WT.shape[1]
-    cur = np.zeros(n, dtype=WT.dtype)
-    for k in range(t):
-        for i in range(n):
-            cur[i] = 0.0
-        for j in range(n_in):
-            if x[k, j] != 0:
-                for i in range(n):
-                    cur[i] += WT[j, i]
-        for i in range(n):
-            I = v0 * cur[i]
-            m[i] = beta_m * m[i] + I
-            s[i] = beta_s * s[i] + I
-            if spiking:
-                e[i] = beta_m * e[i] + theta * o[i]
-                v = m[i] - s[i] - e[i]
-                o[i] = 1.0 if v >= theta else 0.0
-            else:
-                v = m[i] - s[i]
-            V_out[k, i] = v
-            O_out[k, i] = o[i]
-
-
-def _layer_params(net, neuron_cfg):
-    """(W [out, in] numpy, spiking) per layer; the output layer is non-spiking only for a margin readout."""
-    weights = [w.detach().to("cpu", torch.float64).numpy() for w in net.weights]
-    out_spiking = bool(getattr(net, "output_spiking", True))
-    flags = [True] * (len(weights) - 1) + [out_spiking]
-    return weights, flags
+    weights = list(net.weights)  # the SNN contract detection needs: weights [out, in] (SPEC §5)
+    sizes = [int(weights[0].shape[1])] + [int(w.shape[0]) for w in weights]
+    copy = SNN(
+        sizes,
+        neuron_cfg,
+        dtype=torch.float64,
+        device="cpu",
+        output_spiking=bool(getattr(net, "output_spiking", True)),
+        backend="numba",
+        seed=0,
+    )
+    with torch.no_grad():
+        for mine, theirs in zip(copy.weights, weights):
+            mine.copy_(theirs.detach().to("cpu", torch.float64))
+    return copy
 
 
 @dataclass
@@ -123,27 +90,29 @@ def run_streaming(
     spikes: SpikeTrain,
     chunk_steps: int = DEFAULT_CHUNK_STEPS,
     keep_voltages: bool = True,
-    dtype=np.float64,
     progress: Callable[[int, int, str], None] | None = None,
 ):
-    """Run the network over a whole raster in chunks, carrying state.
+    """Run the network over a whole raster in chunks, carrying state (in float64, on the CPU).
 
     Returns ``(V_out [T, C] or None, spike_steps list per output neuron, n_chunks)``.
     """
     if chunk_steps < 1:
         raise ConfigError(f"chunk_steps must be >= 1, got {chunk_steps}", "detect")
-    weights, flags = _layer_params(net, neuron_cfg)
-    if spikes.n_units != weights[0].shape[1]:
+    from .kernels import LayerState
+
+    n_in = int(net.weights[0].shape[1])
+    if spikes.n_units != n_in:
         raise ConfigError(
-            f"the model expects {weights[0].shape[1]} input afferents but the spike train has "
+            f"the model expects {n_in} input afferents but the spike train has "
             f"{spikes.n_units} (was it encoded with the model's encoder settings?)",
             "detect",
         )
-    WTs = [np.ascontiguousarray(w.T.astype(dtype)) for w in weights]
-    states = [tuple(np.zeros(w.shape[0], dtype=dtype) for _ in range(4)) for w in weights]
-    p = (float(neuron_cfg.v0), float(neuron_cfg.beta_m), float(neuron_cfg.beta_s), float(neuron_cfg.theta))
+    stream = _streaming_net(net, neuron_cfg)
+    out_spiking = bool(getattr(net, "output_spiking", True))
+    # a zero start state from the first chunk on: every chunk then takes the kernels' input-by-input path
+    state = [LayerState.zeros(1, n, torch.float64) for n in stream.sizes[1:]]
     T = int(spikes.n_steps)
-    n_out = weights[-1].shape[0]
+    n_out = stream.sizes[-1]
     V_keep = np.zeros((T, n_out), dtype=np.float32) if keep_voltages else None
     out_steps: list[list[np.ndarray]] = [[] for _ in range(n_out)]
     order = np.argsort(spikes.times, kind="stable")
@@ -152,17 +121,15 @@ def run_streaming(
     for ci in range(n_chunks):
         a, b = ci * chunk_steps, min(T, (ci + 1) * chunk_steps)
         lo, hi = np.searchsorted(times, a), np.searchsorted(times, b)
-        x = np.zeros((b - a, spikes.n_units), dtype=np.uint8)
-        x[times[lo:hi] - a, units[lo:hi]] = 1
-        for li, (WT, spiking) in enumerate(zip(WTs, flags)):
-            m, s, e, o = states[li]
-            V = np.empty((b - a, WT.shape[1]), dtype=dtype)
-            O = np.zeros((b - a, WT.shape[1]), dtype=dtype)
-            _clif_chunk(x, WT, *p, spiking, m, s, e, o, V, O)
-            x = O
+        x = torch.zeros(b - a, 1, spikes.n_units, dtype=torch.float64)
+        x[torch.from_numpy(times[lo:hi] - a), 0, torch.from_numpy(units[lo:hi])] = 1.0
+        with torch.no_grad():
+            rec = stream(x, state=state)
+        state = rec.state
+        V, O = rec.voltages[-1][:, 0].numpy(), rec.spikes[-1][:, 0].numpy()
         if V_keep is not None:
             V_keep[a:b] = V
-        if flags[-1]:
+        if out_spiking:
             for c in range(n_out):
                 out_steps[c].append(np.flatnonzero(O[:, c]) + a)
         if progress is not None:

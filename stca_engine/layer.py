@@ -71,13 +71,17 @@ class CLIFLayerFunction(torch.autograd.Function):
 
     ``sink`` (a list or None) receives ``(M, S, E)`` traces when recording; they carry no gradient.
     ``credit`` (a ``LayerCredit`` or None) is filled by the backward with one sample's per-step error.
+    ``state`` (a ``LayerState`` or None = zeros) is the neurons' state before the first step; the state
+    after the last step is appended to ``state_out`` (a list) when given. No gradient reaches ``state``.
     """
 
     @staticmethod
-    def forward(ctx, x, W, params: LayerParams, kernels, sink, credit=None):
-        V, O, M, S, E, aux = kernels.forward(x, W, params, record=sink is not None)
+    def forward(ctx, x, W, params: LayerParams, kernels, sink, credit=None, state=None, state_out=None):
+        V, O, M, S, E, aux, final = kernels.forward(x, W, params, record=sink is not None, state=state)
         if sink is not None:
             sink.append((M, S, E))
+        if state_out is not None:
+            state_out.append(final)
         ctx.set_materialize_grads(False)  # None instead of zero tensors: lets backward skip work
         ctx.save_for_backward(x, W, V)
         ctx.params = params
@@ -97,15 +101,24 @@ class CLIFLayerFunction(torch.autograd.Function):
             if credit is not None:
                 credit.dV = torch.zeros(V.shape[0], V.shape[2], dtype=V.dtype, device=V.device)
                 credit.dI = torch.zeros_like(credit.dV)
-            return None, None, None, None, None, None
+            return (None,) * 8
         gx, gW = ctx.kernels.backward(
             x, W, V, gV, gO if ctx.params.spiking else None, ctx.params, need_x, need_w, ctx.aux, credit=credit
         )
         if gx is not None and gx.dtype != x.dtype:
             gx = gx.to(x.dtype)
-        return gx, gW, None, None, None, None
+        return gx, gW, None, None, None, None, None, None
 
 
-def clif_layer(x: torch.Tensor, W: torch.Tensor, params: LayerParams, backend: str = "auto", sink=None, credit=None):
+def clif_layer(
+    x: torch.Tensor,
+    W: torch.Tensor,
+    params: LayerParams,
+    backend: str = "auto",
+    sink=None,
+    credit=None,
+    state=None,
+    state_out=None,
+):
     """Run one layer; see ``CLIFLayerFunction``."""
-    return CLIFLayerFunction.apply(x, W, params, kernel_module(backend, W.device), sink, credit)
+    return CLIFLayerFunction.apply(x, W, params, kernel_module(backend, W.device), sink, credit, state, state_out)

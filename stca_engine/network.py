@@ -22,6 +22,8 @@ class Recording:
     ``inputs`` is the input raster ``[T, B, n_in]`` as fed to the network.
     ``credit`` (``forward(..., credit=b)``): one ``LayerCredit`` per layer, filled with sample b's
     per-step ∂L/∂V and ∂L/∂I once the loss is back-propagated.
+    ``state``: one ``LayerState`` per layer, every neuron's state after the last step; pass it as
+    ``forward(next_piece, state=rec.state)`` to go on where this run stopped.
     """
 
     voltages: list
@@ -32,6 +34,7 @@ class Recording:
     e: list | None = None
     sample_index: int | None = None
     credit: list | None = None
+    state: list | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -181,11 +184,16 @@ class SNN(nn.Module):
         dropout: float = 0.0,
         generator: torch.Generator | None = None,
         credit: int | None = None,
+        state: list | None = None,
     ) -> Recording:
         """Run all layers on ``x [T, B, n_in]``; ``record=True`` also keeps M, S, E traces.
 
         ``credit=b``: the backward of this pass also keeps sample b's per-step error in every layer
         (``Recording.credit``); without it the kernels do no extra work.
+
+        ``state`` (one ``LayerState`` per layer, e.g. the ``Recording.state`` of the previous piece): start
+        from it instead of all zeros. A long input run piece by piece this way gives the same spikes as one
+        run (``Recording.state`` is always the state after the last step; no gradient flows into it).
 
         ``dropout > 0`` (training only): each hidden neuron is silenced for the whole sample with that
         probability and the survivors' spikes reach the next layer scaled by ``1 / (1 - dropout)``, so
@@ -199,17 +207,36 @@ class SNN(nn.Module):
             if isinstance(credit, bool) or not -x.shape[1] <= int(credit) < x.shape[1]:
                 raise ConfigError(f"credit sample {credit!r} out of range for a batch of {x.shape[1]}", "SNN forward")
             credits = [LayerCredit(int(credit) % x.shape[1]) for _ in self.weights]
+        if state is not None:
+            state = list(state)
+            if len(state) != len(self.weights):
+                raise ConfigError(f"state has {len(state)} layers, the network {len(self.weights)}", "SNN forward")
+            for i, (st, W) in enumerate(zip(state, self.weights)):
+                try:
+                    st.check(x.shape[1], W.shape[0])
+                except (ValueError, AttributeError) as exc:
+                    raise ConfigError(f"state of layer {i + 1}: {exc}", "SNN forward") from None
+        finals: list = []
         h = x
         voltages, spikes = [], []
         for i, W in enumerate(self.weights):
-            V, O = clif_layer(h, W, self.layer_params(i), self.backend, sink, None if credits is None else credits[i])
+            V, O = clif_layer(
+                h,
+                W,
+                self.layer_params(i),
+                self.backend,
+                sink,
+                None if credits is None else credits[i],
+                None if state is None else state[i],
+                finals,
+            )
             voltages.append(V)
             spikes.append(O)
             h = O
             if dropout and i < len(self.weights) - 1:
                 keep = torch.rand(O.shape[1:], generator=generator, device=O.device, dtype=O.dtype) >= dropout
                 h = O * (keep.to(O.dtype) / (1.0 - float(dropout)))
-        rec = Recording(voltages, spikes, inputs=x, credit=credits)
+        rec = Recording(voltages, spikes, inputs=x, credit=credits, state=finals)
         if record:
             rec.m = [t[0] for t in sink]
             rec.s = [t[1] for t in sink]

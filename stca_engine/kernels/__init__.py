@@ -2,9 +2,12 @@
 
 Every backend implements the same two functions (see ``reference.py`` for the maths):
 
-``forward(x, W, p, record) -> (V, O, M, S, E, aux)``   (M, S, E are None unless ``record``)
+``forward(x, W, p, record, state) -> (V, O, M, S, E, aux, final)``   (M, S, E are None unless ``record``)
 ``backward(x, W, V, gV, gO, p, need_x, need_w, aux, credit=None) -> (gx, gW)``
 
+``state`` (a ``LayerState`` or None = all zeros) is every neuron's state before the first step and
+``final`` the state after the last one, so a long input can run in pieces: piece by piece from the
+carried state gives the same spikes as one run (no gradient flows into a given state).
 ``aux`` is whatever the forward wants to hand its backward (the CPU kernel's compressed input).
 ``credit`` (a ``LayerCredit`` or None) asks the backward to also keep one sample's per-step error;
 when it is None the kernels do no extra work.
@@ -33,6 +36,31 @@ class LayerParams:
     @classmethod
     def from_config(cls, cfg, spiking: bool = True) -> LayerParams:
         return cls(cfg.v0, cfg.beta_m, cfg.beta_s, cfg.theta, cfg.alpha, bool(spiking))
+
+
+@dataclass
+class LayerState:
+    """Every neuron's state between two steps: the traces M, S, E and its last spike O, each ``[B, N]``
+    (as Norse's ``*_step(input, state, p) -> (z, state)`` and SpikingJelly's ``v_init``)."""
+
+    m: torch.Tensor
+    s: torch.Tensor
+    e: torch.Tensor
+    o: torch.Tensor
+
+    @classmethod
+    def zeros(cls, batch: int, n: int, dtype=torch.float32, device=None) -> LayerState:
+        z = torch.zeros(batch, n, dtype=dtype, device=device)
+        return cls(z, z.clone(), z.clone(), z.clone())
+
+    def check(self, batch: int, n: int) -> LayerState:
+        """Itself, after checking every trace is ``[batch, n]`` (``ValueError`` naming the mismatch)."""
+        for name in ("m", "s", "e", "o"):
+            t = getattr(self, name)
+            if not isinstance(t, torch.Tensor) or tuple(t.shape) != (batch, n):
+                got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+                raise ValueError(f"state.{name} must be [{batch}, {n}], got {got}")
+        return self
 
 
 class LayerCredit:

@@ -22,7 +22,7 @@ import numba as nb
 import numpy as np
 import torch
 
-from . import LayerParams
+from . import LayerParams, LayerState
 
 SPARSE_MAX_DENSITY = 0.15  # above this fraction of nonzero inputs a BLAS matmul is faster
 PARALLEL_MIN_WORK = 200_000  # neuron-steps below which waking a second thread costs more than it saves
@@ -107,7 +107,9 @@ def compress(x: torch.Tensor, max_density: float = SPARSE_MAX_DENSITY):
 # ------------------------------------------------------------------------------------------------
 # forward
 @nb.njit(parallel=True, cache=True, fastmath=False, nogil=True)
-def _forward(ptr, idx, val, Wt, I, use_rows, v0, bm, bs, theta, spiking, record, V, O, M, S, E):
+def _forward(ptr, idx, val, Wt, I, use_rows, v0, bm, bs, theta, spiking, record, V, O, M, S, E, has_state, init, final):
+    """``init``/``final`` ``[4, B, N]``: (M, S, E, O) before the first step (read when ``has_state``) and
+    after the last one (always written)."""
     T, B, N = V.shape
     one = v0 / v0
     zero = one - one
@@ -116,6 +118,11 @@ def _forward(ptr, idx, val, Wt, I, use_rows, v0, bm, bs, theta, spiking, record,
         s = np.zeros(N, V.dtype)
         e = np.zeros(N, V.dtype)
         o = np.zeros(N, V.dtype)
+        if has_state:
+            m[:] = init[0, b]
+            s[:] = init[1, b]
+            e[:] = init[2, b]
+            o[:] = init[3, b]
         cur = np.zeros(N, V.dtype)
         for t in range(T):
             if use_rows:
@@ -156,6 +163,10 @@ def _forward(ptr, idx, val, Wt, I, use_rows, v0, bm, bs, theta, spiking, record,
                 M[t, b] = m
                 S[t, b] = s
                 E[t, b] = e
+        final[0, b] = m
+        final[1, b] = s
+        final[2, b] = e
+        final[3, b] = o
 
 
 # ------------------------------------------------------------------------------------------------
@@ -369,8 +380,12 @@ def _no_rows(npdt):
     return np.zeros(1, np.int64), np.zeros(1, np.int32), np.zeros(1, npdt)
 
 
-def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = False):
-    """Returns ``(V, O, M, S, E, rows)``; ``rows`` (the compressed input or None) goes to ``backward``."""
+def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = False, state: LayerState | None = None):
+    """Returns ``(V, O, M, S, E, rows, final)``; ``rows`` (the compressed input or None) goes to ``backward``.
+
+    With a ``state`` the input currents are always summed from the compressed rows (input by input, in
+    increasing order), never by a BLAS matmul whose rounding depends on the matrix shape: so a run
+    split into pieces adds exactly what one run adds, and gives the same spikes."""
     _tune_malloc()
     T, B, _ = x.shape
     N = W.shape[0]
@@ -383,7 +398,14 @@ def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = Fal
     rec = [torch.from_numpy(np.zeros((T, B, N), dtype=npdt)) for _ in range(3)] if record else None
     Mn, Sn, En = (r.numpy() for r in rec) if record else (_dummy(npdt),) * 3
     sc = (npdt(p.v0), npdt(p.beta_m), npdt(p.beta_s), npdt(p.theta))
-    rows = compress(x)
+    final = torch.empty(4, B, N, dtype=dt)
+    if state is not None:
+        state.check(B, N)
+        init = torch.stack([getattr(state, k).detach().to("cpu", dt) for k in "mseo"]).contiguous().numpy()
+    else:
+        init = _dummy(npdt)
+    carry = (state is not None, init, final.numpy())
+    rows = compress(x, max_density=1.0 if state is not None else SPARSE_MAX_DENSITY)
     if rows is not None:
         with _threads(T * B * N):
             _forward(
@@ -401,6 +423,7 @@ def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = Fal
                 Mn,
                 Sn,
                 En,
+                *carry,
             )
     else:
         I = torch.matmul(x, W.t())
@@ -418,10 +441,12 @@ def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = Fal
                 Mn,
                 Sn,
                 En,
+                *carry,
             )
+    out = LayerState(final[0], final[1], final[2], final[3])
     if record:
-        return V, O, rec[0], rec[1], rec[2], rows
-    return V, O, None, None, None, rows
+        return V, O, rec[0], rec[1], rec[2], rows, out
+    return V, O, None, None, None, rows, out
 
 
 def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool = True, rows=None, credit=None):

@@ -18,7 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import LayerParams, reference
+from . import LayerParams, LayerState, reference
 
 BLOCK = 128
 
@@ -32,10 +32,13 @@ def _clif_fwd(
     M_ptr,
     S_ptr,
     E_ptr,
+    INIT_ptr,
+    FINAL_ptr,
     T,
     BN,
     SPIKING: tl.constexpr,
     RECORD: tl.constexpr,
+    HAS_STATE: tl.constexpr,
     BLOCK_SIZE: tl.constexpr,
 ):
     pid = tl.program_id(0)
@@ -50,6 +53,11 @@ def _clif_fwd(
     s = zero
     e = zero
     o = zero
+    if HAS_STATE:  # INIT/FINAL: [4, B*N] = M, S, E, O
+        m = tl.load(INIT_ptr + col, mask=mask, other=0.0)
+        s = tl.load(INIT_ptr + BN + col, mask=mask, other=0.0)
+        e = tl.load(INIT_ptr + 2 * BN + col, mask=mask, other=0.0)
+        o = tl.load(INIT_ptr + 3 * BN + col, mask=mask, other=0.0)
     for t in range(0, T):
         off = t * BN + col
         i = v0 * tl.load(I_ptr + off, mask=mask, other=0.0)
@@ -67,6 +75,10 @@ def _clif_fwd(
             tl.store(M_ptr + off, m, mask=mask)
             tl.store(S_ptr + off, s, mask=mask)
             tl.store(E_ptr + off, e, mask=mask)
+    tl.store(FINAL_ptr + col, m, mask=mask)
+    tl.store(FINAL_ptr + BN + col, s, mask=mask)
+    tl.store(FINAL_ptr + 2 * BN + col, e, mask=mask)
+    tl.store(FINAL_ptr + 3 * BN + col, o, mask=mask)
 
 
 @triton.jit
@@ -129,22 +141,43 @@ def _grid(bn: int):
 _MAX_ELEMENTS = 2**31 - 1  # the kernels index with 32-bit offsets
 
 
-def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = False):
+def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = False, state: LayerState | None = None):
     T, B, _ = x.shape
     N = W.shape[0]
     if T * B * N > _MAX_ELEMENTS:
-        return reference.forward(x, W, p, record)
+        return reference.forward(x, W, p, record, state)
     W = W.detach()
     I = torch.matmul(x.detach().to(W.dtype), W.t()).contiguous()
     V = torch.empty(T, B, N, dtype=W.dtype, device=W.device)
     O = torch.zeros_like(V)
     rec = [torch.zeros_like(V) for _ in range(3)] if record else [V, V, V]
+    final = torch.empty(4, B, N, dtype=W.dtype, device=W.device)
+    if state is not None:
+        state.check(B, N)
+        init = torch.stack([getattr(state, k).detach().to(W.device, W.dtype) for k in "mseo"]).contiguous()
+    else:
+        init = final  # a placeholder the kernel never reads
     _clif_fwd[_grid(B * N)](
-        I, _params(p, W), V, O, rec[0], rec[1], rec[2], T, B * N, SPIKING=p.spiking, RECORD=record, BLOCK_SIZE=BLOCK
+        I,
+        _params(p, W),
+        V,
+        O,
+        rec[0],
+        rec[1],
+        rec[2],
+        init,
+        final,
+        T,
+        B * N,
+        SPIKING=p.spiking,
+        RECORD=record,
+        HAS_STATE=state is not None,
+        BLOCK_SIZE=BLOCK,
     )
+    out = LayerState(final[0], final[1], final[2], final[3])
     if record:
-        return V, O, rec[0], rec[1], rec[2], None
-    return V, O, None, None, None, None
+        return V, O, rec[0], rec[1], rec[2], None, out
+    return V, O, None, None, None, None, out
 
 
 def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool = True, rows=None, credit=None):
@@ -194,13 +227,13 @@ class _Guarded:
     failed = False
 
     @classmethod
-    def forward(cls, x, W, p, record=False):
+    def forward(cls, x, W, p, record=False, state=None):
         if not cls.failed:
             try:
-                return forward(x, W, p, record)
+                return forward(x, W, p, record, state)
             except Exception as exc:  # noqa: BLE001 - any compiler/driver failure: use the fallback
                 cls._fail(exc)
-        return reference.forward(x, W, p, record)
+        return reference.forward(x, W, p, record, state)
 
     @classmethod
     def backward(cls, x, W, V, gV, gO, p, need_x=True, need_w=True, rows=None, credit=None):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from . import LayerParams
+from . import LayerParams, LayerState
 
 
 def last_active_step(*grads) -> int:
@@ -38,19 +38,20 @@ def last_active_step(*grads) -> int:
     return int(torch.nonzero(active)[-1])
 
 
-def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = False):
+def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = False, state: LayerState | None = None):
     T, B, _ = x.shape
     N = W.shape[0]
-    I = torch.matmul(x, W.t()) * p.v0
+    I = torch.matmul(x.to(W.dtype), W.t()) * p.v0
     V = torch.empty(T, B, N, dtype=W.dtype, device=W.device)
     O = torch.zeros(T, B, N, dtype=W.dtype, device=W.device)
     M_rec = torch.empty_like(V) if record else None
     S_rec = torch.empty_like(V) if record else None
     E_rec = torch.empty_like(V) if record else None
-    m = torch.zeros(B, N, dtype=W.dtype, device=W.device)
-    s = torch.zeros_like(m)
-    e = torch.zeros_like(m)
-    o = torch.zeros_like(m)
+    if state is None:
+        m = torch.zeros(B, N, dtype=W.dtype, device=W.device)
+        s, e, o = torch.zeros_like(m), torch.zeros_like(m), torch.zeros_like(m)
+    else:
+        m, s, e, o = (getattr(state.check(B, N), k).to(W.dtype) for k in "mseo")
     for k in range(T):
         m = p.beta_m * m + I[k]
         s = p.beta_s * s + I[k]
@@ -64,7 +65,8 @@ def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = Fal
         V[k] = v
         if record:
             M_rec[k], S_rec[k], E_rec[k] = m, s, e
-    return V, O, M_rec, S_rec, E_rec, None
+    final = LayerState(m.clone(), s.clone(), e.clone(), o.clone())
+    return V, O, M_rec, S_rec, E_rec, None, final
 
 
 def grad_current(V, gV, gO, p: LayerParams, credit=None):
