@@ -24,12 +24,14 @@ from stca_engine.errors import ConfigError
 REPO = Path(__file__).resolve().parents[1]
 PRESET_DIR = REPO / "assets" / "presets"
 
+# labels for the engine's names (stca_engine.names.TASKS / OBJECTIVES: the keys are exactly those, tested)
 TASKS = {"detect": "Detection (unsegmented streams)", "classify": "Classification (one clip each)"}
 OBJECTIVES = {
     "stca": "STCA – spike clusters (this paper)",
     "tdp1": "TDP1 – single spike count (Yu et al. 2018)",
     "margin": "Margin – non-spiking readout (authors' code)",
 }
+
 OBJECTIVE_HELP = (
     "What the output neurons are trained to do (SPEC §3). STCA: fire one spike cluster per event "
     "(paper Eq. 9/10). TDP1: a spike-count rule like the authors' baseline code — fire exactly N_d single "

@@ -497,7 +497,7 @@ class EngineRunner:
 
     def probe_at(self, epoch: int, index: int):
         """The ``Probe`` of sample ``index`` under the weights after ``epoch`` (None if not kept)."""
-        from stca_engine.trainer import make_probe
+        from stca_engine.reports import make_probe
 
         cfg = self.trainer.cfg
         return self._with_net_at(
@@ -537,8 +537,8 @@ def train_config_for(settings, objective: str, has_val: bool = True):
     """``TrainConfig`` of one run from the page's ``TrainSettings`` (validated)."""
     from state import SGD_MOMENTUM  # the page's "SGD (momentum 0.9)"
 
+    from stca_engine.config import TrainConfig
     from stca_engine.defaults import REGULARISATION
-    from stca_engine.trainer import TrainConfig
 
     reg = {k: REGULARISATION[k] for k in ("augment", "dropout", "select")} if _regularised(settings) else {}
     if not has_val:
@@ -552,6 +552,7 @@ def train_config_for(settings, objective: str, has_val: bool = True):
         optimizer=settings.optimizer,
         lr=float(settings.lr),
         seed=settings.seed,
+        init_std=float(settings.init_std),
         momentum=SGD_MOMENTUM if settings.optimizer == "sgd" else 0.0,
         probe_index=0,
         device="auto",
@@ -677,7 +678,7 @@ def make_engine_setup(settings, prepare_data=None, upload_set=None) -> Setup:
         if should_stop():
             raise StopRequested()
         from stca_engine.memory import check_run, dataset_spike_bytes, longest_steps
-        from stca_engine.network import SNN
+        from stca_engine.network import build_network
 
         # the exact estimate, now that the longest sample is known: refused above STCA_MAX_RUN_MB
         val = (info or {}).get("val") if isinstance(info, dict) else None
@@ -697,17 +698,8 @@ def make_engine_setup(settings, prepare_data=None, upload_set=None) -> Setup:
         val = val if val is not None and len(val) else None  # too few clips to hold any out
         for objective in settings.objectives():
             cfg = train_config_for(settings, objective, has_val=val is not None)
-            sizes = [train.n_inputs, *cfg.hidden, len(train.class_names)]
-            # built here (not by Trainer) for the chosen init scale; same seed -> same initial weights
-            net = SNN(
-                sizes,
-                neuron_cfg,
-                dtype=cfg.torch_dtype(),
-                device=cfg.resolved_device(),
-                output_spiking=objective != "margin",
-                seed=settings.seed,
-                init_std=float(settings.init_std),
-            )
+            # the engine's one network rule; same seed -> the same initial weights for every objective
+            net = build_network(cfg, neuron_cfg, train.n_inputs, len(train.class_names))
             runners[objective] = EngineRunner(Trainer(net, train, test, neuron_cfg, cfg, val=val), objective)
         probe_set = next(iter(runners.values())).probe_set
         class_names = list(train.class_names)

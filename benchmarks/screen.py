@@ -16,10 +16,10 @@ import time
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 import real_sounds
 
-from stca_engine.config import NeuronConfig
+from stca_engine.config import NeuronConfig, TrainConfig
 from stca_engine.data.sources import prepare_datasets
 from stca_engine.network import SNN
-from stca_engine.trainer import TrainConfig, Trainer
+from stca_engine.trainer import Trainer
 
 R = str(real_sounds.default_root())
 SPECS = {

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from .atomic import write_atomic
-from .config import NeuronConfig
+from .config import DTYPES, OBJECTIVES, TASKS, NeuronConfig, TrainConfig
 from .errors import CheckpointError, ConfigError, StcaError
 from .version import __version__
 
@@ -37,7 +37,6 @@ FORMAT = "stca-studio-model"
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 MAX_WEIGHTS_BYTES = 4 * 1024**3
 MAX_LAYER_SIZE = 1_000_000
@@ -56,8 +55,6 @@ ST_NAMES = {
     "I64": "int64",
     "BOOL": "bool",
 }
-TASKS = ("detect", "classify")
-OBJECTIVES = ("stca", "tdp1", "margin")
 
 
 @dataclass
@@ -72,7 +69,7 @@ class ModelInfo:
     objective: str | None = None
     class_names: list[str] | None = None
     encoder_settings: dict | None = None
-    train_config: object | None = None  # a trainer.TrainConfig when one was saved
+    train_config: TrainConfig | None = None
     extra: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     engine_version: str = ""
@@ -311,8 +308,6 @@ def _parse_config(data: bytes, where: str) -> tuple[dict, NeuronConfig, object |
         raise CheckpointError(f"neuron settings do not fit: {e}", where) from None
     train = None
     if cfg.get("train") is not None:
-        from .trainer import TrainConfig
-
         try:
             train = TrainConfig.from_dict(dict(cfg["train"]), check_device=False)  # may come from a GPU box
         except ConfigError as e:

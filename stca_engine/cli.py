@@ -28,6 +28,7 @@ from pathlib import Path
 from . import limits
 from .defaults import TRAIN_DEFAULTS, train_defaults  # per task, chosen on the real-sound suite
 from .errors import ConfigError, StcaError, TrainingError
+from .names import DTYPE_NAMES, OBJECTIVES, OPTIMIZERS, SELECTIONS, TASKS
 
 EXIT_USAGE = 2
 DEFAULT_INIT_STD = 0.05
@@ -253,11 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a network and save it with its metrics")
     t.add_argument("--data", required=True, help=DATA_HELP)
-    t.add_argument("--task", required=True, choices=["detect", "classify"])
+    t.add_argument("--task", required=True, choices=TASKS)
     t.add_argument(
         "--objective",
         default=None,
-        choices=["stca", "tdp1", "margin"],
+        choices=OBJECTIVES,
         help="default: detect stca, classify margin (measured on real sound, docs/RESULTS.md); "
         "stca: spike clusters (paper Eq. 9/10); tdp1: a spike-count rule like the authors' "
         "baseline code (N_d single spikes, k+ at the highest sub-threshold peak anywhere, "
@@ -270,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=_positive_int, default=None)
     t.add_argument("--lr", type=_positive_float, default=None, help="learning rate (default: the optimiser's preset)")
     t.add_argument("--lr-hidden", type=_positive_float, default=None)
-    t.add_argument("--optimizer", choices=["sgd", "adam"], default=None)
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
     t.add_argument("--out", default=None, help="model folder (default runs/<task>-<objective>-<time>)")
     t.add_argument(
         "--init-std",
@@ -280,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         "on sparse spikegrams, and a silent network gets no gradient)",
     )
     t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    t.add_argument("--dtype", choices=DTYPE_NAMES, default="float32")
     r = t.add_argument_group("generalisation (against memorising the training clips; docs/RESULTS.md)")
     r.add_argument(
         "--val-fraction",
@@ -290,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--select",
-        choices=["last", "best-val"],
+        choices=SELECTIONS,
         default=None,
         help="keep the last epoch's weights or those of the best validation epoch",
     )
@@ -468,9 +469,9 @@ def cmd_train(args) -> int:
 
     from . import distributed as D
     from .checkpoint import save_model
-    from .config import NeuronConfig
-    from .network import SNN
-    from .trainer import TrainConfig, Trainer
+    from .config import NeuronConfig, TrainConfig
+    from .network import build_network
+    from .trainer import Trainer
 
     defaults = train_settings(args.task, args)
     tau_s = args.tau_s_ms if args.tau_s_ms is not None else args.tau_m_ms / 4.0
@@ -492,6 +493,7 @@ def cmd_train(args) -> int:
         lr=args.lr if args.lr is not None else defaults["lr"],
         lr_hidden=args.lr_hidden,
         seed=args.seed,
+        init_std=args.init_std if args.init_std is not None else DEFAULT_INIT_STD,
         device=args.device,
         dtype=args.dtype,
         augment=defaults.get("augment", {}),
@@ -536,15 +538,7 @@ def cmd_train(args) -> int:
             _say("too few training clips to hold some out for validation: keeping the last epoch", quiet)
         est = _check_run_memory(sizes, tc, train, test, val)
         _say(f"memory: {est.describe()} (the limit is {limits.max_run_mb():g} MB, {limits.ENV_MAX_RUN_MB})", quiet)
-        net = SNN(
-            sizes,
-            neuron_cfg,
-            dtype=tc.torch_dtype(),
-            device=device,
-            output_spiking=tc.objective != "margin",
-            seed=tc.seed,
-            init_std=args.init_std if args.init_std is not None else DEFAULT_INIT_STD,
-        )
+        net = build_network(tc, neuron_cfg, train.n_inputs, len(train.class_names), device=device)
         D.check_batches(len(train), tc.batch_size, ctx)
         t_net, t_train = D.prepare_trainer_inputs(net, train, ctx)
         trainer = Trainer(t_net, t_train, test, neuron_cfg, tc, val=val)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 
-# against memorising the training clips (see trainer.TrainConfig and augment.Augment)
+# against memorising the training clips (see config.TrainConfig and augment.Augment)
 REGULARISATION = dict(
     augment=dict(jitter_steps=2, drop=0.15, stretch=0.1),
     dropout=0.3,

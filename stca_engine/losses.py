@@ -14,11 +14,9 @@ from dataclasses import dataclass
 import torch
 
 from .clusters import count_clusters, first_argmax, select
-from .config import NeuronConfig
+from .config import OBJECTIVES, TASKS, NeuronConfig
 from .errors import ConfigError
 
-TASKS = ("detect", "classify")
-OBJECTIVES = ("stca", "tdp1", "margin")
 MARGIN = 0.3  # margin objective: push the true class up to ϑ + 0.3, the others down to ϑ − 0.3
 
 

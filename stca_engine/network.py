@@ -255,3 +255,22 @@ class SNN(nn.Module):
         rec = self.forward(x, record=True)
         rec.sample_index = None if sample is None else int(sample)
         return rec
+
+
+def build_network(
+    train_cfg, neuron_cfg: NeuronConfig, n_inputs: int, n_classes: int, device=None, init_std=None
+) -> SNN:
+    """The one rule from settings to a fresh network, used by the CLI, the ``Trainer`` and the app:
+    ``n_inputs``-``train_cfg.hidden``-``n_classes`` C-LIF layers in the run's dtype on its device, a
+    non-spiking readout for the ``margin`` objective, weights ~ N(0, init_std²) seeded by the run's seed
+    (so two objectives compared side by side start from the same weights). ``init_std`` defaults to
+    ``train_cfg.init_std``; ``device`` to ``train_cfg.resolved_device()``."""
+    return SNN(
+        [int(n_inputs), *train_cfg.hidden, int(n_classes)],
+        neuron_cfg,
+        dtype=train_cfg.torch_dtype(),
+        device=train_cfg.resolved_device() if device is None else device,
+        output_spiking=train_cfg.objective != "margin",
+        seed=train_cfg.seed,
+        init_std=train_cfg.init_std if init_std is None else float(init_std),
+    )

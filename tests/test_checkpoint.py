@@ -18,10 +18,9 @@ from stca_engine.checkpoint import (
     model_to_zip_bytes,
     save_model,
 )
-from stca_engine.config import NeuronConfig
+from stca_engine.config import NeuronConfig, TrainConfig
 from stca_engine.errors import CheckpointError
 from stca_engine.network import SNN
-from stca_engine.trainer import TrainConfig
 
 CFG = NeuronConfig(dt_ms=2.0, tau_m_ms=20.0, tau_s_ms=5.0, theta=1.0, alpha=2.0, t_in_ms=60.0)
 

@@ -26,7 +26,8 @@ from stca_engine import distributed as D
 from stca_engine.config import NeuronConfig
 from stca_engine.data.types import Event, Sample, SpikeDataset, SpikeTrain
 from stca_engine.network import SNN
-from stca_engine.trainer import TrainConfig, Trainer
+from stca_engine.config import TrainConfig
+from stca_engine.trainer import Trainer
 
 def make(n, seed):
     rng = np.random.default_rng(seed)

@@ -7,11 +7,12 @@ import torch
 from test_trainer import CFG, TEST, TRAIN
 
 from stca_engine.augment import Augment, augment_train
+from stca_engine.config import TrainConfig
 from stca_engine.data.sources import carve_validation, prepare_datasets
 from stca_engine.data.types import SpikeTrain
 from stca_engine.errors import ConfigError
 from stca_engine.network import SNN
-from stca_engine.trainer import TrainConfig, Trainer
+from stca_engine.trainer import Trainer
 
 
 def _train(n=400, seed=0):

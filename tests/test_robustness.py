@@ -344,8 +344,8 @@ def _rwcp_cases() -> list[Case]:
 
 
 def _config_cases() -> list[Case]:
+    from stca_engine.config import TrainConfig
     from stca_engine.network import SNN
-    from stca_engine.trainer import TrainConfig
 
     return [
         Case(

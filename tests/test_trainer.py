@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import stca_engine as se
 from stca_engine.checkpoint import load_model
 from stca_engine.config import NeuronConfig
 from stca_engine.data.types import Event, Sample, SpikeDataset, SpikeTrain
@@ -128,6 +129,10 @@ def test_report_shapes_and_contents():
     assert p.hidden_times.size == hidden.sum()
     assert hidden[p.hidden_times, p.hidden_units].all()
     assert [len(c) for c in p.clusters] == p.n_clusters.tolist()
+    # the loss's own verdict on each neuron comes with the probe (views never re-derive the k⁺ rule)
+    _, info = se.stca_loss(rec.voltages[-1], rec.spikes[-1], TEST.batch([3])[1], CFG, task="detect")
+    np.testing.assert_array_equal(p.no_kplus, info.no_kplus[0].numpy())
+
     assert len(r.weights) == 3
     for ws, w in zip(r.weights, t.net.weights):
         a = w.detach().double().numpy()
@@ -386,3 +391,12 @@ def test_a_healthy_network_reports_no_silent_layers():
     assert len(r.layer_spikes) == 2 and r.layer_spikes[0] > 0
     assert r.n_kplus + r.n_no_kplus > 0
     assert "hidden 1" not in r.silent_layers and r.summary()["silent_layers"] == ", ".join(r.silent_layers)
+
+
+def test_a_silent_network_probe_says_which_neurons_found_no_k_plus():
+    from stca_engine.reports import make_probe
+
+    net = se.SNN([N_IN, 6, 2], CFG, dtype=torch.float64, seed=0, init_std=0.0)  # V ≡ 0 everywhere
+    p = make_probe(net, TEST, 0, CFG, "detect", "stca")
+    wanted = np.asarray(TEST[0].target) > 0
+    assert wanted.any() and np.array_equal(p.no_kplus, wanted) and (p.sign == 0).all()

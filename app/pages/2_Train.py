@@ -469,25 +469,23 @@ def _weight_records(reports, n_layers):
 
 
 def _probe_table(probe, class_names, task, objective):
-    """Per output neuron: wanted vs. fired clusters and what the loss does (for the students)."""
+    """Per output neuron: wanted vs. fired clusters and what the loss does (for the students); the loss's
+    own verdicts (k*, sign, no admissible k⁺) come with the probe from the engine."""
     n = probe.voltages.shape[1]
     n_o = probe.spikes.sum(axis=0).astype(int) if objective == "tdp1" else probe.n_clusters
     if task == "detect":
         wanted = np.asarray(probe.target).astype(int)
     else:
         wanted = np.array([1 if i == int(probe.target) else 0 for i in range(n)])
+    no_kplus = np.asarray(probe.no_kplus, dtype=bool)
     rows = []
     for i in range(n):
         k, sg = int(probe.k_star[i]), int(probe.sign[i])
-        if task == "detect":
-            needs_plus = int(wanted[i]) > int(n_o[i])
-        else:
-            needs_plus = int(wanted[i]) == 1 and int(n_o[i]) == 0
         if sg > 0:
             what = f"▲ k⁺ at {k * probe.dt_ms / 1000:.2f} s: push V up"
         elif sg < 0:
             what = f"▼ k⁻ at {k * probe.dt_ms / 1000:.2f} s: push V down"
-        elif needs_plus and objective != "margin":
+        elif i < no_kplus.size and no_kplus[i]:
             what = "⚠ needs k⁺ but no step qualifies"
         else:
             what = "✓ no loss"

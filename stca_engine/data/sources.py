@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import TASKS
 from ..errors import ConfigError, DatasetError
 from .clips import ClipSet
 from .mnist import ImageSet
@@ -24,7 +25,6 @@ KINDS_WITH_PATH = ("rwcp", "medleydb", "folder", "mnist")
 KINDS_WITHOUT_PATH = ("demo", "digits")
 IMAGE_KINDS = ("digits", "mnist")
 SPEC_HELP = "demo, digits, rwcp:PATH, medleydb:PATH, folder:PATH or mnist:PATH"
-TASKS = ("detect", "classify")
 # Sized so the demo detection task trains in minutes on two cores (the paper used 3000 streams).
 DEFAULT_TRAIN_STREAMS = 300
 DEFAULT_TEST_STREAMS = 100
