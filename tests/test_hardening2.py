@@ -339,6 +339,7 @@ def test_worker_refuses_a_run_whose_encoded_data_is_over_the_cap(monkeypatch):
     sys.path.insert(0, str(REPO / "app"))
     from dataclasses import replace
 
+    import engine_runs as er
     import state
     import training_worker as tw
 
@@ -356,7 +357,7 @@ def test_worker_refuses_a_run_whose_encoded_data_is_over_the_cap(monkeypatch):
 
     monkeypatch.setenv("STCA_MAX_RUN_MB", "1")
     settings = replace(state.preset_settings("classroom-fast"), epochs=1)
-    worker = tw.TrainingWorker(tw.make_engine_setup(settings, prepare), n_epochs=1)
+    worker = tw.TrainingWorker(er.make_engine_setup(settings, prepare), n_epochs=1)
     worker.start()
     worker.join(60)
     snap = worker.snapshot()
@@ -416,12 +417,14 @@ def _engine_worker(n_train=64, epochs=20, **worker_kw):
     from dataclasses import replace
 
     state, tw = _app_modules()
+    import engine_runs
+
     s = replace(
         state.TrainSettings(), hidden="8", init_std=0.3, lr=0.01, batch_size=1, epochs=epochs, seed=0, compare=False
     )
     train, test = _synthetic(n_train), _synthetic(4, seed=1)
     return tw.TrainingWorker(
-        tw.make_engine_setup(s, lambda settings, progress: (train, test, {})), n_epochs=epochs, **worker_kw
+        engine_runs.make_engine_setup(s, lambda settings, progress: (train, test, {})), n_epochs=epochs, **worker_kw
     )
 
 
@@ -507,9 +510,11 @@ def test_reset_on_the_train_page_frees_the_run(monkeypatch, tmp_path):
     from streamlit.testing.v1 import AppTest
 
     _, tw = _app_modules()
+    import engine_runs
+
     monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(
-        tw, "prepare_engine_data", lambda settings, progress: (_synthetic(400), _synthetic(4, seed=1), {})
+        engine_runs, "prepare_engine_data", lambda settings, progress: (_synthetic(400), _synthetic(4, seed=1), {})
     )
     at = AppTest.from_file(str(REPO / "app" / "pages" / "2_Train.py"), default_timeout=120)
     for k, v in {"preset": "classroom-fast", "hidden": "8", "batch_size": "1", "epochs": "50"}.items():

@@ -27,6 +27,7 @@ TRAIN_PAGE = str(APP / "pages" / "2_Train.py")
 if str(APP) not in sys.path:
     sys.path.insert(0, str(APP))
 
+import engine_runs as er  # noqa: E402  (the very module object the page imports)
 import training_worker as tw  # noqa: E402  (the very module object the page imports)
 
 QUERY = dict(
@@ -54,7 +55,7 @@ def small_data(monkeypatch, tmp_path):
     ``gate`` (a Barrier, when set) makes every session wait for the others inside its setup, so the
     sessions provably overlap."""
     monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
-    real = tw.prepare_engine_data
+    real = er.prepare_engine_data
     hooks = {"gate": None, "threads": []}
 
     def small(settings, progress):
@@ -64,7 +65,7 @@ def small_data(monkeypatch, tmp_path):
             hooks["gate"].wait(timeout=120)
         return _subset(train, 24), _subset(test, 8), info
 
-    monkeypatch.setattr(tw, "prepare_engine_data", small)
+    monkeypatch.setattr(er, "prepare_engine_data", small)
     return hooks
 
 

@@ -1786,10 +1786,11 @@ def test_app_nan_loss_stops_the_run_and_keeps_the_last_good_model(monkeypatch, t
     import stca_engine.trainer as trainer_mod
 
     sys.path.insert(0, str(REPO / "app"))
+    import engine_runs as er
     import training_worker as tw
 
     monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
-    real_prepare = tw.prepare_engine_data
+    real_prepare = er.prepare_engine_data
 
     def small(settings, progress):
         from stca_engine.data.types import SpikeDataset
@@ -1798,7 +1799,7 @@ def test_app_nan_loss_stops_the_run_and_keeps_the_last_good_model(monkeypatch, t
         cut = lambda ds, n: SpikeDataset(ds.samples[:n], ds.n_inputs, list(ds.class_names), ds.task, ds.dt_ms)  # noqa: E731
         return cut(train, 16), cut(test, 8), info
 
-    monkeypatch.setattr(tw, "prepare_engine_data", small)
+    monkeypatch.setattr(er, "prepare_engine_data", small)
     armed = {"on": False}
     real_loss, real_predict = trainer_mod._loss_fns()
 

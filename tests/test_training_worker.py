@@ -15,6 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
 
+import engine_runs as er  # noqa: E402
 import training_worker as tw  # noqa: E402
 
 from stca_engine.errors import StcaError, TrainingError  # noqa: E402
@@ -340,7 +341,7 @@ def engine_worker(compare=False, epochs=3, seed=0):
     )
     train, test = synthetic(seed=1), synthetic(n=6, seed=2)
     prep = lambda settings, progress: (train, test, {"encoder_settings": {"name": "synthetic"}})  # noqa: E731
-    return tw.TrainingWorker(tw.make_engine_setup(s, prep), n_epochs=epochs)
+    return tw.TrainingWorker(er.make_engine_setup(s, prep), n_epochs=epochs)
 
 
 def test_engine_worker_replay_matches_the_epochs_own_probe_and_runs_are_isolated():
@@ -418,10 +419,10 @@ def test_sgd_choice_gives_the_optimiser_momentum_0_9():
 
     assert "0.9" in state.OPTIMIZERS["sgd"]
     s = replace(state.TrainSettings(), hidden="8", init_std=0.3, lr=0.01, batch_size=4, epochs=1, optimizer="sgd")
-    assert tw.train_config_for(s, "stca").momentum == 0.9
-    assert tw.train_config_for(replace(s, optimizer="adam"), "stca").momentum == 0.0
+    assert er.train_config_for(s, "stca").momentum == 0.9
+    assert er.train_config_for(replace(s, optimizer="adam"), "stca").momentum == 0.0
     train, test = synthetic(seed=1), synthetic(n=6, seed=2)
-    setup = tw.make_engine_setup(s, lambda settings, progress: (train, test, {}))
+    setup = er.make_engine_setup(s, lambda settings, progress: (train, test, {}))
     runners, _ = setup(lambda *a: None, lambda: False)
     opt = runners["stca"].trainer.optimizer
     import torch
@@ -441,14 +442,14 @@ def test_regularise_setting_brings_the_suite_recipe_and_a_validation_split():
 
     on = replace(state.TrainSettings(), classes="bells,horn", n_train=6, n_test=4, events_per_stream=2)
     assert on.regularise is True
-    cfg = tw.train_config_for(on, "stca")
+    cfg = er.train_config_for(on, "stca")
     assert cfg.augment == {**cfg.augment, **REGULARISATION["augment"]} and cfg.dropout == REGULARISATION["dropout"]
     assert cfg.select == "best-val"
-    assert tw.train_config_for(on, "stca", has_val=False).select == "last"
+    assert er.train_config_for(on, "stca", has_val=False).select == "last"
     off = replace(on, regularise=False)
-    cfg_off = tw.train_config_for(off, "stca")
+    cfg_off = er.train_config_for(off, "stca")
     assert cfg_off.dropout == 0.0 and cfg_off.select == "last" and not any(cfg_off.augment.values())
-    train, test, info = tw.prepare_engine_data(on, lambda *a: None)
+    train, test, info = er.prepare_engine_data(on, lambda *a: None)
     assert info["val"] is not None and len(info["val"]) == 4
-    assert tw.prepare_engine_data(off, lambda *a: None)[2].get("val") is None
+    assert er.prepare_engine_data(off, lambda *a: None)[2].get("val") is None
     assert state.load_presets()["paper"].settings.regularise is False

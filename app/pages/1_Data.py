@@ -257,7 +257,7 @@ def _train_on_these(clips) -> None:
     from dataclasses import replace
 
     import state
-    from training_worker import UPLOADS
+    from engine_runs import UPLOADS
 
     ss = st.session_state
     if "train.settings" not in ss:

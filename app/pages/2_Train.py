@@ -15,6 +15,7 @@ _APP = str(Path(__file__).resolve().parents[1])
 if _APP not in sys.path:
     sys.path.insert(0, _APP)
 
+import engine_runs as er  # noqa: E402
 import figures as se_figs  # noqa: E402  (app/figures: pure plotly builders)
 import models_ui  # noqa: E402
 import numpy as np  # noqa: E402
@@ -66,11 +67,11 @@ def _use_uploads():
     """The "train on my sounds" switch: data becomes the session's uploads, or goes back to what it was."""
     cur = ss["train.settings"]
     if ss[K("use_uploads")]:
-        if cur.data != tw.UPLOADS:
+        if cur.data != er.UPLOADS:
             ss["train.data_before_uploads"] = cur.data
-        new = tw.UPLOADS
+        new = er.UPLOADS
     else:
-        new = ss.get("train.data_before_uploads", "demo") if cur.data == tw.UPLOADS else cur.data
+        new = ss.get("train.data_before_uploads", "demo") if cur.data == er.UPLOADS else cur.data
     ss["train.settings"] = replace(cur, data=new, classes="")
     ss[K("data")], ss[K("classes")] = new, ""
 
@@ -81,7 +82,7 @@ def _apply_preset():
     try:
         data = ss["train.settings"].data
         new = replace(state.preset_settings(name), data=data)
-        if data == tw.UPLOADS:  # a preset's class list names its own data set's classes, not the user's
+        if data == er.UPLOADS:  # a preset's class list names its own data set's classes, not the user's
             new = replace(new, classes="")
     except StcaError as exc:
         ss["train.flash"] = ("error", str(exc))
@@ -113,8 +114,8 @@ with st.sidebar:
     )
     st.caption(presets[ss[K("preset")]].description)
     uploads = _upload_set()
-    if uploads is not None or cur.data == tw.UPLOADS:
-        ss[K("use_uploads")] = ss["train.settings"].data == tw.UPLOADS
+    if uploads is not None or cur.data == er.UPLOADS:
+        ss[K("use_uploads")] = ss["train.settings"].data == er.UPLOADS
         n_clips = 0 if uploads is None else len(uploads.clips)
         n_classes = 0 if uploads is None else len(uploads.class_names)
         st.toggle(
@@ -124,8 +125,8 @@ with st.sidebar:
             help="The sounds uploaded (files or a .zip of class folders) or recorded on the Data page in "
             "this session; they stay on the server only while this session lasts.",
         )
-        if cur.data == tw.UPLOADS and uploads is None:
-            st.warning(tw.NO_UPLOADS[0].upper() + tw.NO_UPLOADS[1:] + ".")
+        if cur.data == er.UPLOADS and uploads is None:
+            st.warning(er.NO_UPLOADS[0].upper() + er.NO_UPLOADS[1:] + ".")
 
     values: dict = {}
 
@@ -295,13 +296,13 @@ def _run():
 def _new_run_checked(s: state.TrainSettings):
     # a bad value typed into a widget blocks the run (never train silently with the fallback value)
     _, typed_problems = state.settings_from_session(ss, s)
-    problems = list(dict.fromkeys([*typed_problems, *tw.check_settings(s)]))
+    problems = list(dict.fromkeys([*typed_problems, *er.check_settings(s)]))
     if problems:
         ss["train.flash"] = ("error", " · ".join(problems))
         return None
     try:
         worker = tw.TrainingWorker(
-            tw.make_engine_setup(s, upload_set=_upload_set() if s.data == tw.UPLOADS else None),
+            er.make_engine_setup(s, upload_set=_upload_set() if s.data == er.UPLOADS else None),
             n_epochs=s.epochs,
             heartbeat_timeout_s=tw.heartbeat_timeout_s(),
             idle_pause_s=tw.idle_pause_s(),
@@ -352,19 +353,19 @@ def _on_reset():
 def _planned_estimate(s: state.TrainSettings):
     """(estimate or None, problem or None) of a run with these settings, before Start (the source's
     listing is read once per data/classes/seed and kept in the session)."""
-    key = (s.data, s.classes, s.seed, id(_upload_set()) if s.data == tw.UPLOADS else None)
+    key = (s.data, s.classes, s.seed, id(_upload_set()) if s.data == er.UPLOADS else None)
     outlines = ss.setdefault("train.outline", {})
     if key not in outlines:
         try:
             outlines.clear()
-            outlines[key] = tw.source_outline(s, _upload_set())
+            outlines[key] = er.source_outline(s, _upload_set())
         except StcaError:
             outlines[key] = None  # the source's own error is shown when Start is pressed
     outline = outlines[key]
     if outline is None:
         return None, None
     try:
-        est = tw.planned_estimate(s, outline["longest_clip_s"], outline["n_inputs"], outline["n_classes"])
+        est = er.planned_estimate(s, outline["longest_clip_s"], outline["n_inputs"], outline["n_classes"])
         se_memory.check_run(est, "training run")
         return est, None
     except StcaError as exc:
@@ -603,7 +604,7 @@ def live_view():
     if snap.epoch == 0:
         return
     labels = list(snap.labels)
-    names = {lb: tw.OBJECTIVE_LABELS.get(lb, lb) for lb in labels}
+    names = {lb: er.OBJECTIVE_LABELS.get(lb, lb) for lb in labels}
     class_names = list(info.get("class_names", []))
     ncfg = worker.runner(labels[0]).neuron_cfg
     last = {lb: snap.reports[lb][-1] for lb in labels}
