@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,12 +47,15 @@ def _files(tmp_path):
     stream = np.concatenate([gap, _sound(180.0, k=1), gap, _sound(1600.0, k=2), gap])
     recording = tmp_path / "my_recording.wav"
     sf.write(str(recording), stream, SR)
-    return archive, recording
+    truth = tmp_path / "my_recording.txt"  # an Audacity label track of what really is in the recording
+    half, ev = len(gap) / SR, 0.35
+    truth.write_text(f"{half:.6f}\t{half + ev:.6f}\thum\n{2 * half + ev:.6f}\t{2 * half + 2 * ev:.6f}\tclap\n")
+    return archive, recording, truth
 
 
 @pytest.mark.browser
 def test_zip_of_class_folders_to_training_to_detection(streamlit_server, page, tmp_path):
-    archive, recording = _files(tmp_path)
+    archive, recording, truth = _files(tmp_path)
     page.goto(f"{streamlit_server.url}/Data")
     wait_for_app(page)
     page.get_by_text("Upload files").first.click()
@@ -79,6 +83,9 @@ def test_zip_of_class_folders_to_training_to_detection(streamlit_server, page, t
     wait_for_app(page)
     page.locator('input[type="file"]').first.set_input_files(str(recording))
     wait_for_app(page)
+    page.locator('input[type="file"]').nth(1).set_input_files(str(truth))  # labels in: the ground truth
+    page.get_by_text("2 labelled event(s) from").first.wait_for(timeout=30_000)
+    wait_for_app(page)
     page.get_by_role("button", name="Find events").click()
     page.get_by_text("Download detections (CSV)").first.wait_for(timeout=180_000)
     wait_for_app(page)
@@ -86,6 +93,13 @@ def test_zip_of_class_folders_to_training_to_detection(streamlit_server, page, t
     assert found, "no detection summary on the page"
     # a hum, then a clap: the model trained on the user's takes finds both (seeded run: measured 2 of 2)
     assert int(found.group(1)) == 2, page.inner_text("body")[-1500:]
+    body = page.inner_text("body")
+    assert "Scored against my_recording.txt" in body and re.search(r"F1\s+1\.000", body), body[-2000:]
+    # labels out: the Audacity track downloads with the two detections
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download labels (Audacity)").click()
+    lines = Path(dl.value.path()).read_text().strip().splitlines()
+    assert [ln.split("\t")[2] for ln in lines] == ["hum", "clap"]
     assert page.locator('[data-testid="stException"]').count() == 0
     assert "Traceback" not in page.inner_text("body")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
