@@ -104,6 +104,8 @@ DETECT_KEYS = (
     "event_f1",
     "event_precision",
     "event_recall",
+    "event_f1_strict",
+    "event_precision_strict",
     "event_tp",
     "event_fp",
     "event_fn",

@@ -89,7 +89,8 @@ def evaluate(
 ) -> dict:
     """Test metrics of ``net`` on ``dataset`` (no gradients), plus the mean loss per sample.
 
-    detect: ``count_accuracy``, ``stream_accuracy``, ``event_f1`` (+ ``event_precision``,
+    detect: ``count_accuracy``, ``stream_accuracy``, ``event_f1`` and ``event_f1_strict`` (one cluster per
+    event: split detections count as false positives) (+ ``event_precision``,
     ``event_recall``, ``event_tp/fp/fn``; NaN when no sample carries event times; tolerance default
     T_in steps); classify: ``accuracy``, macro ``precision``, ``recall``, ``f1`` and
     ``confusion_matrix`` (list of lists, row = true class). Both: ``loss``, ``mean_clusters``,
@@ -148,6 +149,7 @@ def evaluate(
         events = [dataset[i].events for i in range(n)]
         if any(events) or not true.any():
             f1 = M.event_f1(rasters, events, neuron_cfg.t_in_steps, tol)
+            strict = M.event_f1(rasters, events, neuron_cfg.t_in_steps, tol, strict=True)
             out.update(
                 event_f1=f1["f1"],
                 event_precision=f1["precision"],
@@ -155,9 +157,17 @@ def evaluate(
                 event_tp=f1["tp"],
                 event_fp=f1["fp"],
                 event_fn=f1["fn"],
+                event_f1_strict=strict["f1"],  # a split detection's extra cluster is a false positive
+                event_precision_strict=strict["precision"],
             )
         else:
-            out.update(event_f1=float("nan"), event_precision=float("nan"), event_recall=float("nan"))
+            out.update(
+                event_f1=float("nan"),
+                event_precision=float("nan"),
+                event_recall=float("nan"),
+                event_f1_strict=float("nan"),
+                event_precision_strict=float("nan"),
+            )
         out["accuracy"] = out["count_accuracy"]
     else:
         rep = M.classification_report(pred.astype(np.int64).ravel(), true.ravel(), n_classes)

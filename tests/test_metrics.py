@@ -152,3 +152,37 @@ def test_event_f1_matches_brute_force_on_random_streams():
         out = event_f1(rasters, evss, t_in, tol)
         assert (out["tp"], out["fp"], out["fn"]) == tuple(want)
         assert out["tp"] + out["fn"] == sum(len(e) for e in evss)
+
+
+def test_strict_event_f1_counts_a_split_detection_as_a_false_positive():
+    """Issue #11 item 7: one event hit by two clusters is one hit and one false alarm when strict."""
+    t_in = 5
+    ev = [Event(1, 0, 40), Event(0, 50, 60)]
+    r = _raster(80, 2, [(1, 1), (20, 1), (52, 0)])  # class 1: two clusters inside one event
+    lenient = event_f1([r], [ev], t_in, 0)
+    strict = event_f1([r], [ev], t_in, 0, strict=True)
+    assert (lenient["tp"], lenient["fp"], lenient["fn"]) == (2, 0, 0)
+    assert (strict["tp"], strict["fp"], strict["fn"]) == (2, 1, 0)
+    assert strict["precision"] == pytest.approx(2 / 3) and lenient["f1"] == 1.0
+
+
+def test_strict_event_f1_is_one_to_one_on_random_streams():
+    from stca_engine.clusters import cluster_spans
+
+    rng = np.random.default_rng(11)
+    for _ in range(60):
+        T, C, t_in, tol = 80, int(rng.integers(1, 4)), int(rng.integers(1, 8)), int(rng.integers(0, 4))
+        raster = (rng.random((T, C)) < rng.choice([0.02, 0.1])).astype(np.uint8)
+        # events that do not overlap (as in spliced streams), so one to one loses no true hit
+        evs, at = [], 0
+        while at < T - 10 and len(evs) < 4:
+            on = at + int(rng.integers(0, 10))
+            off = on + int(rng.integers(1, 15))
+            evs.append(Event(int(rng.integers(0, C)), on, off))
+            at = off + 2 * tol + 1
+        lenient = event_f1([raster], [evs], t_in, tol)
+        strict = event_f1([raster], [evs], t_in, tol, strict=True)
+        n_clusters = sum(len(cluster_spans(np.flatnonzero(raster[:, c]), t_in)) for c in range(C))
+        assert strict["tp"] + strict["fp"] == n_clusters  # every cluster is one hit or one false alarm
+        assert strict["tp"] == lenient["tp"] and strict["fn"] == lenient["fn"]
+        assert strict["fp"] >= lenient["fp"]

@@ -106,7 +106,15 @@ def test_report_shapes_and_contents():
     assert isinstance(r, EpochReport) and r.epoch == 1 and r.n_samples == len(TRAIN)
     for k in ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "mean_clusters", "seconds"):
         assert isinstance(getattr(r, k), float) and math.isfinite(getattr(r, k)), k
-    for k in ("count_accuracy", "stream_accuracy", "event_f1", "event_precision", "event_recall", "loss"):
+    for k in (
+        "count_accuracy",
+        "stream_accuracy",
+        "event_f1",
+        "event_f1_strict",
+        "event_precision",
+        "event_recall",
+        "loss",
+    ):
         assert k in r.test_metrics
     assert r.test_accuracy == r.test_metrics["count_accuracy"]
     p = r.probe

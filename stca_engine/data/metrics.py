@@ -8,6 +8,9 @@ Detection (paper §3.3) is judged three ways, from coarse to strict:
 * ``event_f1`` – timing: a cluster *detects* an event of its own class when the whole cluster lies
   inside the event span (widened by a tolerance). TP = events detected, FN = events missed,
   FP = clusters that lie inside no event of their class.
+* ``event_f1(..., strict=True)`` – the same, one to one: a cluster matches at most one event and an
+  event at most one cluster, so a detection split into two clusters inside one event counts its
+  second cluster as a false positive (reported beside the lenient figure as ``event_f1_strict``).
 
 Clusters come from ``stca_engine.clusters.cluster_spans`` (ISI < T_in joins, a gap >= T_in splits).
 Classification uses accuracy, a confusion matrix and macro-averaged precision / recall / F1.
@@ -59,6 +62,7 @@ def event_f1(
     events: Sequence[Sequence[Event]],
     t_in_steps: int,
     tolerance_steps: int = 0,
+    strict: bool = False,
 ) -> dict:
     """Event-level precision / recall / F1 over a set of streams.
 
@@ -67,7 +71,9 @@ def event_f1(
     detects event ``e`` of the same class when ``a >= e.onset - tol`` and ``b <= e.offset - 1 + tol``.
     Precision = TP / (TP + FP) and recall = TP / (TP + FN), both 0 when undefined; when there are
     neither events nor clusters all three scores are 1 (nothing to find, nothing falsely found).
-    Returns ``{"tp", "fp", "fn", "precision", "recall", "f1"}``.
+    ``strict``: each cluster matches at most one event (the earliest one still unmatched that holds it)
+    and each event at most one cluster; a further cluster inside an already matched event is a false
+    positive (a split detection). Returns ``{"tp", "fp", "fn", "precision", "recall", "f1"}``.
     """
     if len(output_spikes) != len(events):
         raise ValueError(f"{len(output_spikes)} output rasters but {len(events)} event lists")
@@ -92,9 +98,11 @@ def event_f1(
             for a, b, _ in spans:
                 matched = False
                 for j, (lo, hi) in enumerate(class_events):
-                    if a >= lo and b <= hi:
+                    if a >= lo and b <= hi and not (strict and detected[j]):
                         detected[j] = True
                         matched = True
+                        if strict:
+                            break
                 if not matched:
                     fp += 1
             tp += sum(detected)
