@@ -28,7 +28,7 @@ from pathlib import Path
 from . import limits
 from .defaults import TRAIN_DEFAULTS, train_defaults  # per task, chosen on the real-sound suite
 from .errors import ConfigError, StcaError, TrainingError
-from .names import DTYPE_NAMES, OBJECTIVES, OPTIMIZERS, SELECTIONS, TASKS
+from .names import DTYPE_NAMES, GAP_MODES, OBJECTIVES, OPTIMIZERS, SELECTIONS, TASKS
 
 EXIT_USAGE = 2
 DEFAULT_INIT_STD = 0.05
@@ -236,6 +236,14 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--test-streams", type=_positive_int, default=None, help="detection: number of test streams")
     g.add_argument("--events", type=_positive_int, default=None, help="detection: events per stream (default 5)")
     g.add_argument(
+        "--gaps",
+        choices=GAP_MODES,
+        default=None,
+        help="detection: how events are spliced into streams: random silent gaps of 0.15-0.5 s between events cut "
+        "to their sound (default), or 'paper': one fixed 0.15 s interval, each event keeping its leading silence "
+        "(the authors' splicing)",
+    )
+    g.add_argument(
         "--workers", type=_positive_int, default=None, help="processes for encoding the dataset (default: all cores)"
     )
     g.add_argument("--no-cache", action="store_true", help="do not read or write the encoded-clip cache")
@@ -418,6 +426,8 @@ def _data_kwargs(args) -> dict:
         kw["n_test_streams"] = args.test_streams
     if getattr(args, "events", None) is not None:
         kw["events_per_stream"] = args.events
+    if getattr(args, "gaps", None) is not None:
+        kw["gaps"] = args.gaps
     if getattr(args, "workers", None) is not None:
         kw["workers"] = args.workers
     if getattr(args, "no_cache", False):

@@ -13,9 +13,11 @@ Objective = Literal["stca", "tdp1", "margin"]
 Optimizer = Literal["sgd", "adam"]
 Selection = Literal["last", "best-val"]
 DTypeName = Literal["float32", "float64"]
+GapMode = Literal["random", "paper"]  # how detection streams splice their events (data.streams.gap_settings)
 
 TASKS: tuple[str, ...] = get_args(Task)
 OBJECTIVES: tuple[str, ...] = get_args(Objective)
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 SELECTIONS: tuple[str, ...] = get_args(Selection)
 DTYPE_NAMES: tuple[str, ...] = get_args(DTypeName)
+GAP_MODES: tuple[str, ...] = get_args(GapMode)

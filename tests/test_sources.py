@@ -221,3 +221,18 @@ def test_default_spikegram_encoder_on_demo_clips(tmp_path):
     assert all(s.spikes.n_spikes > 0 for s in train.samples)
     horn, whistle = demo.class_names.index("horn"), demo.class_names.index("whistle")
     assert all(s.target.sum() == s.target[horn] + s.target[whistle] == 5 for s in train.samples + test.samples)
+
+
+def test_paper_gaps_through_prepare_datasets_and_the_cli_option(tmp_path):
+    from stca_engine.cli import build_parser
+
+    root = rwcp_fixture(tmp_path / "rwcp")
+    kw = dict(encoder=ToyEncoder(), n_train_streams=6, n_test_streams=3, events_per_stream=3, seed=3, workers=1)
+    train, _, info = prepare_datasets(f"rwcp:{root}", "detect", cache=False, gaps="paper", **kw)
+    assert info["gaps"] == "paper" and info["gap_s"] == (0.15, 0.15)
+    for s in train.samples:
+        assert [b.onset_step - a.offset_step for a, b in zip(s.events, s.events[1:])] == [50, 50]
+    with pytest.raises(ConfigError, match="gaps must be one of"):
+        prepare_datasets(f"rwcp:{root}", "detect", cache=False, gaps="nope", **kw)
+    args = build_parser().parse_args(["train", "--data", "demo", "--task", "detect", "--gaps", "paper"])
+    assert args.gaps == "paper"

@@ -161,3 +161,27 @@ def test_stream_audio_follows_the_same_plan():
         for e, (_c, a, b) in zip(s.events, s.spans_s):
             assert e.onset_step * 3e-3 <= a < (e.onset_step + 1) * 3e-3
             assert (e.offset_step - 1) * 3e-3 < b <= e.offset_step * 3e-3 + 1e-9
+
+
+def test_paper_gaps_are_one_fixed_interval_and_keep_each_events_leading_silence():
+    """Issue #11 item 6: ``--gaps paper`` (the authors' splicing) beside today's random gaps."""
+    from stca_engine.data.streams import PAPER_GAP_S, gap_settings
+
+    gap_s, trim = gap_settings("paper")
+    assert gap_s == (PAPER_GAP_S, PAPER_GAP_S) and trim == "end"
+    assert gap_settings("random")[1] == "both"
+    enc = pool()  # each event: silence for its first 3 steps, spikes, then 4 silent steps
+    streams = build_streams(enc, 20, events_per_stream=4, gap_s=gap_s, seed=1, n_classes=4, trim=trim)
+    gap = int(round(PAPER_GAP_S * 1000 / DT))
+    lengths = {tr.n_steps for tr, _ in enc}
+    for s in streams:
+        assert s.events[0].onset_step == gap  # one fixed interval before the first event ...
+        for a, b in zip(s.events, s.events[1:]):
+            assert b.onset_step - a.offset_step == gap  # ... and between every two
+        for e in s.events:
+            inside = s.spikes.times[(s.spikes.times >= e.onset_step) & (s.spikes.times < e.offset_step)]
+            assert inside.max() == e.offset_step - 1  # cut right after the last spike ...
+            assert inside.min() - e.onset_step == 3  # ... but the leading silence is kept
+            assert e.offset_step - e.onset_step < max(lengths)
+    with pytest.raises(ConfigError, match="gaps must be one of"):
+        gap_settings("fixed")

@@ -18,7 +18,7 @@ from ..config import TASKS
 from ..errors import ConfigError, DatasetError
 from .clips import ClipSet
 from .mnist import ImageSet
-from .streams import DEFAULT_GAP_S, build_streams
+from .streams import build_streams, gap_settings
 from .types import Sample, SpikeDataset, SpikeTrain
 
 KINDS_WITH_PATH = ("rwcp", "medleydb", "folder", "mnist")
@@ -215,7 +215,8 @@ def prepare_datasets(
     seed: int = 0,
     progress=None,
     dt_ms: float | None = None,
-    gap_s=DEFAULT_GAP_S,
+    gap_s=None,
+    gaps: str = "random",
     cache=True,
     workers: int | None = None,
     restrict: bool = False,
@@ -233,6 +234,10 @@ def prepare_datasets(
     ``info`` holds the encoder (``encoder``, ``encoder_settings``), the source, skipped files with
     reasons, per-class counts and cache hits/misses.
 
+    ``gaps`` (detection): ``"random"`` silent gaps between events cut to their sound, or ``"paper"``, the
+    authors' splicing (one fixed interval, each event keeping its leading silence; ``streams.gap_settings``);
+    an explicit ``gap_s`` range overrides the mode's gaps.
+
     ``val_fraction > 0`` carves a validation set out of the *training* clips (per class, seeded; at
     least one clip of each class that has two or more): ``info["val"]`` is a ``SpikeDataset`` of
     single clips (classify) or of streams spliced only from those clips (``n_val_streams``, default as
@@ -241,6 +246,7 @@ def prepare_datasets(
         raise ConfigError(f"val_fraction must be in [0, 0.9), got {val_fraction!r}", "val_fraction")
     if task not in TASKS:
         raise ConfigError(f"task must be 'detect' or 'classify', got {task!r}", "task")
+    gap_settings(gaps)  # a typo fails before any encoding
     if isinstance(spec_or_clipset, (ClipSet, ImageSet)):
         data = spec_or_clipset
         if load_opts:
@@ -336,12 +342,15 @@ def prepare_datasets(
         if progress is not None:
             progress(0, n_tr + n_te, "splicing streams")
         c = len(class_names)
+        mode_gaps, trim = gap_settings(gaps)
+        gap_s = mode_gaps if gap_s is None else gap_s
         train = build_streams(
             [(t, k) for t, k, _ in sides["train"]],
             n_tr,
             events_per_stream,
             gap_s,
             seed=[int(seed), 0],
+            trim=trim,
             n_classes=c,
             name_prefix="train",
         )
@@ -351,6 +360,7 @@ def prepare_datasets(
             events_per_stream,
             gap_s,
             seed=[int(seed), 1],
+            trim=trim,
             n_classes=c,
             name_prefix="test",
         )
@@ -362,6 +372,7 @@ def prepare_datasets(
                 events_per_stream,
                 gap_s,
                 seed=[int(seed), 2],
+                trim=trim,
                 n_classes=c,
                 name_prefix="val",
             )
@@ -369,7 +380,13 @@ def prepare_datasets(
             info["n_val_streams"] = n_va
         if progress is not None:
             progress(n_tr + n_te, n_tr + n_te, "splicing streams")
-        info.update(events_per_stream=events_per_stream, gap_s=tuple(gap_s), n_train_streams=n_tr, n_test_streams=n_te)
+        info.update(
+            events_per_stream=events_per_stream,
+            gap_s=tuple(gap_s),
+            gaps=gaps,
+            n_train_streams=n_tr,
+            n_test_streams=n_te,
+        )
     n_in = int(encoder.n_units)
     return (
         SpikeDataset(train, n_in, class_names, task, enc_dt),

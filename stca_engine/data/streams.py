@@ -14,9 +14,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
+from ..names import GAP_MODES
 from .types import Event, Sample, SpikeTrain
 
 DEFAULT_GAP_S = (0.15, 0.5)  # the shortest gap exceeds the default T_in (141 ms)
+PAPER_GAP_S = 0.15  # --gaps paper: one fixed interval (longer than the default T_in, 141 ms)
+
+
+def gap_settings(mode: str) -> tuple[tuple[float, float], str]:
+    """``(gap_s, trim)`` of a gap mode: ``random`` – gaps drawn in ``DEFAULT_GAP_S``, each event cut to its
+    first..last spike; ``paper`` – the authors' splicing: one fixed interval ``PAPER_GAP_S`` and each
+    event's leading silence kept (cut only after its last spike)."""
+    if mode == "random":
+        return DEFAULT_GAP_S, "both"
+    if mode == "paper":
+        return (PAPER_GAP_S, PAPER_GAP_S), "end"
+    raise ConfigError(f"gaps must be one of {GAP_MODES}, got {mode!r}", "gaps")
 
 
 @dataclass
@@ -95,8 +108,9 @@ def build_streams(
 ) -> list[Sample]:
     """Streams spliced in the spike domain from ``encoded`` events ``(SpikeTrain, class index)``.
 
-    With ``trim`` each event is cut to its first..last spike, so an event's onset/offset is where its
-    sound is and every gap is silent. Events without spikes cannot be detected and are not used.
+    With ``trim`` (``True`` or ``"both"``) each event is cut to its first..last spike, so an event's
+    onset/offset is where its sound is and every gap is silent; ``"end"`` cuts only after the last spike
+    (the event keeps its leading silence, as the authors spliced); ``False`` keeps whole clips. Events without spikes cannot be detected and are not used.
     ``Sample.target`` is the per-class occurrence count ``[n_classes]``; ``Sample.events`` the
     spliced events in order. Pass only train events for train streams.
     """
@@ -114,7 +128,11 @@ def build_streams(
     for tr, c in encoded:
         if not 0 <= int(c) < n_classes:
             raise ConfigError(f"event class index {c} outside 0..{n_classes - 1}")
+        if trim not in (True, False, "both", "end"):
+            raise ConfigError(f"trim must be True, False, 'both' or 'end', got {trim!r}", "streams")
         a, b = _spike_extent(tr) if trim else (0, tr.n_steps)
+        if trim == "end":
+            a = 0
         if b <= a:
             continue
         keep = (tr.times >= a) & (tr.times < b)
