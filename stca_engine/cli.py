@@ -28,7 +28,7 @@ from pathlib import Path
 from . import limits
 from .defaults import TRAIN_DEFAULTS, train_defaults  # per task, chosen on the real-sound suite
 from .errors import ConfigError, StcaError, TrainingError
-from .names import DTYPE_NAMES, GAP_MODES, OBJECTIVES, OPTIMIZERS, SELECTIONS, TASKS
+from .names import DTYPE_NAMES, GAP_MODES, OBJECTIVES, OPTIMIZERS, SELECTIONS, SPLITS, TASKS
 
 EXIT_USAGE = 2
 DEFAULT_INIT_STD = 0.05
@@ -236,6 +236,13 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--test-streams", type=_positive_int, default=None, help="detection: number of test streams")
     g.add_argument("--events", type=_positive_int, default=None, help="detection: events per stream (default 5)")
     g.add_argument(
+        "--split",
+        choices=SPLITS,
+        default=None,
+        help="MedleyDB: 'track' (default) keeps every recording on one side; 'random' draws 160 train / 80 test "
+        "pieces per instrument at random, the paper's protocol (pieces of one track then sit on both sides)",
+    )
+    g.add_argument(
         "--gaps",
         choices=GAP_MODES,
         default=None,
@@ -428,6 +435,8 @@ def _data_kwargs(args) -> dict:
         kw["events_per_stream"] = args.events
     if getattr(args, "gaps", None) is not None:
         kw["gaps"] = args.gaps
+    if getattr(args, "split", None) is not None:
+        kw["split"] = args.split
     if getattr(args, "workers", None) is not None:
         kw["workers"] = args.workers
     if getattr(args, "no_cache", False):

@@ -14,6 +14,7 @@ Optimizer = Literal["sgd", "adam"]
 Selection = Literal["last", "best-val"]
 DTypeName = Literal["float32", "float64"]
 GapMode = Literal["random", "paper"]  # how detection streams splice their events (data.streams.gap_settings)
+SplitMode = Literal["track", "random"]  # MedleyDB: no recording on both sides, or the paper's random pieces
 
 TASKS: tuple[str, ...] = get_args(Task)
 OBJECTIVES: tuple[str, ...] = get_args(Objective)
@@ -21,3 +22,4 @@ OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 SELECTIONS: tuple[str, ...] = get_args(Selection)
 DTYPE_NAMES: tuple[str, ...] = get_args(DTypeName)
 GAP_MODES: tuple[str, ...] = get_args(GapMode)
+SPLITS: tuple[str, ...] = get_args(SplitMode)

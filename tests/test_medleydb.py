@@ -295,3 +295,43 @@ def test_bare_spikegram_encoder_keeps_the_medleydb_preset(tmp_path, monkeypatch)
     explicit = make_encoder("spikegram", n_kernels=8)
     train, _, _ = prepare_datasets(cs, "classify", encoder=explicit, cache=False, workers=1)
     assert train.n_inputs == explicit.n_units != 384
+
+
+def test_random_split_is_the_papers_protocol_beside_the_track_split(medley):
+    """Issue #11 item 2: ``split="random"`` draws each instrument's pieces at random (tracks may sit on
+    both sides, as in the paper); ``split="track"`` never shares a track."""
+    by_track = load_medleydb(medley, min_pieces=3, seed=0, split="track")
+    rnd = load_medleydb(medley, min_pieces=3, seed=0, split="random", n_train=4, n_test=2)
+    assert rnd.info["split"] == "random" and by_track.info["split"] == "track"
+    assert rnd.class_names == by_track.class_names == ["flute", "violin"]
+    for c in rnd.class_names:
+        tr = [rnd.clips[i] for i in rnd.train_idx if rnd.clips[i].class_name == c]
+        te = [rnd.clips[i] for i in rnd.test_idx if rnd.clips[i].class_name == c]
+        assert (len(tr), len(te)) == (4, 2)
+        assert not {(p.path, p.start_s) for p in tr} & {(p.path, p.start_s) for p in te}  # no piece twice
+        assert rnd.info["pieces"][c]["train"] == 4 and "tracks_on_both_sides" in rnd.info["pieces"][c]
+    shared = sum(r["tracks_on_both_sides"] for r in rnd.info["pieces"].values())
+    assert shared > 0  # with a few tracks, random pieces do share recordings: what the track split avoids
+    again = load_medleydb(medley, min_pieces=3, seed=0, split="random", n_train=4, n_test=2)
+    assert [(c.path, c.start_s) for c in again.clips] == [(c.path, c.start_s) for c in rnd.clips]
+    one_track = load_medleydb(medley, classes=["piano", "violin"], min_pieces=1, split="random")
+    assert one_track.class_names == ["violin"]
+    assert any("'piano' left out: one piece" in r for _, r in one_track.skipped)  # one piece: no split
+    with pytest.raises(DatasetError, match="split must be one of"):
+        load_medleydb(medley, split="tracks")
+
+
+def test_split_option_reaches_the_loader_from_the_cli_and_is_refused_elsewhere(medley, tmp_path):
+    from stca_engine.cli import _data_kwargs, build_parser
+    from stca_engine.data.sources import load_clipset
+    from stca_engine.errors import ConfigError
+
+    args = build_parser().parse_args(
+        ["train", "--data", f"medleydb:{medley}", "--task", "classify", "--split", "random"]
+    )
+    kw = _data_kwargs(args)
+    assert kw == {"split": "random"}
+    cs = load_clipset(f"medleydb:{medley}", min_pieces=3, **kw)
+    assert cs.info["split"] == "random"
+    with pytest.raises(ConfigError, match="split"):
+        load_clipset("demo", **kw)
