@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from . import limits
-from .defaults import TRAIN_DEFAULTS, train_defaults  # per task, chosen on the real-sound suite
+from .defaults import PRESET_NAMES, TRAIN_DEFAULTS, preset_settings, train_defaults  # per task, from the suite
 from .errors import ConfigError, StcaError, TrainingError
 from .names import DTYPE_NAMES, GAP_MODES, OBJECTIVES, OPTIMIZERS, SELECTIONS, SPLITS, TASKS
 
@@ -195,10 +195,16 @@ def _lr_step(text: str | None):
 
 
 def train_settings(task: str, args=None) -> dict:
-    """The run's settings: the task's defaults (``TRAIN_DEFAULTS``) with every flag the user set on top."""
+    """The run's settings: the task's defaults (``TRAIN_DEFAULTS``), a ``--preset``'s recipe over them, and
+    every flag the user set on top."""
     d = train_defaults(task)
     if args is None:
         return d
+    if getattr(args, "preset", None):
+        p = preset_settings(args.preset)
+        p.pop("task")
+        p.pop("tau_m_ms", None)
+        d.update(p)
     for key in ("objective", "val_fraction", "select", "dropout", "weight_decay"):  # flag name = setting name
         if getattr(args, key, None) is not None:
             d[key] = getattr(args, key)
@@ -271,7 +277,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a network and save it with its metrics")
     t.add_argument("--data", required=True, help=DATA_HELP)
-    t.add_argument("--task", required=True, choices=TASKS)
+    t.add_argument("--task", default=None, choices=TASKS, help="required unless --preset names it")
+    t.add_argument(
+        "--preset",
+        default=None,
+        choices=PRESET_NAMES,
+        help="the paper's recipes: mnist (Table 1: 784-800-10, tau_m 25 ms, dropout 0.5, lr/10 at epoch 50, "
+        "100 epochs), medleydb (Table 2: 384-700-C, the authors' margin readout) or medleydb-eq10 (the same "
+        "with Eq. 10); flags given as well win",
+    )
     t.add_argument(
         "--objective",
         default=None,
@@ -330,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     n = t.add_argument_group("neuron constants (SPEC §2 defaults)")
     n.add_argument("--dt-ms", type=_positive_float, default=3.0)
-    n.add_argument("--tau-m-ms", type=_positive_float, default=30.0)
+    n.add_argument("--tau-m-ms", type=_positive_float, default=None, help="default 30 (a --preset may set it)")
     n.add_argument("--tau-s-ms", type=_positive_float, default=None, help="default tau_m / 4")
     n.add_argument("--theta", type=_positive_float, default=1.0)
     n.add_argument("--alpha", type=_positive_float, default=2.0)
@@ -494,11 +508,18 @@ def cmd_train(args) -> int:
     from .network import build_network
     from .trainer import Trainer
 
+    preset = preset_settings(args.preset) if args.preset else {}
+    if args.task is None and not preset:
+        raise ConfigError("--task is required (detect or classify), or a --preset that names it", "stca train")
+    if args.task is not None and preset and args.task != preset["task"]:
+        raise ConfigError(f"--preset {args.preset} is for --task {preset['task']}, not {args.task}", "stca train")
+    args.task = args.task or preset["task"]
     defaults = train_settings(args.task, args)
-    tau_s = args.tau_s_ms if args.tau_s_ms is not None else args.tau_m_ms / 4.0
+    tau_m = args.tau_m_ms if args.tau_m_ms is not None else preset.get("tau_m_ms", 30.0)
+    tau_s = args.tau_s_ms if args.tau_s_ms is not None else tau_m / 4.0
     neuron_cfg = NeuronConfig(
         dt_ms=args.dt_ms,
-        tau_m_ms=args.tau_m_ms,
+        tau_m_ms=tau_m,
         tau_s_ms=tau_s,
         theta=args.theta,
         alpha=args.alpha,

@@ -435,3 +435,35 @@ def test_detect_bad_truth_file_is_one_line_naming_file_and_line(detect_model, tm
     ]
     code, out, err = _run(["detect", str(detect_model), str(wav), str(wav), "--labels-out", str(truth)], capsys)
     assert code == 2 and "must be a folder" in err
+
+
+def test_paper_presets_fill_the_recipe_and_flags_win(tmp_path, capsys):
+    """Issue #11 items 2-3: ``--preset mnist`` is Table 1's recipe (784-800-10 on MNIST; the offline
+    8x8 digits give 64-800-10), ``--preset medleydb`` Table 2's 384-700-C with the margin readout."""
+    from stca_engine.checkpoint import load_model
+
+    out = tmp_path / "mnist"
+    code, _, err = _run(["train", "--preset", "mnist", "--data", "digits", "--epochs", "0", "--out", str(out)], capsys)
+    assert code == 0, err
+    net, info = load_model(out, device="cpu")
+    tc = info.train_config
+    assert net.sizes == [64, 800, 10] and tc.task == "classify" and tc.objective == "stca"
+    assert (tc.dropout, tc.lr_step_epoch, tc.lr_step_factor, tc.select) == (0.5, 50, 0.1, "last")
+    assert net.cfg.tau_m_ms == 25.0 and net.cfg.tau_s_ms == 6.25  # tau_s = tau_m / 4
+    # flags given as well win over the preset
+    out2 = tmp_path / "mnist2"
+    argv = ["train", "--preset", "mnist", "--data", "digits", "--epochs", "0", "--hidden", "40", "--tau-m-ms", "20"]
+    code, _, err = _run([*argv, "--dropout", "0.2", "--out", str(out2)], capsys)
+    assert code == 0, err
+    net2, info2 = load_model(out2, device="cpu")
+    assert net2.sizes == [64, 40, 10] and net2.cfg.tau_m_ms == 20.0 and info2.train_config.dropout == 0.2
+    # the task comes from the preset; a contradicting --task is one clear error
+    code, _, err = _run(["train", "--preset", "mnist", "--task", "detect", "--data", "demo", "--out", str(out)], capsys)
+    assert code == 2 and "--preset mnist is for --task classify" in err
+    code, _, err = _run(["train", "--data", "digits", "--out", str(tmp_path / "x")], capsys)
+    assert code == 2 and "--task is required" in err
+    from stca_engine.defaults import preset_settings
+
+    med = preset_settings("medleydb")
+    assert (med["objective"], med["hidden"]) == ("margin", [700])
+    assert preset_settings("medleydb-eq10")["objective"] == "stca"

@@ -335,3 +335,16 @@ def test_split_option_reaches_the_loader_from_the_cli_and_is_refused_elsewhere(m
     assert cs.info["split"] == "random"
     with pytest.raises(ConfigError, match="split"):
         load_clipset("demo", **kw)
+
+
+def test_medleydb_preset_trains_the_papers_384_700_c_network(medley, tmp_path, capsys):
+    """``stca train --preset medleydb``: the source's 384-afferent spikegram, 700 hidden, the margin readout."""
+    from stca_engine import cli
+    from stca_engine.checkpoint import load_model
+
+    out = tmp_path / "m"
+    argv = ["--quiet", "train", "--preset", "medleydb", "--data", f"medleydb:{medley}", "--epochs", "0"]
+    code = cli.main([*argv, "--out", str(out), "--classes", "violin,flute", "--no-cache", "--workers", "1"])
+    assert code == 0, capsys.readouterr().err
+    net, info = load_model(out, device="cpu")
+    assert net.sizes[:2] == [384, 700] and not net.output_spiking and info.train_config.objective == "margin"
