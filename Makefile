@@ -9,7 +9,7 @@ PORT ?= 8501
 ADDRESS ?= 127.0.0.1
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: app test lint format bench bench-real setup setup-dev demo demo-model browser sound-tools real-sound-packages clean
+.PHONY: app test lint format bench bench-real gpu-check setup setup-dev demo demo-model browser sound-tools real-sound-packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -98,6 +98,11 @@ bench: $(VENV)/.installed-dev demo
 ## reference (about an hour on 2 cores; docs/RESULTS.md has the table)
 bench-real: $(VENV)/.installed-dev real-sound-packages
 	$(BIN)/python benchmarks/generalization.py --seeds 0,1,2 --out runs/generalization
+
+## the CUDA path on a GPU machine: Triton kernels equal the torch path, timed against SpikingJelly / Norse
+## (without a GPU: `benchmarks/gpu_check.py --interpret` checks the equality in Triton's CPU interpreter)
+gpu-check: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
