@@ -134,6 +134,11 @@ def _hz(f: float) -> str:
     return f"{f / 1000:.1f} kHz" if f >= 1000 else f"{f:.0f} Hz"
 
 
+def _band_labels(centre_hz, n_levels: int) -> list[str]:
+    """``"<band centre> · level l/n"`` for afferent ``band · n_levels + level`` (level 1 the loudest)."""
+    return [f"{_hz(f)} · level {b + 1}/{n_levels}" for f in centre_hz for b in range(n_levels)]
+
+
 def afferent_labels(settings: dict[str, Any] | None, n_inputs: int) -> list[str]:
     """A name for each input afferent, so learnt weights read as receptive fields.
 
@@ -149,12 +154,7 @@ def afferent_labels(settings: dict[str, Any] | None, n_inputs: int) -> list[str]
 
             cfg = SpikegramConfig.from_dict({k: v for k, v in s.items() if k not in ("encoder", "version")})
             if cfg.n_units == n_inputs:
-                hz = erb_space(cfg.f_min, cfg.f_max, cfg.n_kernels)
-                return [
-                    f"{_hz(hz[k])} · level {b + 1}/{cfg.n_bins}"
-                    for k in range(cfg.n_kernels)
-                    for b in range(cfg.n_bins)
-                ]
+                return _band_labels(erb_space(cfg.f_min, cfg.f_max, cfg.n_kernels), cfg.n_bins)
         elif name == "spectral":
             from .spectral import SpectralConfig
 
@@ -168,11 +168,7 @@ def afferent_labels(settings: dict[str, Any] | None, n_inputs: int) -> list[str]
                     from .spikegram import erb_space
 
                     hz = erb_space(cfg.f_min, cfg.f_max, cfg.n_bands)
-                return [
-                    f"{_hz(hz[k])} · level {b + 1}/{cfg.n_levels}"
-                    for k in range(cfg.n_bands)
-                    for b in range(cfg.n_levels)
-                ]
+                return _band_labels(hz, cfg.n_levels)
         elif name == "rate":
             side = int(round(n_inputs**0.5))
             if side * side == n_inputs:

@@ -133,3 +133,15 @@ def wait_for_app(page, timeout_ms: int = 180_000, quiet_ms: int = 1500):
         quiet = 0 if page.evaluate(busy_js) else quiet + 250
         page.wait_for_timeout(250)
         waited += 250
+
+
+def in_triton_interpreter(code: str, timeout: int = 300) -> dict:
+    """Run ``code`` in a fresh Python with Triton's CPU interpreter on (it must be set before Triton is
+    imported) and return the JSON object it prints last. Skips when Triton is not installed."""
+    import json
+
+    pytest.importorskip("triton")
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])

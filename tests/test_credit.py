@@ -4,14 +4,10 @@ The reference (tests/_plain_clif.py) is differentiated step by step in float64 w
 every step's V and I; the engine's numbers come from its fused backward kernels (``credit=b``).
 """
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
+from conftest import in_triton_interpreter
 from test_gradients import CASES, _reference_grads, _setup, _target
 
 import stca_engine as se
@@ -156,11 +152,7 @@ print(json.dumps(out))
 
 
 def test_triton_kernel_keeps_the_same_credit_in_interpreter():
-    pytest.importorskip("triton")
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    proc = subprocess.run([sys.executable, "-c", _TRITON_CREDIT], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = in_triton_interpreter(_TRITON_CREDIT)
     for a, b in zip(out["cuda"], out["torch"]):
         a, b = np.asarray(a), np.asarray(b)
         assert np.abs(a - b).max() <= 1e-9 * max(np.abs(b).max(), 1e-12)

@@ -3,13 +3,9 @@ one, so a run split into pieces equals one run, spike for spike (issue #12 item 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
+from conftest import in_triton_interpreter
 
 import stca_engine as se
 from stca_engine.kernels import LayerState
@@ -159,9 +155,5 @@ print(json.dumps(out))
 
 
 def test_triton_kernel_carries_state_in_interpreter():
-    pytest.importorskip("triton")
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    proc = subprocess.run([sys.executable, "-c", _TRITON_STATE], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = in_triton_interpreter(_TRITON_STATE)
     assert out["equal"] and out["final_equal"] and out["n_spikes"] > 20, out

@@ -18,17 +18,16 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .rasters import event_layout
 from .style import (
     K_MINUS_COLOR,
     K_PLUS_COLOR,
     THETA_COLOR,
     class_color,
-    class_label,
     finish,
-    rgba,
     text,
 )
-from .traces import _event_fields, _np
+from .traces import _np
 
 MAX_CELLS = 160_000  # heatmap cells sent to the browser (time is pooled beyond this)
 MAX_SVG_POINTS = 5_000  # more points than this are drawn with WebGL
@@ -91,41 +90,6 @@ def _k_marker_traces(points, x_of, y_of, names, yaxis: str, xaxis: str = "x") ->
 
 def _names(class_names: Sequence[str], n: int) -> list[str]:
     return [text(c) for c in list(class_names)[:n]] + [f"neuron {i}" for i in range(len(class_names), n)]
-
-
-def _event_layout(events, dt_ms: float, class_names) -> tuple[list[dict], list[dict]]:
-    """Class-coloured bands with the class name on top (the rasters' look), as layout shapes/annotations."""
-    shapes, notes = [], []
-    for ev in events or []:
-        c, on, off = _event_fields(ev)
-        color = class_color(c)
-        shapes.append(
-            dict(
-                type="rect",
-                xref="x",
-                yref="y domain",
-                x0=on * dt_ms / 1000,
-                x1=off * dt_ms / 1000,
-                y0=0,
-                y1=1,
-                fillcolor=rgba(color, 0.16),
-                line=dict(width=1, color=color),
-                layer="below",
-            )
-        )
-        notes.append(
-            dict(
-                x=(on + off) / 2 * dt_ms / 1000,
-                y=1.0,
-                xref="x",
-                yref="y domain",
-                yanchor="bottom",
-                text=f"<b>{class_label(int(c), class_names)}</b>",
-                showarrow=False,
-                font=dict(color=color, size=15),
-            )
-        )
-    return shapes, notes
 
 
 def credit_heatmap(
@@ -193,7 +157,7 @@ def credit_heatmap(
     names = _names(class_names, max([p[0] for p in points], default=-1) + 1)
     # the k* markers sit just above the map on an overlaid 0..1 axis (y2), so they never hide a row
     data += _k_marker_traces(points, lambda p: p[1] * dt_ms / 1000.0, lambda p: 1.04, names, yaxis="y2")
-    shapes, notes = _event_layout(events, dt_ms, class_names)
+    shapes, notes = event_layout(events, dt_ms, class_names)
     for _, k, sg in points:
         shapes.append(
             dict(

@@ -11,34 +11,48 @@ from .style import class_color, class_label, finish, rgba
 from .traces import _event_fields, _np
 
 
-def _event_shapes(fig: go.Figure, events, dt_ms: float, class_names: Sequence[str] | None):
-    """Class-coloured spans with the class name on top: where the true sound events are."""
+def event_layout(events, dt_ms: float, class_names: Sequence[str] | None) -> tuple[list[dict], list[dict]]:
+    """Class-coloured spans with the class name on top, where the true sound events are: ``(shapes,
+    annotations)`` as layout dicts, for figures assembled in one ``go.Figure`` call."""
+    shapes, notes = [], []
     for ev in events or []:
         c, on, off = _event_fields(ev)
-        label = class_label(int(c), class_names)
-        fig.add_shape(
-            type="rect",
-            xref="x",
-            yref="y domain",
-            x0=on * dt_ms / 1000,
-            x1=off * dt_ms / 1000,
-            y0=0,
-            y1=1,
-            fillcolor=rgba(class_color(c), 0.16),
-            line=dict(width=1, color=class_color(c)),
-            layer="below",
-            name="true event",
+        color = class_color(c)
+        shapes.append(
+            dict(
+                type="rect",
+                xref="x",
+                yref="y domain",
+                x0=on * dt_ms / 1000,
+                x1=off * dt_ms / 1000,
+                y0=0,
+                y1=1,
+                fillcolor=rgba(color, 0.16),
+                line=dict(width=1, color=color),
+                layer="below",
+                name="true event",
+            )
         )
-        fig.add_annotation(
-            x=(on + off) / 2 * dt_ms / 1000,
-            y=1.0,
-            xref="x",
-            yref="y domain",
-            yanchor="bottom",
-            text=f"<b>{label}</b>",
-            showarrow=False,
-            font=dict(color=class_color(c), size=15),
+        notes.append(
+            dict(
+                x=(on + off) / 2 * dt_ms / 1000,
+                y=1.0,
+                xref="x",
+                yref="y domain",
+                yanchor="bottom",
+                text=f"<b>{class_label(int(c), class_names)}</b>",
+                showarrow=False,
+                font=dict(color=color, size=15),
+            )
         )
+    return shapes, notes
+
+
+def _event_shapes(fig: go.Figure, events, dt_ms: float, class_names: Sequence[str] | None):
+    """``event_layout`` added to an existing figure."""
+    shapes, notes = event_layout(events, dt_ms, class_names)
+    if shapes:
+        fig.update_layout(shapes=[*fig.layout.shapes, *shapes], annotations=[*fig.layout.annotations, *notes])
 
 
 def spike_raster(
