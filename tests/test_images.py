@@ -125,3 +125,47 @@ def test_select_image_classes():
     np.testing.assert_array_equal(s.images[s.labels == 0], a.images[a.labels == 7])
     with pytest.raises(DatasetError, match="missing class"):
         select_image_classes(a, ["x"])
+
+
+def write_standin_mnist(root, n_train: int = 1400, seed: int = 0):
+    """A 28x28 MNIST stand-in from offline data: scikit-learn's 8x8 digits scaled to 20x20 (bilinear) and
+    centred in 28x28 like MNIST, 0..255, written as gzipped IDX files in the standard layout."""
+    from scipy.ndimage import zoom
+    from sklearn.datasets import load_digits as sk_digits
+
+    d = sk_digits()
+    imgs = np.clip(np.stack([zoom(im / 16.0, 2.5, order=1) for im in d.images]), 0, 1)
+    out = np.zeros((len(imgs), 28, 28))
+    out[:, 4:24, 4:24] = imgs
+    out = (out * 255).round().astype(np.uint8)
+    order = np.random.default_rng(seed).permutation(len(out))
+    tr, te = order[:n_train], order[n_train:]
+    root.mkdir(parents=True, exist_ok=True)
+    parts = {
+        "train-images-idx3-ubyte": out[tr],
+        "train-labels-idx1-ubyte": d.target[tr],
+        "t10k-images-idx3-ubyte": out[te],
+        "t10k-labels-idx1-ubyte": d.target[te],
+    }
+    for name, arr in parts.items():
+        (root / f"{name}.gz").write_bytes(gzip.compress(idx_bytes(np.asarray(arr))))
+    return root
+
+
+def test_a_28x28_stand_in_learns_well_above_chance_with_the_table_1_recipe(tmp_path, capsys):
+    """Issue #11 item 1: MNIST-format 28x28 data must learn (it once stayed at chance, 0.098, because the
+    network fell silent). 1400 / 397 stand-in digits, ``--preset mnist`` at 200 hidden for 3 epochs."""
+    import json
+
+    from stca_engine import cli
+
+    root = write_standin_mnist(tmp_path / "mnist")
+    out = tmp_path / "run"
+    argv = ["--quiet", "train", "--preset", "mnist", "--data", f"mnist:{root}", "--hidden", "200", "--epochs", "3"]
+    code = cli.main([*argv, "--out", str(out), "--no-cache"])
+    assert code == 0, capsys.readouterr().err
+    m = json.loads((out / "metrics.json").read_text())
+    test = m["test"]
+    # measured 0.882 (epoch 3); chance is 0.1 and a network that never fires scores the floor (0.128)
+    assert test["accuracy"] >= 0.6 and test["accuracy"] > 3 * test["accuracy_floor"], test
+    assert all(not e["silent_layers"] for e in m["epochs"])
