@@ -138,6 +138,115 @@ FIELD_SPEC: dict[str, tuple[str, Any]] = {
 }
 assert set(FIELD_SPEC) == {f.name for f in fields(TrainSettings)}
 
+
+# How each setting is shown on the Train page: label, widget details and help. The bounds come from
+# FIELD_SPEC, so a widget never allows what the URL parser refuses (and the page repeats no range).
+@dataclass(frozen=True)
+class FieldUI:
+    label: str
+    step: float | None = None
+    format: str | None = None
+    help: str | None = None
+    labels: Mapping[str, str] | None = None  # display names of a choice's values
+    radio: bool = False
+
+
+FIELD_UI: dict[str, FieldUI] = {
+    "task": FieldUI(
+        "Task",
+        labels=TASKS,
+        radio=True,
+        help="Detection: long streams of several events, labelled only by how often each class occurs. "
+        "Classification: one clip, one class.",
+    ),
+    "objective": FieldUI("Objective", labels=OBJECTIVES),
+    "compare": FieldUI(
+        "Train a second objective side by side",
+        help="Same data, same seed, same initial weights: only the objective differs.",
+    ),
+    "compare_objective": FieldUI("Second objective", labels=OBJECTIVES),
+    "epochs": FieldUI("Epochs", step=1),
+    "regularise": FieldUI(
+        "Guard against memorising",
+        help="Each training batch is changed a little (spikes jittered by 2 steps, 15 % dropped, time stretched "
+        "by up to 10 %), 30 % dropout on the hidden spikes, and the epoch that scores best on a validation split "
+        "of the training clips is kept. Chosen on real recordings (docs/RESULTS.md); the test clips are never "
+        "used to choose.",
+    ),
+    "seed": FieldUI("Seed", step=1, help="Same seed, same settings → the same run, on every machine."),
+    "data": FieldUI(
+        "Data source",
+        help="demo (built-in synthetic sounds), digits, rwcp:PATH, medleydb:PATH, folder:PATH or mnist:PATH; "
+        "folders must lie inside the operator's allowed roots. uploads: the sounds uploaded or recorded on the "
+        "Data page in this session.",
+    ),
+    "classes": FieldUI("Classes (comma separated; empty = all)"),
+    "encoder": FieldUI("Sound → spikes encoder", labels=ENCODERS),
+    "n_channels": FieldUI("Frequency channels", step=4),
+    "spike_rate": FieldUI("Spikegram budget (spikes / s)", step=50.0),
+    "n_train": FieldUI("Training streams (detection)", step=10),
+    "n_test": FieldUI("Test streams (detection)", step=10),
+    "events_per_stream": FieldUI("Events per stream", step=1),
+    "hidden": FieldUI("Hidden layer sizes", help="Comma separated, e.g. '300' or '128,64'; empty = no hidden layer."),
+    "init_std": FieldUI(
+        "Initial weight std",
+        step=0.01,
+        format="%.3f",
+        help="Weights start as N(0, std²); the paper uses 0.01. Larger values make hidden neurons fire from the "
+        "start, so small demos learn sooner.",
+    ),
+    "dt_ms": FieldUI("dt (ms)", step=0.5),
+    "tau_m_ms": FieldUI(
+        "τm (ms)", step=1.0, help="Changing τm sets τs = τm/4 (SPEC §2); set τs after it to use another ratio."
+    ),
+    "tau_s_ms": FieldUI("τs (ms)", step=0.5),
+    "theta": FieldUI("ϑ threshold", step=0.1),
+    "alpha": FieldUI("α surrogate width", step=0.1),
+    "t_in_ms": FieldUI("T_in cluster interval (ms)", step=3.0),
+    "optimizer": FieldUI("Optimiser", labels=OPTIMIZERS),
+    "lr": FieldUI("Learning rate", step=1e-4, format="%.5f"),
+    "batch_size": FieldUI("Batch size", step=1),
+}
+# the advanced settings, in the expanders of the Train sidebar (hidden in classroom mode)
+SIDEBAR_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "Data and encoding",
+        ("data", "classes", "encoder", "n_channels", "spike_rate", "n_train", "n_test", "events_per_stream"),
+    ),
+    ("Network", ("hidden", "init_std")),
+    ("Neuron constants (C-LIF)", ("dt_ms", "tau_m_ms", "tau_s_ms", "theta", "alpha", "t_in_ms")),
+    ("Optimiser", ("optimizer", "lr", "batch_size")),
+)
+
+
+def widget_args(name: str, options: list | None = None) -> tuple[str, dict]:
+    """``(widget kind, keyword arguments)`` for the setting ``name``: ``number_input`` with FIELD_SPEC's
+    bounds, ``selectbox`` / ``radio`` with the choice's labels, ``toggle``, or ``text_input``. ``options``
+    narrows a choice (e.g. no margin readout for detection)."""
+    kind, spec = FIELD_SPEC[name]
+    ui = FIELD_UI[name]
+    kw: dict[str, Any] = {"label": ui.label}
+    if ui.help:
+        kw["help"] = ui.help
+    if kind in ("int", "float"):
+        lo, hi = spec
+        cast = int if kind == "int" else float
+        kw.update(min_value=cast(lo), max_value=cast(hi))
+        if ui.step is not None:
+            kw["step"] = cast(ui.step)
+        if ui.format:
+            kw["format"] = ui.format
+        return "number_input", kw
+    if kind == "choice":
+        kw["options"] = list(options if options is not None else spec)
+        if ui.labels is not None:
+            kw["format_func"] = ui.labels.get
+        return ("radio" if ui.radio else "selectbox"), kw
+    if kind == "bool":
+        return "toggle", kw
+    return "text_input", kw
+
+
 MAX_HIDDEN_LAYERS = 4
 MAX_HIDDEN_UNITS = 4096
 

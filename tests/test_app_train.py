@@ -540,3 +540,19 @@ def test_a_link_to_an_uploads_run_in_a_session_without_uploads_says_what_to_do()
     at.button(key="train.btn_start").click().run()
     _wait(at, lambda a: a.session_state["train.run"]["worker"].snapshot().finished, timeout=60)
     assert not at.exception and any("Data page" in e.value for e in at.error)
+
+
+def test_the_sidebar_is_built_from_field_spec():
+    """Issue #12 item 3: every numeric widget's bounds are FIELD_SPEC's (the page writes no range itself),
+    and every setting of TrainSettings but the preset has a widget with a label."""
+    page_src = (REPO / "app" / "pages" / "2_Train.py").read_text()
+    assert "min_value=" not in page_src and "max_value=" not in page_src
+    at = _page()  # the expanders' contents are rendered whether they are open or not
+    for name, (kind, spec) in state.FIELD_SPEC.items():
+        if kind in ("int", "float"):
+            w = at.number_input(key=state.widget_key(name))
+            assert (w.min, w.max) == spec, name
+            assert w.label == state.FIELD_UI[name].label
+    assert set(state.FIELD_UI) == set(state.FIELD_SPEC) - {"preset"}
+    grouped = [n for _, names in state.SIDEBAR_GROUPS for n in names]
+    assert len(grouped) == len(set(grouped))

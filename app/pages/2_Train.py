@@ -130,132 +130,29 @@ with st.sidebar:
 
     values: dict = {}
 
-    def widget(fn, name, label, **kw):
+    def widget(name, options=None, **extra):
+        """The setting's widget as ``state.widget_args`` describes it (bounds from FIELD_SPEC)."""
         _seed_widget(name)
-        values[name] = fn(label, key=K(name), **kw)
+        kind, kw = state.widget_args(name, options)
+        kw.update(extra)
+        values[name] = getattr(st, kind)(key=K(name), **kw)
         return values[name]
 
-    task = widget(
-        st.radio,
-        "task",
-        "Task",
-        options=list(state.TASKS),
-        format_func=state.TASKS.get,
-        help="Detection: long streams of several events, labelled only by how often each class "
-        "occurs. Classification: one clip, one class.",
-    )
+    task = widget("task")
     objectives = [o for o in state.OBJECTIVES if task == "classify" or o != "margin"]
     for name in ("objective", "compare_objective"):
         if ss.get(K(name), getattr(cur, name)) not in objectives:
             ss[K(name)] = "stca"
-    widget(
-        st.selectbox,
-        "objective",
-        "Objective",
-        options=objectives,
-        format_func=state.OBJECTIVES.get,
-        help=state.OBJECTIVE_HELP,
-    )
-    compare = widget(
-        st.toggle,
-        "compare",
-        "Train a second objective side by side",
-        help="Same data, same seed, same initial weights: only the objective differs.",
-    )
-    if compare:
-        widget(
-            st.selectbox, "compare_objective", "Second objective", options=objectives, format_func=state.OBJECTIVES.get
-        )
-    widget(st.number_input, "epochs", "Epochs", min_value=1, max_value=2000, step=1)
-    widget(
-        st.toggle,
-        "regularise",
-        "Guard against memorising",
-        help="Each training batch is changed a little (spikes jittered by 2 steps, 15 % dropped, time "
-        "stretched by up to 10 %), 30 % dropout on the hidden spikes, and the epoch that scores best "
-        "on a validation split of the training clips is kept. Chosen on real recordings "
-        "(docs/RESULTS.md); the test clips are never used to choose.",
-    )
-    widget(
-        st.number_input,
-        "seed",
-        "Seed",
-        min_value=0,
-        max_value=2**31 - 1,
-        step=1,
-        help="Same seed, same settings → the same run, on every machine.",
-    )
-
+    widget("objective", objectives, help=state.OBJECTIVE_HELP)
+    if widget("compare"):
+        widget("compare_objective", objectives)
+    for name in ("epochs", "regularise", "seed"):
+        widget(name)
     if not classroom:
-        with st.expander("Data and encoding", expanded=False):
-            widget(
-                st.text_input,
-                "data",
-                "Data source",
-                help="demo (built-in synthetic sounds), digits, rwcp:PATH, medleydb:PATH, folder:PATH or "
-                "mnist:PATH; folders must lie inside the operator's allowed roots. uploads: the sounds "
-                "uploaded or recorded on the Data page in this session.",
-            )
-            widget(st.text_input, "classes", "Classes (comma separated; empty = all)")
-            widget(
-                st.selectbox,
-                "encoder",
-                "Sound → spikes encoder",
-                options=list(state.ENCODERS),
-                format_func=state.ENCODERS.get,
-            )
-            widget(st.number_input, "n_channels", "Frequency channels", min_value=4, max_value=256, step=4)
-            widget(
-                st.number_input,
-                "spike_rate",
-                "Spikegram budget (spikes / s)",
-                min_value=10.0,
-                max_value=20000.0,
-                step=50.0,
-            )
-            widget(st.number_input, "n_train", "Training streams (detection)", min_value=2, max_value=5000, step=10)
-            widget(st.number_input, "n_test", "Test streams (detection)", min_value=1, max_value=5000, step=10)
-            widget(st.number_input, "events_per_stream", "Events per stream", min_value=1, max_value=20, step=1)
-        with st.expander("Network", expanded=False):
-            widget(
-                st.text_input,
-                "hidden",
-                "Hidden layer sizes",
-                help="Comma separated, e.g. '300' or '128,64'; empty = no hidden layer.",
-            )
-            widget(
-                st.number_input,
-                "init_std",
-                "Initial weight std",
-                min_value=0.0,
-                max_value=10.0,
-                step=0.01,
-                format="%.3f",
-                help="Weights start as N(0, std²); the paper uses 0.01. Larger values make "
-                "hidden neurons fire from the start, so small demos learn sooner.",
-            )
-        with st.expander("Neuron constants (C-LIF)", expanded=False):
-            widget(st.number_input, "dt_ms", "dt (ms)", min_value=0.1, max_value=50.0, step=0.5)
-            widget(
-                st.number_input,
-                "tau_m_ms",
-                "τm (ms)",
-                min_value=0.5,
-                max_value=1000.0,
-                step=1.0,
-                on_change=_tau_s_follows_tau_m,
-                help="Changing τm sets τs = τm/4 (SPEC §2); set τs after it to use another ratio.",
-            )
-            widget(st.number_input, "tau_s_ms", "τs (ms)", min_value=0.1, max_value=1000.0, step=0.5)
-            widget(st.number_input, "theta", "ϑ threshold", min_value=0.01, max_value=100.0, step=0.1)
-            widget(st.number_input, "alpha", "α surrogate width", min_value=0.01, max_value=100.0, step=0.1)
-            widget(st.number_input, "t_in_ms", "T_in cluster interval (ms)", min_value=0.1, max_value=10000.0, step=3.0)
-        with st.expander("Optimiser", expanded=False):
-            widget(
-                st.selectbox, "optimizer", "Optimiser", options=list(state.OPTIMIZERS), format_func=state.OPTIMIZERS.get
-            )
-            widget(st.number_input, "lr", "Learning rate", min_value=1e-6, max_value=10.0, step=1e-4, format="%.5f")
-            widget(st.number_input, "batch_size", "Batch size", min_value=1, max_value=1024, step=1)
+        for title, names in state.SIDEBAR_GROUPS:
+            with st.expander(title, expanded=False):
+                for name in names:
+                    widget(name, **({"on_change": _tau_s_follows_tau_m} if name == "tau_m_ms" else {}))
 
 values["preset"] = ss[K("preset")]
 settings, widget_problems = state.settings_from_session({K(k): v for k, v in values.items()}, cur)
