@@ -1,10 +1,10 @@
-"""STCA Studio: entry page (run with `streamlit run app/Home.py`): what each page is for, in plain words."""
+"""STCA Studio: entry page (run with `streamlit run app/Home.py`): what each page is for, in plain words.
 
-import sys
+Streamlit puts this file's folder, app/, on ``sys.path`` for every page, so pages import the app's
+modules (``state``, ``components``, ``figures``, ...) directly, without path edits of their own.
+"""
+
 from pathlib import Path
-
-if str(Path(__file__).resolve().parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # app/: `components`, `figures`
 
 import streamlit as st
 from components import setup_page

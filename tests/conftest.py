@@ -13,6 +13,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# `streamlit run app/Home.py` puts app/ (the main script's folder) on sys.path for every page; AppTest runs
+# a page file on its own, so the tests do what Streamlit does
+if str(REPO / "app") not in sys.path:
+    sys.path.insert(0, str(REPO / "app"))
 CHROMIUM = os.environ.get("STCA_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",

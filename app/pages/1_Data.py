@@ -1,12 +1,6 @@
 """Data: pick a sound source, browse its clips (waveform, spectrogram, audio, spikegram), tune the encoder
 with a live re-encode and its report, and preview an unsegmented stream with its true event spans."""
 
-import sys
-from pathlib import Path
-
-if str(Path(__file__).resolve().parents[1]) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # app/: `components`, `figures`
-
 import math
 
 import numpy as np

@@ -7,27 +7,21 @@ Settings live in the URL so a link reopens the same run.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
-from pathlib import Path
 
-_APP = str(Path(__file__).resolve().parents[1])
-if _APP not in sys.path:
-    sys.path.insert(0, _APP)
+import engine_runs as er
+import figures as se_figs  # app/figures: pure plotly builders
+import models_ui
+import numpy as np
+import state
+import streamlit as st
+import training_worker as tw
+from components import plain, plot, session_alive_check, setup_page
+from components.credit_view import credit_view
 
-import engine_runs as er  # noqa: E402
-import figures as se_figs  # noqa: E402  (app/figures: pure plotly builders)
-import models_ui  # noqa: E402
-import numpy as np  # noqa: E402
-import state  # noqa: E402
-import streamlit as st  # noqa: E402
-import training_worker as tw  # noqa: E402
-from components import plain, plot, session_alive_check, setup_page  # noqa: E402
-from components.credit_view import credit_view  # noqa: E402
-
-from stca_engine import limits as se_limits  # noqa: E402
+from stca_engine import limits as se_limits
 from stca_engine import memory as se_memory
-from stca_engine.errors import StcaError  # noqa: E402
+from stca_engine.errors import StcaError
 
 setup_page("Train", "🏋️")
 

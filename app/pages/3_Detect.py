@@ -3,13 +3,8 @@ each class was heard: timeline, spectrogram, output voltages, a table, Audacity-
 with ground truth (a demo stream's events or an uploaded Audacity label file) event precision / recall / F1
 with hits, misses and false alarms on the timeline."""
 
-import sys
-from pathlib import Path
-
-if str(Path(__file__).resolve().parents[1]) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # app/: `components`, `figures`
-
 import math
+from pathlib import Path
 
 import numpy as np
 import streamlit as st

@@ -1,12 +1,6 @@
 """Neuron playground: one C-LIF neuron, its M, S, E, V traces (the paper's Fig. 1), spike clusters,
 the k⁺/k⁻ point the STCA loss picks for a desired cluster count, and one STCA update at a time."""
 
-import sys
-from pathlib import Path
-
-if str(Path(__file__).resolve().parents[1]) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # app/: `components`, `figures`
-
 import numpy as np
 import streamlit as st
 import torch
