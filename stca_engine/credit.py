@@ -49,11 +49,6 @@ class CreditMap:
     def n_steps(self) -> int:
         return int(self.dV[-1].shape[0]) if self.dV else 0
 
-    def reach(self, layer: int) -> np.ndarray:
-        """Per step, the summed |∂L/∂V| over the layer's neurons ``[T]``: how far back in time the error
-        of the k* points has travelled."""
-        return np.abs(self.dV[layer]).sum(axis=1)
-
 
 def _float(t: torch.Tensor | None, shape) -> np.ndarray:
     if t is None:

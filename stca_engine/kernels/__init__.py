@@ -53,6 +53,15 @@ class LayerState:
         z = torch.zeros(batch, n, dtype=dtype, device=device)
         return cls(z, z.clone(), z.clone(), z.clone())
 
+    def stacked(self, dtype, device=None) -> torch.Tensor:
+        """``[4, B, N]`` = (M, S, E, O), contiguous, for kernels that take the state as one array."""
+        return torch.stack([getattr(self, k).detach().to(device=device, dtype=dtype) for k in "mseo"]).contiguous()
+
+    @classmethod
+    def from_stacked(cls, t: torch.Tensor) -> LayerState:
+        """Inverse of ``stacked``."""
+        return cls(t[0], t[1], t[2], t[3])
+
     def check(self, batch: int, n: int) -> LayerState:
         """Itself, after checking every trace is ``[batch, n]`` (``ValueError`` naming the mismatch)."""
         for name in ("m", "s", "e", "o"):

@@ -401,7 +401,7 @@ def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = Fal
     final = torch.empty(4, B, N, dtype=dt)
     if state is not None:
         state.check(B, N)
-        init = torch.stack([getattr(state, k).detach().to("cpu", dt) for k in "mseo"]).contiguous().numpy()
+        init = state.stacked(dt, "cpu").numpy()
     else:
         init = _dummy(npdt)
     carry = (state is not None, init, final.numpy())
@@ -443,7 +443,7 @@ def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = Fal
                 En,
                 *carry,
             )
-    out = LayerState(final[0], final[1], final[2], final[3])
+    out = LayerState.from_stacked(final)
     if record:
         return V, O, rec[0], rec[1], rec[2], rows, out
     return V, O, None, None, None, rows, out

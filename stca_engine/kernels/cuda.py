@@ -154,7 +154,7 @@ def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = Fal
     final = torch.empty(4, B, N, dtype=W.dtype, device=W.device)
     if state is not None:
         state.check(B, N)
-        init = torch.stack([getattr(state, k).detach().to(W.device, W.dtype) for k in "mseo"]).contiguous()
+        init = state.stacked(W.dtype, W.device)
     else:
         init = final  # a placeholder the kernel never reads
     _clif_fwd[_grid(B * N)](
@@ -174,7 +174,7 @@ def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = Fal
         HAS_STATE=state is not None,
         BLOCK_SIZE=BLOCK,
     )
-    out = LayerState(final[0], final[1], final[2], final[3])
+    out = LayerState.from_stacked(final)
     if record:
         return V, O, rec[0], rec[1], rec[2], None, out
     return V, O, None, None, None, None, out
