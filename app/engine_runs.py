@@ -171,6 +171,7 @@ def train_config_for(settings, objective: str, has_val: bool = True):
         lr=float(settings.lr),
         seed=settings.seed,
         init_std=float(settings.init_std),
+        revive=bool(getattr(settings, "revive", True)),
         momentum=SGD_MOMENTUM if settings.optimizer == "sgd" else 0.0,
         probe_index=0,
         device="auto",

@@ -71,6 +71,7 @@ class TrainSettings:
     # network
     hidden: str = "64"  # hidden layer sizes, comma separated ("" = no hidden layer)
     init_std: float = 0.01  # initial weights ~ N(0, init_std²) (paper: 0.01)
+    revive: bool = True  # push silent hidden neurons when an output needs a k⁺ and has none (revive.py)
     # neuron (SPEC §2)
     dt_ms: float = 3.0
     tau_m_ms: float = 30.0
@@ -124,6 +125,7 @@ FIELD_SPEC: dict[str, tuple[str, Any]] = {
     "events_per_stream": ("int", (1, 20)),
     "hidden": ("hidden", None),
     "init_std": ("float", (0.0, 10.0)),
+    "revive": ("bool", None),
     "dt_ms": ("float", (0.1, 50.0)),
     "tau_m_ms": ("float", (0.5, 1000.0)),
     "tau_s_ms": ("float", (0.1, 1000.0)),
@@ -195,6 +197,13 @@ FIELD_UI: dict[str, FieldUI] = {
         help="Weights start as N(0, std²); the paper uses 0.01. Larger values make hidden neurons fire from the "
         "start, so small demos learn sooner.",
     ),
+    "revive": FieldUI(
+        "Revive a silenced network",
+        help="When an output neuron needs one more cluster but no time step of its voltage depends on any weight "
+        "(the layer below fell silent), push the silent hidden neurons that would excite it. Off: the paper's "
+        "rule alone, under which a silent network never learns again. It changes nothing while every needed k⁺ "
+        "can be placed.",
+    ),
     "dt_ms": FieldUI("dt (ms)", step=0.5),
     "tau_m_ms": FieldUI(
         "τm (ms)", step=1.0, help="Changing τm sets τs = τm/4 (SPEC §2); set τs after it to use another ratio."
@@ -213,7 +222,7 @@ SIDEBAR_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "Data and encoding",
         ("data", "classes", "encoder", "n_channels", "spike_rate", "n_train", "n_test", "events_per_stream"),
     ),
-    ("Network", ("hidden", "init_std")),
+    ("Network", ("hidden", "init_std", "revive")),
     ("Neuron constants (C-LIF)", ("dt_ms", "tau_m_ms", "tau_s_ms", "theta", "alpha", "t_in_ms")),
     ("Optimiser", ("optimizer", "lr", "batch_size")),
 )

@@ -326,6 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="keep the last epoch's weights or those of the best validation epoch",
     )
+    r.add_argument(
+        "--no-revive",
+        dest="revive",
+        action="store_false",
+        help="the paper's rule only: do not push silent hidden neurons when an output needs a k⁺ and no step "
+        "can take it (a silenced network then stays silent; see stca_engine/revive.py)",
+    )
     r.add_argument("--jitter-steps", type=_nonneg_int, default=None, help="training: move each spike by up to N steps")
     r.add_argument(
         "--drop-spikes", type=_fraction, default=None, help="training: drop each spike with this probability"
@@ -544,6 +551,7 @@ def cmd_train(args) -> int:
         lr_step_epoch=defaults.get("lr_step_epoch"),
         lr_step_factor=defaults.get("lr_step_factor", 0.1),
         select=defaults.get("select", "last"),
+        revive=args.revive,
     ).validate()
 
     ctx = D.setup(None if args.device == "auto" else args.device)
@@ -633,6 +641,7 @@ def cmd_train(args) -> int:
                 "train_accuracy": report.train_accuracy,
                 "mean_clusters": report.mean_clusters,
                 "n_no_kplus": report.n_no_kplus,
+                "n_revived": report.n_revived,
                 "seconds": report.seconds,
                 "silent_layers": report.silent_layers,
             }
@@ -713,6 +722,11 @@ def _silent_warning(report) -> str:
     return (
         f"  WARNING: silent {', '.join(silent)} (no spikes this epoch"
         + ("; the output's needed k⁺ found no step that depends on the weights" if "output" in silent else "")
+        + (
+            f"; {report.n_revived} silent hidden (sample, neuron) pairs pushed up to revive it"
+            if report.n_revived
+            else ""
+        )
         + "; try a larger --init-std or a smaller --lr)"
     )
 

@@ -181,6 +181,10 @@ class TrainConfig:
     rates are multiplied by ``lr_step_factor``) and ``select``: ``"last"`` keeps the last epoch's
     weights, ``"best-val"`` the weights of the epoch that scored best on the validation set (carved from
     the training clips; never the test set).
+
+    ``revive`` (default on): when an output needed a k⁺ and no step could take it (the layers below fell
+    silent), push the silent hidden neurons that would excite it (``revive.py``); without it a silenced
+    network never recovers. It changes nothing while every needed k⁺ can be placed.
     """
 
     task: Task = "detect"
@@ -204,6 +208,7 @@ class TrainConfig:
     lr_step_epoch: int | None = None
     lr_step_factor: float = 0.1
     select: Selection = "last"
+    revive: bool = True
 
     def validate(self, check_device: bool = True) -> TrainConfig:
         """Check and normalise every setting (``ConfigError`` naming it). ``check_device=False`` skips
@@ -266,6 +271,9 @@ class TrainConfig:
             bad("momentum", f"must be < 1, got {self.momentum}")
         if self.momentum and self.optimizer != "sgd":
             bad("momentum", "applies to optimizer 'sgd' only")
+        if not isinstance(self.revive, (bool, np.bool_)):
+            bad("revive", f"must be true or false, got {self.revive!r}")
+        self.revive = bool(self.revive)
         if self.select not in SELECTIONS:
             bad("select", f"must be one of {SELECTIONS}, got {self.select!r}")
         positive("weight_decay", allow_none=False, allow_zero=True)

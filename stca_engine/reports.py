@@ -71,7 +71,8 @@ class EpochReport:
     ``test_metrics`` holds everything ``evaluate`` returned for the test set.
     ``layer_spikes``: spikes per layer (hidden ..., output) over the epoch's training batches;
     ``n_kplus``: (sample, neuron) pairs trained at a k⁺; ``silent_layers`` names the layers that
-    went silent (see there).
+    went silent (see there); ``n_revived``: silent hidden (sample, neuron) pairs pushed up because an
+    output above them needed a k⁺ and had none (``revive.py``).
     """
 
     epoch: int
@@ -90,6 +91,7 @@ class EpochReport:
     val_metrics: dict | None = None
     layer_spikes: list[int] = field(default_factory=list)
     n_kplus: int = 0
+    n_revived: int = 0
 
     @property
     def silent_layers(self) -> list[str]:
@@ -110,6 +112,7 @@ class EpochReport:
             "test_accuracy",
             "mean_clusters",
             "n_no_kplus",
+            "n_revived",
             "seconds",
             "n_samples",
         )

@@ -35,6 +35,7 @@ from .evaluation import (  # noqa: F401  (evaluate and output_counts keep their 
     output_counts,
 )
 from .reports import BatchReport, EpochReport, Probe, WeightStats, make_probe, weight_stats  # noqa: F401
+from .revive import revive_loss
 
 ADAM_DEFAULT_LR = 1e-3
 _WHERE = "train config"
@@ -243,8 +244,18 @@ class Trainer:
                 self._fail(epoch, b + 1, f"the loss became {loss_value}")
             if not bool(torch.isfinite(v.detach()).all()):
                 self._fail(epoch, b + 1, "output voltages became NaN or inf")
+            revived = 0
+            if cfg.revive and info.n_no_kplus:
+                extra, revived = revive_loss(
+                    rec.voltages,
+                    rec.spikes,
+                    list(net.weights),
+                    info.no_kplus,
+                    self.neuron_cfg.theta,
+                    self.train.lengths(idx),
+                )  # only (sample, neuron) pairs stuck without a k⁺; the reported loss stays Eq. 9/10
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if not revived else loss + extra).backward()
             if not all(w.grad is None or bool(torch.isfinite(w.grad).all()) for w in net.weights):
                 self._fail(epoch, b + 1, "a gradient became NaN or inf")
             self.optimizer.step()
@@ -268,6 +279,7 @@ class Trainer:
             no_kplus = _n_no_kplus(info)
             st["loss_sum"] += _per_sample_loss_sum(loss, info, len(idx))
             st["no_kplus"] += no_kplus
+            st["revived"] = st.get("revived", 0) + revived
             st["next"] = b + 1
             if on_batch is not None:
                 on_batch(BatchReport(epoch, b + 1, nb, loss_value, len(idx), no_kplus))
@@ -301,6 +313,7 @@ class Trainer:
             val_metrics=val_metrics,
             layer_spikes=list(st.get("layer_spikes") or []),
             n_kplus=int(st.get("kplus", 0)),
+            n_revived=int(st.get("revived", 0)),
         )
         self.history.append(report)
         return report

@@ -537,8 +537,12 @@ def live_view():
                     if "output" in silent
                     else ""
                 )
-                + "). Training cannot push a silent network back up: try a larger initial weight std "
-                "or a smaller learning rate.",
+                + (
+                    f"). {last[lb].n_revived} silent hidden (sample, neuron) pairs were pushed up to bring it "
+                    "back; if it stays silent, try a larger initial weight std or a smaller learning rate."
+                    if getattr(last[lb], "n_revived", 0)
+                    else "). Try a larger initial weight std or a smaller learning rate."
+                ),
                 icon="⚠️",
             )
 
