@@ -185,6 +185,7 @@ class TrainConfig:
     ``revive`` (default on): when an output needed a k⁺ and no step could take it (the layers below fell
     silent), push the silent hidden neurons that would excite it (``revive.py``); without it a silenced
     network never recovers. It changes nothing while every needed k⁺ can be placed.
+    ``tdp1_spikes`` (objective ``tdp1`` only): spikes asked for per event (the paper's Fig. 4e: 3 … 11).
     """
 
     task: Task = "detect"
@@ -209,6 +210,7 @@ class TrainConfig:
     lr_step_factor: float = 0.1
     select: Selection = "last"
     revive: bool = True
+    tdp1_spikes: int = 1
 
     def validate(self, check_device: bool = True) -> TrainConfig:
         """Check and normalise every setting (``ConfigError`` naming it). ``check_device=False`` skips
@@ -271,6 +273,11 @@ class TrainConfig:
             bad("momentum", f"must be < 1, got {self.momentum}")
         if self.momentum and self.optimizer != "sgd":
             bad("momentum", "applies to optimizer 'sgd' only")
+        integer("tdp1_spikes", 1)
+        if self.tdp1_spikes > 100:
+            bad("tdp1_spikes", f"must be <= 100, got {self.tdp1_spikes}")
+        if self.tdp1_spikes != 1 and self.objective != "tdp1":
+            bad("tdp1_spikes", "applies to objective 'tdp1' only")
         if not isinstance(self.revive, (bool, np.bool_)):
             bad("revive", f"must be true or false, got {self.revive!r}")
         self.revive = bool(self.revive)

@@ -26,18 +26,20 @@ def _loss_fns():
     return stca_loss, predict
 
 
-def output_counts(spikes: torch.Tensor, neuron_cfg: NeuronConfig, objective: str) -> torch.Tensor:
-    """Predicted event counts ``[B, C]``: spike clusters (stca) or single spikes (tdp1)."""
+def output_counts(spikes: torch.Tensor, neuron_cfg: NeuronConfig, objective: str, tdp1_spikes: int = 1) -> torch.Tensor:
+    """Predicted event counts ``[B, C]``: spike clusters (stca) or single spikes (tdp1; with ``tdp1_spikes``
+    asked per event, the spike count divided by it, rounded)."""
     if objective == "tdp1":
-        return spikes.sum(dim=0).round().long()
+        n = spikes.sum(dim=0).double()
+        return (n / int(tdp1_spikes)).round().long() if tdp1_spikes != 1 else n.round().long()
     from .clusters import count_clusters
 
     return count_clusters(spikes, neuron_cfg.t_in_steps)
 
 
-def _predictions(v, s, neuron_cfg, task, objective):
+def _predictions(v, s, neuron_cfg, task, objective, tdp1_spikes: int = 1):
     if task == "detect":
-        return output_counts(s, neuron_cfg, objective)
+        return output_counts(s, neuron_cfg, objective, tdp1_spikes)
     _, predict = _loss_fns()
     return predict(v, s, neuron_cfg, objective)
 
@@ -86,6 +88,7 @@ def evaluate(
     batch_size: int = 32,
     tolerance_steps: int | None = None,
     progress: Progress | None = None,
+    tdp1_spikes: int = 1,
 ) -> dict:
     """Test metrics of ``net`` on ``dataset`` (no gradients), plus the mean loss per sample.
 
@@ -96,6 +99,7 @@ def evaluate(
     ``confusion_matrix`` (list of lists, row = true class). Both: ``loss``, ``mean_clusters``,
     ``n_no_kplus``, ``n_samples``; ``accuracy`` is the headline number (count accuracy for detect).
     Each sample is judged on its own length (batch padding never creates or hides clusters).
+    ``tdp1_spikes``: spikes per event the ``tdp1`` objective was trained to give (``stca_loss``).
     """
     if task not in TASKS:
         raise ConfigError(f"task must be one of {TASKS}, got {task!r}", "evaluate")
@@ -123,7 +127,9 @@ def evaluate(
             rec = net(x)
             v, s = rec.voltages[-1], rec.spikes[-1]
             lengths = [dataset[i].spikes.n_steps for i in idx]
-            loss, info = stca_loss(v, s, target, neuron_cfg, task=task, objective=objective, lengths=lengths)
+            loss, info = stca_loss(
+                v, s, target, neuron_cfg, task=task, objective=objective, lengths=lengths, tdp1_spikes=tdp1_spikes
+            )
             loss_sum += _per_sample_loss_sum(loss, info, len(idx))
             no_kplus += _n_no_kplus(info)
             if all(T_i == v.shape[0] for T_i in lengths):  # no padding: judge the batch at once
@@ -131,7 +137,7 @@ def evaluate(
             else:
                 pieces = [(v[:T_i, j : j + 1], s[:T_i, j : j + 1]) for j, T_i in enumerate(lengths)]
             for v_p, s_p in pieces:
-                preds.extend(_predictions(v_p, s_p, neuron_cfg, task, objective).cpu().numpy())
+                preds.extend(_predictions(v_p, s_p, neuron_cfg, task, objective, tdp1_spikes).cpu().numpy())
                 cluster_sum += float(output_counts(s_p, neuron_cfg, "stca").double().sum().item())
                 if task == "detect":
                     r = s_p.to(torch.uint8).cpu().numpy()

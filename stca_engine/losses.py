@@ -79,6 +79,12 @@ def _check(v, s, target, task, objective, need_spikes=True):
     return s.detach() != 0, target
 
 
+def _check_tdp1_spikes(n) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 100:
+        raise ConfigError(f"tdp1_spikes must be an integer in 1..100, got {n!r}", "stca_loss")
+    return n
+
+
 def _desired(target, task, n_out):
     if task == "classify":
         return torch.nn.functional.one_hot(target, n_out).long()
@@ -119,11 +125,14 @@ def stca_loss(
     task: str = "detect",
     objective: str = "stca",
     lengths=None,
+    tdp1_spikes: int = 1,
 ) -> tuple[torch.Tensor, LossInfo]:
     """Loss over output voltages ``v [T, B, N]`` and spikes ``s``; returns ``(loss, LossInfo)``.
 
     ``lengths`` (optional, ``[B]`` steps): samples shorter than the batch were zero-padded; each is
     judged on its own steps only, so the loss does not depend on what it was batched with.
+    ``tdp1_spikes`` (``tdp1`` only): spikes asked for per event (the paper's Fig. 4e tries 3 … 11);
+    N_d becomes that many times the event count (classify: that many from the true class).
 
     - ``stca`` detect (Eq. 9): ϑ − V[k⁺] if N_o < N_d; V[k⁻] − ϑ if N_o > N_d.
       ``stca`` classify (Eq. 10): ϑ − V[k⁺] if N_o = 0 for the true class; V[k⁻] − ϑ if N_o > 0 for another.
@@ -136,6 +145,8 @@ def stca_loss(
     theta = float(cfg.theta)
     T, B, N = v.shape
     desired = _desired(target, task, N)
+    if objective == "tdp1":
+        desired = desired * _check_tdp1_spikes(tdp1_spikes)
     lengths = _lengths(lengths, B, T)
     with torch.no_grad():
         vd = v.detach()

@@ -165,7 +165,9 @@ def weight_stats(net, bins: int = HIST_BINS) -> list[WeightStats]:
     return stats
 
 
-def make_probe(net, dataset: SpikeDataset, index: int, neuron_cfg: NeuronConfig, task: str, objective: str) -> Probe:
+def make_probe(
+    net, dataset: SpikeDataset, index: int, neuron_cfg: NeuronConfig, task: str, objective: str, tdp1_spikes: int = 1
+) -> Probe:
     """Run one sample through ``net`` and keep what the UI draws (see ``Probe``)."""
     from .clusters import cluster_spans
 
@@ -176,8 +178,8 @@ def make_probe(net, dataset: SpikeDataset, index: int, neuron_cfg: NeuronConfig,
         x, target = dataset.batch([index], dtype=dtype, device=device)
         rec = net(x)
         v, s = rec.voltages[-1], rec.spikes[-1]
-        _, info = stca_loss(v, s, target, neuron_cfg, task=task, objective=objective)
-        pred = _predictions(v, s, neuron_cfg, task, objective)[0].cpu().numpy()
+        _, info = stca_loss(v, s, target, neuron_cfg, task=task, objective=objective, tdp1_spikes=tdp1_spikes)
+        pred = _predictions(v, s, neuron_cfg, task, objective, tdp1_spikes)[0].cpu().numpy()
         n_clusters = output_counts(s, neuron_cfg, "stca")[0].cpu().numpy().astype(np.int64)
         if len(rec.spikes) > 1:
             hidden = rec.spikes[-2][:, 0]

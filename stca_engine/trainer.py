@@ -237,7 +237,14 @@ class Trainer:
                 rec = net(x)
             v, s = rec.voltages[-1], rec.spikes[-1]
             loss, info = stca_loss(
-                v, s, target, self.neuron_cfg, task=cfg.task, objective=cfg.objective, lengths=self.train.lengths(idx)
+                v,
+                s,
+                target,
+                self.neuron_cfg,
+                task=cfg.task,
+                objective=cfg.objective,
+                lengths=self.train.lengths(idx),
+                tdp1_spikes=cfg.tdp1_spikes,
             )  # padding never picks k*
             loss_value = float(loss.detach().item())
             if not math.isfinite(loss_value):
@@ -265,7 +272,7 @@ class Trainer:
             with torch.no_grad():
                 for g, w in zip(self._good, net.weights):  # reuse the buffers: no allocation per step
                     g.copy_(w)
-                pred = _predictions(v.detach(), s.detach(), self.neuron_cfg, cfg.task, cfg.objective)
+                pred = _predictions(v.detach(), s.detach(), self.neuron_cfg, cfg.task, cfg.objective, cfg.tdp1_spikes)
                 if cfg.task == "detect":
                     st["correct"] += float((pred == target).double().sum().item())
                     st["n_judged"] += target.numel()
@@ -364,7 +371,13 @@ class Trainer:
     def probe(self) -> Probe:
         """The probe sample (``probe_index`` of the test set, else of the train set) under the current weights."""
         return make_probe(
-            self.net, self._probe_set, self.cfg.probe_index, self.neuron_cfg, self.cfg.task, self.cfg.objective
+            self.net,
+            self._probe_set,
+            self.cfg.probe_index,
+            self.neuron_cfg,
+            self.cfg.task,
+            self.cfg.objective,
+            self.cfg.tdp1_spikes,
         )
 
     def fit(
@@ -416,6 +429,7 @@ class Trainer:
             self.cfg.objective,
             batch_size=max(self.cfg.batch_size, 32),
             tolerance_steps=tol,
+            tdp1_spikes=self.cfg.tdp1_spikes,
         )
 
     def save(self, directory, encoder_settings: dict | None = None, extra: dict | None = None):

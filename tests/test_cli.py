@@ -285,41 +285,26 @@ def test_training_error_keeps_last_good_weights_and_epochs(sound_data, tmp_path,
 
 
 def test_epoch_line_warns_about_a_silent_network(sound_data, tmp_path, capsys):
-    """Weights too small to make the hidden layer fire: the epoch line says so (even with --quiet)."""
-    argv = [
-        "train",
-        "--data",
-        sound_data,
-        *TINY_DETECT,
-        "--init-std",
-        "1e-6",
-        "--epochs",
-        "1",
-        "--out",
-        str(tmp_path / "m"),
-    ]
-    code, _, err = _run(argv, capsys)
+    """Weights too small to make the hidden layer fire: with the paper's rule alone (--no-revive) the epoch
+    line says so (even with --quiet) and the network stays silent; with revive (the default) it fires."""
+    argv = ["train", "--data", sound_data, *TINY_DETECT, "--init-std", "1e-6", "--epochs", "2"]
+    code, _, err = _run([*argv, "--no-revive", "--out", str(tmp_path / "m")], capsys)
     assert code == 0
     assert "stca: epoch 1:  WARNING: silent hidden 1, output (no spikes this epoch" in err
-    assert "no step that depends on the weights" in err
+    assert "stca: epoch 2:  WARNING: silent hidden 1, output" in err
+    assert "no step that depends on the weights" in err and "pushed up" not in err
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
-    assert metrics["epochs"][0]["silent_layers"] == ["hidden 1", "output"]
-    code = cli.main(
-        [
-            "train",
-            "--data",
-            sound_data,
-            *TINY_DETECT,
-            "--init-std",
-            "1e-6",
-            "--epochs",
-            "1",
-            "--out",
-            str(tmp_path / "m2"),
-        ]
-    )
+    assert [e["silent_layers"] for e in metrics["epochs"]] == [["hidden 1", "output"]] * 2
+    assert [e["n_revived"] for e in metrics["epochs"]] == [0, 0]
+    code = cli.main([*argv, "--no-revive", "--out", str(tmp_path / "m2")])
     err = capsys.readouterr().err
     assert code == 0 and "test accuracy" in err and "WARNING: silent hidden 1, output" in err
+    # the default revives it: silent hidden neurons are pushed, and the network fires again
+    code, _, err = _run([*argv, "--out", str(tmp_path / "rv")], capsys)
+    assert code == 0
+    metrics = json.loads((tmp_path / "rv" / "metrics.json").read_text())
+    assert metrics["epochs"][0]["n_revived"] > 0
+    assert metrics["epochs"][-1]["silent_layers"] == []
     # a network that fires carries no warning
     code, _, err = _run(
         ["train", "--data", sound_data, *TINY_DETECT, "--epochs", "1", "--out", str(tmp_path / "ok")], capsys
@@ -467,3 +452,69 @@ def test_paper_presets_fill_the_recipe_and_flags_win(tmp_path, capsys):
     med = preset_settings("medleydb")
     assert (med["objective"], med["hidden"]) == ("margin", [700])
     assert preset_settings("medleydb-eq10")["objective"] == "stca"
+
+
+def test_eval_per_event_scores_single_test_clips_by_the_highest_peak(detect_model, sound_data, capsys, tmp_path):
+    """The authors' Fig. 4e metric: every test clip (one event) classified by the output whose V peaks highest."""
+
+    from stca_engine.checkpoint import load_model
+    from stca_engine.cli import _make_encoder, prepare
+
+    code, out, err = _run(
+        ["eval", str(detect_model), "--data", sound_data, "--per-event", "--out", str(tmp_path / "e.json")], capsys
+    )
+    assert code == 0, err
+    block = json.loads(out.strip().splitlines()[-1])
+    net, info = load_model(detect_model)
+    enc = _make_encoder(info.encoder_settings)  # the model's own encoder (spectral here)
+    _, clips, _ = prepare(sound_data, "classify", encoder=enc, seed=0, quiet=True, dt_ms=info.neuron_cfg.dt_ms)
+    assert block["per_event_n"] == len(clips)
+    right = 0
+    for smp in clips:
+        x = smp.spikes.to_dense().unsqueeze(1)
+        v = net(x).voltages[-1].detach()[:, 0]
+        right += int(int(v.max(dim=0).values.argmax()) == int(smp.target))
+    assert block["per_event_accuracy"] == pytest.approx(right / len(clips))
+
+
+def test_per_event_is_refused_for_a_classifier(sound_data, capsys, tmp_path):
+    out = tmp_path / "cls"
+    code, _, err = _run(
+        ["train", "--data", sound_data, "--task", "classify", "--epochs", "1", "--hidden", "8", "--out", str(out)],
+        capsys,
+    )
+    assert code == 0, err
+    code, _, err = _run(["eval", str(out), "--data", sound_data, "--per-event"], capsys)
+    assert code == 2 and "--per-event is for detection models" in err
+
+
+def test_tdp1_spikes_and_a_single_layer_network_from_the_command_line(sound_data, capsys, tmp_path):
+    out = tmp_path / "tdp1"
+    argv = ["train", "--data", sound_data, "--task", "detect", "--objective", "tdp1", "--tdp1-spikes", "3"]
+    code, _, err = _run(
+        [*argv, "--hidden", "0", "--epochs", "1", "--streams", "8", "--test-streams", "4", "--out", str(out)], capsys
+    )
+    assert code == 0, err
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["sizes"][1:] == [3] and cfg["train"]["tdp1_spikes"] == 3 and cfg["train"]["hidden"] == []
+    code, _, err = _run(
+        [
+            "train",
+            "--data",
+            sound_data,
+            "--task",
+            "detect",
+            "--tdp1-spikes",
+            "3",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        capsys,
+    )
+    assert code == 2 and "tdp1_spikes" in err  # only for objective tdp1
+    code, _, err = _run(
+        ["train", "--data", sound_data, "--task", "detect", "--hidden", "0", "16", "--out", str(tmp_path / "y")], capsys
+    )
+    assert code == 2 and "only allowed alone" in err

@@ -169,3 +169,32 @@ def test_padding_after_a_short_sample_never_moves_its_k_star(objective):
         assert int(info.k_star[0, 0]) == T_short - 1  # the short sample's own last step
     with pytest.raises(ConfigError, match="lengths"):
         se.stca_loss(v, s, target, cfg, task=task, objective=objective, lengths=[T_long + 1, T_long])
+
+
+def test_tdp1_asked_for_n_spikes_per_event():
+    """Fig. 4e's TDP1 variants: N_d = n × the event count (classify: n from the true class)."""
+    v, s = _traces(40, [[([10, 11, 12], {25: 0.5})]])  # 3 spikes
+    _, three = se.stca_loss(v, s, torch.tensor([[1]]), CFG, objective="tdp1", tdp1_spikes=3)
+    assert three.desired.tolist() == [[3]] and three.sign.tolist() == [[0]]  # exactly right: no loss
+    _, five = se.stca_loss(v, s, torch.tensor([[1]]), CFG, objective="tdp1", tdp1_spikes=5)
+    assert five.desired.tolist() == [[5]] and five.sign.tolist() == [[1]] and five.k_star.tolist() == [[25]]
+    _, two_events = se.stca_loss(v, s, torch.tensor([[2]]), CFG, objective="tdp1", tdp1_spikes=3)
+    assert two_events.desired.tolist() == [[6]]
+    _, stca = se.stca_loss(v, s, torch.tensor([[1]]), CFG, objective="stca", tdp1_spikes=3)
+    assert stca.desired.tolist() == [[1]]  # STCA's clusters are not touched
+    vc, sc = _traces(40, [[([5, 6], {}), ([30], {})]])
+    _, cls = se.stca_loss(vc, sc, torch.tensor([0]), CFG, task="classify", objective="tdp1", tdp1_spikes=3)
+    assert cls.desired.tolist() == [[3, 0]] and cls.sign.tolist() == [[1, -1]]
+    with pytest.raises(ConfigError, match="tdp1_spikes"):
+        se.stca_loss(v, s, torch.tensor([[1]]), CFG, objective="tdp1", tdp1_spikes=0)
+
+
+def test_tdp1_counts_divide_the_spikes_by_n():
+    from stca_engine.evaluation import output_counts
+
+    s = torch.zeros(30, 1, 3)
+    s[[1, 2, 3], 0, 0] = 1  # 3 spikes
+    s[[1, 2, 3, 4, 5, 6, 7], 0, 1] = 1  # 7 spikes
+    s[[4], 0, 2] = 1  # 1 spike
+    assert output_counts(s, CFG, "tdp1").tolist() == [[3, 7, 1]]
+    assert output_counts(s, CFG, "tdp1", tdp1_spikes=3).tolist() == [[1, 2, 0]]

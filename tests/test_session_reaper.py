@@ -96,3 +96,40 @@ def test_the_release_hook_runs_after_the_close_and_only_then():
     clock.t = 6
     reaper.sweep()
     assert released == [["a"]]  # the session was closed before its state was emptied
+
+
+def test_the_shared_caches_go_when_the_last_session_is_closed_and_not_before():
+    rt, clock = FakeRuntime(), Clock()
+    idle_calls = []
+    reaper = SessionReaper(rt, grace_s=5, clock=clock, on_idle=lambda: idle_calls.append(clock.t))
+    rt.active |= {"a", "b"}
+    reaper.watch("a")
+    reaper.watch("b")
+    rt.active.discard("a")
+    reaper.sweep()
+    clock.t = 6
+    assert reaper.sweep() == ["a"] and idle_calls == []  # b is still connected: its caches stay
+    rt.active.discard("b")
+    reaper.sweep()
+    clock.t = 12
+    assert reaper.sweep() == ["b"] and idle_calls == [12]
+    clock.t = 40
+    reaper.sweep()
+    assert idle_calls == [12]  # once, not on every quiet sweep
+
+
+def test_a_failing_idle_hook_does_not_stop_the_reaper():
+    rt, clock = FakeRuntime(), Clock()
+
+    def boom():
+        raise RuntimeError("cache gone already")
+
+    reaper = SessionReaper(rt, grace_s=1, clock=clock, on_idle=boom)
+    reaper.watch("a")
+    reaper.sweep()
+    clock.t = 2
+    assert reaper.sweep() == ["a"]
+    reaper.watch("c")
+    reaper.sweep()
+    clock.t = 4
+    assert reaper.sweep() == ["c"]

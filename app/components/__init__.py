@@ -51,9 +51,16 @@ def _session_reaper():
 
     if not runtime.exists():
         return None
-    reaper = SessionReaper(runtime.get_instance(), grace_s=tab_closed_s())
+    reaper = SessionReaper(runtime.get_instance(), grace_s=tab_closed_s(), on_idle=_release_shared_caches)
     reaper.start()
     return reaper
+
+
+def _release_shared_caches() -> None:
+    """Nobody is connected: drop the data caches every session shared (clips, streams, scans), so an idle
+    server's memory goes back near what it held at start. The next visitor recomputes what it needs."""
+    st.cache_data.clear()
+    log.info("no session left: cleared the shared data caches")
 
 
 def watch_session() -> None:

@@ -14,6 +14,10 @@ Closing alone frees nothing on a quiet server: Streamlit's runtime loop keeps th
 served bound to a loop variable until it next has something to send, and with it that session's
 state. So each watched session also hands over a ``release`` callable (the page empties its
 ``session_state``), called right after the close; the upload folders' finalisers run then.
+
+When the last watched session has been closed, ``on_idle`` runs (the app clears ``st.cache_data``:
+encoded clips, demo streams and scans that sessions shared); a server nobody uses keeps none of them,
+and the next sweep hands the freed heap back to the OS.
 """
 
 from __future__ import annotations
@@ -45,8 +49,10 @@ class SessionReaper:
         grace_s: float,
         period_s: float = DEFAULT_PERIOD_S,
         clock: Callable[[], float] = time.monotonic,
+        on_idle: Callable[[], None] | None = None,
     ):
         self._rt, self.grace_s, self.period_s, self._clock = runtime, float(grace_s), float(period_s), clock
+        self._on_idle = on_idle  # called when the last watched session has been closed
         self._gone_since: dict[str, float | None] = {}  # id -> when it was first seen disconnected
         self._release: dict[str, Callable[[], None]] = {}
         self._lock = threading.Lock()
@@ -93,6 +99,13 @@ class SessionReaper:
         if closed:
             log.warning("closed %d session(s) of tabs gone for %.0f s", len(closed), self.grace_s)
             self._closed_last_sweep = True
+            with self._lock:
+                idle = not self._gone_since
+            if idle and self._on_idle is not None:
+                try:
+                    self._on_idle()
+                except Exception:  # noqa: BLE001
+                    log.exception("could not release the server's caches")
         return closed
 
     def start(self) -> None:
