@@ -258,8 +258,8 @@ class DDPNet(torch.nn.Module):
     """``DistributedDataParallel`` around an ``SNN`` that still looks like the ``SNN`` to the Trainer
     (``weights``, ``sizes``, ``output_spiking`` ... come from the wrapped network).
 
-    In training (grad enabled) the output voltages and spikes pass through ``_GradScale`` with the
-    current minibatch's ``loss_scale``, so DDP's gradient average is the full minibatch's gradient.
+    In training (grad enabled) the output spikes and every layer's voltages pass through ``_GradScale``
+    with the current minibatch's ``loss_scale``, so DDP's gradient average is the full minibatch's gradient.
     """
 
     def __init__(self, net: torch.nn.Module, ctx: DistContext, state: _ShardState):
@@ -282,7 +282,8 @@ class DDPNet(torch.nn.Module):
         rec = self.ddp(x, record=record)
         if torch.is_grad_enabled():
             s = self._state.scale
-            rec.voltages[-1] = _GradScale.apply(rec.voltages[-1], s)
+            # every layer's V: the loss reads the output's, revive.py may read the hidden ones
+            rec.voltages = [_GradScale.apply(v, s) for v in rec.voltages]
             rec.spikes[-1] = _GradScale.apply(rec.spikes[-1], s)
         return rec
 
