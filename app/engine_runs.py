@@ -132,7 +132,7 @@ class EngineRunner:
         return self._with_net_at(
             epoch,
             lambda net: credit_of_sample(
-                net, self.probe_set, int(index), self.trainer.neuron_cfg, cfg.task, self.objective
+                net, self.probe_set, int(index), self.trainer.neuron_cfg, cfg.task, self.objective, cfg.tdp1_spikes
             ),
         )
 

@@ -64,12 +64,13 @@ def credit_assignment(
     task: str = "detect",
     objective: str = "stca",
     sample: int = 0,
+    tdp1_spikes: int = 1,
 ) -> CreditMap:
     """The credit of sample ``sample`` of the batch ``x [T, B, n_in]`` under the batch loss the trainer
     uses (its mean over samples; with B = 1 that is the sample's own loss).
 
     The network's weights and their ``.grad`` are left as they were: the gradient is taken with
-    ``torch.autograd.grad``, not accumulated.
+    ``torch.autograd.grad``, not accumulated. ``tdp1_spikes``: as the run was trained (``stca_loss``).
     """
     from .losses import stca_loss
 
@@ -79,7 +80,7 @@ def credit_assignment(
     with torch.enable_grad():
         rec = net(x, credit=sample)
         v, s = rec.voltages[-1], rec.spikes[-1]
-        loss, info = stca_loss(v, s, target, neuron_cfg, task=task, objective=objective)
+        loss, info = stca_loss(v, s, target, neuron_cfg, task=task, objective=objective, tdp1_spikes=tdp1_spikes)
         if loss.requires_grad:
             grads = torch.autograd.grad(loss, weights, allow_unused=True)
         else:  # no neuron gave a loss: no error anywhere
@@ -99,13 +100,17 @@ def credit_assignment(
     )
 
 
-def credit_of_sample(net, dataset, index: int, neuron_cfg: NeuronConfig, task: str, objective: str) -> CreditMap:
+def credit_of_sample(
+    net, dataset, index: int, neuron_cfg: NeuronConfig, task: str, objective: str, tdp1_spikes: int = 1
+) -> CreditMap:
     """``credit_assignment`` of sample ``index`` of a ``SpikeDataset`` on its own (B = 1)."""
     if not 0 <= int(index) < len(dataset):
         raise ConfigError(f"sample {index} out of range for {len(dataset)} samples", "credit")
     p = next(net.parameters())
     x, target = dataset.batch([int(index)], dtype=p.dtype, device=p.device)
-    cm = credit_assignment(net, x, target, neuron_cfg, task=task, objective=objective, sample=0)
+    cm = credit_assignment(
+        net, x, target, neuron_cfg, task=task, objective=objective, sample=0, tdp1_spikes=tdp1_spikes
+    )
     smp = dataset[int(index)]
     cm.index, cm.name, cm.events = int(index), smp.name, list(smp.events)
     return cm

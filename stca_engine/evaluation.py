@@ -30,8 +30,7 @@ def output_counts(spikes: torch.Tensor, neuron_cfg: NeuronConfig, objective: str
     """Predicted event counts ``[B, C]``: spike clusters (stca) or single spikes (tdp1; with ``tdp1_spikes``
     asked per event, the spike count divided by it, rounded)."""
     if objective == "tdp1":
-        n = spikes.sum(dim=0).double()
-        return (n / int(tdp1_spikes)).round().long() if tdp1_spikes != 1 else n.round().long()
+        return (spikes.sum(dim=0).double() / int(tdp1_spikes)).round().long()
     from .clusters import count_clusters
 
     return count_clusters(spikes, neuron_cfg.t_in_steps)

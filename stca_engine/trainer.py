@@ -236,6 +236,7 @@ class Trainer:
             else:
                 rec = net(x)
             v, s = rec.voltages[-1], rec.spikes[-1]
+            lengths = self.train.lengths(idx)
             loss, info = stca_loss(
                 v,
                 s,
@@ -243,7 +244,7 @@ class Trainer:
                 self.neuron_cfg,
                 task=cfg.task,
                 objective=cfg.objective,
-                lengths=self.train.lengths(idx),
+                lengths=lengths,
                 tdp1_spikes=cfg.tdp1_spikes,
             )  # padding never picks k*
             loss_value = float(loss.detach().item())
@@ -259,7 +260,7 @@ class Trainer:
                     list(net.weights),
                     info.no_kplus,
                     self.neuron_cfg.theta,
-                    self.train.lengths(idx),
+                    lengths,
                 )  # only (sample, neuron) pairs stuck without a k⁺; the reported loss stays Eq. 9/10
             self.optimizer.zero_grad(set_to_none=True)
             (loss if not revived else loss + extra).backward()

@@ -174,3 +174,17 @@ def test_afferent_labels_name_frequency_band_and_level():
     # settings that do not describe these inputs: plain indices, never an error
     assert afferent_labels(enc.settings(), 5) == [f"afferent {i}" for i in range(5)]
     assert afferent_labels({"encoder": "spikegram", "n_kernels": "x"}, 2) == ["afferent 0", "afferent 1"]
+
+
+def test_credit_follows_a_tdp1_run_asked_for_n_spikes_per_event():
+    """The map's k* and sign are those of the loss the run trained with (``tdp1_spikes``), not of n = 1."""
+    sizes, std, alpha = CASES[0]
+    cfg, net, x = _setup(sizes, "torch", std, alpha, 3)
+    target = _target("detect", x.shape[1], sizes[-1], 3)
+    rec = net(x)
+    for n in (1, 5):
+        cm = credit_assignment(net, x, target, cfg, task="detect", objective="tdp1", sample=1, tdp1_spikes=n)
+        _, info = se.stca_loss(
+            rec.voltages[-1], rec.spikes[-1], target, cfg, task="detect", objective="tdp1", tdp1_spikes=n
+        )
+        assert np.array_equal(cm.k_star, info.k_star[1].numpy()) and np.array_equal(cm.sign, info.sign[1].numpy())
