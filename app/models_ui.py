@@ -174,15 +174,25 @@ def describe(model: dict) -> str:
 # ---- UI ------------------------------------------------------------------------------------------
 
 
-def render_models_panel(st: Any, default_name: str = "my-run") -> None:
-    """Save / load / download / upload, around ``st.session_state["trained_model"]``."""
+def render_model_status(box: Any, model) -> None:
+    """The one line that says which model the Detect page uses (a live run redraws it after each epoch)."""
+    from components import plain
+
+    if model is not None:
+        box.success(f"Current model: {plain(describe(model))}. The **Detect** page uses it.")
+    else:
+        box.info("No trained model yet: train one above, load a saved one or upload a .zip.")
+
+
+def render_models_panel(st: Any, default_name: str = "my-run", status_line: bool = True) -> None:
+    """Save / load / download / upload, around ``st.session_state["trained_model"]``. With
+    ``status_line=False`` the caller draws ``render_model_status`` itself (the Train page's live fragment,
+    which redraws it after every epoch)."""
     from components import plain, show_error
 
     model = st.session_state.get(SESSION_KEY)
-    if model is not None:
-        st.success(f"Current model: {plain(describe(model))}. The **Detect** page uses it.")
-    else:
-        st.info("No trained model yet: train one above, load a saved one or upload a .zip.")
+    if status_line:
+        render_model_status(st, model)
     c_save, c_load, c_zip = st.columns(3)
     with c_save:
         st.markdown("**Save to disk** (`runs/<name>/`)")

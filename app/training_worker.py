@@ -347,6 +347,7 @@ class TrainingWorker:
                     new_reports, new_models = {}, {}
                     self._epoch += 1
                     self._epoch_seconds, epoch_s = epoch_s, 0.0
+                    _log_epoch_time(self._epoch)
                     if self._want == "step":
                         self._want = "pause"
                     idle = time.monotonic() - self._last_beat
@@ -382,6 +383,17 @@ class TrainingWorker:
             self._models = {}
             self._setup = None
             self._bump()
+
+
+def _log_epoch_time(epoch: int) -> None:
+    """With ``$STCA_EPOCH_LOG`` set, append "epoch <tab> wall-clock seconds" when an epoch is published:
+    how ``benchmarks/app.py`` learns when an epoch finished, to time how late the browser shows it."""
+    import os
+
+    path = os.environ.get("STCA_EPOCH_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"{epoch}\t{time.time():.4f}\n")
 
 
 # ---- how long a run outlives its page (operator settings) ----------------------------------------

@@ -54,7 +54,18 @@ def mfcc_features(wave: np.ndarray, sr: int = 16000) -> np.ndarray:
     return np.concatenate([m.mean(1), m.std(1), d.mean(1), d.std(1)])
 
 
-def reference_scores(spec: str, seed: int) -> dict:
+def split_flag(extra: list[str]) -> str | None:
+    """The ``--split`` a run's extra flags ask for (MedleyDB: ``track`` or ``random``), so the reference
+    is scored on the very split the network saw."""
+    for i, a in enumerate(extra):
+        if a == "--split" and i + 1 < len(extra):
+            return extra[i + 1]
+        if a.startswith("--split="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def reference_scores(spec: str, seed: int, split: str | None = None) -> dict:
     """MFCC + logistic regression trained on the train clips of ``seed``'s split, scored on its test clips."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, f1_score
@@ -63,7 +74,7 @@ def reference_scores(spec: str, seed: int) -> dict:
 
     from stca_engine.data.sources import load_clipset
 
-    cs = load_clipset(spec, seed=seed)
+    cs = load_clipset(spec, seed=seed, split=split)
     labels = cs.labels()
     feats = {i: mfcc_features(cs.clips[i].load()) for i in [*cs.train_idx, *cs.test_idx]}
     xtr = np.stack([feats[i] for i in cs.train_idx])
@@ -135,7 +146,7 @@ def run_one(spec: str, task: str, seed: int, extra: list[str], out_dir: Path, qu
         row.update(detect_floor(test))
     else:
         row.update({k: test.get(k) for k in CLASSIFY_COLS})
-        row.update(reference_scores(spec, seed))
+        row.update(reference_scores(spec, seed, split_flag(extra)))
     for k in ("selected_epoch", "val_accuracy"):
         if k in m:
             row[k] = m[k]

@@ -406,6 +406,28 @@ def test_step_trains_one_epoch_then_pauses():
     assert not worker.alive and worker.snapshot().status == "stopped"
 
 
+def test_a_trained_epoch_updates_the_model_line_and_the_panel_saves_and_loads_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("STCA_RUNS_DIR", str(tmp_path))
+    at = _page({**SMALL_RUN, "seed": "4"})
+    assert any("No trained model yet" in i.value for i in at.info)
+    at.button(key="train.btn_step").click().run()
+    worker = at.session_state["train.run"]["worker"]
+    _wait(at, lambda a: worker.snapshot().status == "paused" and worker.snapshot().epoch == 1)
+    at.run()
+    assert not any("No trained model yet" in i.value for i in at.info)
+    (line,) = [m.value for m in at.success if m.value.startswith("Current model")]
+    assert "1 epoch" in line and "Detect" in line
+    at.text_input(key="models.save_name").set_value("panel-test").run()
+    at.button(key="models.save").click().run()
+    assert not at.exception and any("Saved to" in m.value and "panel-test" in m.value for m in at.success)
+    assert (tmp_path / "panel-test").is_dir()
+    at.selectbox(key="models.pick").select("panel-test").run()
+    at.button(key="models.load").click().run()
+    assert not at.exception and any(m.value.startswith("Loaded panel-test") for m in at.success)
+    at.button(key="train.btn_reset").click().run()
+    worker.join(10)
+
+
 def test_settings_that_cannot_run_are_refused_at_start():
     at = _page({"data": "ftp://nowhere", "tau_s_ms": "40"})  # τs must be < τm (30 ms)
     at.button(key="train.btn_start").click().run()

@@ -32,6 +32,7 @@ from figures.credit import (  # noqa: E402
     weight_change_heatmap,
     why_inputs_changed,
 )
+from figures.rasters import SVG_MAX_SPIKES  # noqa: E402
 
 from stca_engine.data.types import Event  # noqa: E402
 
@@ -47,10 +48,12 @@ def _traces(fig, name):
 
 
 def _projector_ready(fig, uirevision):
+    """Sizes as the browser resolves them: the figure's own value, else its template's."""
+    tpl = fig.layout.template.layout
     assert fig.layout.uirevision == uirevision
-    assert fig.layout.font.size >= 14
+    assert (fig.layout.font.size or tpl.font.size) >= 14
     for ax in [k for k in fig.layout if k.startswith(("xaxis", "yaxis"))]:
-        assert fig.layout[ax].tickfont.size >= 14
+        assert (fig.layout[ax].tickfont.size or tpl[ax[:5]].tickfont.size) >= 14
 
 
 @pytest.fixture
@@ -145,12 +148,21 @@ def test_neuron_traces_without_inputs_has_three_rows():
     assert not _shapes(fig, "spike cluster") and not _traces(fig, "k⁺")
 
 
-def test_spike_raster_uses_webgl_and_places_spikes():
+def test_spike_raster_uses_webgl_only_for_many_spikes():
+    rng = np.random.default_rng(0)
+    many = rng.integers(0, 1000, SVG_MAX_SPIKES + 1)
+    (tr,) = spike_raster(many, many % 128, 128, DT).data
+    assert isinstance(tr, go.Scattergl)
+    (tr,) = spike_raster(many[:-1], many[:-1] % 128, 128, DT).data
+    assert isinstance(tr, go.Scatter)
+
+
+def test_spike_raster_places_spikes():
     times, units = np.array([0, 10, 333]), np.array([5, 0, 127])
     fig = spike_raster(times, units, 128, DT, title="clip", events=[Event(1, 10, 20)], class_names=["a", "b"])
     _projector_ready(fig, "spike_raster")
     (tr,) = fig.data
-    assert isinstance(tr, go.Scattergl)
+    assert isinstance(tr, go.Scatter)
     assert np.allclose(tr.x, times * DT / 1000) and list(tr.y) == [5, 0, 127]
     assert tuple(fig.layout.yaxis.range) == (-0.5, 127.5)
     (ev,) = _shapes(fig, "true event")
@@ -167,7 +179,6 @@ def test_hidden_raster_from_dense():
     s[3, 2] = s[39, 6] = s[10, 0] = 1
     fig = hidden_raster(s, DT)
     (tr,) = fig.data
-    assert isinstance(tr, go.Scattergl)
     assert sorted(zip(np.round(np.asarray(tr.x) * 1000 / DT).astype(int), tr.y)) == [(3, 2), (10, 0), (39, 6)]
     assert fig.layout.uirevision == "hidden_raster"
     assert tuple(fig.layout.xaxis.range) == pytest.approx((0.0, 40 * DT / 1000))

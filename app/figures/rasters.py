@@ -1,4 +1,4 @@
-"""Spike rasters drawn with WebGL (``go.Scattergl``) so tens of thousands of spikes stay smooth."""
+"""Spike rasters: WebGL (``go.Scattergl``) so tens of thousands of spikes stay smooth, SVG for a few."""
 
 from __future__ import annotations
 
@@ -55,6 +55,11 @@ def _event_shapes(fig: go.Figure, events, dt_ms: float, class_names: Sequence[st
         fig.update_layout(shapes=[*fig.layout.shapes, *shapes], annotations=[*fig.layout.annotations, *notes])
 
 
+# Up to this many spikes a raster is drawn as SVG: starting a WebGL context costs the browser ~0.1 s even
+# for a handful of dots (measured in headless Chromium), while SVG stays cheaper below a few thousand.
+SVG_MAX_SPIKES = 3000
+
+
 def spike_raster(
     times,
     units,
@@ -75,8 +80,9 @@ def spike_raster(
     if times.shape != units.shape:
         raise ValueError(f"times {times.shape} and units {units.shape} must have the same length")
     n = times.size
+    trace = go.Scatter if n <= SVG_MAX_SPIKES else go.Scattergl
     fig = go.Figure(
-        go.Scattergl(
+        trace(
             x=times * dt_ms / 1000.0,
             y=units,
             mode="markers",

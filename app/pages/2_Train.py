@@ -1,12 +1,14 @@
 """Train: live STCA training with voltage traces, spike clusters and the k⁺/k⁻ points, epoch by epoch.
 
 The page only draws and sends commands. Training runs in this session's ``TrainingWorker`` thread;
-a fragment polls it once a second and redraws (figures keep their zoom through ``uirevision``).
+one fragment polls it four times a second and draws what changed (figures keep their zoom through
+``uirevision``).
 Settings live in the URL so a link reopens the same run.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import engine_runs as er
@@ -27,7 +29,8 @@ setup_page("Train", "🏋️")
 
 ss = st.session_state
 K = state.widget_key
-POLL_S = 0.5
+REDRAW_MIN_S = 1.0  # while epochs come faster, the figures redraw at most this often (see _view_snapshot)
+POLL_S = 0.25  # a poll that finds nothing new costs the browser nothing: unchanged elements are not redrawn
 
 # ---- session init: settings from the URL (once per session) -----------------------------------
 if "train.settings" not in ss:
@@ -236,7 +239,7 @@ def _on_reset():
     run = ss.pop("train.run", None)
     if run is not None:
         run["worker"].stop("reset")
-    for k in ("train.figcache", "train.probe_index"):
+    for k in ("train.figcache", "train.probe_index", "train.view"):
         ss.pop(k, None)
     ss["train.follow"] = True
 
@@ -323,7 +326,7 @@ if run is None:
 
 # ---- live view --------------------------------------------------------------------------------------
 def _fig(key, build):
-    """Figures are rebuilt only when their inputs change (the fragment redraws every second)."""
+    """Figures are rebuilt only when their inputs change (the live fragment reruns on every poll)."""
     cache = ss.setdefault("train.figcache", {})
     if key not in cache:
         if len(cache) > 48:
@@ -429,10 +432,11 @@ def _publish_model(run, snap):
     run["published"] = snap.epoch
 
 
-def _drawn_key(snap):
-    """What the heavy view depends on: it is redrawn (one full rerun) only when this changes."""
+def _settled_key(snap):
+    """What the rest of the page (buttons, sidebar) depends on: a full rerun happens only when this changes;
+    a new epoch alone redraws the live fragment only."""
     settled = snap.finished or (snap.status == tw.PAUSED and not snap.wants_run)
-    return (snap.epoch, settled, snap.status if settled else None)
+    return (settled, snap.status if settled else None)
 
 
 STATUS_TEXT = {
@@ -446,12 +450,52 @@ STATUS_TEXT = {
 }
 
 
-def ticker():
-    """Polled every ``POLL_S`` while a run is alive: cheap (text and a progress bar only). Tells the worker
-    the page is still open, and triggers one full redraw whenever an epoch finished or the run settled."""
+def live(model_box):
+    """The part of the page that follows the run: polled every ``POLL_S`` while a run is alive. It tells the
+    worker the page is still open, draws the status and, from the finished epochs, the live view; the
+    browser redraws only elements whose content changed, so a poll between epochs is nearly free. The rest
+    of the page reruns only when the run settles (the buttons change)."""
     run = _run()
-    if run is None:
-        return
+    snap = ticker(run) if run is not None else None
+    if snap is not None:
+        _data_summary(snap.info)
+    if snap is not None and snap.epoch > 0:
+        live_view(run, _view_snapshot(run, snap))
+    else:
+        _empty_curves()
+    models_ui.render_model_status(model_box, ss.get(models_ui.SESSION_KEY))
+
+
+def _view_snapshot(run, snap):
+    """The snapshot the figures show: the newest, except while epochs finish faster than
+    ``REDRAW_MIN_S`` apart; then the figures keep the last one drawn (the counter above still moves), so
+    the browser is never sent a second full redraw while it is still drawing the first."""
+    now = time.monotonic()
+    held = ss.get("train.view")
+    settled = _settled_key(snap)[0]
+    if (
+        held is None
+        or held[0] is not run["worker"]
+        or settled
+        or held[1].epoch == snap.epoch
+        or now - held[2] >= REDRAW_MIN_S
+    ):
+        held = (run["worker"], snap, now if held is None or held[1].epoch != snap.epoch else held[2])
+        ss["train.view"] = held
+    return held[1]
+
+
+def _empty_curves():
+    """Before the first epoch: the learning curves' empty axes. Besides showing where the curves will grow,
+    this makes the browser load its Plotly code with the page instead of at the first epoch, which
+    delayed that epoch on screen by seconds."""
+    st.subheader("Learning curves")
+    plot(_fig(("curves", "empty"), lambda: se_figs.learning_curves(None)), key="train.curves.empty")
+    st.caption("Loss and accuracy appear here after the first epoch.")
+
+
+def ticker(run):
+    """Epoch counter, status, progress and messages; returns the snapshot the live view draws."""
     worker = run["worker"]
     worker.heartbeat()
     snap = worker.snapshot()
@@ -468,20 +512,13 @@ def ticker():
         st.info(f"Paused by itself: {plain(snap.pause_reason)}. Press **Resume** to go on.")
     if snap.status == tw.STOPPED and snap.stop_reason and snap.stop_reason != "reset":
         st.warning(f"Training stopped: {plain(snap.stop_reason)}. Press Start for a new run.")
-    if ss.get("train.polling") and _drawn_key(snap) != ss.get("train.drawn"):
+    if ss.get("train.polling") and _settled_key(snap) != ss.get("train.settled"):
         st.rerun(scope="app")
+    return snap
 
 
-def live_view():
-    """Everything drawn from the finished epochs (a fragment, so the slider and the probe choice redraw
-    only this part)."""
-    run = _run()
-    if run is None:
-        return
-    worker = run["worker"]
-    snap = worker.snapshot()
-    s = run["settings"]
-    info = snap.info
+def _data_summary(info):
+    """What the run trains on, and which files were left out (shown from the end of preparation on)."""
     if info.get("summary"):
         st.caption(plain(info["summary"]))
     if info.get("skipped"):
@@ -491,9 +528,14 @@ def live_view():
                 hide_index=True,
                 key="train.skipped",
             )
+
+
+def live_view(run, snap):
+    """Everything drawn from the finished epochs (at least one)."""
+    worker = run["worker"]
+    s = run["settings"]
+    info = snap.info
     _publish_model(run, snap)
-    if snap.epoch == 0:
-        return
     labels = list(snap.labels)
     names = {lb: er.OBJECTIVE_LABELS.get(lb, lb) for lb in labels}
     class_names = list(info.get("class_names", []))
@@ -699,10 +741,13 @@ def runner_objective(worker, label):
 run = _run()
 snap = run["worker"].snapshot() if run else None
 ss["train.polling"] = bool(snap is not None and not snap.finished)
-ss["train.drawn"] = _drawn_key(snap) if snap is not None else None
-st.fragment(ticker, run_every=POLL_S if ss["train.polling"] else None)()
-st.fragment(live_view)()
-
+ss["train.settled"] = _settled_key(snap) if snap is not None else None
+live_box = st.container()
 st.divider()
 st.subheader("Model")
-models_ui.render_models_panel(st, default_name=f"{settings.preset}-{settings.objective}-seed{settings.seed}")
+model_box = st.container()
+models_ui.render_models_panel(
+    st, default_name=f"{settings.preset}-{settings.objective}-seed{settings.seed}", status_line=False
+)
+with live_box:
+    st.fragment(live, run_every=POLL_S if ss["train.polling"] else None)(model_box)
