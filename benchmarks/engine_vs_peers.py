@@ -48,7 +48,8 @@ def engine_step(cfg, backend="auto"):
     net = se.SNN(SIZES, cfg, seed=0, backend=backend)
     with torch.no_grad():  # weights large enough that the network spikes (realistic work)
         net.weights[0].normal_(0, 0.15, generator=torch.Generator().manual_seed(1))
-        net.weights[1].normal_(0, 0.12, generator=torch.Generator().manual_seed(2))
+        # the output's input grows with the hidden layer: scale so its activity stays that of 300
+        net.weights[1].normal_(0, 0.12 * (300 / SIZES[1]) ** 0.5, generator=torch.Generator().manual_seed(2))
 
     def step(x, target):
         net.zero_grad(set_to_none=True)
@@ -234,6 +235,8 @@ def _memory_table(names, args):
             str(args.density),
             "--threads",
             str(args.threads),
+            "--hidden",
+            str(args.hidden),
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         try:
@@ -277,8 +280,10 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="fewer repeats, skip the T scaling of the peers")
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch and numba threads")
     ap.add_argument("--active-wait", action="store_true", help="keep OpenMP's default busy-waiting")
+    ap.add_argument("--hidden", type=int, default=SIZES[1], help=argparse.SUPPRESS)
     ap.add_argument("--probe-memory", metavar="NAME", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    SIZES[1] = args.hidden
     torch.set_num_threads(args.threads)
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     if args.quick:
@@ -334,6 +339,33 @@ def main(argv=None):
         row = [median_ms(runners[n], xt, tt, max(3, args.repeats // 2)) for n in names]
         extra = f" {row[1] / row[0]:7.1f}x" if len(row) > 1 else ""
         print(f"{T:6d} " + " ".join(f"{v:24.1f}" for v in row) + extra)
+
+    cost_table(cfg, args)
+
+
+COST_SIZES = ((500, 300), (1000, 300), (2000, 300), (5000, 300), (500, 1000), (500, 3000))
+
+
+def cost_table(cfg, args):
+    """The engine's cost against T and against synapses (128·H + H·10): linear when the last column,
+    time per step and per synapse relative to the first row, stays near 1."""
+    print("\ncost against T and hidden size (this engine; peak RSS growth of one step in a fresh process)")
+    print(
+        f"{'T':>6s} {'hidden':>7s} {'synapses':>9s} {'median ms':>10s} {'ns per step·synapse·sample':>27s} {'relative':>9s} {'peak RSS +MB':>13s}"
+    )
+    base = None
+    for T, H in COST_SIZES:
+        SIZES[1] = H
+        syn = SIZES[0] * H + H * SIZES[2]
+        step, _ = engine_step(cfg)
+        xt, tt = make_input(T, args.batch, args.density, seed=T + H)
+        ms = median_ms(step, xt, tt, max(3, args.repeats // 2))
+        per = ms * 1e6 / (T * syn * args.batch)
+        base = base or per
+        sub = argparse.Namespace(**{**vars(args), "T": T, "hidden": H})
+        mb = _memory_table(["stca_engine (numba)"], sub)["stca_engine (numba)"]
+        print(f"{T:6d} {H:7d} {syn:9d} {ms:10.1f} {per:27.4f} {per / base:9.2f} {mb:13.1f}")
+    SIZES[1] = args.hidden
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ Why this shape:
   gather and the backward weight gradient walk; inputs denser than ``SPARSE_MAX_DENSITY`` use BLAS;
 - the backward is one pass per layer: the adjoint recurrence from each sample's last step that
   carries gradient (after k* nothing matters) down to step 0, accumulating dW from the nonzero
-  inputs and writing gx = V0·gI·W at the same time, so dL/dI is never stored.
+  inputs; when the layer below needs its gradient, dL/dI is stored and gx = V0·gI·W is one BLAS
+  matmul afterwards (written inside the loop it ran unvectorised on one thread and was 80 % of a
+  128-300-10 training step).
 
 Compiled lazily on first use (``cache=True`` keeps the machine code on disk), ``fastmath=False``.
 """
@@ -107,9 +109,13 @@ def compress(x: torch.Tensor, max_density: float = SPARSE_MAX_DENSITY):
 # ------------------------------------------------------------------------------------------------
 # forward
 @nb.njit(parallel=True, cache=True, fastmath=False, nogil=True)
-def _forward(ptr, idx, val, Wt, I, use_rows, v0, bm, bs, theta, spiking, record, V, O, M, S, E, has_state, init, final):
+def _forward(
+    ptr, idx, val, Wt, I, use_rows, v0, bm, bs, theta, tiny, spiking, record, V, O, M, S, E, has_state, init, final
+):
     """``init``/``final`` ``[4, B, N]``: (M, S, E, O) before the first step (read when ``has_state``) and
-    after the last one (always written)."""
+    after the last one (always written). Traces that have decayed below ``tiny`` (the dtype's smallest
+    normal number) become 0: subnormal arithmetic is ~20x slower on x86, and a silent stretch of
+    ~220 steps takes S there (β_s = 0.67 at the default 3 ms step)."""
     T, B, N = V.shape
     one = v0 / v0
     zero = one - one
@@ -143,6 +149,9 @@ def _forward(ptr, idx, val, Wt, I, use_rows, v0, bm, bs, theta, spiking, record,
                     mn = bm * m[n] + i
                     sn = bs * s[n] + i
                     en = bm * e[n] + theta * o[n]
+                    mn = mn if abs(mn) >= tiny else zero
+                    sn = sn if abs(sn) >= tiny else zero
+                    en = en if abs(en) >= tiny else zero
                     m[n] = mn
                     s[n] = sn
                     e[n] = en
@@ -156,6 +165,8 @@ def _forward(ptr, idx, val, Wt, I, use_rows, v0, bm, bs, theta, spiking, record,
                     i = v0 * cur[n]
                     mn = bm * m[n] + i
                     sn = bs * s[n] + i
+                    mn = mn if abs(mn) >= tiny else zero
+                    sn = sn if abs(sn) >= tiny else zero
                     m[n] = mn
                     s[n] = sn
                     Vt[n] = mn - sn
@@ -176,7 +187,6 @@ def _backward(
     ptr,
     idx,
     val,
-    W,
     V,
     gV,
     gO,
@@ -188,10 +198,10 @@ def _backward(
     theta,
     inv_alpha,
     half,
+    tiny,
     spiking,
-    need_x,
+    store_gi,
     wgrad_mode,
-    gx,
     acc,
     gI,
     k_last,
@@ -200,11 +210,13 @@ def _backward(
     pdI,
 ):
     """One reverse pass per sample. wgrad_mode: 0 none, 1 accumulate from the sparse rows into acc,
-    2 store gI (dense input: the caller does one BLAS matmul). Sample ``probe_b`` (-1: none) also
+    2 dense input (the caller does one BLAS matmul from gI). ``store_gi``: write dL/dI into gI (zero
+    after each sample's last step that carries gradient: the caller zero-fills it). Adjoints below
+    ``tiny`` become 0, as the forward's traces do. Sample ``probe_b`` (-1: none) also
     writes its total ∂L/∂V and ∂L/∂I per step into ``pdV``/``pdI`` ``[T, N]``."""
     T, B, N = V.shape
-    n_in = W.shape[1]
     n_chunk = acc.shape[0]
+    zero = v0 - v0
     for c in nb.prange(n_chunk):
         aM = np.zeros(N, V.dtype)
         aS = np.zeros(N, V.dtype)
@@ -232,9 +244,6 @@ def _backward(
             aM[:] = 0
             aS[:] = 0
             aE[:] = 0
-            if need_x:
-                for t in range(kl + 1, T):
-                    gx[t, b] = 0
             for t in range(kl, -1, -1):
                 Vt = V[t, b]
                 for n in range(N):
@@ -245,10 +254,15 @@ def _backward(
                             go += gO[t, b, n]
                         if abs(Vt[n] - theta) < half:
                             gv += inv_alpha * go
-                        aE[n] = -gv + bm * aE[n]
-                    aM[n] = gv + bm * aM[n]
-                    aS[n] = -gv + bs * aS[n]
-                    gi[n] = aM[n] + aS[n]
+                        ae = -gv + bm * aE[n]
+                        aE[n] = ae if abs(ae) >= tiny else zero
+                    am = gv + bm * aM[n]
+                    a_s = -gv + bs * aS[n]
+                    am = am if abs(am) >= tiny else zero
+                    a_s = a_s if abs(a_s) >= tiny else zero
+                    aM[n] = am
+                    aS[n] = a_s
+                    gi[n] = am + a_s
                     if is_probe:
                         pdV[t, n] = gv
                 if is_probe:
@@ -260,17 +274,8 @@ def _backward(
                         a = acc[c, idx[k]]
                         for n in range(N):
                             a[n] += xv * gi[n]
-                elif wgrad_mode == 2:
+                if store_gi:
                     gI[t, b] = gi
-                if need_x:
-                    gxt = gx[t, b]
-                    gxt[:] = 0
-                    for n in range(N):
-                        g = v0 * gi[n]
-                        if g != 0:
-                            w = W[n]
-                            for j in range(n_in):
-                                gxt[j] += g * w[j]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -397,7 +402,7 @@ def forward(x: torch.Tensor, W: torch.Tensor, p: LayerParams, record: bool = Fal
     O = torch.empty(T, B, N, dtype=dt) if p.spiking else torch.from_numpy(np.zeros((T, B, N), dtype=npdt))
     rec = [torch.from_numpy(np.zeros((T, B, N), dtype=npdt)) for _ in range(3)] if record else None
     Mn, Sn, En = (r.numpy() for r in rec) if record else (_dummy(npdt),) * 3
-    sc = (npdt(p.v0), npdt(p.beta_m), npdt(p.beta_s), npdt(p.theta))
+    sc = (npdt(p.v0), npdt(p.beta_m), npdt(p.beta_s), npdt(p.theta), np.finfo(npdt).tiny)
     final = torch.empty(4, B, N, dtype=dt)
     if state is not None:
         state.check(B, N)
@@ -464,8 +469,8 @@ def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool 
         mode = 1 if rows is not None else 2
     n_chunk = max(1, min(B, _threads(T * B * N).n))
     acc = np.zeros((n_chunk, n_in, N), dtype=npdt) if mode == 1 else np.zeros((n_chunk, 1, 1), dtype=npdt)
-    gI = torch.from_numpy(np.zeros((T, B, N), dtype=npdt)) if mode == 2 else None
-    gx = torch.empty(T, B, n_in, dtype=dt) if need_x else None
+    store_gi = mode == 2 or need_x
+    gI = torch.from_numpy(np.zeros((T, B, N), dtype=npdt)) if store_gi else None
     ptr, idx, val = (rows.ptr, rows.idx, rows.val) if mode == 1 else _no_rows(npdt)
     if credit is not None:
         pdV, pdI = torch.zeros(T, N, dtype=dt), torch.zeros(T, N, dtype=dt)
@@ -477,7 +482,6 @@ def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool 
             ptr,
             idx,
             val,
-            _np(W),
             _np(V),
             _np(gV.to(dt)) if gV is not None else _dummy(npdt),
             _np(gO.to(dt)) if gO is not None else _dummy(npdt),
@@ -489,12 +493,12 @@ def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool 
             npdt(p.theta),
             npdt(1.0 / p.alpha),
             npdt(0.5 * p.alpha),
+            np.finfo(npdt).tiny,
             p.spiking,
-            need_x,
+            store_gi,
             mode,
-            gx.numpy() if need_x else _dummy(npdt),
             acc,
-            gI.numpy() if mode == 2 else _dummy(npdt),
+            gI.numpy() if store_gi else _dummy(npdt),
             k_last,
             *probe,
         )
@@ -508,4 +512,5 @@ def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool 
         gW = torch.zeros_like(W)
         if n > 0:
             gW = p.v0 * torch.matmul(gI[:n].reshape(-1, N).t(), x[:n].reshape(-1, n_in))
+    gx = p.v0 * torch.matmul(gI, W) if need_x else None
     return gx, gW
