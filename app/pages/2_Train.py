@@ -173,8 +173,9 @@ for p in ss.pop("train.url_problems", []) or []:
 for p in widget_problems:
     st.error(plain(p))
 flash = ss.pop("train.flash", None)
+flash_slot = st.container()  # always one slot: the run buttons below never change place
 if flash:
-    getattr(st, flash[0])(plain(flash[1]))
+    getattr(flash_slot, flash[0])(plain(flash[1]))
 
 
 # ---- run control ------------------------------------------------------------------------------------
@@ -269,10 +270,13 @@ run = current_run()
 snap = run["worker"].snapshot() if run else None
 running = bool(snap and snap.status in (tw.PREPARING, tw.RUNNING) and snap.wants_run)
 estimate, too_big = _planned_estimate(settings) if run is None or snap.finished else (None, None)
+# one slot whether or not it has text, so the buttons below keep their place when a run starts
+# (a moved button leaves its old, disabled copy on screen until the rerun ends)
+estimate_slot = st.container()
 if too_big:
-    st.error(plain(too_big))
+    estimate_slot.error(plain(too_big))
 elif estimate is not None:
-    st.caption(
+    estimate_slot.caption(
         f"Estimated memory of this run: {plain(estimate.describe())} — the server's limit is "
         f"{se_limits.max_run_mb():g} MB ({se_limits.ENV_MAX_RUN_MB})."
     )
