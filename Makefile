@@ -73,8 +73,8 @@ real-sound-packages:
 
 app: demo
 	@echo "STCA Studio: open http://$(ADDRESS):$(PORT) in your browser (Ctrl+C stops it)"
-	$(BIN)/streamlit run app/Home.py --server.headless true --server.port $(PORT) --server.address $(ADDRESS) \
-	  --browser.gatherUsageStats false
+	MALLOC_ARENA_MAX=$${STCA_MALLOC_ARENAS:-2} $(BIN)/streamlit run app/Home.py --server.headless true \
+	  --server.port $(PORT) --server.address $(ADDRESS) --browser.gatherUsageStats false
 
 ## lint + format check (ruff, configured in pyproject.toml); `make format` rewrites the files
 lint: $(VENV)/.installed-dev

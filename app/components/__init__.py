@@ -7,6 +7,7 @@ import contextlib
 import logging
 from pathlib import Path
 
+import pandas  # noqa: F401  (loaded whole before any page draws: see below)
 import streamlit as st
 
 import stca_engine as se
@@ -18,6 +19,9 @@ APP_DIR = Path(__file__).resolve().parents[1]
 REPO_DIR = APP_DIR.parent
 log = logging.getLogger("stca_studio")
 
+# Plotly looks pandas up in ``sys.modules`` without importing it; on a fresh server one session's
+# thread could find it half-imported by another's and fail ("partially initialized module 'pandas'",
+# seen in benchmarks/soak.py's first round). Importing it here, under the import lock, closes that.
 PLOTLY_CONFIG = {"displaylogo": False, "scrollZoom": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 
@@ -31,10 +35,19 @@ def setup_page(title: str, icon: str = ":material/bolt:") -> None:
 
 @st.cache_resource(show_spinner=False)
 def server_started() -> list[str]:
-    """Once per server process (the first page anyone opens): remove the upload folders that sessions
-    of earlier, gone servers left in the temp folder (``data.uploads.remove_stale_upload_dirs``)."""
+    """Once per server process (the first page anyone opens): cap glibc's malloc arenas
+    (``kernels.cpu.limit_heap_arenas``: the training threads of many sessions would each keep one) and
+    remove the upload folders that sessions of earlier, gone servers left in the temp folder
+    (``data.uploads.remove_stale_upload_dirs``)."""
     from stca_engine.data.uploads import remove_stale_upload_dirs
+    from stca_engine.kernels.cpu import limit_heap_arenas
 
+    try:
+        arenas = limit_heap_arenas()
+        if arenas:
+            log.info("malloc arenas capped at %d (STCA_MALLOC_ARENAS)", arenas)
+    except ValueError as exc:
+        log.warning("%s: glibc's default arenas kept", exc)
     removed = remove_stale_upload_dirs()
     if removed:
         log.info("removed %d upload folder(s) of earlier servers", len(removed))
