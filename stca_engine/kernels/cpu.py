@@ -210,7 +210,7 @@ def _backward(
     pdI,
 ):
     """One reverse pass per sample. wgrad_mode: 0 none, 1 accumulate from the sparse rows into acc,
-    2 dense input (the caller does one BLAS matmul from gI). ``store_gi``: write dL/dI into gI (zero
+    2 dense input (the caller does one BLAS matmul from gI). ``store_gi``: write v0 · dL/dI into gI (zero
     after each sample's last step that carries gradient: the caller zero-fills it). Adjoints below
     ``tiny`` become 0, as the forward's traces do. Sample ``probe_b`` (-1: none) also
     writes its total ∂L/∂V and ∂L/∂I per step into ``pdV``/``pdI`` ``[T, N]``."""
@@ -287,8 +287,10 @@ def _backward(
                         a = acc[c, idx[k]]
                         for n in range(N):
                             a[n] += xv * gi[n]
-                if store_gi:
-                    gI[t, b] = gi
+                if store_gi:  # with v0 folded in: the matmuls after it then need no extra pass over [T, B, N]
+                    gIt = gI[t, b]
+                    for n in range(N):
+                        gIt[n] = v0 * gi[n]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -557,6 +559,6 @@ def backward(x, W, V, gV, gO, p: LayerParams, need_x: bool = True, need_w: bool 
         n = int(k_last.max()) + 1
         gW = torch.zeros_like(W)
         if n > 0:
-            gW = p.v0 * torch.matmul(gI[:n].reshape(-1, N).t(), x[:n].reshape(-1, n_in))
-    gx = p.v0 * torch.matmul(gI, W) if need_x else None
+            gW = torch.matmul(gI[:n].reshape(-1, N).t(), x[:n].reshape(-1, n_in))
+    gx = torch.matmul(gI, W) if need_x else None  # gI holds v0 · dL/dI
     return gx, gW
