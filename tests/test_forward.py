@@ -1,5 +1,6 @@
 """Forward pass of the engine vs an independent step-by-step float64 loop (tests/_plain_clif.py)."""
 
+import numpy as np
 import pytest
 import torch
 from _plain_clif import constants, plain_net
@@ -134,6 +135,24 @@ def test_compressed_rows_hold_exactly_the_nonzeros(dtype, n_in):
     assert torch.equal(dense.view(13, 3, n_in), x)
     assert rows.nnz == int(torch.count_nonzero(x))
     assert compress(torch.ones(4, 2, n_in, dtype=dtype)) is None  # dense: BLAS path
+
+
+@pytest.mark.parametrize("burst_steps", [0, 30])
+def test_compressed_rows_when_one_stretch_is_dense(burst_steps):
+    """Rows are listed in one pass into chunks sized for the density limit; a dense stretch overflows
+    its chunk (while the whole stays under the limit) and takes the two-pass path: same rows either way."""
+    from stca_engine.kernels.cpu import SPARSE_MAX_DENSITY, compress
+
+    g = torch.Generator().manual_seed(burst_steps)
+    x = (torch.rand(400, 8, 128, generator=g) < 0.01).float()
+    x[:burst_steps] = (torch.rand(burst_steps, 8, 128, generator=g) < 0.9).float()
+    assert float((x != 0).float().mean()) < SPARSE_MAX_DENSITY
+    rows = compress(x)
+    flat = x.view(-1, 128)
+    for r in range(flat.shape[0]):
+        want = torch.nonzero(flat[r]).flatten().numpy()
+        assert np.array_equal(rows.idx[rows.ptr[r] : rows.ptr[r + 1]], want)
+    assert np.all(rows.val == 1.0) and rows.nnz == int(torch.count_nonzero(x))
 
 
 @pytest.mark.parametrize("backend", ["numba", "torch"])

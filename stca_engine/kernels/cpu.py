@@ -33,26 +33,6 @@ PARALLEL_MIN_WORK = 200_000  # neuron-steps below which waking a second thread c
 # ------------------------------------------------------------------------------------------------
 # compressed input rows
 @nb.njit(parallel=True, cache=True, fastmath=False, nogil=True)
-def _row_counts(bits, counts):
-    """counts[r] = number of nonzero entries of row r (bits: the input viewed as unsigned ints)."""
-    R, n = bits.shape
-    for r in nb.prange(R):
-        row = bits[r]
-        c = 0
-        j = 0
-        while j + 8 <= n:
-            if (row[j] | row[j + 1] | row[j + 2] | row[j + 3] | row[j + 4] | row[j + 5] | row[j + 6] | row[j + 7]) != 0:
-                for q in range(j, j + 8):
-                    if row[q] != 0:
-                        c += 1
-            j += 8
-        for q in range(j, n):
-            if row[q] != 0:
-                c += 1
-        counts[r] = c
-
-
-@nb.njit(parallel=True, cache=True, fastmath=False, nogil=True)
 def _row_fill(bits, vals_in, ptr, idx, val):
     R, n = bits.shape
     for r in nb.prange(R):
@@ -75,6 +55,41 @@ def _row_fill(bits, vals_in, ptr, idx, val):
                 k += 1
 
 
+@nb.njit(parallel=True, cache=True, fastmath=False, nogil=True)
+def _chunk_fill(bits, vals_in, rows_per, cap, counts, cidx, cval, ctot):
+    """One pass: chunk c (rows ``c·rows_per`` …) lists its nonzeros at ``cidx/cval[c·cap :]`` (at most
+    ``cap``; ``ctot[c]`` counts them all, so a chunk over ``cap`` is seen) and each row's count."""
+    R, n = bits.shape
+    n_chunks = ctot.shape[0]
+    for c in nb.prange(n_chunks):
+        base = c * cap
+        pos = 0
+        for r in range(c * rows_per, min(R, (c + 1) * rows_per)):
+            row = bits[r]
+            xr = vals_in[r]
+            start = pos
+            j = 0
+            while j + 8 <= n:
+                if (
+                    row[j] | row[j + 1] | row[j + 2] | row[j + 3] | row[j + 4] | row[j + 5] | row[j + 6] | row[j + 7]
+                ) != 0:
+                    for q in range(j, j + 8):
+                        if row[q] != 0:
+                            if pos < cap:
+                                cidx[base + pos] = q
+                                cval[base + pos] = xr[q]
+                            pos += 1
+                j += 8
+            for q in range(j, n):
+                if row[q] != 0:
+                    if pos < cap:
+                        cidx[base + pos] = q
+                        cval[base + pos] = xr[q]
+                    pos += 1
+            counts[r] = pos - start
+        ctot[c] = pos
+
+
 class SparseRows:
     """The nonzeros of an input ``[T, B, n_in]``: row r = t·B + b holds idx/val[ptr[r]:ptr[r+1]]."""
 
@@ -92,13 +107,25 @@ def compress(x: torch.Tensor, max_density: float = SPARSE_MAX_DENSITY):
     bits = xf.view(np.uint32 if xf.dtype == np.float32 else np.uint64)
     R = xf.shape[0]
     counts = np.empty(R, np.int64)
-    with _threads(xf.size // 8):
-        _row_counts(bits, counts)
-    nnz = int(counts.sum())
+    threads = _threads(xf.size // 8)
+    # one pass into per-chunk lists sized for the density limit (pages never written are never
+    # resident); only a chunk denser than that sends the input through the two-pass path
+    n_chunks = max(1, min(R, 4 * threads.n))
+    rows_per = -(-R // n_chunks)
+    cap = int(min(1.0, max_density) * rows_per * xf.shape[1]) + 1
+    cidx = np.empty(n_chunks * cap, np.int32)
+    cval = np.empty(n_chunks * cap, xf.dtype)
+    ctot = np.zeros(n_chunks, np.int64)
+    with threads:
+        _chunk_fill(bits, xf, rows_per, cap, counts, cidx, cval, ctot)
+    nnz = int(ctot.sum())
     if nnz > max_density * max(1, xf.size):
         return None
     ptr = np.zeros(R + 1, np.int64)
     np.cumsum(counts, out=ptr[1:])
+    if int(ctot.max()) <= cap:
+        parts = [slice(c * cap, c * cap + int(ctot[c])) for c in range(n_chunks)]
+        return SparseRows(ptr, np.concatenate([cidx[p] for p in parts]), np.concatenate([cval[p] for p in parts]))
     idx = np.empty(nnz, np.int32)
     val = np.empty(nnz, xf.dtype)
     with _threads(xf.size // 8):
