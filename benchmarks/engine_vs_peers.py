@@ -174,6 +174,22 @@ def median_ms(fn, x, target, repeats, warmup=1, with_cpu=False):
     return statistics.median(wall)
 
 
+def paired_ratios(ours, peer, x, target, rounds: int) -> list[float]:
+    """Per round: the peer's step time over ours, the two timed back to back. The machine's speed drifts
+    over minutes (a shared 2-core VM: the same step took 14.6 and 19.6 ms in runs a few minutes
+    apart); timing each implementation's repeats in one block puts that drift into the ratio."""
+    ours(x, target)
+    peer(x, target)
+    out = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        ours(x, target)
+        t1 = time.perf_counter()
+        peer(x, target)
+        out.append((time.perf_counter() - t1) / (t1 - t0))
+    return out
+
+
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -327,6 +343,13 @@ def main(argv=None):
     print(
         f"fastest peer: {fastest_peer}; engine speed-up: {res[fastest_peer][0] / res['stca_engine (numba)'][0]:.1f}x "
         f"wall, {res[fastest_peer][1] / res['stca_engine (numba)'][1]:.1f}x CPU time"
+    )
+    ratios = paired_ratios(runners["stca_engine (numba)"], runners[fastest_peer], x, target, rounds=3 * args.repeats)
+    q = statistics.quantiles(ratios, n=4)
+    print(
+        f"paired speed-up vs {fastest_peer} (one step of each per round, {len(ratios)} rounds): "
+        f"median {statistics.median(ratios):.1f}x, quartiles {q[0]:.1f}-{q[2]:.1f}x, "
+        f"range {min(ratios):.1f}-{max(ratios):.1f}x  (goal >= 20x)"
     )
     print(f"process max RSS: {rss_mb():.0f} MB")
 
