@@ -244,6 +244,7 @@ def _backward(
     T, B, N = V.shape
     n_chunk = acc.shape[0]
     zero = v0 - v0
+    win = half if spiking else zero - v0 / v0  # |V - ϑ| < -1 never holds: no spike, no reset to pass on
     zrow = np.zeros(N, V.dtype)
     for c in nb.prange(n_chunk):
         aM = np.zeros(N, V.dtype)
@@ -277,33 +278,22 @@ def _backward(
                 Vt = V[t, b]
                 gvr = gV[t, b] if has_gV else zrow
                 gor = gO[t, b] if has_gO else zrow
-                # branch-free inner loops (the missing gradient is a zero row, the probe copies a row
-                # afterwards): they vectorise, which halved the hidden layer's backward
-                if spiking:
-                    for n in range(N):
-                        go = theta * aE[n] + gor[n]
-                        gv = gvr[n] + (inv_alpha * go if abs(Vt[n] - theta) < half else zero)
-                        ae = bm * aE[n] - gv
-                        am = bm * aM[n] + gv
-                        a_s = bs * aS[n] - gv
-                        aE[n] = ae if abs(ae) >= tiny else zero
-                        am = am if abs(am) >= tiny else zero
-                        a_s = a_s if abs(a_s) >= tiny else zero
-                        aM[n] = am
-                        aS[n] = a_s
-                        gi[n] = am + a_s
-                        gvb[n] = gv
-                else:
-                    for n in range(N):
-                        gv = gvr[n]
-                        am = bm * aM[n] + gv
-                        a_s = bs * aS[n] - gv
-                        am = am if abs(am) >= tiny else zero
-                        a_s = a_s if abs(a_s) >= tiny else zero
-                        aM[n] = am
-                        aS[n] = a_s
-                        gi[n] = am + a_s
-                        gvb[n] = gv
+                # one branch-free inner loop (a missing gradient is a zero row, a non-spiking layer's
+                # surrogate window is empty, the probe copies rows afterwards): it vectorises, which
+                # halved the hidden layer's backward
+                for n in range(N):
+                    go = theta * aE[n] + gor[n]
+                    gv = gvr[n] + (inv_alpha * go if abs(Vt[n] - theta) < win else zero)
+                    ae = bm * aE[n] - gv
+                    am = bm * aM[n] + gv
+                    a_s = bs * aS[n] - gv
+                    aE[n] = ae if abs(ae) >= tiny else zero
+                    am = am if abs(am) >= tiny else zero
+                    a_s = a_s if abs(a_s) >= tiny else zero
+                    aM[n] = am
+                    aS[n] = a_s
+                    gi[n] = am + a_s
+                    gvb[n] = gv
                 if is_probe:
                     pdV[t] = gvb
                     pdI[t] = gi
