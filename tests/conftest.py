@@ -62,7 +62,9 @@ class StreamlitServer:
         ]
         full_env = {**os.environ, **(env or {})}
         # as `make app` starts it: glibc reads the arena cap at process start (kernels.cpu.limit_heap_arenas)
-        full_env.setdefault("MALLOC_ARENA_MAX", full_env.get("STCA_MALLOC_ARENAS", "2"))
+        from stca_engine.kernels.cpu import DEFAULT_MALLOC_ARENAS, ENV_MALLOC_ARENAS
+
+        full_env.setdefault("MALLOC_ARENA_MAX", full_env.get(ENV_MALLOC_ARENAS, str(DEFAULT_MALLOC_ARENAS)))
         self._log = open(log_path, "wb") if log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
         self.first_ready_s = self._wait_healthy()
