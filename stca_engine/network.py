@@ -10,7 +10,7 @@ from torch import nn
 from .config import NeuronConfig
 from .errors import ConfigError
 from .kernels import LayerCredit, LayerParams
-from .layer import BACKENDS, clif_layer, kernel_module
+from .layer import BACKENDS, CLIFStackFunction, clif_layer, fuses_layers, kernel_module
 
 
 @dataclass
@@ -217,25 +217,48 @@ class SNN(nn.Module):
                 except (ValueError, AttributeError) as exc:
                     raise ConfigError(f"state of layer {i + 1}: {exc}", "SNN forward") from None
         finals: list = []
-        h = x
-        voltages, spikes = [], []
-        for i, W in enumerate(self.weights):
-            V, O = clif_layer(
-                h,
-                W,
-                self.layer_params(i),
-                self.backend,
+        kernels = kernel_module(self.backend, self.device)
+        n = len(self.weights)
+        if n > 1 and fuses_layers(kernels) and torch.is_grad_enabled() and any(W.requires_grad for W in self.weights):
+            # one autograd node for the whole stack, so narrow layers hand their error down fused
+            scales = [None] * (n - 1)
+            if dropout:
+                for i, W in enumerate(self.weights[:-1]):
+                    shape = (x.shape[1], W.shape[0])
+                    keep = torch.rand(shape, generator=generator, device=x.device, dtype=x.dtype) >= dropout
+                    scales[i] = keep.to(x.dtype) / (1.0 - float(dropout))
+            out = CLIFStackFunction.apply(
+                x,
+                [self.layer_params(i) for i in range(n)],
+                kernels,
+                scales,
                 sink,
-                None if credits is None else credits[i],
-                None if state is None else state[i],
+                [None] * n if credits is None else credits,
+                [None] * n if state is None else state,
                 finals,
+                *self.weights,
             )
-            voltages.append(V)
-            spikes.append(O)
-            h = O
-            if dropout and i < len(self.weights) - 1:
-                keep = torch.rand(O.shape[1:], generator=generator, device=O.device, dtype=O.dtype) >= dropout
-                h = O * (keep.to(O.dtype) / (1.0 - float(dropout)))
+            voltages, spikes = list(out[:n]), list(out[n:])
+        else:
+            h = x
+            voltages, spikes = [], []
+            for i, W in enumerate(self.weights):
+                V, O = clif_layer(
+                    h,
+                    W,
+                    self.layer_params(i),
+                    self.backend,
+                    sink,
+                    None if credits is None else credits[i],
+                    None if state is None else state[i],
+                    finals,
+                )
+                voltages.append(V)
+                spikes.append(O)
+                h = O
+                if dropout and i < n - 1:
+                    keep = torch.rand(O.shape[1:], generator=generator, device=O.device, dtype=O.dtype) >= dropout
+                    h = O * (keep.to(O.dtype) / (1.0 - float(dropout)))
         rec = Recording(voltages, spikes, inputs=x, credit=credits, state=finals)
         if record:
             rec.m = [t[0] for t in sink]

@@ -180,3 +180,41 @@ def test_dense_inputs_use_the_blas_path_and_stay_exact(backend, task):
     for g_eng, g_ref in zip((w.grad for w in net.weights), ref_grads):
         assert float(g_ref.abs().max()) > 0
         torch.testing.assert_close(g_eng, g_ref, rtol=1e-9, atol=1e-12 * float(g_ref.abs().max()))
+
+
+def _stack_run(backend, sizes, dropout, seed=21, T=80, B=3):
+    """Weight, input and credit gradients of one loss that also reaches the hidden spikes directly."""
+    cfg, net, x = _setup(sizes, backend, [0.3] + [0.25] * (len(sizes) - 2), 1.0, seed, T=T, B=B, density=0.1)
+    xg = x.clone().requires_grad_(True)
+    rec = net(xg, dropout=dropout, generator=torch.Generator().manual_seed(seed), credit=1)
+    loss, info = se.stca_loss(rec.voltages[-1], rec.spikes[-1], _target("detect", B, sizes[-1], seed), cfg)
+    g = torch.Generator().manual_seed(seed + 1)
+    hidden_term = sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum() for o in rec.spikes[:-1])
+    (loss + 0.01 * hidden_term).backward()
+    credit = [(c.dV.clone(), c.dI.clone()) for c in rec.credit]
+    return rec, info, [w.grad.clone() for w in net.weights], xg.grad.clone(), credit
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_one_node_for_the_stack_gives_the_layer_by_layer_gradients(dropout):
+    """The numba backend runs a network as one autograd node, handing narrow layers' error down inside
+    the kernel (``FUSE_MAX_WIDTH``) and wide ones through a matmul; against the torch backend, where
+    autograd chains one node per layer and applies dropout itself: the same spikes and k*, and the
+    same gradients of W, of the input and of the credit probes, with a loss term on hidden spikes too."""
+    from stca_engine.kernels.cpu import FUSE_MAX_WIDTH
+    from stca_engine.layer import CLIFStackFunction
+
+    sizes = [20, 40, FUSE_MAX_WIDTH + 4, 4]  # 36 wide above 40: matmul; 4 above 36: fused
+    rec_n, info_n, gw_n, gx_n, cr_n = _stack_run("numba", sizes, dropout)
+    rec_t, info_t, gw_t, gx_t, cr_t = _stack_run("torch", sizes, dropout)
+    assert type(rec_n.voltages[0].grad_fn).__name__ == CLIFStackFunction.__name__ + "Backward"
+    for a, b in zip(rec_n.spikes, rec_t.spikes):
+        assert torch.equal(a, b)
+    assert torch.equal(info_n.k_star, info_t.k_star) and (info_n.sign != 0).any()
+    for a, b in zip(gw_n + [gx_n], gw_t + [gx_t]):
+        assert float(b.abs().max()) > 0
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12 * float(b.abs().max()))
+    for (dv_n, di_n), (dv_t, di_t) in zip(cr_n, cr_t):
+        assert float(dv_t.abs().max()) > 0
+        torch.testing.assert_close(dv_n, dv_t, rtol=1e-9, atol=1e-12 * float(dv_t.abs().max()))
+        torch.testing.assert_close(di_n, di_t, rtol=1e-9, atol=1e-12 * float(di_t.abs().max()))

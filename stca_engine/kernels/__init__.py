@@ -12,6 +12,11 @@ carried state gives the same spikes as one run (no gradient flows into a given s
 ``credit`` (a ``LayerCredit`` or None) asks the backward to also keep one sample's per-step error;
 when it is None the kernels do no extra work.
 
+A backend may also offer ``backward_to_current(x, W, V, gV, gO, p, need_x, need_w, aux, credit, up)
+-> (gI, gW)`` (numba does): it returns the layer's stored v0 · ∂L/∂I instead of the gradient below, and
+takes the layer above's (``up``) to fold into its own loop; ``layer.CLIFStackFunction`` chains layers
+with it as one autograd node.
+
 ``p`` is a ``LayerParams``. ``reference`` is plain torch (any device); ``cpu`` is numba.
 """
 
