@@ -185,3 +185,41 @@ def test_the_table_1_network_at_its_own_width_learns_on_the_stand_in(tmp_path, c
     test = m["test"]
     assert test["accuracy"] >= 0.4 and test["accuracy"] > 3 * test["accuracy_floor"], test
     assert test["n_no_kplus"] < test["n_samples"] / 2, test
+
+
+def test_mnist_takes_all_images_or_a_count_and_refuses_nonsense(tmp_path):
+    write_mnist(tmp_path, n_train=30, n_test=10)
+    every = load_mnist(tmp_path, n_train="all", n_test="ALL")
+    assert len(every.train_idx) == 30 and len(every.test_idx) == 10
+    assert every.info["images_of"] == {"train": 30, "test": 10}
+    assert len(load_mnist(tmp_path, n_train=None, n_test=4).test_idx) == 4
+    for bad in (0, -3, "some", True):
+        with pytest.raises(DatasetError, match="n_train must be a positive number of images or 'all'"):
+            load_mnist(tmp_path, n_train=bad)
+
+
+def test_cli_picks_how_many_mnist_images_and_says_when_it_is_a_subset(tmp_path, capsys):
+    """Table 1 trains on all 60 000 digits; the default is a 10 000 / 2 000 subset. ``--train-images`` /
+    ``--test-images`` choose, the data line says when a subset is used, and ``stca eval`` rebuilds the
+    same test set from the saved options."""
+    import json
+
+    from stca_engine import cli
+
+    write_mnist(tmp_path / "m", n_train=30, n_test=10)
+    out = tmp_path / "run"
+    base = ["train", "--data", f"mnist:{tmp_path / 'm'}", "--task", "classify", "--hidden", "8", "--epochs", "1"]
+    assert cli.main([*base, "--train-images", "12", "--test-images", "all", "--out", str(out), "--no-cache"]) == 0
+    said = "".join(capsys.readouterr())
+    assert "9 train / 10 test samples" in said  # 3 of the 12 held out for validation
+    assert "images: 12 of the 30 training and 10 of the 10 test images" in said
+    assert json.loads((out / "metrics.json").read_text())["test"]["n_samples"] == 10
+    assert cli.main(["eval", str(out), "--data", f"mnist:{tmp_path / 'm'}", "--no-cache"]) == 0
+    assert '"n_samples": 10' in capsys.readouterr().out
+
+    assert cli.main([*base, "--train-images", "all", "--test-images", "all", "--out", str(tmp_path / "r2")]) == 0
+    said = "".join(capsys.readouterr())
+    assert " / 10 test samples" in said and "images:" not in said
+    with pytest.raises(SystemExit):
+        cli.main([*base, "--train-images", "none"])
+    assert "expected a positive integer, got 'none'" in capsys.readouterr().err

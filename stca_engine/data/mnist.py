@@ -73,12 +73,28 @@ def find_part(root: Path, part: str) -> Path:
 DEFAULT_N_TRAIN, DEFAULT_N_TEST = 10000, 2000
 
 
+def _count(n, name: str) -> int | None:
+    if n is None or (isinstance(n, str) and n.strip().lower() == "all"):
+        return None
+    try:
+        v = int(n)
+    except (TypeError, ValueError):
+        raise DatasetError(f"{name} must be a positive number of images or 'all', got {n!r}", "MNIST") from None
+    if isinstance(n, bool) or v < 1:
+        raise DatasetError(f"{name} must be a positive number of images or 'all', got {n!r}", "MNIST")
+    return v
+
+
 def load_mnist(
-    root: str | os.PathLike, n_train: int | None = DEFAULT_N_TRAIN, n_test: int | None = DEFAULT_N_TEST, seed: int = 0
+    root: str | os.PathLike,
+    n_train: int | str | None = DEFAULT_N_TRAIN,
+    n_test: int | str | None = DEFAULT_N_TEST,
+    seed: int = 0,
 ) -> ImageSet:
     """MNIST images in [0, 1]: a seeded subset of ``n_train`` of the 60k training and ``n_test`` of
-    the 10k test images (``None`` = all). The default subset bounds memory: a rate-coded digit has
-    ~13k spikes (~200 KB as a SpikeTrain), so all 70k would need ~14 GB."""
+    the 10k test images (``None`` or ``"all"`` = all, as Table 1). The default subset bounds memory: a
+    rate-coded digit has ~13k spikes (~200 KB as a SpikeTrain), so all 70k would need ~14 GB."""
+    n_train, n_test = _count(n_train, "n_train"), _count(n_test, "n_test")
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DatasetError("MNIST folder does not exist or is not a folder", root)
@@ -105,7 +121,16 @@ def load_mnist(
     labels = np.concatenate([arrays["train_labels"][tr], arrays["test_labels"][te]]).astype(np.int64)
     n = len(tr)
     return ImageSet(
-        images, labels, [str(d) for d in range(10)], list(range(n)), list(range(n, n + len(te))), f"mnist:{root}"
+        images,
+        labels,
+        [str(d) for d in range(10)],
+        list(range(n)),
+        list(range(n, n + len(te))),
+        f"mnist:{root}",
+        # how many of each side's images the files hold: a subset is said so in the run's summary
+        info={
+            "images_of": {"train": int(arrays["train_images"].shape[0]), "test": int(arrays["test_images"].shape[0])}
+        },
     )
 
 
