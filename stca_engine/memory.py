@@ -128,7 +128,7 @@ def dataset_spike_bytes(*datasets) -> int:
         if ds is None:
             continue
         for smp in ds.samples:
-            total += 16 * int(smp.spikes.n_spikes) + 200
+            total += int(smp.spikes.times.nbytes) + int(smp.spikes.units.nbytes) + 200
     return total
 
 

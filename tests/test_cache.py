@@ -73,7 +73,7 @@ def test_miss_then_hit_and_settings_change_misses(tmp_path):
     second = encode_clips(clips, enc2, cache=cache, workers=1)
     assert (second.hits, second.misses, enc2.calls) == (5, 0, 0)
     for (a, ra), (b, rb) in zip(first, second):
-        assert same(a, b) and ra == rb and b.times.dtype == np.int64
+        assert same(a, b) and ra == rb and b.times.dtype == np.int32
     other = FrameLevelEncoder(bins=4)
     third = encode_clips(clips, other, cache=cache, workers=1)
     assert (third.hits, third.misses) == (0, 5)

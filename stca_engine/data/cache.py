@@ -81,8 +81,8 @@ class SpikeCache:
             with np.load(p, allow_pickle=False) as z:
                 meta = json.loads(bytes(z["meta"]).decode())
                 train = SpikeTrain(
-                    z["times"].astype(np.int64),
-                    z["units"].astype(np.int64),
+                    z["times"],
+                    z["units"],
                     int(meta["n_units"]),
                     int(meta["n_steps"]),
                     float(meta["dt_ms"]),
