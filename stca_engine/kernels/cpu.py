@@ -211,6 +211,14 @@ def _forward(
 
 # ------------------------------------------------------------------------------------------------
 # backward
+@nb.njit(cache=True, inline="always")
+def _any_nonzero(row):
+    for v in row:
+        if v != 0:
+            return True
+    return False
+
+
 @nb.njit(parallel=True, cache=True, fastmath=False, nogil=True)
 def _backward(
     ptr,
@@ -268,26 +276,13 @@ def _backward(
         gvb = np.zeros(N, V.dtype)
         for b in range(c, B, n_chunk):
             kl = -1
-            for t in range(T - 1, -1, -1):
-                if has_gV:
-                    gvt = gV[t, b]
-                    for n in range(N):
-                        if gvt[n] != 0:
-                            kl = t
-                            break
-                if kl < 0 and has_gO:
-                    got = gO[t, b]
-                    for n in range(N):
-                        if got[n] != 0:
-                            kl = t
-                            break
-                if kl < 0 and has_up:
-                    gut = gIup[t, b]
-                    for k in range(K):
-                        if gut[k] != 0:
-                            kl = t
-                            break
-                if kl >= 0:
+            for t in range(T - 1, -1, -1):  # the last step that carries any gradient
+                if (
+                    (has_gV and _any_nonzero(gV[t, b]))
+                    or (has_gO and _any_nonzero(gO[t, b]))
+                    or (has_up and _any_nonzero(gIup[t, b]))
+                ):
+                    kl = t
                     break
             k_last[b] = kl
             is_probe = b == probe_b
