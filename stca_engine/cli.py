@@ -253,7 +253,7 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
         type=_image_count,
         default=None,
         help="MNIST: how many of the 60 000 training images, drawn with the seed, or 'all' (Table 1's protocol; "
-        "about 14 GB of encoded spikes for all 70 000 digits); default 10000",
+        "about 7 GB of encoded spikes for all 70 000 digits, so raise STCA_MAX_RUN_MB); default 10000",
     )
     g.add_argument(
         "--test-images",

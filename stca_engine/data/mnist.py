@@ -93,7 +93,7 @@ def load_mnist(
 ) -> ImageSet:
     """MNIST images in [0, 1]: a seeded subset of ``n_train`` of the 60k training and ``n_test`` of
     the 10k test images (``None`` or ``"all"`` = all, as Table 1). The default subset bounds memory: a
-    rate-coded digit has ~13k spikes (~200 KB as a SpikeTrain), so all 70k would need ~14 GB."""
+    rate-coded digit has ~13k spikes (~100 KB as a SpikeTrain), so all 70k need ~7 GB."""
     n_train, n_test = _count(n_train, "n_train"), _count(n_test, "n_test")
     root = Path(root).expanduser()
     if not root.is_dir():
