@@ -795,11 +795,11 @@ def _describe(train, test, info) -> str:
     of = ((info.get("loader_info") or {}).get("images_of") or {}) if isinstance(info, dict) else {}
     if of:
         n_tr, n_te = info.get("n_train_items", 0) + len(info.get("val") or ()), info.get("n_test_items", 0)
-    if of and (n_tr < of.get("train", 0) or n_te < of.get("test", 0)):
-        s += (
-            f"\nimages: {n_tr} of the {of['train']} training and {n_te} of the {of['test']} test images "
-            "(--train-images all --test-images all for the whole sets, as Table 1)"
-        )
+        if n_tr < of["train"] or n_te < of["test"]:
+            s += (
+                f"\nimages: {n_tr} of the {of['train']} training and {n_te} of the {of['test']} test images "
+                "(--train-images all --test-images all for the whole sets, as Table 1)"
+            )
     skipped = list(info.get("skipped") or []) if isinstance(info, dict) else []
     if skipped:
         shown = SKIPPED_SHOWN

@@ -67,6 +67,13 @@ def kernel_module(backend: str, device: torch.device):
     return reference
 
 
+def _no_credit(credit, V: torch.Tensor) -> None:
+    """A layer no gradient reached: its credit probe (if any) holds zeros ``[T, N]``."""
+    if credit is not None:
+        credit.dV = torch.zeros(V.shape[0], V.shape[2], dtype=V.dtype, device=V.device)
+        credit.dI = torch.zeros_like(credit.dV)
+
+
 class CLIFLayerFunction(torch.autograd.Function):
     """``(x [T,B,n_in], W [n_out,n_in]) -> (V, O)`` each ``[T, B, n_out]``.
 
@@ -99,9 +106,7 @@ class CLIFLayerFunction(torch.autograd.Function):
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         credit = ctx.credit
         if gV is None and gO is None:
-            if credit is not None:
-                credit.dV = torch.zeros(V.shape[0], V.shape[2], dtype=V.dtype, device=V.device)
-                credit.dI = torch.zeros_like(credit.dV)
+            _no_credit(credit, V)
             return (None,) * 8
         gx, gW = ctx.kernels.backward(
             x, W, V, gV, gO if ctx.params.spiking else None, ctx.params, need_x, need_w, ctx.aux, credit=credit
@@ -180,9 +185,7 @@ class CLIFStackFunction(torch.autograd.Function):
             if extra is not None:
                 gO = extra if gO is None else gO + extra
             if gV is None and gO is None and up is None:
-                if credit is not None:
-                    credit.dV = torch.zeros(Vs[i].shape[0], Vs[i].shape[2], dtype=Vs[i].dtype, device=Vs[i].device)
-                    credit.dI = torch.zeros_like(credit.dV)
+                _no_credit(credit, Vs[i])
                 up = extra = None
                 continue
             gI, gWs[i] = kernels.backward_to_current(

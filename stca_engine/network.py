@@ -10,7 +10,7 @@ from torch import nn
 from .config import NeuronConfig
 from .errors import ConfigError
 from .kernels import LayerCredit, LayerParams
-from .layer import BACKENDS, CLIFStackFunction, clif_layer, fuses_layers, kernel_module
+from .layer import BACKENDS, CLIFLayerFunction, CLIFStackFunction, fuses_layers, kernel_module
 
 
 @dataclass
@@ -221,12 +221,10 @@ class SNN(nn.Module):
         n = len(self.weights)
         if n > 1 and fuses_layers(kernels) and torch.is_grad_enabled() and any(W.requires_grad for W in self.weights):
             # one autograd node for the whole stack, so narrow layers hand their error down fused
-            scales = [None] * (n - 1)
-            if dropout:
-                for i, W in enumerate(self.weights[:-1]):
-                    shape = (x.shape[1], W.shape[0])
-                    keep = torch.rand(shape, generator=generator, device=x.device, dtype=x.dtype) >= dropout
-                    scales[i] = keep.to(x.dtype) / (1.0 - float(dropout))
+            scales = [
+                _dropout_scale((x.shape[1], W.shape[0]), dropout, generator, x) if dropout else None
+                for W in self.weights[:-1]
+            ]
             out = CLIFStackFunction.apply(
                 x,
                 [self.layer_params(i) for i in range(n)],
@@ -243,11 +241,11 @@ class SNN(nn.Module):
             h = x
             voltages, spikes = [], []
             for i, W in enumerate(self.weights):
-                V, O = clif_layer(
+                V, O = CLIFLayerFunction.apply(
                     h,
                     W,
                     self.layer_params(i),
-                    self.backend,
+                    kernels,
                     sink,
                     None if credits is None else credits[i],
                     None if state is None else state[i],
@@ -257,8 +255,7 @@ class SNN(nn.Module):
                 spikes.append(O)
                 h = O
                 if dropout and i < n - 1:
-                    keep = torch.rand(O.shape[1:], generator=generator, device=O.device, dtype=O.dtype) >= dropout
-                    h = O * (keep.to(O.dtype) / (1.0 - float(dropout)))
+                    h = O * _dropout_scale(O.shape[1:], dropout, generator, O)
         rec = Recording(voltages, spikes, inputs=x, credit=credits, state=finals)
         if record:
             rec.m = [t[0] for t in sink]
@@ -278,6 +275,12 @@ class SNN(nn.Module):
         rec = self.forward(x, record=True)
         rec.sample_index = None if sample is None else int(sample)
         return rec
+
+
+def _dropout_scale(shape, dropout: float, generator, like: torch.Tensor) -> torch.Tensor:
+    """``[B, N]``: 0 for a neuron silenced for the whole sample, else ``1 / (1 - dropout)``."""
+    keep = torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype) >= dropout
+    return keep.to(like.dtype) / (1.0 - float(dropout))
 
 
 def build_network(
