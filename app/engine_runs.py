@@ -432,6 +432,8 @@ def prepare_engine_data(settings, progress: ProgressFn, upload_set=None):
         from stca_engine.defaults import REGULARISATION
 
         kw["val_fraction"] = REGULARISATION["val_fraction"]
+        if not _is_image(settings):
+            kw["takes"] = REGULARISATION["takes"]
     if kind == "demo" or (kind == UPLOADS and len(data.clips) <= 300):
         kw["workers"] = 1  # a few hundred short clips: a process pool would cost more to start than it saves
     return sources.prepare_datasets(

@@ -66,7 +66,8 @@ class TrainSettings:
     n_test: int = 20
     events_per_stream: int = 3
     # against memorising the training clips: the suite-chosen recipe of stca_engine.defaults.REGULARISATION
-    # (spike jitter / dropped spikes / time stretch, hidden dropout, best epoch on a validation split)
+    # (new takes of every training clip, spike jitter / dropped spikes / time stretch, hidden dropout,
+    # best epoch on a validation split)
     regularise: bool = True
     # network
     hidden: str = "64"  # hidden layer sizes, comma separated ("" = no hidden layer)
@@ -170,7 +171,8 @@ FIELD_UI: dict[str, FieldUI] = {
     "epochs": FieldUI("Epochs", step=1),
     "regularise": FieldUI(
         "Guard against memorising",
-        help="Each training batch is changed a little (spikes jittered by 2 steps, 15 % dropped, time stretched "
+        help="Sound: every training clip is also heard as 4 new takes (a few per cent faster or slower, "
+        "brighter or darker, noisier). Each training batch is changed a little (spikes jittered by 2 steps, 15 % dropped, time stretched "
         "by up to 10 %), 30 % dropout on the hidden spikes, and the epoch that scores best on a validation split "
         "of the training clips is kept. Chosen on real recordings (docs/RESULTS.md); the test clips are never "
         "used to choose.",

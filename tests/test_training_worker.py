@@ -433,7 +433,8 @@ def test_sgd_choice_gives_the_optimiser_momentum_0_9():
 
 def test_regularise_setting_brings_the_suite_recipe_and_a_validation_split():
     """The Train page's "Guard against memorising" (on by default, off in the paper preset) gives the run
-    stca_engine.defaults.REGULARISATION: augmentation, dropout, a validation split and best-val selection."""
+    stca_engine.defaults.REGULARISATION: new takes, augmentation, dropout, a validation split and best-val
+    selection."""
     from dataclasses import replace
 
     import state
@@ -451,5 +452,7 @@ def test_regularise_setting_brings_the_suite_recipe_and_a_validation_split():
     assert cfg_off.dropout == 0.0 and cfg_off.select == "last" and not any(cfg_off.augment.values())
     train, test, info = er.prepare_engine_data(on, lambda *a: None)
     assert info["val"] is not None and len(info["val"]) == 4
-    assert er.prepare_engine_data(off, lambda *a: None)[2].get("val") is None
+    assert info["n_takes"] == REGULARISATION["takes"] > 0  # sound: new takes of every training clip
+    off_info = er.prepare_engine_data(off, lambda *a: None)[2]
+    assert off_info.get("val") is None and not off_info.get("n_takes")
     assert state.load_presets()["paper"].settings.regularise is False

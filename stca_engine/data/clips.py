@@ -148,7 +148,8 @@ class AudioClip:
 
     ``kind="rwcp_raw"`` is a headerless 16-bit mono 48 kHz RWCP file; ``"audio"`` is anything
     soundfile/librosa reads. ``group`` names where the clip came from (RWCP group, MedleyDB track),
-    so splits can keep a group on one side.
+    so splits can keep a group on one side. ``take > 0`` is a new take of the clip (``takes.make_take``:
+    rate, spectral tilt and noise drawn from the clip's bytes and the take's number); 0 is the recording.
     """
 
     path: str
@@ -157,6 +158,7 @@ class AudioClip:
     end_s: float | None = None
     kind: str = "audio"
     group: str = ""
+    take: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "path", str(self.path))
@@ -164,20 +166,24 @@ class AudioClip:
             raise ValueError(f"AudioClip kind must be one of {KINDS}, got {self.kind!r}")
         if self.start_s < 0 or (self.end_s is not None and self.end_s <= self.start_s):
             raise ValueError(f"{self.path}: bad clip span {self.start_s}..{self.end_s} s")
+        if isinstance(self.take, bool) or not isinstance(self.take, int) or self.take < 0:
+            raise ValueError(f"{self.path}: take must be an int >= 0, got {self.take!r}")
 
     @property
     def name(self) -> str:
         base = Path(self.path).name
         if self.start_s or self.end_s is not None:
             end = "end" if self.end_s is None else f"{self.end_s:.2f}"
-            return f"{base}@{self.start_s:.2f}-{end}s"
-        return base
+            base = f"{base}@{self.start_s:.2f}-{end}s"
+        return f"{base}~take{self.take}" if self.take else base
 
     def content_key(self) -> str:
         """Stable key: sha256 over the file's bytes, its kind and the span (not the path, so a
         moved or copied dataset still hits the cache)."""
         end = "" if self.end_s is None else repr(round(float(self.end_s), 6))
         text = f"{file_sha256(self.path)}|{self.kind}|{round(float(self.start_s), 6)!r}|{end}"
+        if self.take:
+            text += f"|take{self.take}"
         return hashlib.sha256(text.encode()).hexdigest()
 
     def load(self, sr: int = 16000) -> np.ndarray:
@@ -199,6 +205,11 @@ class AudioClip:
             if peak < SILENCE_PEAK:
                 raise AudioError(f"clip {self.start_s:.2f}-{self.end_s} s is silent", self.path)
             wave = (wave / peak).astype(np.float32)
+        if self.take:
+            from ..takes import make_take
+
+            seed = [int(file_sha256(self.path)[:15], 16), int(round(self.start_s * 1000)), self.take]
+            wave = make_take(wave, sr, seed)
         return wave
 
 

@@ -222,6 +222,7 @@ def prepare_datasets(
     restrict: bool = False,
     val_fraction: float = 0.0,
     n_val_streams: int | None = None,
+    takes: int = 0,
     **load_opts,
 ) -> tuple[SpikeDataset, SpikeDataset, dict]:
     """``(train, test, info)`` ready for the Trainer.
@@ -241,7 +242,13 @@ def prepare_datasets(
     ``val_fraction > 0`` carves a validation set out of the *training* clips (per class, seeded; at
     least one clip of each class that has two or more): ``info["val"]`` is a ``SpikeDataset`` of
     single clips (classify) or of streams spliced only from those clips (``n_val_streams``, default as
-    many as test streams). The test clips are never used to choose anything."""
+    many as test streams). The test clips are never used to choose anything.
+
+    ``takes > 0`` (sound): every training clip left after the validation split is also encoded as that
+    many new takes (``takes.make_take``: a few per cent faster or slower, tilted, noisier), which join the
+    training clips; validation and test clips stay the recordings themselves."""
+    if isinstance(takes, bool) or not isinstance(takes, (int, np.integer)) or not 0 <= int(takes) <= 16:
+        raise ConfigError(f"takes must be an integer in [0, 16], got {takes!r}", "takes")
     if not (isinstance(val_fraction, (int, float)) and 0.0 <= float(val_fraction) < 0.9):
         raise ConfigError(f"val_fraction must be in [0, 0.9), got {val_fraction!r}", "val_fraction")
     if task not in TASKS:
@@ -255,6 +262,8 @@ def prepare_datasets(
         load_opts.setdefault("seed", seed)
         data = load_clipset(spec_or_clipset, restrict=restrict, **load_opts)
     is_image = isinstance(data, ImageSet)
+    if is_image and takes:
+        raise ConfigError("takes (new takes of a clip) are for sound; image sets have none", data.source)
     if is_image and task == "detect":
         raise ConfigError("image data sets support task 'classify' only (streams are for sound events)", data.source)
     if encoder is None:
@@ -325,6 +334,8 @@ def prepare_datasets(
                 f"no usable {side} clips left after encoding ({len(info['skipped'])} skipped)", data.source
             )
     info.update(n_train_items=len(sides["train"]), n_test_items=len(sides["test"]))
+    if takes:
+        sides["train"] += _encode_takes(sides["train"], int(takes), encoder, cache, progress, workers, info)
 
     if task == "classify":
 
@@ -416,3 +427,18 @@ def _encode(data: ClipSet, encoder, cache, progress, workers):
     from .cache import encode_clips
 
     return encode_clips(data.clips, encoder, cache=cache, progress=progress, workers=workers)
+
+
+def _encode_takes(items, n_takes: int, encoder, cache, progress, workers, info) -> list:
+    """``(spikes, label, clip)`` for ``n_takes`` new takes of every item's clip (unusable takes skipped)."""
+    from dataclasses import replace
+
+    from .cache import encode_clips
+
+    clips = [replace(clip, take=k) for _, _, clip in items for k in range(1, n_takes + 1)]
+    labels = [c for _, c, _ in items for _ in range(n_takes)]
+    encoded = encode_clips(clips, encoder, cache=cache, progress=progress, workers=workers)
+    info["skipped"] += encoded.skipped
+    out = [(e[0], c, clip) for e, c, clip in zip(encoded, labels, clips) if e is not None]
+    info.update(n_takes=n_takes, n_train_takes=len(out))
+    return out
