@@ -258,23 +258,17 @@ def test_cli_keeps_the_last_epoch_when_no_validation_clip_can_be_held_out(tmp_pa
     the last epoch) and says so, instead of refusing best-val selection."""
     import json
 
-    import soundfile as sf
+    from test_takes import write_two_tone_folder
 
     from stca_engine import cli
 
     monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
-    rng = np.random.default_rng(0)
-    for c, f0 in (("low", 300.0), ("high", 2000.0)):
-        (tmp_path / "data" / c).mkdir(parents=True)
-        for k in range(2):
-            t = np.arange(4000) / 16000
-            wave = np.sin(2 * np.pi * f0 * (1 + 0.05 * k) * t) * np.hanning(t.size) + 0.01 * rng.standard_normal(t.size)
-            sf.write(str(tmp_path / "data" / c / f"{k}.wav"), wave.astype(np.float32), 16000)
+    data = write_two_tone_folder(tmp_path, 2)
     rc = cli.main(
         [
             "train",
             "--data",
-            f"folder:{tmp_path / 'data'}",
+            data,
             "--task",
             "classify",
             "--epochs",

@@ -73,15 +73,16 @@ def test_takes_are_checked_and_refused_for_images():
         prepare_datasets("digits", "classify", takes=2)
 
 
-def _folder(tmp_path):
+def write_two_tone_folder(root, per_class: int) -> str:
+    """A ``folder:`` tree of two classes (a low and a high tone, each clip a little detuned); its spec."""
     rng = np.random.default_rng(0)
     for c, f0 in (("low", 300.0), ("high", 2000.0)):
-        (tmp_path / "data" / c).mkdir(parents=True)
-        for k in range(5):
+        (root / "data" / c).mkdir(parents=True)
+        for k in range(per_class):
             t = np.arange(4000) / 16000
             wave = np.sin(2 * np.pi * f0 * (1 + 0.05 * k) * t) * np.hanning(t.size) + 0.01 * rng.standard_normal(t.size)
-            sf.write(str(tmp_path / "data" / c / f"{k}.wav"), wave.astype(np.float32), 16000)
-    return f"folder:{tmp_path / 'data'}"
+            sf.write(str(root / "data" / c / f"{k}.wav"), wave.astype(np.float32), 16000)
+    return f"folder:{root / 'data'}"
 
 
 def test_cli_trains_on_the_default_takes_and_takes_zero_turns_them_off(tmp_path, capsys, monkeypatch):
@@ -89,7 +90,7 @@ def test_cli_trains_on_the_default_takes_and_takes_zero_turns_them_off(tmp_path,
     from stca_engine.defaults import REGULARISATION
 
     monkeypatch.setenv("STCA_CACHE_DIR", str(tmp_path / "cache"))
-    data = _folder(tmp_path)
+    data = write_two_tone_folder(tmp_path, 5)
     base = ["train", "--data", data, "--task", "classify", "--epochs", "1", "--hidden", "8"]
     assert cli.main([*base, "--out", str(tmp_path / "m1")]) == 0
     out = "".join(capsys.readouterr())
